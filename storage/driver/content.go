@@ -1,0 +1,98 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// PutContent stores content at path in one step, through the driver's
+// ContentPutter when it has one.
+func PutContent(ctx context.Context, d Driver, path string, content []byte) error {
+	if p, ok := d.(ContentPutter); ok {
+		return p.PutContent(ctx, path, content)
+	}
+	w, err := d.Writer(ctx, path, false)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(content); err != nil {
+		_ = w.Cancel(ctx)
+		return err
+	}
+	if err := w.Commit(ctx); err != nil {
+		_ = w.Cancel(ctx)
+		return err
+	}
+	return w.Close()
+}
+
+// GetContent reads the whole file at path, refusing files over limit bytes
+// so a stray large file cannot exhaust memory.
+func GetContent(ctx context.Context, d Driver, path string, limit int64) ([]byte, error) {
+	r, err := d.Reader(ctx, path, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
+
+// Walk walks the tree below root with the driver's Walker, or with List and
+// Stat when it has none. See Walker for the order and ErrSkipDir.
+func Walk(ctx context.Context, d Driver, root string, fn WalkFunc) error {
+	if w, ok := d.(Walker); ok {
+		return w.Walk(ctx, root, fn)
+	}
+	err := walkList(ctx, d, root, fn)
+	if err == errStopWalk {
+		return nil
+	}
+	return err
+}
+
+var errStopWalk = fmt.Errorf("stop walk")
+
+func walkList(ctx context.Context, d Driver, dir string, fn WalkFunc) error {
+	children, err := d.List(ctx, dir)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(children, func(a, b string) int {
+		return strings.Compare(a[strings.LastIndexByte(a, '/')+1:], b[strings.LastIndexByte(b, '/')+1:])
+	})
+	for _, child := range children {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fi, err := d.Stat(ctx, child)
+		if err != nil {
+			// Deleted between List and Stat: nothing to walk.
+			if isNotFound(err) {
+				continue
+			}
+			return err
+		}
+		if err := fn(fi); err != nil {
+			if err == ErrSkipDir {
+				continue
+			}
+			return err
+		}
+		if fi.IsDir {
+			if err := walkList(ctx, d, child, fn); err != nil && !isNotFound(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+// Package driver defines what a storage backend must do for Berth: store
+// bytes at slash-separated paths. A driver knows nothing of blobs, manifests
+// or HTTP; the storage package builds the registry's content model on top.
+//
+// Paths are absolute ("/docker/registry/v2/..."), made of components that
+// match [A-Za-z0-9._-]+ and are not "." or "..". The root is "/". Use
+// ValidPath to check one; the wrapper returned by New checks every call.
+package driver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Driver stores bytes at paths. Directories exist implicitly while they hold
+// a file, as on an object store.
+type Driver interface {
+	// Name is the name the driver registered under ("filesystem", "s3", …).
+	Name() string
+
+	// Reader streams the committed file at path from offset. An offset at the
+	// end of the file gives an empty reader; past the end, ErrInvalidOffset.
+	Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error)
+
+	// Writer opens a writer for path. With append false it starts afresh,
+	// discarding any unfinished write at path. With append true it resumes
+	// the unfinished write left by an earlier writer's Close (possibly in
+	// another process), and ErrNotFound means there is none.
+	Writer(ctx context.Context, path string, append bool) (FileWriter, error)
+
+	// Stat describes a committed file or a directory.
+	Stat(ctx context.Context, path string) (FileInfo, error)
+
+	// List returns the full paths of the direct children of dir, in no
+	// particular order. A directory that does not exist is ErrNotFound.
+	List(ctx context.Context, dir string) ([]string, error)
+
+	// Move renames the file src to dst, replacing dst. It is atomic where
+	// the backend allows it; the source is gone when Move returns nil.
+	Move(ctx context.Context, src, dst string) error
+
+	// Delete removes path: a file, or a directory and everything below it.
+	// Deleting what does not exist is ErrNotFound.
+	Delete(ctx context.Context, path string) error
+}
+
+// FileWriter streams a file. Nothing is visible at its path until Commit.
+// Close without Commit keeps what was written, so Writer(ctx, path, true)
+// resumes it, on another instance too. After Commit, Cancel or Close the
+// writer may not be written to.
+type FileWriter interface {
+	io.WriteCloser
+	// Size is the number of bytes written so far, including those written
+	// by the writers this one resumed.
+	Size() int64
+	// Commit makes the file visible at its path, durable on stable storage.
+	Commit(ctx context.Context) error
+	// Cancel discards everything written, leaving nothing behind.
+	Cancel(ctx context.Context) error
+}
+
+// FileInfo describes a file or directory.
+type FileInfo struct {
+	Path    string
+	Size    int64 // zero for directories
+	ModTime time.Time
+	IsDir   bool
+}
+
+// Walker is implemented by drivers that list a tree faster than one List
+// call per directory. Use the Walk function, which falls back to List.
+type Walker interface {
+	// Walk calls fn for every file and directory below root (not root
+	// itself), parents before children, siblings in lexical order. fn may
+	// return ErrSkipDir for a directory to skip what is below it, or any
+	// other error to stop the walk and have Walk return it.
+	Walk(ctx context.Context, root string, fn WalkFunc) error
+}
+
+// WalkFunc is called by Walk for each entry.
+type WalkFunc func(FileInfo) error
+
+// Redirector is implemented by drivers that can send a client straight to
+// the backend (a presigned URL). An empty URL with a nil error means "serve
+// it yourself".
+type Redirector interface {
+	RedirectURL(r *http.Request, path string) (string, error)
+}
+
+// ContentPutter is implemented by drivers that store a small file in one
+// atomic request. Use the PutContent function, which falls back to Writer.
+type ContentPutter interface {
+	PutContent(ctx context.Context, path string, content []byte) error
+}
+
+// FileOpener is implemented by drivers that can hand out an *os.File for a
+// committed file, so net/http can serve it with sendfile.
+type FileOpener interface {
+	OpenFile(ctx context.Context, path string) (*os.File, error)
+}
+
+// UploadLister is implemented by drivers that keep unfinished writes
+// somewhere List does not show (multipart uploads, uncommitted blocks), so
+// maintenance can find and cancel abandoned ones.
+type UploadLister interface {
+	// Unfinished returns the paths below dir that have an unfinished write,
+	// with the time that write started.
+	Unfinished(ctx context.Context, dir string) (map[string]time.Time, error)
+}
+
+// Errors a driver returns, wrapped in a *PathError. Check them with errors.Is.
+var (
+	ErrNotFound      = errors.New("path not found")
+	ErrInvalidPath   = errors.New("invalid path")
+	ErrInvalidOffset = errors.New("invalid offset")
+	ErrUnsupported   = errors.New("operation not supported by driver")
+	// ErrSkipDir is returned by a WalkFunc to skip a directory's contents.
+	ErrSkipDir = errors.New("skip this directory")
+)
+
+// PathError records the operation, path and driver of a failure.
+type PathError struct {
+	Op     string
+	Path   string
+	Driver string
+	Err    error
+}
+
+func (e *PathError) Error() string {
+	return e.Driver + ": " + e.Op + " " + e.Path + ": " + e.Err.Error()
+}
+
+func (e *PathError) Unwrap() error { return e.Err }

@@ -1,0 +1,65 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Params is a driver's configuration section as decoded from YAML (and
+// REGISTRY_STORAGE_<DRIVER>_* overrides). Decode it with DecodeParams.
+type Params map[string]any
+
+// Factory builds a driver from its configuration section.
+type Factory func(ctx context.Context, params Params) (Driver, error)
+
+var (
+	factoriesMu sync.RWMutex
+	factories   = map[string]Factory{}
+)
+
+// Register makes a driver available by name. Drivers call it from init; it
+// is the one package-level registry the program has.
+func Register(name string, f Factory) {
+	factoriesMu.Lock()
+	defer factoriesMu.Unlock()
+	if _, dup := factories[name]; dup {
+		panic("driver: Register called twice for " + name)
+	}
+	factories[name] = f
+}
+
+// Registered returns the names of the registered drivers, sorted.
+func Registered() []string {
+	factoriesMu.RLock()
+	defer factoriesMu.RUnlock()
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ErrUnknownDriver is returned by Open for a name nobody registered.
+var ErrUnknownDriver = errors.New("unknown storage driver")
+
+// Open builds the named driver and wraps it with path validation and error
+// tagging (see Wrap).
+func Open(ctx context.Context, name string, params Params) (Driver, error) {
+	factoriesMu.RLock()
+	f, ok := factories[name]
+	factoriesMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownDriver, name, Registered())
+	}
+	d, err := f(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("storage.%s: %w", name, err)
+	}
+	return Wrap(d), nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
