@@ -88,6 +88,15 @@ type Upload interface {
 	Cancel(ctx context.Context) error
 }
 
+// AlgorithmSetter is implemented by the Uploads of this package. Calling
+// SetAlgorithm (sha256 or sha512) before the first byte makes the upload
+// hash with that algorithm, so that Commit with a digest of that algorithm
+// needs no second pass over the data. Without it an upload hashes with
+// sha256, and Commit with a sha512 digest reads the data back once.
+type AlgorithmSetter interface {
+	SetAlgorithm(alg digest.Algorithm) error
+}
+
 // Manifest is a stored manifest with its raw payload, byte for byte as pushed.
 type Manifest struct {
 	Descriptor

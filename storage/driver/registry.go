@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -57,9 +58,52 @@ func Open(ctx context.Context, name string, params Params) (Driver, error) {
 	}
 	d, err := f(ctx, params)
 	if err != nil {
-		return nil, fmt.Errorf("storage.%s: %w", name, err)
+		return nil, &OpenError{Driver: name, Err: err}
 	}
 	return Wrap(d), nil
+}
+
+// OpenError is a driver that would not open: a bad key in its section (the
+// *ParamError values inside Err) or a backend it could not set up.
+type OpenError struct {
+	Driver string
+	Err    error
+}
+
+// Error names each bad key by its full path, "storage.s3.chunksize: …".
+func (e *OpenError) Error() string {
+	pes := ParamErrors(e.Err)
+	if len(pes) == 0 {
+		return "storage." + e.Driver + ": " + e.Err.Error()
+	}
+	lines := make([]string, len(pes))
+	for i, pe := range pes {
+		lines[i] = "storage." + e.Driver + "." + pe.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (e *OpenError) Unwrap() error { return e.Err }
+
+// ParamErrors collects every *ParamError in err's tree, in order.
+func ParamErrors(err error) []*ParamError {
+	var out []*ParamError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *ParamError:
+			out = append(out, e)
+		case interface{ Unwrap() []error }:
+			for _, c := range e.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,0 +1,39 @@
+# Berth's everyday commands. `make test` is what CI runs (through .ci/run).
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+# The whole suite, end-to-end tests included, must stay well inside CI's
+# budget on a two-core machine.
+TEST_TIMEOUT ?= 20m
+TOOLS    := .cache/bin
+
+.PHONY: run build test lint tools clean
+
+## run: start Berth with the embedded default config (filesystem storage)
+run:
+	$(GO) run ./cmd/berth serve
+
+## build: a static binary in bin/berth
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+
+## test: install the pinned test tools, then run every test
+test: tools
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@scripts/tools.sh staticcheck
+	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+
+## tools: install the pinned test tools into .cache/
+tools:
+	@scripts/tools.sh
+
+## clean: remove build output and the tool cache
+clean:
+	rm -rf bin .cache

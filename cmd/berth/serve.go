@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"time"
+
+	"github.com/berth-registry/berth/config"
+	"github.com/berth-registry/berth/registry"
+)
+
+// defaultDrainTimeout is how long in-flight requests may run after a
+// shutdown signal when http.draintimeout is not set.
+const defaultDrainTimeout = 30 * time.Second
+
+func serve(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
+	cfg, err := loadConfig(args, environ)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w)
+	}
+	reg, err := openStorage(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	handler := registry.New(reg, registryOptions(cfg), log)
+
+	ln, err := listen(cfg.HTTP)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if cfg.HTTP.Secret == "" {
+		log.Warn("http.secret is not set: every instance sharing this storage needs the same secret")
+	}
+	if cfg.Auth.Type() == "" && !isLoopback(ln.Addr()) {
+		log.Warn("no auth configured and listening beyond loopback: anyone who can reach this address can push", "addr", ln.Addr().String())
+	}
+
+	errc := make(chan error, 2)
+	if cfg.HTTP.TLS.Certificate != "" {
+		tlsCfg, err := serverTLS(cfg.HTTP.TLS)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = tlsCfg
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "storage", driverName(cfg), "version", version)
+
+	var debugSrv *http.Server
+	if cfg.HTTP.Debug.Addr != "" {
+		debugSrv = &http.Server{Addr: cfg.HTTP.Debug.Addr, Handler: debugMux(), ReadHeaderTimeout: 30 * time.Second}
+		go func() { errc <- debugSrv.ListenAndServe() }()
+		log.Info("debug server", "addr", cfg.HTTP.Debug.Addr)
+	}
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+	case <-ctx.Done():
+	}
+
+	drain := cfg.HTTP.DrainTimeout
+	if drain <= 0 {
+		drain = defaultDrainTimeout
+	}
+	log.Info("shutting down", "draintimeout", drain.String())
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if debugSrv != nil {
+		_ = debugSrv.Shutdown(sctx)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still running after the drain timeout are cut off.
+		_ = srv.Close()
+		return fmt.Errorf("shutdown after %s: %w", drain, err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func registryOptions(cfg *config.Config) registry.Options {
+	return registry.Options{
+		Prefix:            cfg.HTTP.Prefix,
+		Host:              cfg.HTTP.Host,
+		RelativeURLs:      cfg.HTTP.RelativeURLs,
+		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
+		RedirectDisabled:  cfg.Storage.Redirect.Disable,
+		Headers:           http.Header(cfg.HTTP.Headers),
+		CatalogMaxEntries: cfg.Catalog.MaxEntries,
+	}
+}
+
+func listen(h config.HTTP) (net.Listener, error) {
+	network := h.Net
+	if network == "" {
+		network = "tcp"
+	}
+	if network == "unix" {
+		// A stale socket from a killed process would block the bind.
+		_ = os.Remove(h.Addr)
+	}
+	ln, err := net.Listen(network, h.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http.addr: %w", err)
+	}
+	return ln, nil
+}
+
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return true // unix sockets are local
+	}
+	return tcp.IP.IsLoopback()
+}
+
+func driverName(cfg *config.Config) string {
+	name, _ := cfg.Storage.Driver()
+	return name
+}
+
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// serverTLS builds the TLS configuration from http.tls. Client certificate
+// checks, cipher suites and certificate reloading come with the TLS issue;
+// until then the keys that need them are refused rather than ignored.
+func serverTLS(t config.TLS) (*tls.Config, error) {
+	if len(t.ClientCAs) > 0 || len(t.CipherSuites) > 0 || t.LetsEncrypt.CacheFile != "" {
+		return nil, errors.New("http.tls: clientcas, ciphersuites and letsencrypt are not supported yet")
+	}
+	cert, err := tls.LoadX509KeyPair(t.Certificate, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("http.tls: %w", err)
+	}
+	min := uint16(tls.VersionTLS12)
+	if t.MinimumTLS == "tls1.3" {
+		min = tls.VersionTLS13
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: min, NextProtos: []string{"h2", "http/1.1"}}, nil
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/berth-registry/berth/config"
+	"github.com/berth-registry/berth/configs"
+	"github.com/berth-registry/berth/storage"
+	"github.com/berth-registry/berth/storage/driver"
+
+	// The storage drivers register themselves by name.
+	_ "github.com/berth-registry/berth/storage/driver/filesystem"
+	_ "github.com/berth-registry/berth/storage/driver/inmemory"
+)
+
+// loadConfig reads the file named by args (at most one) or, with none, the
+// embedded default; REGISTRY_* variables in environ override either.
+func loadConfig(args []string, environ []string) (*config.Config, error) {
+	switch len(args) {
+	case 0:
+		return config.Parse("embedded default config", configs.Default, environ)
+	case 1:
+		return config.Load(args[0], environ)
+	default:
+		return nil, fmt.Errorf("expected at most one config file, got %d arguments", len(args))
+	}
+}
+
+// newLogger builds the logger the log section asks for.
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	level := slog.LevelInfo
+	switch strings.ToLower(c.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error", "fatal", "panic":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level, AddSource: c.ReportCaller}
+	var h slog.Handler
+	if strings.EqualFold(c.Formatter, "json") {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	log := slog.New(h)
+	for k, v := range c.Fields {
+		log = log.With(k, v)
+	}
+	return log
+}
+
+// openStorage opens the configured driver and the content model over it.
+func openStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*storage.Registry, error) {
+	name, params := cfg.Storage.Driver()
+	d, err := driver.Open(ctx, name, params)
+	if err != nil {
+		return nil, placeDriverError(cfg, name, err)
+	}
+	return storage.New(d, storageOptions(cfg), log), nil
+}
+
+// placeDriverError prefixes each bad driver key with where it was set (a
+// file line or an environment variable), as config errors are.
+func placeDriverError(cfg *config.Config, name string, err error) error {
+	pes := driver.ParamErrors(err)
+	if len(pes) == 0 {
+		return err
+	}
+	lines := make([]string, len(pes))
+	for i, pe := range pes {
+		key := "storage." + name + "." + pe.Key
+		lines[i] = key + ": " + pe.Msg
+		if where := cfg.Where(key); where != "" {
+			lines[i] = where + ": " + lines[i]
+		} else if where := cfg.Where("storage." + name); where != "" {
+			lines[i] = where + ": " + lines[i]
+		}
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+func storageOptions(cfg *config.Config) storage.Options {
+	v := cfg.Validation
+	opts := storage.Options{
+		DeleteEnabled: cfg.Storage.Delete.Enabled,
+		Validation: storage.ManifestValidation{
+			Disabled:       v.Disabled,
+			URLsAllow:      v.Manifests.URLs.Allow,
+			URLsDeny:       v.Manifests.URLs.Deny,
+			IndexPlatforms: v.Manifests.Indexes.Platforms,
+		},
+	}
+	for _, p := range v.Manifests.Indexes.PlatformList {
+		opts.Validation.IndexPlatformList = append(opts.Validation.IndexPlatformList,
+			storage.Platform{OS: p.OS, Architecture: p.Architecture})
+	}
+	return opts
+}
+
+// checkDriverParams decodes the storage driver's section the way serve
+// would, so `config check` catches a bad key inside it too.
+func checkDriverParams(ctx context.Context, cfg *config.Config) error {
+	name, params := cfg.Storage.Driver()
+	_, err := driver.Open(ctx, name, params)
+	if err != nil {
+		return placeDriverError(cfg, name, err)
+	}
+	return nil
+}

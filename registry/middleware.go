@@ -1,0 +1,122 @@
+package registry
+
+import (
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+)
+
+// ServeHTTP is the outermost layer: common headers, a request id, panic
+// recovery and one log line per request around dispatch.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := rand.Text()
+	h := w.Header()
+	for k, vs := range a.opts.Headers {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	h.Set("X-Request-Id", id)
+	rw := &responseWriter{ResponseWriter: w}
+	log := a.log.With("request_id", id)
+
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			writeError(rw, r, log, &Error{Code: CodeUnknown, Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())})
+		}
+		log.InfoContext(r.Context(), "request",
+			"method", r.Method,
+			"route", rw.route,
+			"repo", rw.repo,
+			"status", rw.status(),
+			"bytes", rw.bytes,
+			"duration", time.Since(start),
+			"remote", r.RemoteAddr,
+		)
+	}()
+
+	if err := a.dispatch(rw, r, log); err != nil {
+		writeError(rw, r, log, err)
+	}
+}
+
+// responseWriter records what the log line needs. It keeps the
+// io.ReaderFrom of the connection so blob bodies still go out with
+// sendfile, and unwraps for http.ResponseController.
+type responseWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+	bytes       int64
+	route, repo string
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if !w.wroteHeader && code >= 200 {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = http.StatusOK, true
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom hands the copy to the connection, which uses sendfile when src
+// is an *os.File.
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = http.StatusOK, true
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{w.ResponseWriter}, src)
+	}
+	w.bytes += n
+	return n, err
+}
+
+func (w *responseWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
+		return h.Hijack()
+	}
+	return nil, nil, errors.New("hijack not supported")
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *responseWriter) status() int {
+	if !w.wroteHeader {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// writerOnly hides every method but Write, so io.Copy cannot loop back
+// into ReadFrom.
+type writerOnly struct{ io.Writer }

@@ -1,0 +1,40 @@
+package storage
+
+import (
+	"context"
+	"path"
+	"strings"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// Catalog returns up to n repository names (all when n <= 0), sorted,
+// strictly after last. A repository is a directory below repositories/
+// holding _manifests, _layers or _uploads; names nest (team/app), and the
+// walk never descends into a repository's own "_" directories, so its cost
+// follows the number of repositories, not of blobs or tags.
+func (r *Registry) Catalog(ctx context.Context, n int, last string) ([]string, error) {
+	seen := map[string]bool{}
+	var names []string
+	err := driver.Walk(ctx, r.driver, repositoriesRoot, func(fi driver.FileInfo) error {
+		if !fi.IsDir || !strings.HasPrefix(fi.Path, repositoriesRoot+"/") {
+			return nil
+		}
+		rel := fi.Path[len(repositoriesRoot)+1:]
+		base := path.Base(rel)
+		if !strings.HasPrefix(base, "_") {
+			return nil
+		}
+		if isRepoMarker(base) {
+			if name := path.Dir(rel); name != "." && !seen[name] {
+				seen[name] = true
+				names = append(names, name)
+			}
+		}
+		return driver.ErrSkipDir
+	})
+	if err != nil && !isNotFound(err) {
+		return nil, wrapDriverErr("catalog", err)
+	}
+	return paginate(names, n, last), nil
+}

@@ -1,0 +1,278 @@
+package azure
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// A block ID is 24 bytes before base64 (Azure wants every ID of a blob to
+// have one length): "berth", a kind, the Unix second the write started,
+// and the block's index. The index orders the blocks of a resumed write
+// without any state kept elsewhere; the start time is what Unfinished
+// reports. Kind 'd' is data; kind 'e' marks a write closed before its
+// first byte, so that it exists to be resumed, and is never committed.
+const (
+	idPrefix  = "berth"
+	kindData  = 'd'
+	kindEmpty = 'e'
+	idLen     = len(idPrefix) + 1 + 10 + 8
+)
+
+type blockID struct {
+	kind    byte
+	started int64 // Unix seconds
+	index   int
+}
+
+func (b blockID) String() string {
+	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%s%c%010d%08d", idPrefix, b.kind, b.started, b.index))
+}
+
+// parseBlockID reports false for IDs Berth did not make.
+func parseBlockID(s string) (blockID, bool) {
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) != idLen || string(raw[:len(idPrefix)]) != idPrefix {
+		return blockID{}, false
+	}
+	r := raw[len(idPrefix):]
+	started, err1 := strconv.ParseInt(string(r[1:11]), 10, 64)
+	index, err2 := strconv.Atoi(string(r[11:]))
+	if (r[0] != kindData && r[0] != kindEmpty) || err1 != nil || err2 != nil {
+		return blockID{}, false
+	}
+	return blockID{kind: r[0], started: started, index: index}, true
+}
+
+// pending is what the uncommitted block list of a blob says of a write.
+type pending struct {
+	exists  bool     // some uncommitted block, Berth's or not
+	foreign bool     // a block Berth did not make, or a gap in the indexes
+	data    []string // data block IDs in order
+	size    int64
+	started time.Time
+}
+
+// pendingWrite reads the uncommitted block list of the blob name.
+func (d *Driver) pendingWrite(ctx context.Context, name string) (pending, error) {
+	var p pending
+	resp, err := d.c.NewBlockBlobClient(name).GetBlockList(ctx, blockblob.BlockListTypeUncommitted, nil)
+	if err != nil {
+		if isNotFound(err) {
+			return p, nil
+		}
+		return p, err
+	}
+	type block struct {
+		id   blockID
+		name string
+		size int64
+	}
+	var blocks []block
+	for _, b := range resp.UncommittedBlocks {
+		if b == nil || b.Name == nil {
+			continue
+		}
+		p.exists = true
+		id, ok := parseBlockID(*b.Name)
+		if !ok {
+			p.foreign = true
+			continue
+		}
+		if p.started.IsZero() || time.Unix(id.started, 0).Before(p.started) {
+			p.started = time.Unix(id.started, 0).UTC()
+		}
+		if id.kind == kindData {
+			var size int64
+			if b.Size != nil {
+				size = *b.Size
+			}
+			blocks = append(blocks, block{id, *b.Name, size})
+		}
+	}
+	slices.SortFunc(blocks, func(a, b block) int { return a.id.index - b.id.index })
+	for i, b := range blocks {
+		if b.id.index != i {
+			p.foreign = true
+			break
+		}
+		p.data = append(p.data, b.name)
+		p.size += b.size
+	}
+	return p, nil
+}
+
+// writer stages a block each time its buffer fills, and the short tail
+// at Close. Memory is one chunksize buffer.
+type writer struct {
+	d    *Driver
+	ctx  context.Context // for Write and Close, which take none
+	path string
+	bb   *blockblob.Client
+
+	started int64    // Unix seconds, shared by every block of the write
+	blocks  []string // staged data block IDs, in order
+	staged  bool     // some block, data or marker, may be staged
+	size    int64
+	buf     []byte
+
+	closed, done bool
+	err          error // a failed stage poisons the writer
+}
+
+// Writer implements driver.Driver. One Get Block List tells whether an
+// unfinished write exists: a fresh writer discards it, an appending one
+// continues after its last block.
+func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
+	name := d.name(path)
+	p, err := d.pendingWrite(ctx, name)
+	if err != nil {
+		return nil, mapErr("writer", path, err)
+	}
+	w := &writer{
+		d:       d,
+		ctx:     context.WithoutCancel(ctx),
+		path:    path,
+		bb:      d.c.NewBlockBlobClient(name),
+		started: time.Now().Unix(),
+	}
+	switch {
+	case append && (!p.exists || p.foreign):
+		// Blocks from another tool cannot be ordered: not ours to resume.
+		return nil, pathErr("writer", path, driver.ErrNotFound)
+	case append:
+		w.started = p.started.Unix()
+		w.blocks = p.data
+		w.size = p.size
+		w.staged = true
+	case p.exists:
+		if err := d.discardBlocks(ctx, name); err != nil {
+			return nil, mapErr("writer", path, err)
+		}
+	}
+	w.buf = make([]byte, 0, d.cfg.ChunkSize)
+	return w, nil
+}
+
+func (w *writer) check() error {
+	if w.closed || w.done {
+		return pathErr("write", w.path, errClosed)
+	}
+	return w.err
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if err := w.check(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for len(p) > 0 {
+		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf = w.buf[:len(w.buf)+k]
+		p = p[k:]
+		n += k
+		w.size += int64(k)
+		if len(w.buf) == cap(w.buf) {
+			if err := w.stage(w.ctx, kindData, w.buf); err != nil {
+				return n, err
+			}
+			w.buf = w.buf[:0]
+		}
+	}
+	return n, nil
+}
+
+// stage puts one block; a data block joins the list Commit will commit.
+func (w *writer) stage(ctx context.Context, kind byte, data []byte) error {
+	id := blockID{kind: kind, started: w.started, index: len(w.blocks)}.String()
+	w.staged = true
+	if _, err := w.bb.StageBlock(ctx, id, streaming.NopCloser(bytes.NewReader(data)), nil); err != nil {
+		w.err = mapErr("write", w.path, err)
+		return w.err
+	}
+	if kind == kindData {
+		w.blocks = append(w.blocks, id)
+	}
+	return nil
+}
+
+func (w *writer) Size() int64 { return w.size }
+
+// Close stages what the buffer holds as a short block, which Azure
+// allows anywhere in a block list, so a resumed write appends after it.
+func (w *writer) Close() error {
+	if w.done {
+		return nil
+	}
+	if w.closed {
+		return pathErr("close", w.path, errClosed)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	w.closed = true
+	var err error
+	switch {
+	case len(w.buf) > 0:
+		err = w.stage(w.ctx, kindData, w.buf)
+	case !w.staged:
+		// Nothing on the server yet: a one-byte marker block makes the
+		// empty write exist for Writer(path, true).
+		err = w.stage(w.ctx, kindEmpty, []byte{0})
+	}
+	w.buf = nil
+	return err
+}
+
+// Commit commits the staged data blocks. A write that never staged a
+// block is one Put Blob instead.
+func (w *writer) Commit(ctx context.Context) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	w.done = true
+	if !w.staged {
+		_, err := w.bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(w.buf)), nil)
+		w.buf = nil
+		if err != nil {
+			return mapErr("commit", w.path, err)
+		}
+		return nil
+	}
+	if len(w.buf) > 0 {
+		if err := w.stage(ctx, kindData, w.buf); err != nil {
+			return err
+		}
+	}
+	w.buf = nil
+	// Blocks left out of the list, markers included, are dropped by Azure.
+	if _, err := w.bb.CommitBlockList(ctx, w.blocks, nil); err != nil {
+		return mapErr("commit", w.path, err)
+	}
+	return nil
+}
+
+// Cancel discards the staged blocks, and with them the blob.
+func (w *writer) Cancel(ctx context.Context) error {
+	if w.done {
+		return pathErr("cancel", w.path, errClosed)
+	}
+	w.done = true
+	w.buf = nil
+	if !w.staged {
+		return nil
+	}
+	if err := w.d.discardBlocks(ctx, w.d.name(w.path)); err != nil {
+		return mapErr("cancel", w.path, err)
+	}
+	return nil
+}

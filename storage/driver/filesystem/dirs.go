@@ -1,0 +1,77 @@
+package filesystem
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Directories exist while they hold something, as on an object store:
+// writes create them and deletes prune them. The two can race (a prune
+// removing the directory a writer just made), so a write that finds its
+// directory gone makes it again and retries.
+
+const dirRetries = 8
+
+// inDir runs op, which creates an entry in dir, creating dir first if op
+// finds it missing.
+func (d *Driver) inDir(dir string, op func() error) error {
+	err := op()
+	for range dirRetries {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := d.mkdirAll(dir); err != nil {
+			return err
+		}
+		err = op()
+	}
+	return err
+}
+
+// mkdirAll creates dir and its missing parents, syncing the parent of each
+// directory it creates so that a file committed below survives a crash.
+func (d *Driver) mkdirAll(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrNotExist) && dir != d.root && filepath.Dir(dir) != dir {
+		if err := d.mkdirAll(filepath.Dir(dir)); err != nil {
+			return err
+		}
+		err = os.Mkdir(dir, 0o755)
+	}
+	switch {
+	case err == nil:
+		return syncDir(filepath.Dir(dir))
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	default:
+		return err
+	}
+}
+
+// prune removes dir and its parents while they are empty, up to the root.
+// It stops at the first that is not empty (or cannot be removed).
+func (d *Driver) prune(dir string) {
+	for dir != d.root && len(dir) > len(d.root) {
+		// Rmdir, not os.Remove: it can only ever remove an empty directory.
+		if syscall.Rmdir(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// syncDir makes the entries of dir durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

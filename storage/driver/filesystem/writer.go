@@ -1,0 +1,208 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// partialSuffix marks an unfinished write. '~' is not allowed in a driver
+// path, so the partial file of one path can never be another path.
+const partialSuffix = ".partial~"
+
+var errClosed = errors.New("writer already committed, cancelled or closed")
+
+// Writer implements driver.Driver.
+func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
+	final := d.full(path)
+	part := final + partialSuffix
+	w := &writer{d: d, final: final, part: part}
+	var err error
+	if append {
+		w.f, err = os.OpenFile(part, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, notFound(err)
+		}
+		if w.size, err = w.f.Seek(0, io.SeekEnd); err != nil {
+			w.f.Close()
+			return nil, err
+		}
+		return w, nil
+	}
+	err = d.inDir(filepath.Dir(final), func() (err error) {
+		w.f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+type writer struct {
+	d           *Driver
+	f           *os.File // nil once closed
+	final, part string
+	size        int64
+	done        bool // committed or cancelled
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.f == nil {
+		return 0, errClosed
+	}
+	// Writes block a thread like any other filesystem call.
+	w.d.sem <- struct{}{}
+	n, err := w.f.Write(p)
+	w.d.release()
+	w.size += int64(n)
+	return n, err
+}
+
+// ReadFrom lets io.Copy hand the source to the file, which splices from a
+// file or socket without a round trip through user space where it can.
+func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+	if w.f == nil {
+		return 0, errClosed
+	}
+	n, err := w.f.ReadFrom(r)
+	w.size += n
+	return n, err
+}
+
+func (w *writer) Size() int64 { return w.size }
+
+// Close keeps what was written for a later Writer(path, true).
+func (w *writer) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// Commit syncs the data, renames it into place and syncs the directory, so
+// that the file is whole at its path after a crash, or absent.
+func (w *writer) Commit(ctx context.Context) error {
+	if w.f == nil {
+		return errClosed
+	}
+	if err := w.d.acquire(ctx); err != nil {
+		return err
+	}
+	defer w.d.release()
+	err := w.f.Sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(w.part, w.final); err != nil {
+		// The unfinished write was deleted or replaced meanwhile.
+		return notFound(err)
+	}
+	w.done = true
+	return syncDir(filepath.Dir(w.final))
+}
+
+// Cancel removes the unfinished write and any directory left empty.
+func (w *writer) Cancel(ctx context.Context) error {
+	if w.done {
+		return nil
+	}
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	if err := w.d.acquire(ctx); err != nil {
+		return err
+	}
+	defer w.d.release()
+	if err := os.Remove(w.part); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	w.done = true
+	w.d.prune(filepath.Dir(w.final))
+	return nil
+}
+
+// PutContent implements driver.ContentPutter: one temporary file, synced
+// and renamed into place, with no unfinished write left if it fails.
+func (d *Driver) PutContent(ctx context.Context, path string, content []byte) error {
+	if err := d.acquire(ctx); err != nil {
+		return err
+	}
+	defer d.release()
+	final := d.full(path)
+	dir := filepath.Dir(final)
+	var f *os.File
+	err := d.inDir(dir, func() (err error) {
+		f, err = os.CreateTemp(dir, filepath.Base(final)+".*.tmp~")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), final)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return syncDir(dir)
+}
+
+// Unfinished implements driver.UploadLister. A file system keeps no start
+// time, so the time given is that of the last write, which is what tells
+// an abandoned write from a slow one.
+func (d *Driver) Unfinished(ctx context.Context, dir string) (map[string]time.Time, error) {
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
+	out := map[string]time.Time{}
+	root := d.full(dir)
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if e.IsDir() || !strings.HasSuffix(p, partialSuffix) {
+			return ctx.Err()
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil // finished or cancelled meanwhile
+		}
+		rel := filepath.ToSlash(strings.TrimSuffix(p, partialSuffix)[len(d.root):])
+		if driver.ValidPath(rel) {
+			out[rel] = fi.ModTime()
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,93 @@
+package gcs
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"google.golang.org/api/googleapi"
+)
+
+// limitTransport bounds the requests in flight, as Distribution's
+// maxconcurrency does, so that many simultaneous pushes do not exhaust
+// connections. A slot is held until the response headers arrive, not while
+// a body streams, so long downloads cannot starve other calls.
+func limitTransport(rt http.RoundTripper, n int) http.RoundTripper {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	return &limited{rt: rt, sem: make(chan struct{}, n)}
+}
+
+type limited struct {
+	rt  http.RoundTripper
+	sem chan struct{}
+}
+
+func (l *limited) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	defer func() { <-l.sem }()
+	return l.rt.RoundTrip(req)
+}
+
+// httpStatus is the HTTP status an API error carries, or 0.
+func httpStatus(err error) int {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		return ge.Code
+	}
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.code
+	}
+	return 0
+}
+
+// statusError is an unexpected answer to a resumable upload request.
+type statusError struct {
+	op   string
+	code int
+	body string
+}
+
+func (e *statusError) Error() string {
+	return "gcs: " + e.op + ": " + http.StatusText(e.code) + ": " + e.body
+}
+
+// retryable reports whether a request that failed with err may succeed if
+// sent again: throttling, server errors and broken connections.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	switch code := httpStatus(err); {
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
+		return true
+	case code != 0:
+		return false
+	}
+	// Not an HTTP answer at all: the connection failed.
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+const maxAttempts = 6
+
+// backoff waits before attempt (1-based) with full jitter, capped at 16 s,
+// or returns ctx's error.
+func backoff(ctx context.Context, attempt int) error {
+	ceil := min(time.Second<<(attempt-1), 16*time.Second)
+	t := time.NewTimer(rand.N(ceil) + 50*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

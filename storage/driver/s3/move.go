@@ -1,0 +1,181 @@
+package s3
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// maxDeleteBatch is the most keys one DeleteObjects call takes.
+const maxDeleteBatch = 1000
+
+// Move implements driver.Driver: a server-side copy, then delete the source.
+// Objects above multipartcopythresholdsize are copied in parallel parts,
+// which is both faster and the only way past CopyObject's 5 GiB limit.
+func (d *Driver) Move(ctx context.Context, src, dst string) error {
+	head, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(src))})
+	if err != nil {
+		return mapErr("move", src, err)
+	}
+	size := aws.ToInt64(head.ContentLength)
+	if size <= d.cfg.copyThreshold {
+		err = d.copyObject(ctx, src, dst)
+	} else {
+		err = d.copyMultipart(ctx, src, dst, size)
+	}
+	if err != nil {
+		return mapErr("move", src, err)
+	}
+	_, err = d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: aws.String(d.key(src))})
+	return mapErr("move", src, err)
+}
+
+func (d *Driver) copySource(path string) *string {
+	return aws.String(d.cfg.Bucket + "/" + d.key(path))
+}
+
+func (d *Driver) copyObject(ctx context.Context, src, dst string) error {
+	sse, kms := d.sse()
+	_, err := d.c.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket: d.bucket, Key: aws.String(d.key(dst)), CopySource: d.copySource(src),
+		ContentType:          aws.String("application/octet-stream"),
+		MetadataDirective:    types.MetadataDirectiveReplace,
+		ServerSideEncryption: sse, SSEKMSKeyId: kms,
+		StorageClass: d.cfg.storageClass, ACL: d.cfg.acl,
+	})
+	return err
+}
+
+func (d *Driver) copyMultipart(ctx context.Context, src, dst string, size int64) error {
+	id, err := d.createUpload(ctx, d.key(dst))
+	if err != nil {
+		return err
+	}
+	chunk := d.cfg.copyChunkSize
+	n := int((size + chunk - 1) / chunk)
+	parts := make([]types.CompletedPart, n)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		sem      = make(chan struct{}, d.cfg.copyParallel)
+	)
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			first := int64(i) * chunk
+			last := min(first+chunk, size) - 1
+			out, err := d.c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+				Bucket: d.bucket, Key: aws.String(d.key(dst)), UploadId: aws.String(id),
+				PartNumber: aws.Int32(int32(i + 1)), CopySource: d.copySource(src),
+				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+			})
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel()
+				return
+			}
+			parts[i] = types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(int32(i + 1))}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr == nil {
+		firstErr = d.completeUpload(ctx, d.key(dst), id, parts)
+	}
+	if firstErr != nil {
+		d.abortUpload(context.WithoutCancel(ctx), d.key(dst), id)
+	}
+	return firstErr
+}
+
+// Delete implements driver.Driver: the file at path, or everything below
+// the directory path, in batches of DeleteObjects as the listing pages in.
+func (d *Driver) Delete(ctx context.Context, path string) error {
+	var keys []types.ObjectIdentifier
+	if path != "/" {
+		_, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))})
+		switch {
+		case err == nil:
+			keys = append(keys, types.ObjectIdentifier{Key: aws.String(d.key(path))})
+		case !isNotFound(err):
+			return mapErr("delete", path, err)
+		}
+	}
+	deleted, err := d.deletePrefix(ctx, d.dirPrefix(path), keys)
+	if err != nil {
+		return mapErr("delete", path, err)
+	}
+	if deleted == 0 {
+		return pathErr("delete", path, driver.ErrNotFound)
+	}
+	// Unfinished writes below a deleted directory go with it. Their state
+	// objects are small and few; a failure here leaves only garbage that
+	// the upload purger finds.
+	if path != "/" {
+		_, _ = d.deletePrefix(ctx, d.stateKey(path)+"/", []types.ObjectIdentifier{{Key: aws.String(d.stateKey(path))}})
+	}
+	return nil
+}
+
+// deletePrefix deletes the keys given and every object below prefix, and
+// returns how many it deleted.
+func (d *Driver) deletePrefix(ctx context.Context, prefix string, keys []types.ObjectIdentifier) (int, error) {
+	total := 0
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		out, err := d.c.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: d.bucket, Delete: &types.Delete{Objects: keys, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return err
+		}
+		if len(out.Errors) > 0 {
+			e := out.Errors[0]
+			return fmt.Errorf("delete %s: %s: %s (%d keys failed)", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors))
+		}
+		total += len(keys)
+		keys = keys[:0]
+		return nil
+	}
+	pages := s3.NewListObjectsV2Paginator(d.c, &s3.ListObjectsV2Input{Bucket: d.bucket, Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return total, err
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, types.ObjectIdentifier{Key: o.Key})
+			if len(keys) == maxDeleteBatch {
+				if err := flush(); err != nil {
+					return total, err
+				}
+			}
+		}
+	}
+	return total, flush()
+}

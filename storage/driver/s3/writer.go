@@ -1,0 +1,435 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// The state object of an unfinished write holds the bytes written after
+// the last full part (S3 refuses non-final parts under 5 MiB, and cannot
+// read back a part of an unfinished upload), and in its metadata:
+const (
+	metaUpload  = "berth-upload"  // the multipart upload id, "" before the first part
+	metaOffset  = "berth-offset"  // bytes in the upload's parts, where the tail starts
+	metaStarted = "berth-started" // when the write began, RFC 3339
+)
+
+var errClosed = errors.New("writer already closed, committed or cancelled")
+
+// writer streams into a multipart upload on the file's key. The upload is
+// created with the first full part, so a file smaller than chunksize costs
+// one PUT at Commit. Memory is one chunksize buffer.
+type writer struct {
+	d       *Driver
+	path    string
+	key     string
+	started time.Time
+
+	upload    string // multipart upload id, "" until the first part
+	parts     []types.CompletedPart
+	partBytes int64 // bytes in parts
+	buf       *[]byte
+	state     bool // a state object may exist at stateKey
+	done      bool
+	err       error // a failed part upload poisons the writer
+}
+
+// Writer implements driver.Driver.
+func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
+	w := &writer{d: d, path: path, key: d.key(path), started: time.Now().UTC()}
+	var err error
+	if append {
+		err = w.resume(ctx)
+	} else {
+		err = w.discard(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if w.buf == nil {
+		w.buf = d.getBuf()
+	}
+	return w, nil
+}
+
+func (d *Driver) getBuf() *[]byte {
+	b := d.bufs.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+func (w *writer) release() {
+	if w.buf != nil {
+		if int64(cap(*w.buf)) == w.d.cfg.chunkSize {
+			w.d.bufs.Put(w.buf)
+		}
+		w.buf = nil
+	}
+}
+
+// uploads returns the unfinished multipart uploads on exactly this key,
+// oldest first. (MinIO lists uploads only for an exact object name, and
+// AWS lists by prefix: asking for the key itself works on both.)
+func (w *writer) uploads(ctx context.Context) ([]types.MultipartUpload, error) {
+	var ups []types.MultipartUpload
+	pages := s3.NewListMultipartUploadsPaginator(w.d.c, &s3.ListMultipartUploadsInput{
+		Bucket: w.d.bucket, Prefix: aws.String(w.key),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range page.Uploads {
+			if aws.ToString(u.Key) == w.key {
+				ups = append(ups, u)
+			}
+		}
+	}
+	slices.SortFunc(ups, func(a, b types.MultipartUpload) int { return aws.ToTime(a.Initiated).Compare(aws.ToTime(b.Initiated)) })
+	return ups, nil
+}
+
+// discard aborts every unfinished write at the path.
+func (w *writer) discard(ctx context.Context) error {
+	ups, err := w.uploads(ctx)
+	if err != nil {
+		return mapErr("writer", w.path, err)
+	}
+	for _, u := range ups {
+		if err := w.d.abortUpload(ctx, w.key, aws.ToString(u.UploadId)); err != nil && !isNotFound(err) {
+			return mapErr("writer", w.path, err)
+		}
+	}
+	_, err = w.d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
+	return mapErr("writer", w.path, err)
+}
+
+// resume picks up the newest multipart upload on the key and the state
+// object's tail, if that tail follows the upload's parts exactly. A tail
+// left behind by an earlier round (its bytes since uploaded as a part) is
+// ignored, so bytes are never counted twice.
+func (w *writer) resume(ctx context.Context) error {
+	ups, err := w.uploads(ctx)
+	if err != nil {
+		return mapErr("writer", w.path, err)
+	}
+	if len(ups) > 0 {
+		u := ups[len(ups)-1]
+		w.upload = aws.ToString(u.UploadId)
+		w.started = aws.ToTime(u.Initiated).UTC()
+		if err := w.listParts(ctx); err != nil {
+			return mapErr("writer", w.path, err)
+		}
+	}
+
+	st, err := w.d.c.GetObject(ctx, &s3.GetObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
+	switch {
+	case err == nil:
+		defer st.Body.Close()
+		w.state = true
+		off, _ := strconv.ParseInt(st.Metadata[metaOffset], 10, 64)
+		if st.Metadata[metaUpload] != w.upload || off != w.partBytes {
+			break
+		}
+		if t, err := time.Parse(time.RFC3339Nano, st.Metadata[metaStarted]); err == nil {
+			w.started = t
+		}
+		if n := aws.ToInt64(st.ContentLength); n > w.d.cfg.chunkSize {
+			// Written by a driver configured with a larger chunksize: this
+			// writer's first part is that large.
+			b := make([]byte, 0, n)
+			w.buf = &b
+		} else {
+			w.buf = w.d.getBuf()
+		}
+		tail := *w.buf
+		n, err := io.ReadFull(st.Body, tail[:cap(tail)])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			w.release()
+			return mapErr("writer", w.path, err)
+		}
+		*w.buf = tail[:n]
+		return nil
+	case !isNotFound(err):
+		return mapErr("writer", w.path, err)
+	}
+	if w.upload == "" {
+		return pathErr("writer", w.path, driver.ErrNotFound)
+	}
+	return nil
+}
+
+func (w *writer) listParts(ctx context.Context) error {
+	pages := s3.NewListPartsPaginator(w.d.c, &s3.ListPartsInput{
+		Bucket: w.d.bucket, Key: aws.String(w.key), UploadId: aws.String(w.upload),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range page.Parts {
+			if aws.ToInt64(p.Size) < minChunkSize {
+				// Not ours (Berth uploads only full parts before Commit):
+				// S3 would refuse to complete it with more parts after.
+				return fmt.Errorf("%w: multipart upload %s has a short part %d", driver.ErrNotFound, w.upload, aws.ToInt32(p.PartNumber))
+			}
+			w.parts = append(w.parts, types.CompletedPart{ETag: p.ETag, PartNumber: p.PartNumber})
+			w.partBytes += aws.ToInt64(p.Size)
+		}
+	}
+	slices.SortFunc(w.parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
+	for i, p := range w.parts {
+		if aws.ToInt32(p.PartNumber) != int32(i+1) {
+			return fmt.Errorf("multipart upload %s has a gap before part %d", w.upload, aws.ToInt32(p.PartNumber))
+		}
+	}
+	return nil
+}
+
+func (w *writer) Size() int64 {
+	if w.buf == nil {
+		return w.partBytes
+	}
+	return w.partBytes + int64(len(*w.buf))
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, pathErr("write", w.path, errClosed)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := 0
+	for len(p) > 0 {
+		buf := *w.buf
+		c := copy(buf[len(buf):cap(buf)], p)
+		*w.buf = buf[:len(buf)+c]
+		n += c
+		p = p[c:]
+		if len(*w.buf) == cap(*w.buf) {
+			// Write has no context; the part upload is bounded by the
+			// SDK's retryer and the HTTP client's timeouts.
+			if err := w.flushPart(context.Background()); err != nil {
+				w.err = pathErr("write", w.path, err)
+				return n, w.err
+			}
+		}
+	}
+	return n, nil
+}
+
+// flushPart uploads the buffer as the next part, creating the multipart
+// upload first if this is the first part.
+func (w *writer) flushPart(ctx context.Context) error {
+	if w.upload == "" {
+		id, err := w.d.createUpload(ctx, w.key)
+		if err != nil {
+			return err
+		}
+		w.upload = id
+	}
+	num := int32(len(w.parts) + 1)
+	body := *w.buf
+	out, err := w.d.c.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: w.d.bucket, Key: aws.String(w.key), UploadId: aws.String(w.upload),
+		PartNumber: aws.Int32(num), Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+	})
+	if err != nil {
+		return err
+	}
+	w.parts = append(w.parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+	w.partBytes += int64(len(body))
+	*w.buf = body[:0]
+	return nil
+}
+
+// Close persists the tail in the state object so that a writer in any
+// process can resume. After Commit or Cancel it does nothing.
+func (w *writer) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	defer w.release()
+	if w.err != nil {
+		return w.err
+	}
+	tail := *w.buf
+	_, err := w.d.c.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path)),
+		Body: bytes.NewReader(tail), ContentLength: aws.Int64(int64(len(tail))),
+		Metadata: map[string]string{
+			metaUpload:  w.upload,
+			metaOffset:  strconv.FormatInt(w.partBytes, 10),
+			metaStarted: w.started.Format(time.RFC3339Nano),
+		},
+		ServerSideEncryption: w.encryption(),
+		SSEKMSKeyId:          w.kmsKey(),
+	})
+	return mapErr("close", w.path, err)
+}
+
+func (w *writer) encryption() types.ServerSideEncryption { s, _ := w.d.sse(); return s }
+func (w *writer) kmsKey() *string                        { _, k := w.d.sse(); return k }
+
+// Commit publishes the file: one PUT when it never filled a part, else the
+// tail as the final part (which may be short) and CompleteMultipartUpload.
+func (w *writer) Commit(ctx context.Context) error {
+	if w.done {
+		return pathErr("commit", w.path, errClosed)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	w.done = true
+	defer w.release()
+	if w.upload != "" && len(w.parts) == 0 && len(*w.buf) == 0 {
+		// An upload created by a writer that died before its first part:
+		// S3 cannot complete it without parts, so write the empty file.
+		if err := w.d.abortUpload(ctx, w.key, w.upload); err != nil && !isNotFound(err) {
+			return mapErr("commit", w.path, err)
+		}
+		w.upload = ""
+	}
+	if w.upload == "" {
+		in := &s3.PutObjectInput{
+			Bucket: w.d.bucket, Key: aws.String(w.key),
+			Body: bytes.NewReader(*w.buf), ContentLength: aws.Int64(int64(len(*w.buf))),
+			ContentType: aws.String("application/octet-stream"),
+		}
+		w.d.putOptions(in)
+		if _, err := w.d.c.PutObject(ctx, in); err != nil {
+			return mapErr("commit", w.path, err)
+		}
+	} else {
+		if len(*w.buf) > 0 {
+			if err := w.flushPart(ctx); err != nil {
+				return mapErr("commit", w.path, err)
+			}
+		}
+		if err := w.d.completeUpload(ctx, w.key, w.upload, w.parts); err != nil {
+			return mapErr("commit", w.path, err)
+		}
+	}
+	return w.dropState(ctx)
+}
+
+// Cancel aborts the multipart upload and removes the state object.
+func (w *writer) Cancel(ctx context.Context) error {
+	if w.done {
+		return pathErr("cancel", w.path, errClosed)
+	}
+	w.done = true
+	defer w.release()
+	if w.upload != "" {
+		if err := w.d.abortUpload(ctx, w.key, w.upload); err != nil && !isNotFound(err) {
+			return mapErr("cancel", w.path, err)
+		}
+	}
+	// A write started by a Close-d writer of this process or another may
+	// have left a state object even when this one never saw it.
+	_, err := w.d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
+	return mapErr("cancel", w.path, err)
+}
+
+func (w *writer) dropState(ctx context.Context) error {
+	if !w.state {
+		return nil
+	}
+	_, err := w.d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
+	return mapErr("commit", w.path, err)
+}
+
+func (d *Driver) createUpload(ctx context.Context, key string) (string, error) {
+	sse, kms := d.sse()
+	out, err := d.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: d.bucket, Key: aws.String(key),
+		ContentType:          aws.String("application/octet-stream"),
+		ServerSideEncryption: sse, SSEKMSKeyId: kms,
+		StorageClass: d.cfg.storageClass, ACL: d.cfg.acl,
+	})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.UploadId), nil
+}
+
+func (d *Driver) completeUpload(ctx context.Context, key, id string, parts []types.CompletedPart) error {
+	_, err := d.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: d.bucket, Key: aws.String(key), UploadId: aws.String(id),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	return err
+}
+
+func (d *Driver) abortUpload(ctx context.Context, key, id string) error {
+	_, err := d.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: d.bucket, Key: aws.String(key), UploadId: aws.String(id),
+	})
+	return err
+}
+
+// Unfinished implements driver.UploadLister: the writes below dir that were
+// closed without Commit (their state objects), and the multipart uploads
+// the server lists below dir (AWS does; MinIO lists only exact keys).
+func (d *Driver) Unfinished(ctx context.Context, dir string) (map[string]time.Time, error) {
+	found := map[string]time.Time{}
+	note := func(path string, t time.Time) {
+		if old, ok := found[path]; !ok || t.Before(old) {
+			found[path] = t
+		}
+	}
+	statePrefix := d.cfg.root + stateDir
+	prefix := statePrefix + strings.TrimPrefix(d.dirPrefix(dir), d.cfg.root)
+	pages := s3.NewListObjectsV2Paginator(d.c, &s3.ListObjectsV2Input{Bucket: d.bucket, Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, mapErr("unfinished", dir, err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			started := aws.ToTime(o.LastModified)
+			head, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: o.Key})
+			if err != nil {
+				if isNotFound(err) {
+					continue // committed or cancelled meanwhile
+				}
+				return nil, mapErr("unfinished", dir, err)
+			}
+			if t, err := time.Parse(time.RFC3339Nano, head.Metadata[metaStarted]); err == nil {
+				started = t
+			}
+			note("/"+strings.TrimPrefix(key, statePrefix), started)
+		}
+	}
+	ups := s3.NewListMultipartUploadsPaginator(d.c, &s3.ListMultipartUploadsInput{
+		Bucket: d.bucket, Prefix: aws.String(d.dirPrefix(dir)),
+	})
+	for ups.HasMorePages() {
+		page, err := ups.NextPage(ctx)
+		if err != nil {
+			return nil, mapErr("unfinished", dir, err)
+		}
+		for _, u := range page.Uploads {
+			note(d.path(aws.ToString(u.Key)), aws.ToTime(u.Initiated))
+		}
+	}
+	return found, nil
+}

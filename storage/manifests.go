@@ -1,0 +1,209 @@
+package storage
+
+import (
+	"context"
+	"path"
+
+	"github.com/berth-registry/berth/storage/driver"
+	"github.com/opencontainers/go-digest"
+)
+
+// resolve turns a manifest reference into a digest. A tag is read from
+// storage every time: tags move, possibly on another instance.
+func (r *repository) resolve(ctx context.Context, ref string) (digest.Digest, error) {
+	if isDigestRef(ref) {
+		d := digest.Digest(ref)
+		if err := validDigest(d); err != nil {
+			return "", err
+		}
+		return d, nil
+	}
+	if !validTag(ref) {
+		return "", &Error{Err: ErrManifestUnknown, Detail: "invalid tag"}
+	}
+	d, err := r.readLink(ctx, tagCurrentLinkPath(r.name, ref))
+	if err != nil {
+		if isNotFound(err) {
+			return "", &Error{Err: ErrManifestUnknown, Detail: "tag " + ref + " is not in the repository"}
+		}
+		return "", wrapDriverErr("reading tag", err)
+	}
+	if err := validDigest(d); err != nil {
+		return "", wrapDriverErr("reading tag", err)
+	}
+	return d, nil
+}
+
+// loadManifest returns the manifest d of this repository: linked under
+// _manifests/revisions, its payload in the global store.
+func (r *repository) loadManifest(ctx context.Context, d digest.Digest) (*manifestInfo, error) {
+	target, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown)
+	if err != nil {
+		return nil, err
+	}
+	mc := r.reg.cache.manifests
+	if info, ok := mc.get(target); ok {
+		return info, nil
+	}
+	token := mc.begin()
+	payload, err := driver.GetContent(ctx, r.driver(), blobDataPath(target), maxStoredManifest)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, &Error{Err: ErrManifestUnknown, Digest: d}
+		}
+		return nil, wrapDriverErr("reading manifest", err)
+	}
+	info, err := describe(payload)
+	if err != nil {
+		return nil, err
+	}
+	mc.add(token, target, info, int64(len(payload))+256)
+	return info, nil
+}
+
+// GetManifest returns the manifest ref (a tag or a digest) names.
+func (r *repository) GetManifest(ctx context.Context, ref string) (Manifest, error) {
+	d, err := r.resolve(ctx, ref)
+	if err != nil {
+		return Manifest{}, err
+	}
+	info, err := r.loadManifest(ctx, d)
+	if err != nil {
+		return Manifest{}, err
+	}
+	return Manifest{
+		Descriptor: Descriptor{MediaType: info.mediaType, Digest: d, Size: int64(len(info.payload))},
+		Payload:    info.payload,
+		Subject:    info.subject,
+	}, nil
+}
+
+// StatManifest describes the manifest ref names. Its media type comes from
+// the payload, which the cache usually holds.
+func (r *repository) StatManifest(ctx context.Context, ref string) (Descriptor, error) {
+	m, err := r.GetManifest(ctx, ref)
+	return m.Descriptor, err
+}
+
+// PutManifest validates payload, stores it in the global store, links it
+// as a revision of this repository, indexes it as a referrer of its
+// subject, and points the tag ref at it. The manifest is servable by the
+// time the tag moves, so a pull of the tag never sees a dangling link.
+func (r *repository) PutManifest(ctx context.Context, ref string, mediaType string, payload []byte) (Manifest, error) {
+	tag := ""
+	var d digest.Digest
+	if isDigestRef(ref) {
+		want := digest.Digest(ref)
+		if err := validDigest(want); err != nil {
+			return Manifest{}, err
+		}
+		d = want.Algorithm().FromBytes(payload)
+		if d != want {
+			return Manifest{}, &Error{Err: ErrDigestInvalid, Digest: want, Detail: "manifest has digest " + string(d)}
+		}
+	} else {
+		if !validTag(ref) {
+			return Manifest{}, invalidManifest("invalid tag %q", ref)
+		}
+		tag = ref
+		d = digest.SHA256.FromBytes(payload)
+	}
+	doc, mt, err := parseManifest(mediaType, payload)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if err := r.verifyReferences(ctx, doc, mt); err != nil {
+		return Manifest{}, err
+	}
+
+	drv := r.driver()
+	dataPath := blobDataPath(d)
+	if fi, err := drv.Stat(ctx, dataPath); err != nil || fi.IsDir {
+		if err != nil && !isNotFound(err) {
+			return Manifest{}, wrapDriverErr("store manifest", err)
+		}
+		if err := driver.PutContent(ctx, drv, dataPath, payload); err != nil {
+			return Manifest{}, wrapDriverErr("store manifest", err)
+		}
+	}
+	info := infoOf(payload, mt, doc)
+	r.reg.cache.manifests.add(r.reg.cache.manifests.begin(), d, info, int64(len(payload))+256)
+	if err := r.addLink(ctx, revisionLink, d, d); err != nil {
+		return Manifest{}, err
+	}
+	if info.subject != "" {
+		if err := r.writeLink(ctx, referrerLinkDir(r.name, info.subject, d)+"/link", d); err != nil {
+			return Manifest{}, err
+		}
+	}
+	if tag != "" {
+		// The index entry first, as Distribution does: the tag's history
+		// never lacks what current points at.
+		if err := r.writeLink(ctx, tagIndexLinkPath(r.name, tag, d), d); err != nil {
+			return Manifest{}, err
+		}
+		if err := r.writeLink(ctx, tagCurrentLinkPath(r.name, tag), d); err != nil {
+			return Manifest{}, err
+		}
+	}
+	r.reg.log.Info("manifest stored", "repo", r.name, "digest", d, "tag", tag, "media_type", mt)
+	return Manifest{
+		Descriptor: Descriptor{MediaType: mt, Digest: d, Size: int64(len(payload))},
+		Payload:    payload,
+		Subject:    info.subject,
+	}, nil
+}
+
+// DeleteManifest removes the manifest d from this repository: its
+// revision link, every tag whose current link points at it (as
+// Distribution does) and its entry in the referrers index. The payload
+// stays in the global store until garbage collection.
+func (r *repository) DeleteManifest(ctx context.Context, d digest.Digest) error {
+	if err := r.deleteAllowed(); err != nil {
+		return err
+	}
+	if err := validDigest(d); err != nil {
+		return err
+	}
+	if _, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown); err != nil {
+		return err
+	}
+	// The payload tells the subject to unindex; a manifest whose payload
+	// cannot be read is still deleted.
+	info, err := r.loadManifest(ctx, d)
+	if err != nil {
+		r.reg.log.Warn("deleting unreadable manifest", "repo", r.name, "digest", d, "err", err)
+		info = nil
+	}
+
+	r.forgetLink(revisionLink, d)
+	err = r.driver().Delete(ctx, path.Dir(revisionLinkPath(r.name, d)))
+	r.forgetLink(revisionLink, d)
+	if err != nil {
+		if isNotFound(err) {
+			return &Error{Err: ErrManifestUnknown, Digest: d}
+		}
+		return wrapDriverErr("delete manifest", err)
+	}
+
+	tags, err := r.allTags(ctx)
+	if err != nil && !isNotFound(err) {
+		return wrapDriverErr("delete manifest tags", err)
+	}
+	for _, t := range tags {
+		cur, err := r.readLink(ctx, tagCurrentLinkPath(r.name, t))
+		if err != nil || cur != d {
+			continue
+		}
+		if err := deleteIfExists(ctx, r.driver(), tagDir(r.name, t)); err != nil {
+			return err
+		}
+	}
+	if info != nil && info.subject != "" && validDigest(info.subject) == nil {
+		if err := deleteIfExists(ctx, r.driver(), referrerLinkDir(r.name, info.subject, d)); err != nil {
+			return err
+		}
+	}
+	r.reg.log.Info("manifest deleted", "repo", r.name, "digest", d)
+	return nil
+}

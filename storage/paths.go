@@ -1,0 +1,138 @@
+package storage
+
+import (
+	"crypto/rand"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// The on-storage layout is CNCF Distribution's, so that either program
+// serves a tree the other wrote:
+//
+//	/docker/registry/v2/blobs/<alg>/<hex[:2]>/<hex>/data
+//	/docker/registry/v2/repositories/<name>/_layers/<alg>/<hex>/link
+//	/docker/registry/v2/repositories/<name>/_manifests/revisions/<alg>/<hex>/link
+//	/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
+//	/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
+//	/docker/registry/v2/repositories/<name>/_uploads/<id>/{data,startedat,hashstates/<alg>/<offset>}
+//
+// Berth adds one index Distribution has no notion of (and ignores, as it
+// skips every directory whose name starts with "_"):
+//
+//	/docker/registry/v2/repositories/<name>/_referrers/<subject alg>/<subject hex>/<alg>/<hex>/link
+//
+// A link file holds a digest string ("sha256:…") with no newline.
+const (
+	rootPath         = "/docker/registry/v2"
+	blobsRoot        = rootPath + "/blobs"
+	repositoriesRoot = rootPath + "/repositories"
+)
+
+// Every function below takes values that were validated (validDigest,
+// validTag, validUploadID, validRepoName): nothing a client sends reaches a
+// driver path otherwise.
+
+func blobDataPath(d digest.Digest) string {
+	hex := d.Encoded()
+	return blobsRoot + "/" + string(d.Algorithm()) + "/" + hex[:2] + "/" + hex + "/data"
+}
+
+func repoPath(name string) string { return repositoriesRoot + "/" + name }
+
+func digestDir(d digest.Digest) string { return string(d.Algorithm()) + "/" + d.Encoded() }
+
+func layerLinkPath(name string, d digest.Digest) string {
+	return repoPath(name) + "/_layers/" + digestDir(d) + "/link"
+}
+
+func revisionDir(name string, d digest.Digest) string {
+	return repoPath(name) + "/_manifests/revisions/" + digestDir(d)
+}
+
+func revisionLinkPath(name string, d digest.Digest) string { return revisionDir(name, d) + "/link" }
+
+func tagsDir(name string) string { return repoPath(name) + "/_manifests/tags" }
+
+func tagDir(name, tag string) string { return tagsDir(name) + "/" + tag }
+
+func tagCurrentLinkPath(name, tag string) string { return tagDir(name, tag) + "/current/link" }
+
+func tagIndexLinkPath(name, tag string, d digest.Digest) string {
+	return tagDir(name, tag) + "/index/" + digestDir(d) + "/link"
+}
+
+func uploadDir(name, id string) string { return repoPath(name) + "/_uploads/" + id }
+
+func uploadDataPath(name, id string) string { return uploadDir(name, id) + "/data" }
+
+func uploadStartedAtPath(name, id string) string { return uploadDir(name, id) + "/startedat" }
+
+func uploadHashStatePath(name, id string, alg digest.Algorithm, offset int64) string {
+	return fmt.Sprintf("%s/hashstates/%s/%d", uploadDir(name, id), alg, offset)
+}
+
+func referrersDir(name string, subject digest.Digest) string {
+	return repoPath(name) + "/_referrers/" + digestDir(subject)
+}
+
+func referrerLinkDir(name string, subject, d digest.Digest) string {
+	return referrersDir(name, subject) + "/" + digestDir(d)
+}
+
+// supportedAlgorithms are the digest algorithms of the OCI image spec.
+// go-digest also knows sha384, which no client uses and the spec does not
+// register; refusing it keeps the layout to what Distribution can read.
+func supportedAlgorithm(a digest.Algorithm) bool {
+	return a == digest.SHA256 || a == digest.SHA512
+}
+
+// validDigest checks a client-supplied digest: ErrUnsupportedDigest for an
+// algorithm Berth does not hash with, ErrDigestInvalid for anything else
+// malformed. A valid digest is safe in a path.
+func validDigest(d digest.Digest) error {
+	i := strings.IndexByte(string(d), ':')
+	if i <= 0 {
+		return &Error{Err: ErrDigestInvalid, Detail: "malformed digest", Digest: d}
+	}
+	if !supportedAlgorithm(digest.Algorithm(d[:i])) {
+		return &Error{Err: ErrUnsupportedDigest, Detail: "algorithm " + string(d[:i]), Digest: d}
+	}
+	if err := d.Validate(); err != nil {
+		return &Error{Err: ErrDigestInvalid, Detail: "malformed digest", Digest: d}
+	}
+	return nil
+}
+
+// The reference grammar of the distribution spec.
+var (
+	tagPattern      = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	repoNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+	uploadIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
+
+func validTag(tag string) bool { return tagPattern.MatchString(tag) }
+
+// validRepoName checks a name against the spec's grammar and the length
+// Distribution allows. Components never start with "_", so a name cannot
+// reach into _layers, _manifests or _uploads.
+func validRepoName(name string) bool {
+	return len(name) <= 255 && repoNamePattern.MatchString(name)
+}
+
+func validUploadID(id string) bool { return uploadIDPattern.MatchString(id) }
+
+// newUploadID returns a random (version 4) UUID, the form Distribution uses.
+func newUploadID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// isDigestRef tells whether a manifest reference is a digest (it holds
+// a ':', which a tag cannot).
+func isDigestRef(ref string) bool { return strings.Contains(ref, ":") }

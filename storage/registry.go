@@ -1,0 +1,131 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+
+	"github.com/berth-registry/berth/storage/driver"
+	"github.com/opencontainers/go-digest"
+
+	_ "crypto/sha256" // registers the algorithms go-digest hashes with
+	_ "crypto/sha512"
+)
+
+// Registry is the content of every repository on one driver. It is safe
+// for concurrent use; several Registries (in several processes) may share
+// one backend, as everything but the cache of immutable content lives in it.
+type Registry struct {
+	driver driver.Driver
+	opts   Options
+	log    *slog.Logger
+	cache  *cache
+
+	urlsAllow []*regexp.Regexp
+	urlsDeny  []*regexp.Regexp
+	// urlsBroken is set when a pattern did not compile: layer URLs are then
+	// all refused rather than checked against half the policy.
+	urlsBroken bool
+}
+
+// New returns the content model over d. d is wrapped (driver.Wrap) if it
+// was not, so every path is checked before it reaches the backend. A nil
+// log discards.
+func New(d driver.Driver, opts Options, log *slog.Logger) *Registry {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, cache: newCache()}
+	for _, p := range opts.Validation.URLsAllow {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			log.Error("invalid urls.allow pattern", "pattern", p, "err", err)
+			r.urlsBroken = true
+			continue
+		}
+		r.urlsAllow = append(r.urlsAllow, re)
+	}
+	for _, p := range opts.Validation.URLsDeny {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			log.Error("invalid urls.deny pattern", "pattern", p, "err", err)
+			r.urlsBroken = true
+			continue
+		}
+		r.urlsDeny = append(r.urlsDeny, re)
+	}
+	return r
+}
+
+// Driver returns the (wrapped) driver the registry stores content with.
+func (r *Registry) Driver() driver.Driver { return r.driver }
+
+// Repository returns the repository name. It does no I/O: a repository
+// exists once something is pushed to it. A name outside the distribution
+// spec's grammar gives a repository whose every method fails with
+// ErrNameUnknown, so such a name never reaches a driver path.
+func (r *Registry) Repository(name string) Repository {
+	if !validRepoName(name) {
+		return invalidRepository(name)
+	}
+	return &repository{reg: r, name: name}
+}
+
+// repository implements Repository for a valid name. Its methods live in
+// blobs.go, uploads.go, manifests.go, tags.go and referrers.go.
+type repository struct {
+	reg  *Registry
+	name string
+}
+
+func (r *repository) Name() string { return r.name }
+
+func (r *repository) driver() driver.Driver { return r.reg.driver }
+
+// deleteAllowed is the storage.delete.enabled gate.
+func (r *repository) deleteAllowed() error {
+	if !r.reg.opts.DeleteEnabled {
+		return ErrDeleteDisabled
+	}
+	return nil
+}
+
+// readLink reads a link file: the digest it points to. A missing link is
+// driver.ErrNotFound (wrapped); a link that is not a digest is corruption,
+// reported as an error.
+func (r *repository) readLink(ctx context.Context, path string) (digest.Digest, error) {
+	b, err := driver.GetContent(ctx, r.driver(), path, 1024)
+	if err != nil {
+		return "", err
+	}
+	d, err := digest.Parse(string(b))
+	if err != nil {
+		return "", fmt.Errorf("storage: corrupt link %s: %w", path, err)
+	}
+	return d, nil
+}
+
+func (r *repository) writeLink(ctx context.Context, path string, d digest.Digest) error {
+	if err := driver.PutContent(ctx, r.driver(), path, []byte(d)); err != nil {
+		return fmt.Errorf("storage: writing link: %w", err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, driver.ErrNotFound) }
+
+// deleteIfExists deletes path, treating "already gone" as success.
+func deleteIfExists(ctx context.Context, d driver.Driver, path string) error {
+	if err := d.Delete(ctx, path); err != nil && !isNotFound(err) {
+		return fmt.Errorf("storage: deleting: %w", err)
+	}
+	return nil
+}
+
+// wrapDriverErr wraps an unexpected driver error so the HTTP layer reports
+// a server error; expected conditions are mapped by the callers.
+func wrapDriverErr(op string, err error) error {
+	return fmt.Errorf("storage: %s: %w", op, err)
+}

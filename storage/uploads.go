@@ -1,0 +1,341 @@
+package storage
+
+import (
+	"context"
+	"encoding"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/berth-registry/berth/storage/driver"
+	"github.com/opencontainers/go-digest"
+)
+
+// upload streams a blob into _uploads/<id>/data through a running digest.
+//
+// The digest state is persisted next to the data at every Close
+// (hashstates/<alg>/<offset>, the encoding.BinaryMarshaler form of Go's
+// sha256/sha512, as Distribution writes it), so the next request, on any
+// instance, resumes hashing where this one stopped and Commit never re-reads
+// the blob. Only when that state is missing (a crash between the data and
+// the state, a sha512 digest for bytes hashed with sha256) does Commit read
+// the data back, once.
+type upload struct {
+	repo      *repository
+	id        string
+	startedAt time.Time
+	fw        driver.FileWriter
+
+	alg    digest.Algorithm
+	h      hash.Hash // nil when the running digest was lost
+	hashed int64     // bytes fed to h
+	ended  bool      // after Close, Commit or Cancel
+}
+
+var _ AlgorithmSetter = (*upload)(nil)
+
+// errUploadEnded is returned when a request uses an upload it already
+// closed, committed or cancelled: a bug in the caller.
+var errUploadEnded = &Error{Err: ErrUploadInvalid, Detail: "upload already closed"}
+
+// NewUpload starts an upload session.
+func (r *repository) NewUpload(ctx context.Context) (Upload, error) {
+	id := newUploadID()
+	startedAt := time.Now().UTC()
+	if err := driver.PutContent(ctx, r.driver(), uploadStartedAtPath(r.name, id), []byte(startedAt.Format(time.RFC3339))); err != nil {
+		return nil, wrapDriverErr("start upload", err)
+	}
+	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), false)
+	if err != nil {
+		_ = deleteIfExists(ctx, r.driver(), uploadDir(r.name, id))
+		return nil, wrapDriverErr("start upload", err)
+	}
+	return &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, h: digest.SHA256.Hash()}, nil
+}
+
+// ResumeUpload continues the upload id, started on this instance or another.
+func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error) {
+	if !validUploadID(id) {
+		return nil, &Error{Err: ErrUploadUnknown, Detail: "malformed upload id"}
+	}
+	b, err := driver.GetContent(ctx, r.driver(), uploadStartedAtPath(r.name, id), 64)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, ErrUploadUnknown
+		}
+		return nil, wrapDriverErr("resume upload", err)
+	}
+	startedAt, err := time.Parse(time.RFC3339, string(b))
+	if err != nil {
+		return nil, &Error{Err: ErrUploadInvalid, Detail: "corrupt upload start time"}
+	}
+	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
+	if isNotFound(err) {
+		// Started but nothing kept yet (some drivers keep no empty write).
+		fw, err = r.driver().Writer(ctx, uploadDataPath(r.name, id), false)
+	}
+	if err != nil {
+		return nil, wrapDriverErr("resume upload", err)
+	}
+	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256}
+	if err := u.loadHashState(ctx); err != nil {
+		_ = fw.Close()
+		return nil, err
+	}
+	return u, nil
+}
+
+// loadHashState restores the running digest for the bytes already written.
+func (u *upload) loadHashState(ctx context.Context) error {
+	size := u.fw.Size()
+	if size == 0 {
+		u.h = u.alg.Hash()
+		return nil
+	}
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
+		state, err := driver.GetContent(ctx, u.repo.driver(), uploadHashStatePath(u.repo.name, u.id, alg, size), 1024)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return wrapDriverErr("resume upload", err)
+		}
+		h := alg.Hash()
+		um, ok := h.(encoding.BinaryUnmarshaler)
+		if !ok || um.UnmarshalBinary(state) != nil {
+			break
+		}
+		u.alg, u.h, u.hashed = alg, h, size
+		return nil
+	}
+	u.repo.reg.log.Warn("upload digest state lost; commit will re-read the data",
+		"repo", u.repo.name, "upload", u.id, "offset", size)
+	u.h = nil
+	return nil
+}
+
+func (u *upload) ID() string           { return u.id }
+func (u *upload) Size() int64          { return u.fw.Size() }
+func (u *upload) StartedAt() time.Time { return u.startedAt }
+
+// SetAlgorithm hashes the upload with alg instead of sha256, so that a
+// sha512 push is verified without re-reading it. It must come before the
+// first byte.
+func (u *upload) SetAlgorithm(alg digest.Algorithm) error {
+	if !supportedAlgorithm(alg) {
+		return &Error{Err: ErrUnsupportedDigest, Detail: "algorithm " + string(alg)}
+	}
+	if u.h != nil && u.alg == alg {
+		return nil
+	}
+	if u.ended || u.hashed != 0 || u.fw.Size() != 0 {
+		return &Error{Err: ErrUploadInvalid, Detail: "the digest algorithm can only be chosen before the first byte"}
+	}
+	u.alg, u.h = alg, alg.Hash()
+	return nil
+}
+
+func (u *upload) Write(p []byte) (int, error) {
+	if u.ended {
+		return 0, errUploadEnded
+	}
+	n, err := u.fw.Write(p)
+	if u.h != nil {
+		u.h.Write(p[:n])
+		u.hashed += int64(n)
+	}
+	if err != nil {
+		return n, wrapDriverErr("write upload", err)
+	}
+	return n, nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// ReadFrom copies src into the upload, hashing exactly the bytes the driver
+// accepted, so the digest state matches the data even after a short write.
+func (u *upload) ReadFrom(src io.Reader) (int64, error) {
+	if u.ended {
+		return 0, errUploadEnded
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := u.Write(buf[:nr])
+			total += int64(nw)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// Close keeps what was written for a later ResumeUpload and records the
+// digest state at its offset. Failing to record the state is not fatal:
+// Commit then re-reads the data.
+func (u *upload) Close(ctx context.Context) error {
+	if u.ended {
+		return nil
+	}
+	u.ended = true
+	if err := u.fw.Close(); err != nil {
+		return wrapDriverErr("close upload", err)
+	}
+	size := u.fw.Size()
+	if u.h == nil || size == 0 || u.hashed != size {
+		return nil
+	}
+	m, ok := u.h.(encoding.BinaryMarshaler)
+	if !ok {
+		return nil
+	}
+	state, err := m.MarshalBinary()
+	if err == nil {
+		err = driver.PutContent(ctx, u.repo.driver(), uploadHashStatePath(u.repo.name, u.id, u.alg, size), state)
+	}
+	if err != nil {
+		u.repo.reg.log.Warn("upload digest state not saved", "repo", u.repo.name, "upload", u.id, "err", err)
+	}
+	return nil
+}
+
+// Cancel discards the upload.
+func (u *upload) Cancel(ctx context.Context) error {
+	if !u.ended {
+		u.ended = true
+		if err := u.fw.Cancel(ctx); err != nil && !isNotFound(err) {
+			u.repo.reg.log.Warn("upload cancel failed", "repo", u.repo.name, "upload", u.id, "err", err)
+		}
+	}
+	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
+}
+
+// Commit verifies the upload against want, publishes it in the global
+// store (unless identical content is there already) and links it into the
+// repository.
+func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, error) {
+	if u.ended {
+		return Descriptor{}, errUploadEnded
+	}
+	if err := validDigest(want); err != nil {
+		// The client may retry with a proper digest: keep the upload.
+		_ = u.Close(ctx)
+		return Descriptor{}, err
+	}
+	u.ended = true
+	size := u.fw.Size()
+	if u.h != nil && u.alg == want.Algorithm() && u.hashed == size {
+		if got := digest.NewDigest(u.alg, u.h); got != want {
+			_ = u.fw.Cancel(ctx)
+			return Descriptor{}, u.mismatch(ctx, want, got)
+		}
+		if err := u.fw.Commit(ctx); err != nil {
+			_ = u.discard(ctx)
+			return Descriptor{}, wrapDriverErr("commit upload", err)
+		}
+	} else {
+		if err := u.fw.Commit(ctx); err != nil {
+			_ = u.discard(ctx)
+			return Descriptor{}, wrapDriverErr("commit upload", err)
+		}
+		got, err := u.rehash(ctx, want.Algorithm(), size)
+		if err != nil {
+			_ = u.discard(ctx)
+			return Descriptor{}, err
+		}
+		if got != want {
+			return Descriptor{}, u.mismatch(ctx, want, got)
+		}
+	}
+	if err := u.publish(ctx, want, size); err != nil {
+		return Descriptor{}, err
+	}
+	r := u.repo
+	if err := r.addLink(ctx, layerLink, want, want); err != nil {
+		return Descriptor{}, err
+	}
+	if err := u.discard(ctx); err != nil {
+		// The blob is published and linked: the leftovers are for
+		// upload purging, not the client's concern.
+		r.reg.log.Warn("upload leftovers not removed", "repo", r.name, "upload", u.id, "err", err)
+	}
+	r.reg.log.Info("blob committed", "repo", r.name, "digest", want, "bytes", size)
+	return Descriptor{MediaType: blobMediaType, Digest: want, Size: size}, nil
+}
+
+// rehash reads the committed upload data back and digests it with alg.
+func (u *upload) rehash(ctx context.Context, alg digest.Algorithm, size int64) (digest.Digest, error) {
+	dg := alg.Digester()
+	rc, err := u.repo.driver().Reader(ctx, uploadDataPath(u.repo.name, u.id), 0)
+	if isNotFound(err) && size == 0 {
+		return dg.Digest(), nil
+	}
+	if err != nil {
+		return "", wrapDriverErr("verify upload", err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(dg.Hash(), rc)
+	if err != nil {
+		return "", wrapDriverErr("verify upload", err)
+	}
+	if n != size {
+		return "", fmt.Errorf("storage: upload %s holds %d bytes, expected %d", u.id, n, size)
+	}
+	return dg.Digest(), nil
+}
+
+// mismatch ends an upload whose content is not want: nothing is stored.
+func (u *upload) mismatch(ctx context.Context, want, got digest.Digest) error {
+	if err := u.discard(ctx); err != nil {
+		u.repo.reg.log.Warn("upload leftovers not removed", "repo", u.repo.name, "upload", u.id, "err", err)
+	}
+	return &Error{Err: ErrDigestInvalid, Digest: want, Detail: "content has digest " + string(got)}
+}
+
+func (u *upload) discard(ctx context.Context) error {
+	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
+}
+
+// publish moves the verified upload data to the blob's place in the global
+// store. The driver is asked, not the cache: a stale cache entry must never
+// make a new blob's only copy be thrown away.
+func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) error {
+	drv := u.repo.driver()
+	dst := blobDataPath(d)
+	reg := u.repo.reg
+	token := reg.cache.blobs.begin()
+	fi, err := drv.Stat(ctx, dst)
+	if err == nil && !fi.IsDir {
+		// Content-addressed: what is there is what was uploaded.
+		reg.cache.blobs.add(token, d, blobInfo{size: fi.Size, modTime: fi.ModTime}, 1)
+		return nil
+	}
+	if err != nil && !isNotFound(err) {
+		return wrapDriverErr("publish blob", err)
+	}
+	src := uploadDataPath(u.repo.name, u.id)
+	_, err = drv.Stat(ctx, src)
+	switch {
+	case isNotFound(err) && size == 0:
+		// A driver may keep nothing for an empty write.
+		err = driver.PutContent(ctx, drv, dst, nil)
+	case err == nil:
+		err = drv.Move(ctx, src, dst)
+	}
+	if err != nil {
+		return wrapDriverErr("publish blob", err)
+	}
+	return nil
+}
