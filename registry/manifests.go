@@ -16,12 +16,6 @@ import (
 // registries to take at least 4 MiB.
 const maxManifestSize = 4 << 20
 
-// tagger is implemented by a storage.Repository that can point a tag at a
-// stored manifest directly, whatever its digest algorithm.
-type tagger interface {
-	Tag(ctx context.Context, tag string, d digest.Digest) error
-}
-
 // checkReference validates a manifest reference: a digest when it has the
 // algorithm separator, else a tag.
 func checkReference(ref string) error {
@@ -132,7 +126,7 @@ func (a *api) putManifest(w http.ResponseWriter, r *http.Request, req *request) 
 	if err != nil {
 		return err
 	}
-	tagged, err := a.tagManifest(ctx, req, m, mediaType, tags)
+	tagged, err := a.tagManifest(ctx, req, m, tags)
 	if err != nil {
 		return err
 	}
@@ -150,29 +144,14 @@ func (a *api) putManifest(w http.ResponseWriter, r *http.Request, req *request) 
 	return nil
 }
 
-// tagManifest points the ?tag= tags at m and returns those it set. Without
-// a repository that can tag directly, a tag is set by pushing the manifest
-// again under it, which is only right for a sha256 manifest: tags of other
-// manifests are left out of the OCI-Tag header, as the spec allows.
-func (a *api) tagManifest(ctx context.Context, req *request, m storage.Manifest, mediaType string, tags []string) ([]string, error) {
-	var done []string
-	tg, canTag := req.repo.(tagger)
+// tagManifest points the ?tag= tags at m and returns them.
+func (a *api) tagManifest(ctx context.Context, req *request, m storage.Manifest, tags []string) ([]string, error) {
 	for _, t := range tags {
-		switch {
-		case canTag:
-			if err := tg.Tag(ctx, t, m.Digest); err != nil {
-				return nil, err
-			}
-		case m.Digest.Algorithm() == digest.SHA256:
-			if _, err := req.repo.PutManifest(ctx, t, mediaType, m.Payload); err != nil {
-				return nil, err
-			}
-		default:
-			continue
+		if err := req.repo.Tag(ctx, t, m.Digest); err != nil {
+			return nil, err
 		}
-		done = append(done, t)
 	}
-	return done, nil
+	return tags, nil
 }
 
 // deleteManifest deletes a manifest by digest, or a tag alone by tag.

@@ -161,16 +161,20 @@ func TestManifestDelete(t *testing.T) {
 }
 
 func TestManifestPutWithTagParameters(t *testing.T) {
-	s := newServer(t, nil)
-	payload := s.imageManifest("repo", image{})
-	d := digest.FromBytes(payload)
-	res := s.do("PUT", "/v2/repo/manifests/"+d.String()+"?tag=1.2.3&tag=1.2&tag=latest&tag=1.2", payload, "Content-Type", mtManifest)
-	res.expect(t, http.StatusCreated, "")
-	res.expectHeader(t, "OCI-Tag", "1.2.3, 1.2, latest")
-	for _, tag := range []string{"1.2.3", "1.2", "latest"} {
-		got := s.do("HEAD", "/v2/repo/manifests/"+tag, nil)
-		got.expect(t, http.StatusOK, "")
-		got.expectHeader(t, "Docker-Content-Digest", d.String())
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
+		t.Run(string(alg), func(t *testing.T) {
+			s := newServer(t, nil)
+			payload := s.imageManifest("repo", image{})
+			d := alg.FromBytes(payload)
+			res := s.do("PUT", "/v2/repo/manifests/"+d.String()+"?tag=1.2.3&tag=1.2&tag=latest&tag=1.2", payload, "Content-Type", mtManifest)
+			res.expect(t, http.StatusCreated, "")
+			res.expectHeader(t, "OCI-Tag", "1.2.3, 1.2, latest")
+			for _, tag := range []string{"1.2.3", "1.2", "latest"} {
+				got := s.do("HEAD", "/v2/repo/manifests/"+tag, nil)
+				got.expect(t, http.StatusOK, "")
+				got.expectHeader(t, "Docker-Content-Digest", d.String())
+			}
+			s.do("PUT", "/v2/repo/manifests/"+d.String()+"?tag=bad/tag", payload, "Content-Type", mtManifest).expect(t, 400, CodeTagInvalid)
+		})
 	}
-	s.do("PUT", "/v2/repo/manifests/"+d.String()+"?tag=bad/tag", payload, "Content-Type", mtManifest).expect(t, 400, CodeTagInvalid)
 }

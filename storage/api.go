@@ -172,6 +172,9 @@ type Repository interface {
 	// ref is a tag, points the tag at it. mediaType is the request's
 	// Content-Type.
 	PutManifest(ctx context.Context, ref string, mediaType string, payload []byte) (Manifest, error)
+	// Tag points tag at the manifest d already in the repository, whatever
+	// its digest algorithm (PUT …/manifests/<digest>?tag=…).
+	Tag(ctx context.Context, tag string, d digest.Digest) error
 	DeleteManifest(ctx context.Context, d digest.Digest) error
 	DeleteTag(ctx context.Context, tag string) error
 	// Tags returns up to n tags sorted lexically after last (n <= 0: all).

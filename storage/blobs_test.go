@@ -57,6 +57,10 @@ func TestOpenBlobReadsAndSeeks(t *testing.T) {
 		if got := b.Descriptor(); got.Digest != d || got.Size != int64(len(content)) || got.MediaType != "application/octet-stream" {
 			t.Fatalf("Descriptor = %+v", got)
 		}
+		// The filesystem driver hands out the file itself, for sendfile.
+		if _, ok := open().(driver.FileOpener); ok != (b.File() != nil) {
+			t.Errorf("File() = %v with a driver that is a FileOpener: %v", b.File(), ok)
+		}
 		if b.ModTime().IsZero() {
 			t.Error("zero ModTime")
 		}

@@ -33,7 +33,7 @@ func inmemoryBackend() backend {
 
 // backends are what every content-model test runs against: the driver
 // for tests, and the one with real files (backends_fs_test.go).
-var backends = []backend{inmemoryBackend()}
+var backends = []backend{inmemoryBackend(), filesystemBackend()}
 
 // forEachBackend runs fn as a subtest per backend.
 func forEachBackend(t *testing.T, fn func(t *testing.T, open func() driver.Driver)) {

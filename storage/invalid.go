@@ -53,6 +53,8 @@ func (n invalidRepository) PutManifest(context.Context, string, string, []byte) 
 
 func (n invalidRepository) DeleteManifest(context.Context, digest.Digest) error { return n.err() }
 
+func (n invalidRepository) Tag(context.Context, string, digest.Digest) error { return n.err() }
+
 func (n invalidRepository) DeleteTag(context.Context, string) error { return n.err() }
 
 func (n invalidRepository) Tags(context.Context, int, string) ([]string, error) {

@@ -137,6 +137,11 @@ func parseManifest(contentType string, payload []byte) (*manifestDoc, string, er
 			mt = mediaTypeOCIIndex
 		}
 	}
+	if (mt == mediaTypeDockerManifest || mt == mediaTypeDockerList) && doc.MediaType == "" {
+		// Docker's formats always carry their type; without it the
+		// payload would be served back as OCI.
+		return nil, "", invalidManifest("mediaType is missing")
+	}
 	switch mt {
 	case mediaTypeOCIManifest, mediaTypeDockerManifest:
 		if doc.Config == nil {

@@ -137,12 +137,7 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 		}
 	}
 	if tag != "" {
-		// The index entry first, as Distribution does: the tag's history
-		// never lacks what current points at.
-		if err := r.writeLink(ctx, tagIndexLinkPath(r.name, tag, d), d); err != nil {
-			return Manifest{}, err
-		}
-		if err := r.writeLink(ctx, tagCurrentLinkPath(r.name, tag), d); err != nil {
+		if err := r.setTag(ctx, tag, d); err != nil {
 			return Manifest{}, err
 		}
 	}
@@ -152,6 +147,29 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 		Payload:    payload,
 		Subject:    info.subject,
 	}, nil
+}
+
+// Tag points tag at the manifest d, which must be in this repository.
+func (r *repository) Tag(ctx context.Context, tag string, d digest.Digest) error {
+	if !validTag(tag) {
+		return invalidManifest("invalid tag %q", tag)
+	}
+	if err := validDigest(d); err != nil {
+		return err
+	}
+	if _, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown); err != nil {
+		return err
+	}
+	return r.setTag(ctx, tag, d)
+}
+
+func (r *repository) setTag(ctx context.Context, tag string, d digest.Digest) error {
+	// The index entry first, as Distribution does: the tag's history never
+	// lacks what current points at.
+	if err := r.writeLink(ctx, tagIndexLinkPath(r.name, tag, d), d); err != nil {
+		return err
+	}
+	return r.writeLink(ctx, tagCurrentLinkPath(r.name, tag), d)
 }
 
 // DeleteManifest removes the manifest d from this repository: its

@@ -137,6 +137,7 @@ func TestPutManifestRejects(t *testing.T) {
 		{"too large", "v1", ocispec.MediaTypeImageManifest, append(append([]byte(`{"schemaVersion":2,"x":"`), bytes.Repeat([]byte("a"), 4<<20)...), '"', '}'), ErrManifestInvalid, "", "larger"},
 		{"mediaType differs from content type", "v1", ocispec.MediaTypeImageIndex, img.payload, ErrManifestInvalid, "", "does not match"},
 		{"unknown media type", "v1", "application/vnd.example+json", []byte(`{"schemaVersion":2,"config":{"mediaType":"a","digest":"` + string(img.manifest.Config.Digest) + `","size":1}}`), ErrManifestInvalid, "", "unsupported"},
+		{"docker manifest without mediaType", "v1", "application/vnd.docker.distribution.manifest.v2+json", []byte(`{"schemaVersion":2,"config":{"mediaType":"a","digest":"` + string(img.manifest.Config.Digest) + `","size":1},"layers":[]}`), ErrManifestInvalid, "", "mediaType"},
 		{"index without manifests", "v1", ocispec.MediaTypeImageIndex, []byte(`{"schemaVersion":2}`), ErrManifestInvalid, "", "manifests"},
 		{"manifest without config", "v1", ocispec.MediaTypeImageManifest, []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}`), ErrManifestInvalid, "", "config"},
 		{"bad descriptor digest", "v1", ocispec.MediaTypeImageManifest, []byte(`{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:zz","size":1},"layers":[]}`), ErrManifestInvalid, "", ""},
@@ -355,4 +356,26 @@ func asError(err error, target **Error) bool {
 		*target = e
 	}
 	return ok
+}
+
+func TestPutManifestBySHA512Digest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		repo := newRegistry(open, Options{}).Repository("app")
+		img := newImage(t, "sha512")
+		img.pushBlobs(t, repo)
+		d := digest.SHA512.FromBytes(img.payload)
+		m, err := repo.PutManifest(ctx, string(d), img.mediaType, img.payload)
+		if err != nil || m.Digest != d {
+			t.Fatalf("PutManifest = %+v, %v", m.Descriptor, err)
+		}
+		files := tree(t, open())
+		if files[revisionLinkPath("app", d)] != string(d) || files[blobDataPath(d)] != string(img.payload) {
+			t.Fatalf("sha512 manifest not stored under sha512: %q", treePaths(files))
+		}
+		got, err := newRegistry(open, Options{}).Repository("app").GetManifest(ctx, string(d))
+		if err != nil || got.Digest != d {
+			t.Fatalf("GetManifest = %+v, %v", got.Descriptor, err)
+		}
+	})
 }

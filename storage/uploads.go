@@ -73,8 +73,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	}
 	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
 	if isNotFound(err) {
-		// Started but nothing kept yet (some drivers keep no empty write).
-		fw, err = r.driver().Writer(ctx, uploadDataPath(r.name, id), false)
+		fw, err = r.adoptUpload(ctx, id)
 	}
 	if err != nil {
 		return nil, wrapDriverErr("resume upload", err)
@@ -85,6 +84,34 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		return nil, err
 	}
 	return u, nil
+}
+
+// adoptUpload opens a writer for an upload with no unfinished write: one
+// started but never written to (some drivers keep nothing for an empty
+// write), or one CNCF Distribution wrote, whose drivers leave the bytes
+// received so far as an ordinary file at data. Those bytes are copied into
+// a fresh write, once, so a push that began on Distribution continues on
+// Berth during a migration.
+func (r *repository) adoptUpload(ctx context.Context, id string) (driver.FileWriter, error) {
+	p := uploadDataPath(r.name, id)
+	fw, err := r.driver().Writer(ctx, p, false)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := r.driver().Reader(ctx, p, 0)
+	if isNotFound(err) {
+		return fw, nil
+	}
+	if err == nil {
+		_, err = io.Copy(fw, rc)
+		rc.Close()
+	}
+	if err != nil {
+		_ = fw.Cancel(ctx)
+		return nil, err
+	}
+	r.reg.log.Info("upload adopted from a committed data file", "repo", r.name, "upload", id, "bytes", fw.Size())
+	return fw, nil
 }
 
 // loadHashState restores the running digest for the bytes already written.

@@ -70,17 +70,6 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom lets io.Copy hand the source to the file, which splices from a
-// file or socket without a round trip through user space where it can.
-func (w *writer) ReadFrom(r io.Reader) (int64, error) {
-	if w.f == nil {
-		return 0, errClosed
-	}
-	n, err := w.f.ReadFrom(r)
-	w.size += n
-	return n, err
-}
-
 func (w *writer) Size() int64 { return w.size }
 
 // Close keeps what was written for a later Writer(path, true).

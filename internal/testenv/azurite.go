@@ -1,0 +1,122 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+)
+
+// Azurite's built-in account: the name and key Microsoft documents for the
+// storage emulator, the same in every installation.
+const (
+	AzuriteAccount = "devstoreaccount1"
+	AzuriteKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+// Azurite is Azurite's Blob service on loopback, started by StartAzurite.
+type Azurite struct {
+	// ServiceURL is the account's endpoint: http://127.0.0.1:PORT/devstoreaccount1.
+	ServiceURL string
+	Account    string
+	Key        string
+	// Client is signed with the account key, for tests that inspect or
+	// prepare the server directly.
+	Client *service.Client
+
+	containers atomic.Int64
+}
+
+// StartAzurite starts azurite-blob (the pinned build from scripts/tools.sh)
+// on a free loopback port with a temporary data directory, waits until it
+// answers, and stops it when the test ends.
+func StartAzurite(t testing.TB) *Azurite {
+	t.Helper()
+	bin := Tool(t, "azurite-blob")
+	port := FreePort(t)
+	p := StartProcess(t, bin, []string{
+		"--blobHost", "127.0.0.1",
+		"--blobPort", strconv.Itoa(port),
+		"--location", t.TempDir(),
+		// The SDK may speak a newer API version than Azurite knows; the
+		// calls a driver makes have not changed between them.
+		"--skipApiVersionCheck",
+		"--loose",
+		"--disableTelemetry",
+	}, nil)
+	a := &Azurite{
+		ServiceURL: fmt.Sprintf("http://127.0.0.1:%d/%s", port, AzuriteAccount),
+		Account:    AzuriteAccount,
+		Key:        AzuriteKey,
+	}
+	// Any HTTP answer means it listens; an unsigned GET gets a 4xx.
+	if err := poll(60*time.Second, p.Done(), func() error {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}); err != nil {
+		t.Fatalf("testenv: azurite not listening: %v\nlog:\n%s", err, p.Log())
+	}
+	cred, err := service.NewSharedKeyCredential(a.Account, a.Key)
+	if err != nil {
+		t.Fatalf("testenv: azurite key: %v", err)
+	}
+	a.Client, err = service.NewClientWithSharedKeyCredential(a.ServiceURL, cred, nil)
+	if err != nil {
+		t.Fatalf("testenv: azurite client: %v", err)
+	}
+	return a
+}
+
+// Container creates a fresh container named after the test and returns
+// its name.
+func (a *Azurite) Container(t testing.TB) string {
+	t.Helper()
+	name := containerName(t.Name(), a.containers.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.Client.NewContainerClient(name).Create(ctx, nil); err != nil {
+		t.Fatalf("testenv: create container %s: %v", name, err)
+	}
+	return name
+}
+
+// ContainerClient returns a client for the named container, signed with
+// the account key.
+func (a *Azurite) ContainerClient(name string) *container.Client {
+	return a.Client.NewContainerClient(name)
+}
+
+// containerName makes an Azure container name (3–63 of [a-z0-9-], no
+// leading, trailing or doubled dash) unique per call.
+func containerName(test string, n int64) string {
+	var b strings.Builder
+	dash := true // no leading dash
+	for _, r := range strings.ToLower(test) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	suffix := fmt.Sprintf("-%d", n)
+	s := strings.TrimRight(b.String(), "-")
+	if len(s) > 63-len(suffix) {
+		s = strings.TrimRight(s[:63-len(suffix)], "-")
+	}
+	if s == "" {
+		s = "c"
+	}
+	return s + suffix
+}

@@ -1,0 +1,81 @@
+package azure
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/testenv"
+	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/drivertest"
+)
+
+// fixture is one Azurite shared by a test's subtests, each with a
+// container of its own.
+type fixture struct {
+	az         *testenv.Azurite
+	mu         sync.Mutex
+	containers map[*testing.T]string
+}
+
+func newFixture(t *testing.T) *fixture {
+	return &fixture{az: testenv.StartAzurite(t), containers: map[*testing.T]string{}}
+}
+
+// container returns t's container, created on first use.
+func (f *fixture) container(t *testing.T) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[t]
+	if !ok {
+		c = f.az.Container(t)
+		f.containers[t] = c
+	}
+	return c
+}
+
+// params is a shared-key configuration for container on the fixture's
+// Azurite, with extra keys added.
+func (f *fixture) params(container string, extra driver.Params) driver.Params {
+	p := driver.Params{
+		"accountname": f.az.Account,
+		"accountkey":  f.az.Key,
+		"container":   container,
+		"serviceurl":  f.az.ServiceURL,
+		"credentials": map[string]any{"type": "shared_key"},
+	}
+	for k, v := range extra {
+		p[k] = v
+	}
+	return p
+}
+
+func (f *fixture) driver(t *testing.T, container string, extra driver.Params) *Driver {
+	t.Helper()
+	d, err := New(t.Context(), f.params(container, extra))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+func TestDriverSuite(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name  string
+		extra driver.Params
+		opts  []drivertest.Option
+	}{
+		{"Root", nil, nil},
+		// Small blocks make every write span several, and the prefix
+		// proves nothing leaks out of rootdirectory. The large file is
+		// smaller so its 256 blocks stay quick.
+		{"SmallBlocksUnderRootDirectory", driver.Params{"rootdirectory": "/berth/root/", "chunksize": 64 << 10},
+			[]drivertest.Option{drivertest.LargeFileSize(16 << 20)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			drivertest.Run(t, func(t *testing.T) driver.Driver {
+				return f.driver(t, f.container(t), tc.extra)
+			}, tc.opts...)
+		})
+	}
+}
