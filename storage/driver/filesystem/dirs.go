@@ -23,19 +23,22 @@ func (d *Driver) inDir(dir string, op func() error) error {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err := d.mkdirAll(dir); err != nil {
-			return err
+		if err = d.mkdirAll(dir); err == nil {
+			err = op()
 		}
-		err = op()
 	}
 	return err
 }
 
 // mkdirAll creates dir and its missing parents, syncing the parent of each
-// directory it creates so that a file committed below survives a crash.
+// directory it creates so that a file committed below survives a crash. A
+// parent pruned between its creation and its child's is made again.
 func (d *Driver) mkdirAll(dir string) error {
 	err := os.Mkdir(dir, 0o755)
-	if errors.Is(err, fs.ErrNotExist) && dir != d.root && filepath.Dir(dir) != dir {
+	for range dirRetries {
+		if !errors.Is(err, fs.ErrNotExist) || dir == d.root || filepath.Dir(dir) == dir {
+			break
+		}
 		if err := d.mkdirAll(filepath.Dir(dir)); err != nil {
 			return err
 		}

@@ -278,20 +278,24 @@ func (d *Driver) path(key string) string {
 	return "/" + strings.Trim(strings.TrimPrefix(key, d.prefix), "/")
 }
 
-// sidecarDir holds the state of unfinished writes. "~" cannot appear in a
-// driver path, so no file or directory can collide with it, and it sits
-// directly below the root so that List and Walk skip it in one place.
-const sidecarDir = "~uploads"
+// reservedDir holds Berth's own objects below the root: "~" cannot appear
+// in a driver path, so no file or directory collides with it, and it sits
+// directly below the root so that List and Walk skip it in one place. The
+// S3 driver uses the same name.
+const reservedDir = "~berth"
+
+// sidecarDir holds the state of unfinished writes.
+const sidecarDir = reservedDir + "/uploads"
 
 // sidecarKey is the object that records the unfinished write at path.
 func (d *Driver) sidecarKey(path string) string {
 	return d.prefix + sidecarDir + path
 }
 
-// isSidecar reports whether an object name or listing prefix belongs to the
-// sidecar tree.
+// isSidecar reports whether an object name or listing prefix belongs to
+// the reserved tree.
 func (d *Driver) isSidecar(key string) bool {
-	return strings.HasPrefix(key, d.prefix+sidecarDir+"/")
+	return strings.HasPrefix(key, d.prefix+reservedDir+"/")
 }
 
 func notFound(op, path string) error {

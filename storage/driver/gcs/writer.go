@@ -150,11 +150,7 @@ func (w *writer) Close() error {
 	content := make([]byte, 0, len(hdr)+1+len(w.buf))
 	content = append(append(append(content, hdr...), '\n'), w.buf...)
 	meta := map[string]string{metaStarted: w.started.Format(time.RFC3339Nano)}
-	if err := w.d.putObject(ctx, w.d.sidecarKey(w.path), content, meta); err != nil {
-		return err
-	}
-	w.buf = nil
-	return nil
+	return w.d.putObject(ctx, w.d.sidecarKey(w.path), content, meta)
 }
 
 // Commit finalizes the session, which creates the object; a file that

@@ -42,6 +42,7 @@ type writer struct {
 	parts     []types.CompletedPart
 	partBytes int64 // bytes in parts
 	buf       *[]byte
+	tail      int64 // bytes that were in buf when it was released
 	state     bool // a state object may exist at stateKey
 	done      bool
 	err       error // a failed part upload poisons the writer
@@ -73,6 +74,8 @@ func (d *Driver) getBuf() *[]byte {
 
 func (w *writer) release() {
 	if w.buf != nil {
+		// Size must keep counting them after Close: callers report it.
+		w.tail = int64(len(*w.buf))
 		if int64(cap(*w.buf)) == w.d.cfg.chunkSize {
 			w.d.bufs.Put(w.buf)
 		}
@@ -203,7 +206,7 @@ func (w *writer) listParts(ctx context.Context) error {
 
 func (w *writer) Size() int64 {
 	if w.buf == nil {
-		return w.partBytes
+		return w.partBytes + w.tail
 	}
 	return w.partBytes + int64(len(*w.buf))
 }
