@@ -43,7 +43,7 @@ type writer struct {
 	partBytes int64 // bytes in parts
 	buf       *[]byte
 	tail      int64 // bytes that were in buf when it was released
-	state     bool // a state object may exist at stateKey
+	state     bool  // a state object may exist at stateKey
 	done      bool
 	err       error // a failed part upload poisons the writer
 }
