@@ -111,6 +111,10 @@ func (s *suite) testResumeOnAnotherInstance(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The registry reports Size after Close as the upload's Range.
+	if w.Size() != 11 {
+		t.Fatalf("Size after Close = %d, want 11", w.Size())
+	}
 	wantNotFound(t, d2, "/up/data")
 
 	d3 := s.driver(t)

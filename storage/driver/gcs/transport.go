@@ -3,8 +3,11 @@ package gcs
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"google.golang.org/api/googleapi"
@@ -72,8 +75,11 @@ func retryable(ctx context.Context, err error) bool {
 	case code != 0:
 		return false
 	}
-	// Not an HTTP answer at all: the connection failed.
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	// No HTTP answer: retry when the connection failed, not when the
+	// request could not be made at all.
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET)
 }
 
 const maxAttempts = 6

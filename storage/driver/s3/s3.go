@@ -15,11 +15,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmw "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -52,7 +52,7 @@ type Driver struct {
 	presign *s3.PresignClient
 	cfg     config
 	bucket  *string
-	bufs    sync.Pool // *[]byte of cap cfg.chunkSize, one per open writer
+	bufs    *partbuf.Pool // part buffers of cfg.chunkSize, one per open writer
 }
 
 var (
@@ -135,10 +135,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 		cfg:     cfg,
 		bucket:  aws.String(cfg.Bucket),
 	}
-	d.bufs.New = func() any {
-		b := make([]byte, 0, cfg.chunkSize)
-		return &b
-	}
+	d.bufs = partbuf.New(int(cfg.chunkSize), 4)
 	return d, nil
 }
 

@@ -67,18 +67,15 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 }
 
 func (d *Driver) getBuf() *[]byte {
-	b := d.bufs.Get().(*[]byte)
-	*b = (*b)[:0]
-	return b
+	b := d.bufs.Get()
+	return &b
 }
 
 func (w *writer) release() {
 	if w.buf != nil {
 		// Size must keep counting them after Close: callers report it.
 		w.tail = int64(len(*w.buf))
-		if int64(cap(*w.buf)) == w.d.cfg.chunkSize {
-			w.d.bufs.Put(w.buf)
-		}
+		w.d.bufs.Put(*w.buf)
 		w.buf = nil
 	}
 }
