@@ -1,0 +1,74 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/testenv"
+)
+
+// backend starts a storage server for one test and returns the storage
+// section of a Berth config pointed at it (indented for "storage:").
+type backend func(t *testing.T) string
+
+var objectStores = map[string]backend{
+	"s3": func(t *testing.T) string {
+		m := testenv.StartMinIO(t)
+		return fmt.Sprintf(`  s3:
+    accesskey: %s
+    secretkey: %s
+    region: %s
+    regionendpoint: %s
+    forcepathstyle: true
+    bucket: %s
+    secure: false
+`, m.AccessKey, m.SecretKey, m.Region, m.Endpoint, m.Bucket(t))
+	},
+	"gcs": func(t *testing.T) string {
+		g := testenv.StartGCS(t)
+		return fmt.Sprintf(`  gcs:
+    bucket: %s
+    endpoint: %s
+    rootdirectory: /registry
+`, g.Bucket, g.Endpoint)
+	},
+}
+
+// TestDockerOnEveryObjectStore pushes, pulls and runs an image through
+// `berth serve` on each object-store driver, against its real test server.
+func TestDockerOnEveryObjectStore(t *testing.T) {
+	docker := testenv.Docker(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("DOCKER_BUILDKIT", "0")
+	buildCtx := buildImageContext(t)
+	for name, start := range objectStores {
+		t.Run(name, func(t *testing.T) {
+			cfg := "version: 0.1\nstorage:\n" + start(t) + `  delete:
+    enabled: true
+  redirect:
+    disable: true
+http:
+  addr: 127.0.0.1:5000
+  secret: e2e
+`
+			addr := testenv.StartBerth(t, cfg)
+			image := addr + "/" + name + "/app:1.0"
+			t.Cleanup(func() { _ = testenv.RunQuiet(docker, "rmi", "-f", image) })
+			testenv.Run(t, docker, "build", "-t", image, buildCtx)
+			pushed := pushDigest.FindStringSubmatch(testenv.Run(t, docker, "push", image))
+			if pushed == nil {
+				t.Fatal("docker push printed no digest")
+			}
+			testenv.Run(t, docker, "rmi", image)
+			testenv.Run(t, docker, "pull", image)
+			digests := testenv.Run(t, docker, "image", "inspect", "--format", "{{json .RepoDigests}}", image)
+			if !strings.Contains(digests, pushed[1]) {
+				t.Errorf("pulled image has digests %s, want %s", digests, pushed[1])
+			}
+			if out := testenv.Run(t, docker, "run", "--rm", "--network", "host", image); !strings.HasPrefix(out, "hello from a berth image") {
+				t.Errorf("docker run printed %q", out)
+			}
+		})
+	}
+}
