@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/berth-registry/berth/storage"
+	"github.com/berth-registry/berth/storage/driver"
 )
 
 // Options configure the HTTP API. The zero value serves every API at /v2/
@@ -63,6 +64,9 @@ type api struct {
 	reg  *storage.Registry
 	opts Options
 	log  *slog.Logger
+	// chunkMin is the OCI-Chunk-Min-Length a new upload advertises: the
+	// driver's part size, or 0 (no header) when any chunk size is as good.
+	chunkMin int64
 }
 
 // request is what a handler gets besides the http.Request: the parsed
@@ -86,7 +90,11 @@ func New(reg *storage.Registry, opts Options, log *slog.Logger) http.Handler {
 	if opts.CatalogMaxEntries <= 0 {
 		opts.CatalogMaxEntries = 1000
 	}
-	return &api{reg: reg, opts: opts, log: log}
+	a := &api{reg: reg, opts: opts, log: log}
+	if p, ok := reg.Driver().(driver.PartSizer); ok {
+		a.chunkMin = p.PartSize()
+	}
+	return a
 }
 
 // dispatch routes one request and returns what went wrong, if anything.

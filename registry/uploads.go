@@ -64,6 +64,9 @@ func (a *api) startUpload(w http.ResponseWriter, r *http.Request, req *request) 
 	if err := up.Close(ctx); err != nil {
 		return err
 	}
+	if a.chunkMin > 0 {
+		w.Header().Set("OCI-Chunk-Min-Length", strconv.FormatInt(a.chunkMin, 10))
+	}
 	a.uploadAccepted(w, r, req, up.ID(), up.Size())
 	return nil
 }

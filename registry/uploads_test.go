@@ -13,6 +13,7 @@ import (
 	"testing/iotest"
 
 	"github.com/berth-registry/berth/storage"
+	"github.com/berth-registry/berth/storage/driver"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -338,5 +339,31 @@ func TestCopyBodyBlamesTheClientForABrokenBody(t *testing.T) {
 	err = copyBody(readFromUpload{writeErr: errors.New("disk full")}, strings.NewReader("ok"))
 	if e := errorFor(err); e.Code != CodeUnknown || e.HTTPStatus() != http.StatusInternalServerError {
 		t.Fatalf("storage failure: %v, want 500", err)
+	}
+}
+
+// partSized gives a driver a part size, as object-store drivers have.
+type partSized struct{ driver.Driver }
+
+func (partSized) PartSize() int64 { return 5 << 20 }
+
+func TestUploadStartAdvertisesTheDriversPartSize(t *testing.T) {
+	tests := []struct {
+		name string
+		wrap func(driver.Driver) driver.Driver
+		want string
+	}{
+		{name: "no minimum", want: ""},
+		{name: "part size", wrap: func(d driver.Driver) driver.Driver { return driver.Wrap(partSized{d}) }, want: "5242880"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, &setup{wrap: tt.wrap})
+			res := s.do("POST", "/v2/repo/blobs/uploads/", nil)
+			res.expect(t, http.StatusAccepted, "")
+			if got := res.header.Get("OCI-Chunk-Min-Length"); got != tt.want {
+				t.Errorf("OCI-Chunk-Min-Length = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -112,6 +112,15 @@ type UploadLister interface {
 	Unfinished(ctx context.Context, dir string) (map[string]time.Time, error)
 }
 
+// PartSizer is implemented by drivers that send a write to the backend in
+// parts of a fixed size: on Close, a tail shorter than PartSize is kept
+// aside and sent again by the next writer, so chunks of at least PartSize
+// are what a chunked upload should use. Drivers without a minimum do not
+// implement it.
+type PartSizer interface {
+	PartSize() int64
+}
+
 // Errors a driver returns, wrapped in a *PathError. Check them with errors.Is.
 var (
 	ErrNotFound      = errors.New("path not found")

@@ -37,7 +37,16 @@ var (
 	_ ContentPutter = (*wrapped)(nil)
 	_ FileOpener    = (*wrapped)(nil)
 	_ UploadLister  = (*wrapped)(nil)
+	_ PartSizer     = (*wrapped)(nil)
 )
+
+// PartSize is the wrapped driver's part size, or 0 when it has no minimum.
+func (w *wrapped) PartSize() int64 {
+	if p, ok := w.d.(PartSizer); ok {
+		return p.PartSize()
+	}
+	return 0
+}
 
 // Unwrap returns the driver Wrap was given.
 func (w *wrapped) Unwrap() Driver { return w.d }

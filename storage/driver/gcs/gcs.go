@@ -306,3 +306,7 @@ func notFound(op, path string) error {
 func isNotExist(err error) bool {
 	return errors.Is(err, storage.ErrObjectNotExist) || httpStatus(err) == http.StatusNotFound
 }
+
+// PartSize implements driver.PartSizer: GCS takes resumable chunks in
+// multiples of 256 KiB, and a Close keeps the shorter tail aside.
+func (d *Driver) PartSize() int64 { return minChunk }

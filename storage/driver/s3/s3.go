@@ -353,3 +353,7 @@ func (s slogLogger) Logf(c logging.Classification, format string, v ...any) {
 	}
 	s.l.Log(context.Background(), lvl, "s3 sdk", "detail", fmt.Sprintf(format, v...))
 }
+
+// PartSize implements driver.PartSizer: a Close keeps up to one part in a
+// state object that the next writer sends again.
+func (d *Driver) PartSize() int64 { return d.cfg.chunkSize }

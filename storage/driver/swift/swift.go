@@ -169,7 +169,7 @@ func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 // PutContent implements driver.ContentPutter with one PUT.
 func (d *Driver) PutContent(ctx context.Context, path string, content []byte) error {
 	old, _ := d.manifestOf(ctx, d.object(path))
-	if _, err := d.conn.ObjectPut(ctx, d.cfg.Container, d.object(path), bytes.NewReader(content), false, "", contentType, nil); err != nil {
+	if err := d.put(ctx, d.object(path), content, nil); err != nil {
 		return mapErr("putcontent", path, err)
 	}
 	d.dropSegments(ctx, old)
@@ -255,8 +255,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	}
 	replaced, _ := d.manifestOf(ctx, d.object(dst))
 	if m := h["X-Object-Manifest"]; m != "" {
-		if _, err := d.conn.ObjectPut(ctx, d.cfg.Container, d.object(dst), bytes.NewReader(nil), false, "", contentType,
-			swift.Headers{"X-Object-Manifest": m}); err != nil {
+		if err := d.put(ctx, d.object(dst), nil, swift.Headers{"X-Object-Manifest": m}); err != nil {
 			return mapErr("move", dst, err)
 		}
 		if strings.HasSuffix(m, "/"+replaced) {
@@ -271,5 +270,3 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	d.dropSegments(ctx, replaced)
 	return nil
 }
-
-

@@ -141,7 +141,7 @@ func (w *writer) Write(p []byte) (int, error) {
 // flush puts the buffer as the next segment.
 func (w *writer) flush(ctx context.Context) error {
 	name := w.d.segmentName(w.state.segments, w.state.count+1)
-	if _, err := w.d.conn.ObjectPut(ctx, w.d.cfg.Container, name, bytes.NewReader(w.buf), false, "", contentType, nil); err != nil {
+	if err := w.d.put(ctx, name, w.buf, nil); err != nil {
 		w.err = mapErr("write", w.path, err)
 		return w.err
 	}
@@ -160,7 +160,7 @@ func (w *writer) saveState(ctx context.Context) error {
 		metaSize:     strconv.FormatInt(w.state.size, 10),
 		metaStarted:  w.state.started.Format(time.RFC3339),
 	}
-	_, err := w.d.conn.ObjectPut(ctx, w.d.cfg.Container, w.d.stateObject(w.path), bytes.NewReader(nil), false, "", contentType, m.ObjectHeaders())
+	err := w.d.put(ctx, w.d.stateObject(w.path), nil, m.ObjectHeaders())
 	if err != nil {
 		return mapErr("close", w.path, err)
 	}
@@ -211,7 +211,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	size := w.Size()
 	w.buf = nil
-	if _, err := w.d.conn.ObjectPut(ctx, w.d.cfg.Container, name, bytes.NewReader(body), false, "", contentType, h); err != nil {
+	if err := w.d.put(ctx, name, body, h); err != nil {
 		return mapErr("commit", w.path, err)
 	}
 	if w.saved {
