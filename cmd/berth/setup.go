@@ -15,8 +15,8 @@ import (
 
 	// The storage drivers register themselves by name.
 	_ "github.com/berth-registry/berth/storage/driver/filesystem"
-	_ "github.com/berth-registry/berth/storage/driver/inmemory"
 	_ "github.com/berth-registry/berth/storage/driver/gcs"
+	_ "github.com/berth-registry/berth/storage/driver/inmemory"
 	_ "github.com/berth-registry/berth/storage/driver/s3"
 )
 
