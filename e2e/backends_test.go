@@ -33,6 +33,24 @@ var objectStores = map[string]backend{
     rootdirectory: /registry
 `, g.Bucket, g.Endpoint)
 	},
+	"azure": func(t *testing.T) string {
+		a := testenv.StartAzurite(t)
+		return fmt.Sprintf(`  azure:
+    accountname: %s
+    accountkey: %s
+    container: %s
+    serviceurl: %s
+`, a.Account, a.Key, a.Container(t), a.ServiceURL)
+	},
+	"swift": func(t *testing.T) string {
+		sw := testenv.StartSwift(t)
+		return fmt.Sprintf(`  swift:
+    authurl: %s
+    username: %s
+    password: %s
+    container: registry
+`, sw.AuthURL, sw.User, sw.Key)
+	},
 }
 
 // TestDockerOnEveryObjectStore pushes, pulls and runs an image through

@@ -14,10 +14,12 @@ import (
 	"github.com/berth-registry/berth/storage/driver"
 
 	// The storage drivers register themselves by name.
+	_ "github.com/berth-registry/berth/storage/driver/azure"
 	_ "github.com/berth-registry/berth/storage/driver/filesystem"
 	_ "github.com/berth-registry/berth/storage/driver/gcs"
 	_ "github.com/berth-registry/berth/storage/driver/inmemory"
 	_ "github.com/berth-registry/berth/storage/driver/s3"
+	_ "github.com/berth-registry/berth/storage/driver/swift"
 )
 
 // loadConfig reads the file named by args (at most one) or, with none, the

@@ -54,8 +54,9 @@ var (
 	_ driver.UploadLister  = (*Driver)(nil)
 )
 
-// New builds the driver from its configuration section. It does not touch
-// the network: a wrong key or a missing container shows on the first call.
+// New builds the driver from its configuration section and creates the
+// container if it is missing, so a wrong key or an unreachable service
+// stops Berth at start.
 func New(ctx context.Context, params driver.Params) (*Driver, error) {
 	cfg, err := newConfig(params)
 	if err != nil {
@@ -93,7 +94,25 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("azure client: %w", err)
 	}
+	if err := d.ensureContainer(ctx); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// ensureContainer creates the container when it is missing, as
+// Distribution's driver does, so a fresh account works with the same
+// config. Credentials that may not create containers (a container-scoped
+// SAS, a reader role) are fine as long as the container exists.
+func (d *Driver) ensureContainer(ctx context.Context) error {
+	_, err := d.c.Create(ctx, nil)
+	if err == nil || bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return nil
+	}
+	if _, perr := d.c.GetProperties(ctx, nil); perr == nil {
+		return nil
+	}
+	return fmt.Errorf("container %s: %w", d.cfg.Container, err)
 }
 
 // clientOptions hands retries of throttled and failed requests to the SDK,

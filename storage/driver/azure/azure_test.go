@@ -79,3 +79,22 @@ func TestDriverSuite(t *testing.T) {
 		})
 	}
 }
+
+// TestNewCreatesAMissingContainer: Distribution's driver creates its
+// container, so configs written for it work on a fresh account.
+func TestNewCreatesAMissingContainer(t *testing.T) {
+	f := newFixture(t)
+	name := "fresh-" + f.container(t) // not created by the fixture
+	d := f.driver(t, name, nil)
+	if _, err := f.az.ContainerClient(name).GetProperties(t.Context(), nil); err != nil {
+		t.Fatalf("container %s after New: %v", name, err)
+	}
+	// Opening again on the now existing container is fine too.
+	_ = f.driver(t, name, nil)
+	write := func(p, s string) {
+		if err := driver.PutContent(t.Context(), d, p, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("/a", "x")
+}

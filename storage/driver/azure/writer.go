@@ -155,6 +155,9 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 		w.size = p.size
 		w.staged = true
 	case p.exists:
+		// Discarding commits an empty list, so a committed file at path
+		// goes too; it was about to be replaced, and upload paths are
+		// fresh in the registry.
 		if err := d.discardBlocks(ctx, name); err != nil {
 			return nil, mapErr("writer", path, err)
 		}
