@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/berth-registry/berth/storage"
+	"github.com/berth-registry/berth/storage/driver"
 )
 
 // Code is an error code of the distribution API, sent in the "code" field
@@ -146,6 +147,19 @@ func errorFor(err error) *Error {
 		return &Error{Code: CodeUnsupported, Message: "deletes are disabled", Err: err}
 	}
 	if code == CodeUnknown {
+		var pe *driver.PathError
+		if errors.As(err, &pe) {
+			// The backend failed (down, throttling past the driver's
+			// retries, out of space): 503 tells clients to retry, and
+			// nothing was stored half-way.
+			return &Error{
+				Code:    CodeUnknown,
+				Status:  http.StatusServiceUnavailable,
+				Message: "storage backend unavailable, retry later",
+				Detail:  map[string]string{"driver": pe.Driver, "operation": pe.Op},
+				Err:     err,
+			}
+		}
 		return &Error{Code: CodeUnknown, Err: err}
 	}
 	out := &Error{Code: code, Err: err}

@@ -12,7 +12,12 @@ import (
 	"sync"
 	"testing"
 
+	"context"
+	"github.com/berth-registry/berth/storage"
+	"github.com/berth-registry/berth/storage/driver"
 	"github.com/opencontainers/go-digest"
+	"io"
+	"sync/atomic"
 )
 
 func TestBaseAnswersWithAPIVersion(t *testing.T) {
@@ -240,4 +245,58 @@ func (s *syncBuffer) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.b.Reset()
+}
+
+// outage is a driver whose backend can be taken down and brought back.
+type outage struct {
+	driver.Driver
+	down *atomic.Bool
+}
+
+var errBackendDown = errors.New("dial tcp 127.0.0.1:9000: connect: connection refused")
+
+func (o outage) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
+	if o.down.Load() {
+		return driver.FileInfo{}, errBackendDown
+	}
+	return o.Driver.Stat(ctx, p)
+}
+
+func (o outage) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	if o.down.Load() {
+		return nil, errBackendDown
+	}
+	return o.Driver.Reader(ctx, p, off)
+}
+
+func (o outage) Writer(ctx context.Context, p string, app bool) (driver.FileWriter, error) {
+	if o.down.Load() {
+		return nil, errBackendDown
+	}
+	return o.Driver.Writer(ctx, p, app)
+}
+
+// TestBackendOutageIs503AndRecoversWithoutRestart: while storage is down,
+// reads and writes get a clear 503 that hides the backend's words; when it
+// comes back, the same server serves again.
+func TestBackendOutageIs503AndRecoversWithoutRestart(t *testing.T) {
+	var down atomic.Bool
+	s := newServer(t, &setup{
+		storage: storage.Options{DeleteEnabled: true},
+		wrap:    func(d driver.Driver) driver.Driver { return driver.Wrap(outage{d, &down}) },
+	})
+	d, _ := s.pushImage("repo", "v1", image{})
+	down.Store(true)
+	for _, req := range [][2]string{{"GET", "/v2/repo/manifests/v1"}, {"POST", "/v2/repo/blobs/uploads/"}} {
+		res := s.do(req[0], req[1], nil)
+		res.expect(t, http.StatusServiceUnavailable, CodeUnknown)
+		if body := string(res.body); !strings.Contains(body, "storage backend unavailable") || strings.Contains(body, "refused") {
+			t.Errorf("%s %s during the outage: body %s", req[0], req[1], body)
+		}
+	}
+	down.Store(false)
+	res := s.do("GET", "/v2/repo/manifests/v1", nil, "Accept", mtManifest)
+	res.expect(t, http.StatusOK, "")
+	res.expectHeader(t, "Docker-Content-Digest", d.String())
+	s.do("POST", "/v2/repo/blobs/uploads/", nil).expect(t, http.StatusAccepted, "")
 }
