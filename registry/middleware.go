@@ -27,7 +27,22 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Request-Id", id)
 	rw := &responseWriter{ResponseWriter: w}
 	log := a.log.With("request_id", id)
+	var body *countingBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
+	}
+	var observed func(RequestInfo)
+	if a.opts.Observe != nil {
+		var r2 *http.Request
+		r2, observed = a.opts.Observe(r)
+		if r2 != nil {
+			r = r2
+		}
+	}
 
+	// Headers and the query are never logged: they carry credentials
+	// (Authorization, a token in a query string).
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -35,13 +50,36 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			writeError(rw, r, log, &Error{Code: CodeUnknown, Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())})
 		}
+		info := RequestInfo{
+			Method:        r.Method,
+			Route:         rw.route,
+			Handler:       handlerNames[rw.kind],
+			Repository:    rw.repo,
+			User:          rw.user,
+			RequestID:     id,
+			Status:        rw.status(),
+			BytesOut:      rw.bytes,
+			Duration:      time.Since(start),
+			UploadStarted: rw.uploadStarted,
+		}
+		if body != nil {
+			info.BytesIn = body.n
+		}
+		if observed != nil {
+			observed(info)
+		}
+		if a.opts.AccessLogDisabled {
+			return
+		}
 		log.InfoContext(r.Context(), "request",
-			"method", r.Method,
-			"route", rw.route,
-			"repo", rw.repo,
-			"status", rw.status(),
-			"bytes", rw.bytes,
-			"duration", time.Since(start),
+			"method", info.Method,
+			"route", info.Route,
+			"repo", info.Repository,
+			"user", info.User,
+			"status", info.Status,
+			"bytes_in", info.BytesIn,
+			"bytes", info.BytesOut,
+			"duration", info.Duration,
 			"remote", r.RemoteAddr,
 		)
 	}()
@@ -60,6 +98,10 @@ type responseWriter struct {
 	wroteHeader bool
 	bytes       int64
 	route, repo string
+	kind        kind
+	user        string
+	// uploadStarted is set by a request that completes an upload.
+	uploadStarted time.Time
 }
 
 func (w *responseWriter) WriteHeader(code int) {

@@ -38,6 +38,15 @@ type Options struct {
 	CatalogMaxEntries int
 	// Authorize, when not nil, is asked before every request is served.
 	Authorize Authorizer
+	// Observe, when not nil, hears of every request (metrics, tracing).
+	Observe Observer
+	// Health, when not nil, is asked by every request to /v2/: while it
+	// returns an error, /v2/ answers 503 UNAVAILABLE, as Distribution does
+	// while a check of the health section fails.
+	Health func() error
+	// AccessLogDisabled drops the one info line per request
+	// (log.accesslog.disabled); failures are still logged.
+	AccessLogDisabled bool
 }
 
 // Access is one resource a request touches and what it does to it, in
@@ -113,10 +122,16 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return apiErr(CodeUnsupported, "method not allowed")
 	}
-	w.route, w.repo = rt.pattern, t.name
+	w.route, w.repo, w.kind = rt.pattern, t.name, t.kind
 	if t.kind != kindBase && t.kind != kindCatalog {
 		if err := checkName(t.name); err != nil {
 			return err
+		}
+	}
+	if t.kind == kindBase && a.opts.Health != nil {
+		// Before auth, so a load balancer's anonymous probe sees it.
+		if err := a.opts.Health(); err != nil {
+			return unhealthy(err)
 		}
 	}
 	if a.opts.Authorize != nil {
@@ -126,6 +141,7 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 		}
 		if r2 != nil {
 			r = r2
+			w.user = UserFromContext(r.Context())
 		}
 	}
 	if a.opts.ReadOnly && isWrite(r.Method) {

@@ -189,6 +189,7 @@ func (a *api) putUpload(w http.ResponseWriter, r *http.Request, req *request) er
 		a.cancel(r, req, up)
 		return err
 	}
+	noteUpload(w, up.StartedAt())
 	a.blobCreated(w, r, req, desc)
 	return nil
 }
