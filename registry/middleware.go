@@ -44,11 +44,14 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Headers and the query are never logged: they carry credentials
 	// (Authorization, a token in a query string).
 	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
+		p := recover()
+		if p != nil && p != http.ErrAbortHandler {
 			writeError(rw, r, log, &Error{Code: CodeUnknown, Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())})
+		}
+		if p == http.ErrAbortHandler {
+			// An aborted response is still observed and logged first, so
+			// gauges and spans are not left open.
+			defer panic(p)
 		}
 		info := RequestInfo{
 			Method:        r.Method,

@@ -107,6 +107,7 @@ func (a *api) monolithicUpload(w http.ResponseWriter, r *http.Request, req *requ
 		a.cancel(r, req, up)
 		return err
 	}
+	noteUpload(w, up.StartedAt())
 	a.blobCreated(w, r, req, desc)
 	return nil
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -60,6 +61,8 @@ type lru[K comparable, V any] struct {
 	order *list.List // front: most recently used
 	items map[K]*list.Element
 	epoch uint64 // incremented by every removal
+
+	hits, misses atomic.Uint64 // lookups by get, for CacheStats
 }
 
 type lruEntry[K comparable, V any] struct {
@@ -77,9 +80,11 @@ func (c *lru[K, V]) get(k K) (V, bool) {
 	defer c.mu.Unlock()
 	e, ok := c.items[k]
 	if !ok {
+		c.misses.Add(1)
 		var zero V
 		return zero, false
 	}
+	c.hits.Add(1)
 	c.order.MoveToFront(e)
 	return e.Value.(*lruEntry[K, V]).val, true
 }
@@ -135,4 +140,25 @@ func (c *lru[K, V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.items)
+}
+
+// CacheStats counts the lookups of one of a Registry's caches since it was
+// made, and what it holds now.
+type CacheStats struct {
+	Hits, Misses uint64
+	Entries      int
+}
+
+// CacheStats returns the counts of each cache by name: "blobs" (blob
+// descriptors), "links" (repository links) and "manifests" (payloads).
+func (r *Registry) CacheStats() map[string]CacheStats {
+	return map[string]CacheStats{
+		"blobs":     r.cache.blobs.stats(),
+		"links":     r.cache.links.stats(),
+		"manifests": r.cache.manifests.stats(),
+	}
+}
+
+func (c *lru[K, V]) stats() CacheStats {
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: c.len()}
 }

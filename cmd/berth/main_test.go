@@ -199,3 +199,38 @@ func (b *syncBuffer) String() string {
 	defer func() { <-b.mu }()
 	return fmt.Sprint(b.buf.String())
 }
+
+// TestServeExposesHealthAndMetricsOnTheDebugAddress checks the wiring:
+// the debug listener serves /debug/health and Prometheus metrics that count
+// the registry's requests, and the registry listener serves neither.
+func TestServeExposesHealthAndMetricsOnTheDebugAddress(t *testing.T) {
+	addr, debug := freeAddr(t), freeAddr(t)
+	env := []string{
+		"REGISTRY_HTTP_ADDR=" + addr,
+		"REGISTRY_HTTP_DEBUG_ADDR=" + debug,
+		"REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED=true",
+		"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=" + t.TempDir(),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve"}, io.Discard, io.Discard, env) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitUp(t, "http://"+addr+"/v2/")
+	waitUp(t, "http://"+debug+"/debug/health")
+
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + debug + "/metrics"); code != http.StatusOK || !strings.Contains(body, "registry_http_requests_total") {
+		t.Errorf("debug /metrics: %d, lacks registry_http_requests_total:\n%.500s", code, body)
+	}
+	if code, _ := get("http://" + addr + "/metrics"); code == http.StatusOK {
+		t.Error("the registry listener serves /metrics")
+	}
+}

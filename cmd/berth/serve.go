@@ -15,6 +15,8 @@ import (
 
 	"github.com/berth-registry/berth/config"
 	"github.com/berth-registry/berth/registry"
+	"github.com/berth-registry/berth/storage"
+	"github.com/berth-registry/berth/storage/driver"
 )
 
 // defaultDrainTimeout is how long in-flight requests may run after a
@@ -30,11 +32,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "warning", w)
 	}
-	reg, err := openStorage(ctx, cfg, log)
+	name, params := cfg.Storage.Driver()
+	d, err := driver.Open(ctx, name, params)
+	if err != nil {
+		return placeDriverError(cfg, name, err)
+	}
+	obs, err := setupObservability(ctx, cfg, d, log)
 	if err != nil {
 		return err
 	}
-	handler := registry.New(reg, registryOptions(cfg), log)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := obs.shutdown(sctx); err != nil {
+			log.Warn("observability shutdown", "error", err)
+		}
+	}()
+	reg := storage.New(obs.driver, storageOptions(cfg), log)
+	obs.watchStorage(reg)
+	opts := registryOptions(cfg)
+	obs.apply(&opts)
+	handler := registry.New(reg, opts, log)
 
 	ln, err := listen(cfg.HTTP)
 	if err != nil {
@@ -68,7 +86,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 
 	var debugSrv *http.Server
 	if cfg.HTTP.Debug.Addr != "" {
-		debugSrv = &http.Server{Addr: cfg.HTTP.Debug.Addr, Handler: debugMux(), ReadHeaderTimeout: 30 * time.Second}
+		debugSrv = &http.Server{Addr: cfg.HTTP.Debug.Addr, Handler: debugMux(obs.debug), ReadHeaderTimeout: 30 * time.Second}
 		go func() { errc <- debugSrv.ListenAndServe() }()
 		log.Info("debug server", "addr", cfg.HTTP.Debug.Addr)
 	}
@@ -141,8 +159,13 @@ func driverName(cfg *config.Config) string {
 	return name
 }
 
-func debugMux() *http.ServeMux {
+// debugMux serves pprof and the extra handlers (health, metrics) on the
+// debug address, never on the registry's own.
+func debugMux(extra map[string]http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
+	for p, h := range extra {
+		mux.Handle(p, h)
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
