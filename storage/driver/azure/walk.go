@@ -2,8 +2,6 @@ package azure
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -46,77 +44,7 @@ func (d *Driver) Walk(ctx context.Context, root string, fn driver.WalkFunc) erro
 	if len(files) == 0 && root != "/" {
 		return pathErr("walk", root, driver.ErrNotFound)
 	}
-	slices.SortFunc(files, func(a, b driver.FileInfo) int { return treeCompare(a.Path, b.Path) })
-	return emitTree(ctx, root, files, fn)
-}
-
-// emitTree calls fn for each file, preceded by the directories between
-// root and it that no earlier file implied, honouring ErrSkipDir.
-func emitTree(ctx context.Context, root string, files []driver.FileInfo, fn driver.WalkFunc) error {
-	start := len(root) + 1 // index after "root/"
-	if root == "/" {
-		start = 1
-	}
-	var last, skipped string // last emitted directory; directory being skipped
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if skipped != "" && strings.HasPrefix(f.Path, skipped+"/") {
-			continue
-		}
-		skipped = ""
-		// Emit every directory on the way to f not already below last.
-		skip := false
-		for i := start; i < len(f.Path); i++ {
-			if f.Path[i] != '/' {
-				continue
-			}
-			dir := f.Path[:i]
-			if last == dir || strings.HasPrefix(last, dir+"/") {
-				continue
-			}
-			last = dir
-			if err := fn(driver.FileInfo{Path: dir, IsDir: true}); err != nil {
-				if err == driver.ErrSkipDir {
-					skipped, skip = dir, true
-					break
-				}
-				return err
-			}
-		}
-		if skip {
-			continue
-		}
-		if err := fn(f); err != nil && err != driver.ErrSkipDir {
-			return err
-		}
-	}
-	return nil
-}
-
-// treeCompare orders paths as a walk visits them: byte order in which '/'
-// sorts before every other byte, so a directory's subtree comes before
-// its siblings whose names extend its own.
-func treeCompare(a, b string) int {
-	n := min(len(a), len(b))
-	for i := range n {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
-		}
-		switch {
-		case x == '/':
-			return -1
-		case y == '/':
-			return 1
-		case x < y:
-			return -1
-		default:
-			return 1
-		}
-	}
-	return len(a) - len(b)
+	return driver.WalkFiles(ctx, root, files, fn)
 }
 
 func deref[T int64 | time.Time](p *T) T {

@@ -504,19 +504,3 @@ func TestEmulatorHostFromEnvironment(t *testing.T) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)
 	}
 }
-
-func TestComparePathsIsTreeOrder(t *testing.T) {
-	tests := []struct{ a, b string }{
-		{"/a", "/a-b"},
-		{"/a/x", "/a-b"},
-		{"/a/x", "/a.b"},
-		{"/a", "/a/x"},
-		{"/a-b", "/a.b"},
-		{"/a/z", "/ab"},
-	}
-	for _, tt := range tests {
-		if comparePaths(tt.a, tt.b) >= 0 || comparePaths(tt.b, tt.a) <= 0 {
-			t.Errorf("%s should sort before %s", tt.a, tt.b)
-		}
-	}
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -27,43 +26,7 @@ func (d *Driver) Walk(ctx context.Context, root string, fn driver.WalkFunc) erro
 	if len(files) == 0 && root != "/" {
 		return notFound("walk", root)
 	}
-	slices.SortFunc(files, func(a, b driver.FileInfo) int { return comparePaths(a.Path, b.Path) })
-
-	var open []string // directories emitted, outermost first, holding the current file
-	skip := ""        // a directory fn asked to skip
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if skip != "" && strings.HasPrefix(f.Path, skip+"/") {
-			continue
-		}
-		skip = ""
-		dirs := parents(root, f.Path)
-		k := 0
-		for k < len(open) && k < len(dirs) && open[k] == dirs[k] {
-			k++
-		}
-		open = open[:k]
-		for _, dir := range dirs[k:] {
-			err := fn(driver.FileInfo{Path: dir, IsDir: true})
-			if errors.Is(err, driver.ErrSkipDir) {
-				skip = dir
-				break
-			}
-			if err != nil {
-				return err
-			}
-			open = append(open, dir)
-		}
-		if skip != "" {
-			continue
-		}
-		if err := fn(f); err != nil && !errors.Is(err, driver.ErrSkipDir) {
-			return err
-		}
-	}
-	return nil
+	return driver.WalkFiles(ctx, root, files, fn)
 }
 
 // listFiles returns every file below root.
@@ -87,41 +50,6 @@ func (d *Driver) listFiles(ctx context.Context, root string) ([]driver.FileInfo,
 		}
 		files = append(files, driver.FileInfo{Path: d.path(attrs.Name), Size: attrs.Size, ModTime: attrs.Updated})
 	}
-}
-
-// comparePaths orders paths as a tree walk visits them: component by
-// component, a parent before its children.
-func comparePaths(a, b string) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
-		}
-		if ca == '/' {
-			return -1
-		}
-		if cb == '/' {
-			return 1
-		}
-		return int(ca) - int(cb)
-	}
-	return len(a) - len(b)
-}
-
-// parents returns the directories strictly between root and path, outermost
-// first.
-func parents(root, path string) []string {
-	var dirs []string
-	start := len(root)
-	if root == "/" {
-		start = 0
-	}
-	for i := start + 1; i < len(path); i++ {
-		if path[i] == '/' {
-			dirs = append(dirs, path[:i])
-		}
-	}
-	return dirs
 }
 
 // Unfinished returns the paths below dir with an unfinished write, found

@@ -102,21 +102,3 @@ func TestParamsDefaultsAndDistributionKeys(t *testing.T) {
 		})
 	}
 }
-
-func TestComparePathsPutsParentsFirst(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want int
-	}{
-		{"/a/x", "/a-b", -1},
-		{"/a", "/a/x", -1},
-		{"/a.c/y", "/a/x", 1},
-		{"/a/b", "/a/b", 0},
-		{"/b", "/a/z", 1},
-	}
-	for _, tt := range tests {
-		if got := comparePaths(tt.a, tt.b); (got > 0) != (tt.want > 0) || (got < 0) != (tt.want < 0) {
-			t.Errorf("comparePaths(%q, %q) = %d, want sign of %d", tt.a, tt.b, got, tt.want)
-		}
-	}
-}

@@ -2,7 +2,6 @@ package s3
 
 import (
 	"context"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,70 +40,5 @@ func (d *Driver) Walk(ctx context.Context, root string, fn driver.WalkFunc) erro
 	if len(files) == 0 && root != "/" {
 		return pathErr("walk", root, driver.ErrNotFound)
 	}
-	slices.SortFunc(files, func(a, b driver.FileInfo) int { return comparePaths(a.Path, b.Path) })
-
-	// Emit each file after the directories between root and it that the
-	// previous file did not already imply. skip is a directory whose
-	// subtree fn asked to skip.
-	var prev, skip string
-	base := len(root)
-	if root == "/" {
-		base = 0
-	}
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if skip != "" && strings.HasPrefix(f.Path, skip+"/") {
-			continue
-		}
-		skip = ""
-		for i := base + 1; i < len(f.Path); i++ {
-			if f.Path[i] != '/' {
-				continue
-			}
-			dir := f.Path[:i]
-			if strings.HasPrefix(prev, dir+"/") {
-				continue // already emitted
-			}
-			err := fn(driver.FileInfo{Path: dir, IsDir: true})
-			if err == driver.ErrSkipDir {
-				skip = dir
-				break
-			}
-			if err != nil {
-				return err
-			}
-		}
-		prev = f.Path
-		if skip != "" {
-			continue
-		}
-		if err := fn(f); err != nil && err != driver.ErrSkipDir {
-			return err
-		}
-	}
-	return nil
-}
-
-// comparePaths orders paths component by component, which is byte order
-// with '/' lower than every other character.
-func comparePaths(a, b string) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
-		}
-		if ca == '/' {
-			return -1
-		}
-		if cb == '/' {
-			return 1
-		}
-		if ca < cb {
-			return -1
-		}
-		return 1
-	}
-	return len(a) - len(b)
+	return driver.WalkFiles(ctx, root, files, fn)
 }

@@ -2,8 +2,6 @@ package swift
 
 import (
 	"context"
-	"slices"
-	"strings"
 
 	"github.com/ncw/swift/v2"
 
@@ -30,68 +28,14 @@ func (d *Driver) Walk(ctx context.Context, root string, fn driver.WalkFunc) erro
 	if len(files) == 0 && root != "/" {
 		return pathErr("walk", root, driver.ErrNotFound)
 	}
-	slices.SortFunc(files, func(a, b driver.FileInfo) int { return treeCompare(a.Path, b.Path) })
-	start := len(root) + 1
-	if root == "/" {
-		start = 1
-	}
-	var last, skipped string
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if skipped != "" && strings.HasPrefix(f.Path, skipped+"/") {
-			continue
-		}
-		skipped = ""
-		if f.Size == 0 {
+	return driver.WalkFiles(ctx, root, files, func(f driver.FileInfo) error {
+		if !f.IsDir && f.Size == 0 {
 			// A large object's manifest lists as empty; its size is in
-			// its HEAD.
+			// its HEAD, asked only for the files the walk visits.
 			if fi, err := d.Stat(ctx, f.Path); err == nil && !fi.IsDir {
 				f.Size = fi.Size
 			}
 		}
-		for i := start; i < len(f.Path) && skipped == ""; i++ {
-			if f.Path[i] != '/' {
-				continue
-			}
-			dir := f.Path[:i]
-			if last == dir || strings.HasPrefix(last, dir+"/") {
-				continue
-			}
-			last = dir
-			if err := fn(driver.FileInfo{Path: dir, IsDir: true}); err == driver.ErrSkipDir {
-				skipped = dir
-			} else if err != nil {
-				return err
-			}
-		}
-		if skipped != "" {
-			continue
-		}
-		if err := fn(f); err != nil && err != driver.ErrSkipDir {
-			return err
-		}
-	}
-	return nil
-}
-
-// treeCompare is byte order with '/' before every other byte.
-func treeCompare(a, b string) int {
-	for i := range min(len(a), len(b)) {
-		x, y := a[i], b[i]
-		switch {
-		case x == y:
-			continue
-		case x == '/':
-			return -1
-		case y == '/':
-			return 1
-		case x < y:
-			return -1
-		default:
-			return 1
-		}
-	}
-	return len(a) - len(b)
+		return fn(f)
+	})
 }
