@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 20m
 TOOLS    := .cache/bin
 
-.PHONY: run build test lint tools clean
+.PHONY: run build test lint tools clean bench bench-quick
 
 ## run: start Berth with the embedded default config (filesystem storage)
 run:
@@ -29,6 +29,18 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
+
+## bench: Berth against CNCF Distribution, side by side (BACKEND=s3 for MinIO);
+## writes docs/benchmarks.md
+BACKEND ?= filesystem
+bench:
+	@scripts/tools.sh registry $(if $(filter s3,$(BACKEND)),minio)
+	$(GO) run ./bench -backend $(BACKEND)
+
+## bench-quick: every benchmark scenario, small, in under a minute
+bench-quick:
+	@scripts/tools.sh registry $(if $(filter s3,$(BACKEND)),minio)
+	$(GO) run ./bench -quick -backend $(BACKEND)
 
 ## tools: install the pinned test tools into .cache/
 tools:

@@ -265,6 +265,14 @@ type H2C struct {
 type Notifications struct {
 	Events    Events     `yaml:"events,omitempty"`
 	Endpoints []Endpoint `yaml:"endpoints,omitempty"`
+	// Spool is the local directory where events wait until their endpoint
+	// accepts them, one subdirectory per endpoint (Berth only). Default:
+	// berth/notifications under the filesystem driver's rootdirectory, or
+	// /var/lib/berth/notifications with any other driver.
+	Spool string `yaml:"spool,omitempty"`
+	// SpoolMaxBytes caps each endpoint's spool; past it the oldest events
+	// are dropped (Berth only). Default 256 MiB.
+	SpoolMaxBytes int64 `yaml:"spoolmaxbytes,omitempty"`
 }
 
 // Events shapes the events sent.
@@ -283,6 +291,10 @@ type Endpoint struct {
 	Backoff           time.Duration       `yaml:"backoff,omitempty"`
 	IgnoredMediaTypes []string            `yaml:"ignoredmediatypes,omitempty"`
 	Ignore            Ignore              `yaml:"ignore,omitempty"`
+	// MediaType is the Content-Type of the requests: Distribution 3's
+	// events.v2+json (the default) or registry:2's events.v1+json (Berth
+	// only).
+	MediaType string `yaml:"mediatype,omitempty"`
 }
 
 // Ignore filters events out of an endpoint.

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -247,12 +248,7 @@ func (p *parser) check(c *Config) {
 
 	p.checkHTTP(&c.HTTP)
 
-	for i, e := range c.Notifications.Endpoints {
-		path := "notifications.endpoints[" + itoa(i) + "]"
-		p.required(path, map[string]string{"name": e.Name, "url": e.URL})
-		p.checkURL(join(path, "url"), e.URL)
-		p.notNegative(join(path, "threshold"), e.Threshold)
-	}
+	p.checkNotifications(&c.Notifications, &c.Storage)
 
 	h := &c.Health
 	if h.StorageDriver.Interval == 0 {
@@ -386,6 +382,68 @@ func (p *parser) checkHTTP(h *HTTP) {
 	if h.Debug.Prometheus.Path == "" {
 		h.Debug.Prometheus.Path = "/metrics"
 	}
+}
+
+// Media types of the notification envelope an endpoint may be sent.
+const (
+	eventsV2 = "application/vnd.docker.distribution.events.v2+json"
+	eventsV1 = "application/vnd.docker.distribution.events.v1+json"
+)
+
+func (p *parser) checkNotifications(n *Notifications, st *Storage) {
+	names := map[string]bool{}
+	for i := range n.Endpoints {
+		e := &n.Endpoints[i]
+		path := "notifications.endpoints[" + itoa(i) + "]"
+		p.required(path, map[string]string{"name": e.Name, "url": e.URL})
+		p.checkURL(join(path, "url"), e.URL)
+		p.notNegative(join(path, "threshold"), e.Threshold)
+		if e.Timeout < 0 {
+			p.fail(join(path, "timeout"), "must not be negative")
+		}
+		if e.Backoff < 0 {
+			p.fail(join(path, "backoff"), "must not be negative")
+		}
+		if e.Name != "" && names[e.Name] {
+			p.fail(join(path, "name"), "%q names another endpoint too; each endpoint has its own spool, named after it", e.Name)
+		}
+		names[e.Name] = true
+		if e.MediaType == "" {
+			e.MediaType = eventsV2
+		}
+		if e.MediaType != eventsV2 && e.MediaType != eventsV1 {
+			p.fail(join(path, "mediatype"), "invalid media type %q (accepted: %s, %s)", e.MediaType, eventsV2, eventsV1)
+		}
+	}
+	if n.SpoolMaxBytes < 0 {
+		p.fail("notifications.spoolmaxbytes", "must not be negative, got %d", n.SpoolMaxBytes)
+	}
+	if len(n.Endpoints) == 0 {
+		return // nothing to spool: keep the printed config free of defaults no one uses
+	}
+	if n.SpoolMaxBytes == 0 {
+		n.SpoolMaxBytes = 256 << 20
+	}
+	if n.Spool == "" {
+		n.Spool = defaultSpool(st)
+	}
+}
+
+// defaultSpool keeps the notification spool beside the registry's data
+// when that is on local disk; with an object store it needs a local
+// directory of its own.
+func defaultSpool(st *Storage) string {
+	name, params := st.Driver()
+	if name != "filesystem" {
+		return "/var/lib/berth/notifications"
+	}
+	root := "/var/lib/registry"
+	if _, v, ok := lookup(params, "rootdirectory"); ok {
+		if s, isString := v.(string); isString && s != "" {
+			root = s
+		}
+	}
+	return filepath.Join(root, "berth", "notifications")
 }
 
 func (p *parser) checkURL(key, raw string) {

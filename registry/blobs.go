@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver"
 )
@@ -25,6 +26,7 @@ func (a *api) getBlob(w http.ResponseWriter, r *http.Request, req *request) erro
 	}
 	defer b.Close()
 	desc := b.Descriptor()
+	a.notifyBlob(w, r, req, notifications.ActionPull, desc, "")
 	if done, err := a.redirectBlob(w, r, req, desc); done || err != nil {
 		return err
 	}
@@ -97,6 +99,7 @@ func (a *api) deleteBlob(w http.ResponseWriter, r *http.Request, req *request) e
 	if err := req.repo.DeleteBlob(r.Context(), d); err != nil {
 		return err
 	}
+	a.notifyDelete(w, r, req, d, "")
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil

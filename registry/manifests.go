@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
 	"github.com/opencontainers/go-digest"
 )
@@ -42,6 +43,7 @@ func (a *api) getManifest(w http.ResponseWriter, r *http.Request, req *request) 
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	a.notifyManifest(w, r, req, notifications.ActionPull, m.Descriptor, m.Payload, tagOf(req.ref))
 	h.Set("Content-Length", strconv.Itoa(len(m.Payload)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(m.Payload)
@@ -130,6 +132,7 @@ func (a *api) putManifest(w http.ResponseWriter, r *http.Request, req *request) 
 	if err != nil {
 		return err
 	}
+	a.notifyManifest(w, r, req, notifications.ActionPush, m.Descriptor, payload, append(tagOf(req.ref), tagged...))
 	h := w.Header()
 	h.Set("Location", a.location(r, manifestPath(req.name, m.Digest.String()), nil))
 	h.Set("Docker-Content-Digest", m.Digest.String())
@@ -165,6 +168,7 @@ func (a *api) deleteManifest(w http.ResponseWriter, r *http.Request, req *reques
 		if err := req.repo.DeleteManifest(ctx, d); err != nil {
 			return err
 		}
+		a.notifyDelete(w, r, req, d, "")
 	} else {
 		if err := checkTag(req.ref); err != nil {
 			return err
@@ -172,6 +176,7 @@ func (a *api) deleteManifest(w http.ResponseWriter, r *http.Request, req *reques
 		if err := req.repo.DeleteTag(ctx, req.ref); err != nil {
 			return err
 		}
+		a.notifyDelete(w, r, req, "", req.ref)
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)

@@ -47,6 +47,13 @@ type Options struct {
 	// AccessLogDisabled drops the one info line per request
 	// (log.accesslog.disabled); failures are still logged.
 	AccessLogDisabled bool
+	// Events, when not nil, is told of every push, pull (GET, not HEAD),
+	// mount and delete before the response is sent (webhook
+	// notifications).
+	Events EventSink
+	// EventReferences fills target.references in manifest events
+	// (notifications.events.includereferences).
+	EventReferences bool
 }
 
 // Access is one resource a request touches and what it does to it, in

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
 	"github.com/opencontainers/go-digest"
 )
@@ -35,6 +36,7 @@ func (a *api) startUpload(w http.ResponseWriter, r *http.Request, req *request) 
 		desc, err := req.repo.MountBlob(ctx, from, d)
 		switch {
 		case err == nil:
+			a.notifyBlob(w, r, req, notifications.ActionMount, desc, from)
 			a.blobCreated(w, r, req, desc)
 			return nil
 		case errors.Is(err, storage.ErrBlobUnknown), errors.Is(err, storage.ErrNameUnknown):
@@ -108,6 +110,7 @@ func (a *api) monolithicUpload(w http.ResponseWriter, r *http.Request, req *requ
 		return err
 	}
 	noteUpload(w, up.StartedAt())
+	a.notifyBlob(w, r, req, notifications.ActionPush, desc, "")
 	a.blobCreated(w, r, req, desc)
 	return nil
 }
@@ -191,6 +194,7 @@ func (a *api) putUpload(w http.ResponseWriter, r *http.Request, req *request) er
 		return err
 	}
 	noteUpload(w, up.StartedAt())
+	a.notifyBlob(w, r, req, notifications.ActionPush, desc, "")
 	a.blobCreated(w, r, req, desc)
 	return nil
 }

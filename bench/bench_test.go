@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/testenv"
+)
+
+// TestQuickRunProducesTable runs the whole harness in -quick mode so that
+// it cannot rot: every scenario must run against both servers and the
+// table must land in the output file. It checks that the harness works,
+// never what the numbers are.
+func TestQuickRunProducesTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts both registries and pushes some hundred MiB")
+	}
+	testenv.Tool(t, "registry") // CNCF Distribution, from scripts/tools.sh
+	out := filepath.Join(t.TempDir(), "benchmarks.md")
+	var log strings.Builder
+	res, err := run(context.Background(), options{quick: true, out: out}, io.MultiWriter(&log, testWriter{t}))
+	if err != nil {
+		t.Fatalf("quick run: %v", err)
+	}
+	ids := map[string]bool{}
+	for _, r := range res.rows {
+		ids[r.id] = true
+		if r.skipped == "" && (r.dist <= 0 || r.berth <= 0) {
+			t.Errorf("row %s has a non-positive value: distribution %v, berth %v", r.id, r.dist, r.berth)
+		}
+	}
+	for _, id := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "9b", "10"} {
+		if !ids[id] {
+			t.Errorf("no row %s in the results", id)
+		}
+	}
+	doc, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), res.table()) || !strings.Contains(string(doc), endMark) {
+		t.Errorf("output file lacks the table:\n%s", doc)
+	}
+}
+
+// TestWriteDocKeepsTheAnalysis checks that a run replaces only its own
+// backend's section of the page.
+func TestWriteDocKeepsTheAnalysis(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.md")
+	page := "# Benchmarks\n\nintro\n\n" + beginMark + "filesystem -->\nold\n" + endMark + "\n\n## Analysis\n\nkept\n"
+	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &results{backend: "filesystem", sizes: quickSizes, rows: []result{{row: row{id: "1", name: "x", unit: "MB/s", target: 1}, dist: 1, berth: 2}}}
+	if err := r.writeDoc(path); err != nil {
+		t.Fatal(err)
+	}
+	s3 := &results{backend: "s3", sizes: quickSizes}
+	if err := s3.writeDoc(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	got := string(b)
+	for _, want := range []string{"intro", "## Analysis\n\nkept", "| 1 | x | MB/s | 1.00 | 2.00 | 2.00× |", beginMark + "s3 -->"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "old") {
+		t.Errorf("old table kept:\n%s", got)
+	}
+}
+
+// testWriter sends the harness's progress lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,284 @@
+// Command bench measures Berth against CNCF Distribution side by side:
+// both servers on loopback, the same config on the same disk (or each on
+// a MinIO of its own with -backend s3), driven by the same Go load
+// generator in alternating rounds. It prints one table of medians and
+// ratios and writes it into docs/benchmarks.md.
+//
+//	go run ./bench                 # full run, about ten minutes
+//	go run ./bench -quick          # every scenario, small, under a minute
+//	go run ./bench -backend s3     # against MinIO
+//	go run ./bench -run '^(5|6)$' -profile /tmp/prof  # some scenarios, with Berth CPU profiles
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// sizes scale the scenarios; quick mode shrinks them all.
+type sizes struct {
+	rounds     int
+	big        int64 // scenarios 1, 2, 3, 9
+	chunk      int64
+	pulls      int // pulls of the big blob per measurement
+	smallBlobs int
+	load       time.Duration // per measurement of scenarios 5, 6, 7
+	tags       int
+	tagPage    int
+	concurrent int
+	layers     int
+	layerSize  int64
+}
+
+var (
+	fullSizes = sizes{
+		rounds: 3, big: 1 << 30, chunk: 16 << 20, pulls: 3, smallBlobs: 500,
+		load: 5 * time.Second, tags: 10000, tagPage: 1000, concurrent: 8, layers: 20, layerSize: 1 << 20,
+	}
+	quickSizes = sizes{
+		rounds: 1, big: 64 << 20, chunk: 16 << 20, pulls: 1, smallBlobs: 100,
+		load: time.Second, tags: 1000, tagPage: 100, concurrent: 8, layers: 3, layerSize: 64 << 10,
+	}
+)
+
+// harness holds what every scenario shares.
+type harness struct {
+	root, work string
+	backend    string // filesystem or s3
+	minio      string // MinIO binary, for s3
+	sz         sizes
+	specs      [2]serverSpec // Distribution first
+	profileDir string
+	dockerSkip string
+	log        io.Writer
+
+	big             *bigBlob
+	small           digest.Digest
+	manifest        digest.Digest
+	manifestPayload []byte
+	smallOnce       sync.Once
+	smallData       [][]byte
+}
+
+type options struct {
+	quick      bool
+	backend    string
+	out        string
+	rounds     int
+	run        string
+	profileDir string
+}
+
+func main() {
+	var o options
+	flag.BoolVar(&o.quick, "quick", false, "run every scenario small (under a minute); CI's smoke test")
+	flag.StringVar(&o.backend, "backend", envOr("BACKEND", "filesystem"), "storage backend: filesystem or s3 (MinIO)")
+	flag.StringVar(&o.out, "out", "", "markdown file to write the results into (default docs/benchmarks.md, none with -quick)")
+	flag.IntVar(&o.rounds, "rounds", 0, "alternating rounds per scenario (default 3, 1 with -quick)")
+	flag.StringVar(&o.run, "run", "", "run only the scenarios whose number matches this regular expression")
+	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of Berth's first measurement of each scenario here")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.out == "" && !o.quick && o.run == "" {
+		o.out = "docs/benchmarks.md"
+	}
+	res, err := run(ctx, o, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Print(res.table())
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// run builds Berth, runs the scenarios and writes the results to o.out
+// (relative to the module root) when it is set.
+func run(ctx context.Context, o options, log io.Writer) (*results, error) {
+	h := &harness{backend: o.backend, sz: fullSizes, profileDir: o.profileDir, log: log}
+	if o.quick {
+		h.sz = quickSizes
+	}
+	if o.rounds > 0 {
+		h.sz.rounds = o.rounds
+	}
+	if h.backend == "" {
+		h.backend = "filesystem"
+	}
+	if h.backend != "filesystem" && h.backend != "s3" {
+		return nil, fmt.Errorf("unknown backend %q (filesystem or s3)", h.backend)
+	}
+	var filter *regexp.Regexp
+	if o.run != "" {
+		var err error
+		if filter, err = regexp.Compile(o.run); err != nil {
+			return nil, fmt.Errorf("-run: %w", err)
+		}
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	h.root = root
+	dist := filepath.Join(root, ".cache", "bin", "registry")
+	if _, err := os.Stat(dist); err != nil {
+		return nil, fmt.Errorf("CNCF Distribution not installed (run scripts/tools.sh registry): %w", err)
+	}
+	if h.backend == "s3" {
+		h.minio = filepath.Join(root, ".cache", "bin", "minio")
+		if _, err := os.Stat(h.minio); err != nil {
+			return nil, fmt.Errorf("MinIO not installed (run scripts/tools.sh minio): %w", err)
+		}
+	}
+	// The work directory is on the repository's disk, not a /tmp that may
+	// be in memory: both servers store there.
+	cache := filepath.Join(root, ".cache", "bench")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, err
+	}
+	if h.work, err = os.MkdirTemp(cache, "run-"); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(h.work)
+
+	fmt.Fprintf(log, "bench: building berth\n")
+	berth, err := buildBerth(ctx, root, h.work)
+	if err != nil {
+		return nil, err
+	}
+	h.specs = [2]serverSpec{{"distribution", dist}, {"berth", berth}}
+	h.dockerSkip = dockerCheck(ctx)
+	fmt.Fprintf(log, "bench: writing a %s test blob\n", sizeText(h.sz.big))
+	if h.big, err = newBigBlob(h.work, h.sz.big); err != nil {
+		return nil, err
+	}
+	defer h.big.f.Close()
+
+	res := &results{backend: h.backend, sizes: h.sz, quick: o.quick, started: time.Now()}
+	for i, sc := range h.scenarios() {
+		if filter != nil && !filter.MatchString(sc.rows[0].id) {
+			continue
+		}
+		if sc.skip != nil {
+			if why := sc.skip(h); why != "" {
+				fmt.Fprintf(log, "bench: scenario %s skipped: %s\n", sc.rows[0].id, why)
+				for _, r := range sc.rows {
+					res.rows = append(res.rows, result{row: r, skipped: why})
+				}
+				continue
+			}
+		}
+		fmt.Fprintf(log, "bench: scenario %s: %s\n", sc.rows[0].id, sc.rows[0].name)
+		vals, err := h.runScenario(ctx, i, sc)
+		if err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", sc.rows[0].id, err)
+		}
+		for j, r := range sc.rows {
+			res.rows = append(res.rows, result{row: r, dist: median(vals[0][j]), berth: median(vals[1][j])})
+		}
+	}
+	res.elapsed = time.Since(res.started)
+	if o.out != "" {
+		out := o.out
+		if !filepath.IsAbs(out) {
+			out = filepath.Join(root, out)
+		}
+		if err := res.writeDoc(out); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "bench: results written to %s\n", out)
+	}
+	return res, nil
+}
+
+// runScenario measures sc on both servers, alternating, and returns the
+// values by server, row and round.
+func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][]float64, error) {
+	var vals [2][][]float64
+	for s := range vals {
+		vals[s] = make([][]float64, len(sc.rows))
+	}
+	var servers [2]*server
+	var clients [2]*client
+	defer func() {
+		for s := range servers {
+			if servers[s] != nil {
+				clients[s].close()
+				servers[s].stop()
+			}
+		}
+	}()
+	start := func(s int) error {
+		srv, err := h.startServer(ctx, h.specs[s], h.debugAddr(s))
+		if err != nil {
+			return err
+		}
+		servers[s], clients[s] = srv, newClient(srv.base(), 64)
+		if sc.setup != nil {
+			if err := sc.setup(ctx, h, clients[s]); err != nil {
+				return fmt.Errorf("%s setup: %w", srv.name, err)
+			}
+		}
+		return nil
+	}
+	stopOne := func(s int) {
+		clients[s].close()
+		servers[s].stop()
+		servers[s] = nil
+	}
+	if !sc.fresh {
+		for s := range servers {
+			if err := start(s); err != nil {
+				return vals, err
+			}
+		}
+	}
+	for round := range h.sz.rounds {
+		for s := range servers {
+			if sc.fresh {
+				if err := start(s); err != nil {
+					return vals, err
+				}
+			}
+			prof := h.startProfile(ctx, idx, round, s, servers[s])
+			v, err := sc.measure(ctx, h, servers[s], clients[s])
+			prof()
+			if err != nil {
+				return vals, fmt.Errorf("%s: %w\n%s", servers[s].name, err, tail(filepath.Join(servers[s].dir, "server.log")))
+			}
+			fmt.Fprintf(h.log, "bench:   round %d %-12s %s\n", round+1, servers[s].name, formatVals(sc.rows, v))
+			for j := range v {
+				vals[s][j] = append(vals[s][j], v[j])
+			}
+			if sc.fresh {
+				stopOne(s)
+			}
+		}
+	}
+	return vals, nil
+}
+
+func formatVals(rows []row, v []float64) string {
+	s := ""
+	for j, r := range rows {
+		s += fmt.Sprintf("%10.1f %s  ", v[j], r.unit)
+	}
+	return s
+}

@@ -1,0 +1,406 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// rowKind says how a row's numbers compare.
+type rowKind int
+
+const (
+	throughput rowKind = iota // higher is better; ratio Berth/Distribution
+	duration                  // lower is better; ratio Distribution/Berth ("× faster")
+	memory                    // lower is better; ratio Berth/Distribution, target an upper bound
+)
+
+// row is one line of the table.
+type row struct {
+	id, name, unit string
+	kind           rowKind
+	target         float64 // 0: none
+}
+
+func (r row) ratio(dist, berth float64) float64 {
+	if r.kind == duration {
+		return dist / berth
+	}
+	return berth / dist
+}
+
+func (r row) met(ratio float64) bool {
+	if r.kind == memory {
+		return ratio <= r.target
+	}
+	return ratio >= r.target
+}
+
+func (r row) targetText() string {
+	switch {
+	case r.target == 0:
+		return "—"
+	case r.kind == memory:
+		return fmt.Sprintf("≤ %g×", r.target)
+	case r.kind == duration:
+		return fmt.Sprintf("≥ %g× faster", r.target)
+	}
+	return fmt.Sprintf("≥ %g×", r.target)
+}
+
+func (r row) ratioText(ratio float64) string {
+	if r.kind == duration {
+		return fmt.Sprintf("%.2f× faster", ratio)
+	}
+	return fmt.Sprintf("%.2f×", ratio)
+}
+
+// scenario is one measured workload, giving one value per row.
+type scenario struct {
+	rows []row
+	// fresh scenarios get a new server (and empty storage) for every
+	// measurement: writes must not find their content already there, and
+	// peak RSS must be the scenario's own.
+	fresh bool
+	// skip returns why the scenario cannot run here, or "".
+	skip    func(h *harness) string
+	setup   func(ctx context.Context, h *harness, c *client) error
+	measure func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error)
+}
+
+const (
+	mb  = 1e6
+	mib = 1 << 20
+)
+
+func (h *harness) scenarios() []scenario {
+	sz := h.sz
+	return []scenario{
+		{
+			rows:  []row{{"1", fmt.Sprintf("pull one %s blob", sizeText(sz.big)), "MB/s", throughput, 1.4}},
+			setup: func(ctx context.Context, h *harness, c *client) error { return h.pushBig(ctx, c, "bench/pull", 0) },
+			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+				v := h.big.variant(0)
+				start := time.Now()
+				var total int64
+				for range sz.pulls {
+					_, n, err := c.get(ctx, http.MethodGet, "/v2/bench/pull/blobs/"+v.d.String(), nil)
+					if err != nil {
+						return nil, err
+					}
+					if n != v.size() {
+						return nil, fmt.Errorf("pulled %d bytes, want %d", n, v.size())
+					}
+					total += n
+				}
+				return []float64{float64(total) / time.Since(start).Seconds() / mb}, nil
+			},
+		},
+		{
+			rows:  []row{{"2", fmt.Sprintf("push one %s blob, monolithic PUT", sizeText(sz.big)), "MB/s", throughput, 1.0}},
+			fresh: true,
+			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+				v := h.big.variant(1)
+				start := time.Now()
+				if err := c.pushBlob(ctx, "bench/push", v.d, v.reader(), v.size()); err != nil {
+					return nil, err
+				}
+				return []float64{float64(v.size()) / time.Since(start).Seconds() / mb}, nil
+			},
+		},
+		{
+			rows:  []row{{"3", fmt.Sprintf("push one %s blob in %s PATCHes", sizeText(sz.big), sizeText(sz.chunk)), "MB/s", throughput, 1.3}},
+			fresh: true,
+			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+				v := h.big.variant(2)
+				start := time.Now()
+				if err := c.pushChunked(ctx, "bench/chunked", v.d, v, v.size(), sz.chunk); err != nil {
+					return nil, err
+				}
+				return []float64{float64(v.size()) / time.Since(start).Seconds() / mb}, nil
+			},
+		},
+		{
+			rows:    []row{{"4", fmt.Sprintf("push %d blobs of 64 KiB, 16 at a time", sz.smallBlobs), "blobs/s", throughput, 2}},
+			fresh:   true,
+			measure: measureSmallPushes,
+		},
+		{
+			rows:  []row{{"5", "GET a 1 KiB blob, 32 connections", "req/s", throughput, 10}},
+			setup: setupSmallBlob,
+			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+				path := "/v2/bench/small/blobs/" + h.small.String()
+				rps, err := hammer(ctx, 32, sz.load, func(ctx context.Context, _ int) error {
+					_, n, err := c.get(ctx, http.MethodGet, path, nil)
+					if err == nil && n != 1024 {
+						err = fmt.Errorf("got %d bytes, want 1024", n)
+					}
+					return err
+				})
+				return []float64{rps}, err
+			},
+		},
+		{
+			rows:  []row{{"6", "HEAD a blob, 32 connections", "req/s", throughput, 5}},
+			setup: setupSmallBlob,
+			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+				path := "/v2/bench/small/blobs/" + h.small.String()
+				rps, err := hammer(ctx, 32, sz.load, func(ctx context.Context, _ int) error {
+					_, _, err := c.get(ctx, http.MethodHead, path, nil)
+					return err
+				})
+				return []float64{rps}, err
+			},
+		},
+		{
+			rows: []row{{"7", "GET a manifest by tag and by digest, 32 connections", "req/s", throughput, 3}},
+			setup: func(ctx context.Context, h *harness, c *client) error {
+				return h.pushImage(ctx, c, "bench/manifest", "latest")
+			},
+			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+				refs := []string{"/v2/bench/manifest/manifests/latest", "/v2/bench/manifest/manifests/" + h.manifest.String()}
+				hdr := http.Header{"Accept": {ociManifest + ", application/vnd.docker.distribution.manifest.v2+json"}}
+				var i atomic.Uint64
+				rps, err := hammer(ctx, 32, sz.load, func(ctx context.Context, _ int) error {
+					_, _, err := c.get(ctx, http.MethodGet, refs[i.Add(1)%2], hdr)
+					return err
+				})
+				return []float64{rps}, err
+			},
+		},
+		{
+			rows:    []row{{"8", fmt.Sprintf("list %d tags, pages of %d", sz.tags, sz.tagPage), "ms", duration, 5}},
+			setup:   setupTags,
+			measure: measureTags,
+		},
+		{
+			rows: []row{
+				{"9", fmt.Sprintf("%d concurrent %s pushes: peak RSS", sz.concurrent, sizeText(sz.big)), "MiB", memory, 0.5},
+				{"9b", fmt.Sprintf("%d concurrent %s pushes: aggregate", sz.concurrent, sizeText(sz.big)), "MB/s", throughput, 0},
+			},
+			fresh:   true,
+			measure: measureConcurrentPushes,
+		},
+		{
+			rows:    []row{{"10", fmt.Sprintf("docker push + pull, %d layers", sz.layers), "s", duration, 1.2}},
+			fresh:   true,
+			skip:    func(h *harness) string { return h.dockerSkip },
+			setup:   setupDocker,
+			measure: measureDocker,
+		},
+	}
+}
+
+// pushBig pushes variant i of the big blob.
+func (h *harness) pushBig(ctx context.Context, c *client, repo string, i int) error {
+	v := h.big.variant(i)
+	return c.pushBlob(ctx, repo, v.d, v.reader(), v.size())
+}
+
+func setupSmallBlob(ctx context.Context, h *harness, c *client) error {
+	d, err := c.pushBytes(ctx, "bench/small", randomBytes(1, 1024))
+	h.small = d
+	return err
+}
+
+func measureSmallPushes(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+	blobs := h.smallBlobs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	start := time.Now()
+	for w := range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(blobs) || errs[w] != nil {
+					return
+				}
+				_, errs[w] = c.pushBytes(ctx, "bench/small-pushes", blobs[i])
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return []float64{float64(len(blobs)) / el.Seconds()}, nil
+}
+
+// smallBlobs are the distinct 64 KiB blobs of scenario 4, made once.
+func (h *harness) smallBlobs() [][]byte {
+	h.smallOnce.Do(func() {
+		for i := range h.sz.smallBlobs {
+			h.smallData = append(h.smallData, randomBytes(uint64(1000+i), 64<<10))
+		}
+	})
+	return h.smallData
+}
+
+const ociManifest = "application/vnd.oci.image.manifest.v1+json"
+
+// pushImage pushes a one-layer image and tags it; its manifest digest is
+// kept in h.manifest (the same bytes on both servers).
+func (h *harness) pushImage(ctx context.Context, c *client, repo, tag string) error {
+	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	layer := randomBytes(2, 2048)
+	cd, err := c.pushBytes(ctx, repo, cfg)
+	if err != nil {
+		return err
+	}
+	ld, err := c.pushBytes(ctx, repo, layer)
+	if err != nil {
+		return err
+	}
+	type desc struct {
+		MediaType string        `json:"mediaType"`
+		Digest    digest.Digest `json:"digest"`
+		Size      int           `json:"size"`
+	}
+	m, err := json.Marshal(struct {
+		SchemaVersion int    `json:"schemaVersion"`
+		MediaType     string `json:"mediaType"`
+		Config        desc   `json:"config"`
+		Layers        []desc `json:"layers"`
+	}{2, ociManifest,
+		desc{"application/vnd.oci.image.config.v1+json", cd, len(cfg)},
+		[]desc{{"application/vnd.oci.image.layer.v1.tar+gzip", ld, len(layer)}}})
+	if err != nil {
+		return err
+	}
+	h.manifest = digest.FromBytes(m)
+	h.manifestPayload = m
+	return c.putManifest(ctx, repo, tag, ociManifest, m)
+}
+
+func tagName(i int) string { return fmt.Sprintf("t%05d", i) }
+
+func setupTags(ctx context.Context, h *harness, c *client) error {
+	if err := h.pushImage(ctx, c, "bench/tags", tagName(0)); err != nil {
+		return err
+	}
+	var next atomic.Int64
+	next.Store(1)
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for w := range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= h.sz.tags || errs[w] != nil {
+					return
+				}
+				errs[w] = c.putManifest(ctx, "bench/tags", tagName(i), ociManifest, h.manifestPayload)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measureTags lists every tag page by page, following the Link header,
+// three times, and gives the median time of one whole listing.
+func measureTags(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+	var times []float64
+	for range 3 {
+		start := time.Now()
+		path := fmt.Sprintf("/v2/bench/tags/tags/list?n=%d", h.sz.tagPage)
+		seen := 0
+		for path != "" {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := c.hc.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			var page struct{ Tags []string }
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || err != nil {
+				return nil, fmt.Errorf("tags list: status %d: %v", resp.StatusCode, err)
+			}
+			seen += len(page.Tags)
+			path = nextLink(resp.Header.Get("Link"))
+		}
+		if seen != h.sz.tags {
+			return nil, fmt.Errorf("listed %d tags, want %d", seen, h.sz.tags)
+		}
+		times = append(times, float64(time.Since(start).Microseconds())/1000)
+	}
+	return []float64{median(times)}, nil
+}
+
+// nextLink reads the target of a Link header (`<url>; rel="next"`).
+func nextLink(link string) string {
+	s, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(link), "<"), ">")
+	if !ok {
+		return ""
+	}
+	if i := strings.Index(s, "/v2/"); i > 0 {
+		s = s[i:] // an absolute URL: keep the path and query
+	}
+	return s
+}
+
+func measureConcurrentPushes(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+	n := h.sz.concurrent
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() { errs[i] = h.pushBig(ctx, c, fmt.Sprintf("bench/concurrent-%d", i), 10+i) })
+	}
+	wg.Wait()
+	el := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	rss, err := s.peakRSS()
+	if err != nil {
+		return nil, err
+	}
+	total := float64(n) * float64(h.big.size)
+	return []float64{float64(rss) / mib, total / el.Seconds() / mb}, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// registryConfig is the one config both servers run with, as the
+// registry:2 image ships it (blob descriptor cache in memory, the
+// storage health check) plus deletes, which Berth's
+// cache invalidation must pay for. storage is the storage section's
+// backend block, indented under storage:. http.addr comes from
+// REGISTRY_HTTP_ADDR.
+const registryConfig = `version: 0.1
+log:
+  level: info
+  fields:
+    service: registry
+storage:
+%s
+  cache:
+    blobdescriptor: inmemory
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+http:
+  addr: 127.0.0.1:5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+%s
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+`
+
+// server is one running registry process.
+type server struct {
+	name string // "distribution" or "berth"
+	addr string // 127.0.0.1:PORT
+	cmd  *exec.Cmd
+	done chan struct{}
+	dir  string // config and log
+	// debug is the http.debug.addr (pprof), or "".
+	debug string
+	logf  *os.File
+	stor  *storageRoot
+}
+
+// serverSpec says how to start one of the two registries.
+type serverSpec struct {
+	name string
+	bin  string
+}
+
+// startServer starts spec on a free loopback port over a fresh storage
+// root and waits until /v2/ answers. debugAddr, when not empty, is its
+// http.debug.addr (pprof on Berth).
+func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr string) (*server, error) {
+	stor, err := h.newStorage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(h.work, spec.name+"-")
+	if err != nil {
+		stor.cleanup()
+		return nil, err
+	}
+	debug := ""
+	if debugAddr != "" {
+		debug = "  debug:\n    addr: " + debugAddr
+	}
+	cfg := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(registryConfig, stor.yaml, debug)), 0o644); err != nil {
+		stor.cleanup()
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		stor.cleanup()
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		stor.cleanup()
+		return nil, err
+	}
+	cmd := exec.Command(spec.bin, "serve", cfg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "REGISTRY_HTTP_ADDR="+addr, "OTEL_TRACES_EXPORTER=none")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		stor.cleanup()
+		return nil, fmt.Errorf("start %s: %w", spec.name, err)
+	}
+	s := &server{name: spec.name, addr: addr, cmd: cmd, done: make(chan struct{}), dir: dir, debug: debugAddr, logf: logf, stor: stor}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	if err := waitHTTP(ctx, "http://"+addr+"/v2/", s.done, 30*time.Second); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%s did not start: %w\n%s", spec.name, err, tail(filepath.Join(dir, "server.log")))
+	}
+	return s, nil
+}
+
+// base is the server's URL.
+func (s *server) base() string { return "http://" + s.addr }
+
+// peakRSS is the process's peak resident set (VmHWM) in bytes.
+func (s *server) peakRSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// stop ends the process group (SIGTERM, then SIGKILL), removes its
+// storage and flushes the page cache's dirty data, so that writes one
+// server left behind are not paid for by the next measurement.
+func (s *server) stop() {
+	select {
+	case <-s.done:
+	default:
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			<-s.done
+		}
+	}
+	s.logf.Close()
+	s.stor.cleanup()
+	_ = os.RemoveAll(s.dir)
+	syscall.Sync()
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// waitHTTP polls url until it answers below 500, the process exits or
+// timeout passes.
+func waitHTTP(ctx context.Context, url string, exited <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return errors.New("process exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer from %s in %s (last error: %v)", url, timeout, err)
+		}
+	}
+}
+
+// tail returns the end of a log file, for error messages.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// buildBerth builds ./cmd/berth from the module at root into dir.
+func buildBerth(ctx context.Context, root, dir string) (string, error) {
+	out := filepath.Join(dir, "berth")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./cmd/berth")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/berth: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+// repoRoot finds the module root from the working directory up.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/berth-registry/berth\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the berth module")
+		}
+		dir = parent
+	}
+}
