@@ -52,6 +52,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	obs.watchStorage(reg)
 	opts := registryOptions(cfg)
 	obs.apply(&opts)
+	events, closeEvents, err := setupNotifications(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	// Deferred after the observability shutdown, so it runs before it and
+	// after the HTTP server has drained: no request can publish any more.
+	defer func() {
+		if err := closeEvents(context.Background()); err != nil {
+			log.Warn("notifications shutdown", "error", err)
+		}
+	}()
+	if events != nil {
+		opts.Events, opts.EventReferences = events, cfg.Notifications.Events.IncludeReferences
+		obs.watchQueues(notificationStats(events))
+	}
 	handler := registry.New(reg, opts, log)
 
 	ln, err := listen(cfg.HTTP)
