@@ -62,6 +62,7 @@ type harness struct {
 	profileDir string
 	dockerSkip string
 	log        io.Writer
+	devNull    *os.File // where big pulls are spliced to
 
 	big             *bigBlob
 	small           digest.Digest
@@ -170,6 +171,10 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 		return nil, err
 	}
 	defer h.big.f.Close()
+	if h.devNull, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+		return nil, err
+	}
+	defer h.devNull.Close()
 
 	res := &results{backend: h.backend, sizes: h.sz, quick: o.quick, started: time.Now()}
 	for i, sc := range h.scenarios() {

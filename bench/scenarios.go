@@ -92,7 +92,7 @@ func (h *harness) scenarios() []scenario {
 				start := time.Now()
 				var total int64
 				for range sz.pulls {
-					_, n, err := c.get(ctx, http.MethodGet, "/v2/bench/pull/blobs/"+v.d.String(), nil)
+					n, err := rawPull(ctx, s.addr, "/v2/bench/pull/blobs/"+v.d.String(), h.devNull)
 					if err != nil {
 						return nil, err
 					}
@@ -137,14 +137,8 @@ func (h *harness) scenarios() []scenario {
 			rows:  []row{{"5", "GET a 1 KiB blob, 32 connections", "req/s", throughput, 10}},
 			setup: setupSmallBlob,
 			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
-				path := "/v2/bench/small/blobs/" + h.small.String()
-				rps, err := hammer(ctx, 32, sz.load, func(ctx context.Context, _ int) error {
-					_, n, err := c.get(ctx, http.MethodGet, path, nil)
-					if err == nil && n != 1024 {
-						err = fmt.Errorf("got %d bytes, want 1024", n)
-					}
-					return err
-				})
+				req := rawRequest("GET", s.addr, "/v2/bench/small/blobs/"+h.small.String())
+				rps, err := rawHammer(ctx, s.addr, 32, sz.load, [][]byte{req}, false, 1024)
 				return []float64{rps}, err
 			},
 		},
@@ -152,11 +146,8 @@ func (h *harness) scenarios() []scenario {
 			rows:  []row{{"6", "HEAD a blob, 32 connections", "req/s", throughput, 5}},
 			setup: setupSmallBlob,
 			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
-				path := "/v2/bench/small/blobs/" + h.small.String()
-				rps, err := hammer(ctx, 32, sz.load, func(ctx context.Context, _ int) error {
-					_, _, err := c.get(ctx, http.MethodHead, path, nil)
-					return err
-				})
+				req := rawRequest("HEAD", s.addr, "/v2/bench/small/blobs/"+h.small.String())
+				rps, err := rawHammer(ctx, s.addr, 32, sz.load, [][]byte{req}, true, -1)
 				return []float64{rps}, err
 			},
 		},
@@ -166,13 +157,12 @@ func (h *harness) scenarios() []scenario {
 				return h.pushImage(ctx, c, "bench/manifest", "latest")
 			},
 			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
-				refs := []string{"/v2/bench/manifest/manifests/latest", "/v2/bench/manifest/manifests/" + h.manifest.String()}
-				hdr := http.Header{"Accept": {ociManifest + ", application/vnd.docker.distribution.manifest.v2+json"}}
-				var i atomic.Uint64
-				rps, err := hammer(ctx, 32, sz.load, func(ctx context.Context, _ int) error {
-					_, _, err := c.get(ctx, http.MethodGet, refs[i.Add(1)%2], hdr)
-					return err
-				})
+				accept := "Accept: " + ociManifest + ", application/vnd.docker.distribution.manifest.v2+json"
+				reqs := [][]byte{
+					rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/latest", accept),
+					rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/"+h.manifest.String(), accept),
+				}
+				rps, err := rawHammer(ctx, s.addr, 32, sz.load, reqs, false, int64(len(h.manifestPayload)))
 				return []float64{rps}, err
 			},
 		},

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/metrics"
 	"github.com/berth-registry/berth/registry"
@@ -30,7 +31,10 @@ func server(t *testing.T) (*httptest.Server, *metrics.Metrics) {
 	reg := storage.New(driver.Instrument(d, m), storage.Options{}, nil)
 	m.WatchCaches(reg.CacheStats)
 	m.WatchQueues(func() map[string]metrics.QueueStats {
-		return map[string]metrics.QueueStats{"audit": {Pending: 3}}
+		return map[string]metrics.QueueStats{
+			"audit": {Pending: 3, Delivered: 7, Failed: 2, Dropped: 1, LastErrorAt: time.Unix(1700000000, 0)},
+			"quiet": {},
+		}
 	})
 	srv := httptest.NewServer(registry.New(reg, registry.Options{Observe: m.Observe}, nil))
 	t.Cleanup(srv.Close)
@@ -132,11 +136,19 @@ func TestMetricsExposeNamedSeriesAfterPushAndPull(t *testing.T) {
 		`registry_storage_cache_total{cache="blobs",type="Request"}`,
 		`registry_storage_cache_entries{cache="manifests"} 1`,
 		`registry_notifications_pending{endpoint="audit"} 3`,
+		`registry_notifications_delivered_total{endpoint="audit"} 7`,
+		`registry_notifications_failed_total{endpoint="audit"} 2`,
+		`registry_notifications_dropped_total{endpoint="audit"} 1`,
+		`registry_notifications_last_error_timestamp_seconds{endpoint="audit"} 1.7e+09`,
+		`registry_notifications_delivered_total{endpoint="quiet"} 0`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("scrape lacks %s", want)
 		}
+	}
+	if strings.Contains(out, `registry_notifications_last_error_timestamp_seconds{endpoint="quiet"}`) {
+		t.Error("an endpoint that never failed has a last-error time")
 	}
 	if strings.Contains(out, `registry_storage_cache_total{cache="manifests",type="Hit"} 0`) {
 		t.Error("a second pull of a manifest did not hit the cache")

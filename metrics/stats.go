@@ -3,6 +3,7 @@ package metrics
 import (
 	"github.com/berth-registry/berth/storage"
 	"github.com/prometheus/client_golang/prometheus"
+	"time"
 )
 
 // WatchCaches exposes the counts stats returns at every scrape (pass a
@@ -44,29 +45,50 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 type QueueStats struct {
 	// Pending is the number of events queued and not yet delivered.
 	Pending int
+	// Delivered, Failed and Dropped count events answered 2xx, failed
+	// delivery attempts (each retry counts) and events removed undelivered.
+	Delivered, Failed, Dropped uint64
+	// LastErrorAt is when the latest failure happened; zero if none has.
+	LastErrorAt time.Time
 }
 
-// WatchQueues exposes, at every scrape, the depth of each notification
-// endpoint's queue that stats returns by endpoint name, as
-// registry_notifications_pending{endpoint}. Call it once.
+// WatchQueues exposes, at every scrape, each notification endpoint's queue
+// as stats returns it by endpoint name:
+// registry_notifications_{pending,delivered_total,failed_total,dropped_total,last_error_timestamp_seconds}{endpoint}.
+// Call it once.
 func (m *Metrics) WatchQueues(stats func() map[string]QueueStats) {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(namespace+"_notifications_"+name, help, []string{"endpoint"}, nil)
+	}
 	m.reg.MustRegister(&queueCollector{
-		stats: stats,
-		pending: prometheus.NewDesc(namespace+"_notifications_pending",
-			"Events queued for a notification endpoint and not yet delivered.",
-			[]string{"endpoint"}, nil),
+		stats:     stats,
+		pending:   desc("pending", "Events queued for a notification endpoint and not yet delivered."),
+		delivered: desc("delivered_total", "Events a notification endpoint answered with a 2xx."),
+		failed:    desc("failed_total", "Failed delivery attempts to a notification endpoint; each retry counts."),
+		dropped:   desc("dropped_total", "Events removed undelivered: the oldest when the spool was full."),
+		lastError: desc("last_error_timestamp_seconds", "When delivery to a notification endpoint last failed (Unix time); absent if never."),
 	})
 }
 
 type queueCollector struct {
-	stats   func() map[string]QueueStats
-	pending *prometheus.Desc
+	stats                                          func() map[string]QueueStats
+	pending, delivered, failed, dropped, lastError *prometheus.Desc
 }
 
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.pending }
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.pending, c.delivered, c.failed, c.dropped, c.lastError} {
+		ch <- d
+	}
+}
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, s := range c.stats() {
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(s.Pending), name)
+		ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(s.Delivered), name)
+		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(s.Failed), name)
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.Dropped), name)
+		if !s.LastErrorAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.lastError, prometheus.GaugeValue, float64(s.LastErrorAt.UnixNano())/1e9, name)
+		}
 	}
 }

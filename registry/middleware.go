@@ -26,7 +26,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Docker-Distribution-API-Version", "registry/2.0")
 	h.Set("X-Request-Id", id)
 	rw := &responseWriter{ResponseWriter: w}
-	log := a.log.With("request_id", id)
+	log := requestLog(a.log, id)
 	var body *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &countingBody{ReadCloser: r.Body}

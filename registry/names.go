@@ -24,7 +24,29 @@ var (
 
 // validName reports whether name is a repository name of the spec's grammar.
 func validName(name string) bool {
-	return len(name) <= maxNameLength && nameRE.MatchString(name)
+	return len(name) <= maxNameLength && (plainName(name) || nameRE.MatchString(name))
+}
+
+// plainName reports whether name is in the common subset of the
+// repository grammar (components of [a-z0-9] joined by single '.', '_'
+// or '-'), checked without the regular expression, which shows in the
+// profile of a HEAD. Anything else goes to the full grammar.
+func plainName(name string) bool {
+	prevSep := true // at the start of a component
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			prevSep = false
+		case c == '.' || c == '_' || c == '-' || c == '/':
+			if prevSep {
+				return false
+			}
+			prevSep = true
+		default:
+			return false
+		}
+	}
+	return !prevSep
 }
 
 func validTag(tag string) bool { return tagRE.MatchString(tag) }
@@ -48,6 +70,10 @@ func parseDigest(s string) (digest.Digest, error) {
 	if s == "" {
 		return "", apiErr(CodeDigestInvalid, "digest missing")
 	}
+	if canonicalHex(s) {
+		// The common case, without digest.Parse's regular expression.
+		return digest.Digest(s), nil
+	}
 	d, err := digest.Parse(s)
 	if err != nil {
 		if errors.Is(err, digest.ErrDigestUnsupported) {
@@ -59,6 +85,25 @@ func parseDigest(s string) (digest.Digest, error) {
 		return "", &Error{Code: CodeDigestInvalid, Message: "unsupported digest algorithm", Detail: map[string]string{"digest": truncate(s, 256)}}
 	}
 	return d, nil
+}
+
+// canonicalHex reports whether s is a sha256 or sha512 digest in the
+// canonical form: the algorithm and the lower-case hex of its length.
+func canonicalHex(s string) bool {
+	alg, hex, ok := strings.Cut(s, ":")
+	switch {
+	case !ok:
+		return false
+	case alg == "sha256" && len(hex) == 64, alg == "sha512" && len(hex) == 128:
+	default:
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // isDigestRef tells a manifest reference that is meant as a digest (it has

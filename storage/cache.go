@@ -14,6 +14,7 @@ const (
 	blobCacheEntries = 1 << 17  // digest → size and time, ~150 bytes each
 	linkCacheEntries = 1 << 17  // repository link → target digest
 	manifestCacheMax = 64 << 20 // bytes of manifest payload
+	tagListCacheMax  = 1 << 18  // tag names, over all repositories
 )
 
 // linkKind tells which of a repository's link sets a cached link is in.
@@ -31,12 +32,16 @@ type linkKey struct {
 }
 
 // cache holds what lets a pull skip the driver: which blobs exist and how
-// big they are, which repositories link them, and manifest payloads. Tags
-// are never cached: they move, possibly on another instance.
+// big they are, which repositories link them, and manifest payloads. What
+// a tag points at is never cached: tags move, possibly on another
+// instance. Only the sorted list of a repository's tag names is, on a
+// file system, checked against its directory's modification time at
+// every use (tags.go).
 type cache struct {
 	blobs     *lru[digest.Digest, blobInfo]
 	links     *lru[linkKey, digest.Digest]
 	manifests *lru[digest.Digest, *manifestInfo]
+	tagLists  *lru[string, tagList]
 }
 
 func newCache() *cache {
@@ -44,6 +49,7 @@ func newCache() *cache {
 		blobs:     newLRU[digest.Digest, blobInfo](blobCacheEntries),
 		links:     newLRU[linkKey, digest.Digest](linkCacheEntries),
 		manifests: newLRU[digest.Digest, *manifestInfo](manifestCacheMax),
+		tagLists:  newLRU[string, tagList](tagListCacheMax),
 	}
 }
 

@@ -93,6 +93,9 @@ func supportedAlgorithm(a digest.Algorithm) bool {
 // algorithm Berth does not hash with, ErrDigestInvalid for anything else
 // malformed. A valid digest is safe in a path.
 func validDigest(d digest.Digest) error {
+	if canonicalHex(string(d)) {
+		return nil
+	}
 	i := strings.IndexByte(string(d), ':')
 	if i <= 0 {
 		return &Error{Err: ErrDigestInvalid, Detail: "malformed digest", Digest: d}
@@ -104,6 +107,34 @@ func validDigest(d digest.Digest) error {
 		return &Error{Err: ErrDigestInvalid, Detail: "malformed digest", Digest: d}
 	}
 	return nil
+}
+
+// canonicalHex reports whether s is a sha256 or sha512 digest in the
+// canonical form (lower-case hex of the right length): what nearly every
+// request carries, checked here without the regular expression of
+// digest.Validate, which shows in the profile of a HEAD.
+func canonicalHex(s string) bool {
+	var hex string
+	switch {
+	case strings.HasPrefix(s, "sha256:"):
+		hex = s[len("sha256:"):]
+		if len(hex) != 64 {
+			return false
+		}
+	case strings.HasPrefix(s, "sha512:"):
+		hex = s[len("sha512:"):]
+		if len(hex) != 128 {
+			return false
+		}
+	default:
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // The reference grammar of the distribution spec.
@@ -119,7 +150,29 @@ func validTag(tag string) bool { return tagPattern.MatchString(tag) }
 // Distribution allows. Components never start with "_", so a name cannot
 // reach into _layers, _manifests or _uploads.
 func validRepoName(name string) bool {
-	return len(name) <= 255 && repoNamePattern.MatchString(name)
+	return len(name) <= 255 && (plainName(name) || repoNamePattern.MatchString(name))
+}
+
+// plainName reports whether name is in the common subset of the
+// repository grammar (components of [a-z0-9] joined by single '.', '_'
+// or '-'), checked without the regular expression, which shows in the
+// profile of a HEAD. Anything else goes to the full grammar.
+func plainName(name string) bool {
+	prevSep := true // at the start of a component
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			prevSep = false
+		case c == '.' || c == '_' || c == '-' || c == '/':
+			if prevSep {
+				return false
+			}
+			prevSep = true
+		default:
+			return false
+		}
+	}
+	return !prevSep
 }
 
 func validUploadID(id string) bool { return uploadIDPattern.MatchString(id) }

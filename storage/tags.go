@@ -4,6 +4,7 @@ import (
 	"context"
 	"path"
 	"slices"
+	"time"
 )
 
 // allTags lists the tag directories of the repository, unsorted. A
@@ -24,7 +25,7 @@ func (r *repository) allTags(ctx context.Context) ([]string, error) {
 // after last. A repository that exists but has no tags gives an empty list;
 // one that does not exist, ErrNameUnknown.
 func (r *repository) Tags(ctx context.Context, n int, last string) ([]string, error) {
-	tags, err := r.allTags(ctx)
+	tags, err := r.sortedTags(ctx)
 	if err != nil {
 		if !isNotFound(err) {
 			return nil, wrapDriverErr("list tags", err)
@@ -38,7 +39,74 @@ func (r *repository) Tags(ctx context.Context, n int, last string) ([]string, er
 		}
 		return []string{}, nil
 	}
-	return paginate(tags, n, last), nil
+	return page(tags, n, last), nil
+}
+
+// tagList is a repository's tag names, sorted, as listed when its tags
+// directory had the modification time mod.
+type tagList struct {
+	mod  time.Time
+	tags []string
+}
+
+// dirTimeMargin is how long a directory must have gone unchanged before a
+// listing of it is cached: a change within the same tick of the file
+// system's clock as the last one would leave the modification time as it
+// was.
+const dirTimeMargin = time.Second
+
+// sortedTags lists the repository's tags in lexical order. Listing 10 000
+// tags for each page of a paginated listing showed in the profile as
+// reading the directory (getdents) and sorting; on a local file system,
+// where creating or removing a tag changes its directory's modification
+// time, the sorted list is kept and reused while that time is unchanged,
+// at the cost of one stat. Object stores keep no such time for a prefix:
+// they list every time.
+func (r *repository) sortedTags(ctx context.Context) ([]string, error) {
+	if r.driver().Name() != "filesystem" {
+		tags, err := r.allTags(ctx)
+		slices.Sort(tags)
+		return tags, err
+	}
+	dir := tagsDir(r.name)
+	lists := r.reg.cache.tagLists
+	start := time.Now()
+	fi, statErr := r.driver().Stat(ctx, dir)
+	cacheable := statErr == nil && fi.IsDir && !fi.ModTime.IsZero()
+	if cacheable {
+		if tl, ok := lists.get(r.name); ok && tl.mod.Equal(fi.ModTime) {
+			return tl.tags, nil
+		}
+	}
+	token := lists.begin()
+	tags, err := r.allTags(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(tags)
+	if cacheable && fi.ModTime.Before(start.Add(-dirTimeMargin)) {
+		// Unchanged across the listing: the list is the directory's.
+		if fi2, err := r.driver().Stat(ctx, dir); err == nil && fi2.ModTime.Equal(fi.ModTime) {
+			lists.add(token, r.name, tagList{mod: fi.ModTime, tags: tags}, int64(len(tags))+1)
+		}
+	}
+	return tags, nil
+}
+
+// page returns a copy of up to n (all when n <= 0) of the sorted names
+// strictly after last. sorted may be shared, so it is never written.
+func page(sorted []string, n int, last string) []string {
+	if last != "" {
+		i, found := slices.BinarySearch(sorted, last)
+		if found {
+			i++
+		}
+		sorted = sorted[i:]
+	}
+	if n > 0 && len(sorted) > n {
+		sorted = sorted[:n]
+	}
+	return slices.Clone(sorted)
 }
 
 // paginate sorts names and returns up to n (all when n <= 0) of those

@@ -263,12 +263,16 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 	}
 	u.ended = true
 	size := u.fw.Size()
+	r := u.repo
+	var link <-chan error
 	if u.h != nil && u.alg == want.Algorithm() && u.hashed == size {
 		if got := digest.NewDigest(u.alg, u.h); got != want {
 			_ = u.fw.Cancel(ctx)
 			return Descriptor{}, u.mismatch(ctx, want, got)
 		}
+		link = r.addLinkAsync(ctx, want)
 		if err := u.fw.Commit(ctx); err != nil {
+			<-link
 			_ = u.discard(ctx)
 			return Descriptor{}, wrapDriverErr("commit upload", err)
 		}
@@ -285,13 +289,14 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 		if got != want {
 			return Descriptor{}, u.mismatch(ctx, want, got)
 		}
+		link = r.addLinkAsync(ctx, want)
 	}
-	if err := u.publish(ctx, want, size); err != nil {
-		return Descriptor{}, err
+	perr := u.publish(ctx, want, size)
+	if err := <-link; err != nil && perr == nil {
+		perr = err
 	}
-	r := u.repo
-	if err := r.addLink(ctx, layerLink, want, want); err != nil {
-		return Descriptor{}, err
+	if perr != nil {
+		return Descriptor{}, perr
 	}
 	if err := u.discard(ctx); err != nil {
 		// The blob is published and linked: the leftovers are for
@@ -300,6 +305,19 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 	}
 	r.reg.log.Info("blob committed", "repo", r.name, "digest", want, "bytes", size)
 	return Descriptor{MediaType: blobMediaType, Digest: want, Size: size}, nil
+}
+
+// addLinkAsync links the verified blob d into the repository while the
+// caller publishes its data. Each of the two syncs a file and a directory
+// or two; side by side, a small push waits for the slower of them rather
+// than for both, which the profile of 64 KiB pushes showed as most of
+// their time. Linking first is safe: the content was verified, and until
+// the data is published a read finds the link but not the blob and
+// answers "unknown", as it would after a crash between the two.
+func (r *repository) addLinkAsync(ctx context.Context, d digest.Digest) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- r.addLink(ctx, layerLink, d, d) }()
+	return done
 }
 
 // rehash reads the committed upload data back and digests it with alg.

@@ -79,7 +79,10 @@ func notificationStats(sink registry.EventSink) func() map[string]metrics.QueueS
 		ms := n.Metrics()
 		stats := make(map[string]metrics.QueueStats, len(ms))
 		for _, m := range ms {
-			stats[m.Name] = metrics.QueueStats{Pending: m.Pending}
+			stats[m.Name] = metrics.QueueStats{
+				Pending: m.Pending, Delivered: m.Delivered, Failed: m.Failed,
+				Dropped: m.Dropped, LastErrorAt: m.LastErrorAt,
+			}
 		}
 		return stats
 	}
