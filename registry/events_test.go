@@ -161,6 +161,8 @@ func TestEventsForEachAction(t *testing.T) {
 	res = s.do("DELETE", "/v2/a/manifests/"+md.String(), nil)
 	res.expect(t, http.StatusAccepted, "")
 	check(t, res, want{action: "delete", method: "DELETE", repo: "a", digest: md})
+	// The tag still on it went with it.
+	check(t, res, want{action: "delete", method: "DELETE", tag: "v1", repo: "a"})
 	res = s.do("DELETE", "/v2/b/blobs/"+ld.String(), nil)
 	res.expect(t, http.StatusAccepted, "")
 	check(t, res, want{action: "delete", method: "DELETE", repo: "b", digest: ld})

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -157,6 +158,28 @@ func (a *api) tagManifest(ctx context.Context, req *request, m storage.Manifest,
 	return tags, nil
 }
 
+// tagsOn lists the repository's tags that point at d.
+func tagsOn(ctx context.Context, repo storage.Repository, d digest.Digest) ([]string, error) {
+	all, err := repo.Tags(ctx, 0, "")
+	if err != nil {
+		if errors.Is(err, storage.ErrNameUnknown) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var on []string
+	for _, t := range all {
+		desc, err := repo.StatManifest(ctx, t)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		if desc.Digest == d {
+			on = append(on, t)
+		}
+	}
+	return on, nil
+}
+
 // deleteManifest deletes a manifest by digest, or a tag alone by tag.
 func (a *api) deleteManifest(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
@@ -165,10 +188,21 @@ func (a *api) deleteManifest(w http.ResponseWriter, r *http.Request, req *reques
 		if err != nil {
 			return err
 		}
+		// Deleting a manifest deletes the tags on it; receivers hear of
+		// each, as from Distribution.
+		var tags []string
+		if a.opts.Events != nil {
+			if tags, err = tagsOn(ctx, req.repo, d); err != nil {
+				return err
+			}
+		}
 		if err := req.repo.DeleteManifest(ctx, d); err != nil {
 			return err
 		}
 		a.notifyDelete(w, r, req, d, "")
+		for _, t := range tags {
+			a.notifyDelete(w, r, req, "", t)
+		}
 	} else {
 		if err := checkTag(req.ref); err != nil {
 			return err
