@@ -192,12 +192,3 @@ func (s *testServer) imageManifest(repo string, img image) []byte {
 	return b
 }
 
-// errorCode decodes the first code of an OCI error body.
-func errorCode(t *testing.T, body []byte) Code {
-	t.Helper()
-	var eb errorBody
-	if err := json.Unmarshal(body, &eb); err != nil || len(eb.Errors) == 0 {
-		t.Fatalf("not an OCI error body: %q", body)
-	}
-	return eb.Errors[0].Code
-}

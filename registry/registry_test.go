@@ -131,7 +131,6 @@ func TestAuthorizerSeesWhatEachRouteDoes(t *testing.T) {
 }
 
 func TestAuthorizerChallengeAndGrant(t *testing.T) {
-	type key struct{}
 	s := newServer(t, &setup{opts: Options{Authorize: func(w http.ResponseWriter, r *http.Request, access []Access) (*http.Request, error) {
 		if r.Header.Get("Authorization") == "" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="berth"`)

@@ -189,7 +189,7 @@ func TestManifestValidationOptions(t *testing.T) {
 			return ocispec.MediaTypeImageManifest, newImage(t, "x").payload
 		}, true},
 		{"nondistributable layer need not exist", ManifestValidation{}, func(t *testing.T, repo Repository) (string, []byte) {
-			img := newImage(t, "nd", withURLLayer(ocispec.MediaTypeImageLayerNonDistributableGzip)) //nolint:staticcheck // the deprecated type is what is tested
+			img := newImage(t, "nd", withURLLayer(mtNonDistributable))
 			pushBlob(t, repo, img.config)
 			pushBlob(t, repo, img.layers[0])
 			return img.mediaType, img.payload
@@ -201,7 +201,7 @@ func TestManifestValidationOptions(t *testing.T) {
 			return img.mediaType, img.payload
 		}, true},
 		{"nondistributable layer with denied url", ManifestValidation{URLsDeny: []string{`^https://cdn\.example\.com/`}}, func(t *testing.T, repo Repository) (string, []byte) {
-			img := newImage(t, "nd", withURLLayer(ocispec.MediaTypeImageLayerNonDistributableGzip)) //nolint:staticcheck
+			img := newImage(t, "nd", withURLLayer(mtNonDistributable))
 			pushBlob(t, repo, img.config)
 			pushBlob(t, repo, img.layers[0])
 			return img.mediaType, img.payload
@@ -379,3 +379,7 @@ func TestPutManifestBySHA512Digest(t *testing.T) {
 		}
 	})
 }
+
+// mtNonDistributable is the OCI non-distributable layer type: deprecated
+// for new images, still served (the conformance suite pushes it).
+const mtNonDistributable = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"

@@ -145,7 +145,7 @@ func TestSpansForRequestsAndDriverCalls(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range server.Attributes {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	for k, want := range map[string]string{"http.route": "/v2/<name>/blobs/<digest>", "http.response.status_code": "200", "registry.repository": "app"} {
 		if attrs[k] != want {

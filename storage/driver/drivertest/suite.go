@@ -162,8 +162,6 @@ func wantNotFound(t *testing.T, d driver.Driver, path string) {
 	wantErr(t, d, err, driver.ErrNotFound, "Stat("+path+")")
 }
 
-func equalStrings(a, b []string) bool { return slices.Equal(a, b) }
-
 func readAll(ctx context.Context, d driver.Driver, path string, offset int64) ([]byte, error) {
 	r, err := d.Reader(ctx, path, offset)
 	if err != nil {
