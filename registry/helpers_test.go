@@ -191,4 +191,3 @@ func (s *testServer) imageManifest(repo string, img image) []byte {
 	}
 	return b
 }
-
