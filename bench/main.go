@@ -79,6 +79,7 @@ type options struct {
 	rounds     int
 	run        string
 	profileDir string
+	berth      string // a berth binary to use instead of building one
 }
 
 func main() {
@@ -89,6 +90,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 0, "alternating rounds per scenario (default 3, 1 with -quick)")
 	flag.StringVar(&o.run, "run", "", "run only the scenarios whose number matches this regular expression")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of Berth's first measurement of each scenario here")
+	flag.StringVar(&o.berth, "berth", "", "use this berth binary instead of building ./cmd/berth")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -159,10 +161,12 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 	}
 	defer os.RemoveAll(h.work)
 
-	fmt.Fprintf(log, "bench: building berth\n")
-	berth, err := buildBerth(ctx, root, h.work)
-	if err != nil {
-		return nil, err
+	berth := o.berth
+	if berth == "" {
+		fmt.Fprintf(log, "bench: building berth\n")
+		if berth, err = buildBerth(ctx, root, h.work); err != nil {
+			return nil, err
+		}
 	}
 	h.specs = [2]serverSpec{{"distribution", dist}, {"berth", berth}}
 	h.dockerSkip = dockerCheck(ctx)

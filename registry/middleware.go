@@ -23,7 +23,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Add(k, v)
 		}
 	}
-	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	h["Docker-Distribution-Api-Version"] = apiVersion
 	h.Set("X-Request-Id", id)
 	rw := &responseWriter{ResponseWriter: w}
 	log := requestLog(a.log, id)
@@ -91,6 +91,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rw, r, log, err)
 	}
 }
+
+// apiVersion is the value of Docker-Distribution-API-Version, shared by
+// every response (see setBlobHeaders).
+var apiVersion = []string{"registry/2.0"}
 
 // responseWriter records what the log line needs. It keeps the
 // io.ReaderFrom of the connection so blob bodies still go out with

@@ -31,6 +31,10 @@ type Options struct {
 	// RedirectDisabled serves blobs from Berth even when the driver can
 	// redirect the client to the backend (storage.redirect.disable).
 	RedirectDisabled bool
+	// Secret is http.secret. When set, upload URLs carry a _state
+	// parameter signed with it, and an upload request without a valid one
+	// is refused: a session URL works only on instances sharing the secret.
+	Secret string
 	// Headers are http.headers, added to every response.
 	Headers http.Header
 	// CatalogMaxEntries caps one page of /v2/_catalog (catalog.maxentries);

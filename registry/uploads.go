@@ -125,7 +125,7 @@ func (a *api) getUpload(w http.ResponseWriter, r *http.Request, req *request) er
 		return err
 	}
 	h := w.Header()
-	h.Set("Location", a.location(r, uploadPath(req.name, up.ID()), nil))
+	h.Set("Location", a.uploadLocation(r, req.name, up.ID()))
 	h.Set("Range", uploadRange(up.Size()))
 	h.Set("Docker-Upload-UUID", up.ID())
 	w.WriteHeader(http.StatusNoContent)
@@ -216,6 +216,9 @@ func (a *api) resume(r *http.Request, req *request) (storage.Upload, error) {
 	if !uploadIDRE.MatchString(req.ref) {
 		return nil, &Error{Code: CodeBlobUploadUnknown, Detail: map[string]string{"uuid": truncate(req.ref, 128)}}
 	}
+	if err := a.checkUploadState(r, req.name, req.ref); err != nil {
+		return nil, err
+	}
 	return req.repo.ResumeUpload(r.Context(), req.ref)
 }
 
@@ -233,7 +236,7 @@ func (a *api) chunk(w http.ResponseWriter, r *http.Request, req *request, up sto
 		return io.LimitReader(r.Body, end-start+1), nil
 	}
 	h := w.Header()
-	h.Set("Location", a.location(r, uploadPath(req.name, up.ID()), nil))
+	h.Set("Location", a.uploadLocation(r, req.name, up.ID()))
 	h.Set("Range", uploadRange(up.Size()))
 	h.Set("Docker-Upload-UUID", up.ID())
 	return nil, &Error{Code: CodeRangeInvalid, Detail: map[string]string{"content-range": truncate(cr, 64), "range": uploadRange(up.Size())}}
@@ -272,7 +275,7 @@ func uploadRange(size int64) string {
 // OCI-Chunk-Min-Length: chunks of any size are accepted.
 func (a *api) uploadAccepted(w http.ResponseWriter, r *http.Request, req *request, id string, size int64) {
 	h := w.Header()
-	h.Set("Location", a.location(r, uploadPath(req.name, id), nil))
+	h.Set("Location", a.uploadLocation(r, req.name, id))
 	h.Set("Range", uploadRange(size))
 	h.Set("Docker-Upload-UUID", id)
 	h.Set("Content-Length", "0")

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/opencontainers/go-digest"
+	"net/url"
 )
 
 // startUpload opens an upload session and returns its Location.
@@ -365,5 +366,44 @@ func TestUploadStartAdvertisesTheDriversPartSize(t *testing.T) {
 				t.Errorf("OCI-Chunk-Min-Length = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestUploadURLsAreSignedWithTheSecret: with http.secret set, an upload
+// session URL works only with the _state it was handed out with, for the
+// repository it was started in.
+func TestUploadURLsAreSignedWithTheSecret(t *testing.T) {
+	s := newServer(t, &setup{opts: Options{Secret: "s3cret"}, storage: storage.Options{DeleteEnabled: true}})
+	res := s.do("POST", "/v2/repo/blobs/uploads/", nil)
+	res.expect(t, http.StatusAccepted, "")
+	loc := res.header.Get("Location")
+	u, err := url.Parse(loc)
+	if err != nil || u.Query().Get("_state") == "" {
+		t.Fatalf("Location %q carries no _state", loc)
+	}
+	id := res.header.Get("Docker-Upload-UUID")
+	other := s.do("POST", "/v2/other/blobs/uploads/", nil)
+	otherState, _ := url.Parse(other.header.Get("Location"))
+
+	for name, path := range map[string]string{
+		"no state":                 "/v2/repo/blobs/uploads/" + id,
+		"forged state":             "/v2/repo/blobs/uploads/" + id + "?_state=AAAA",
+		"state of another session": "/v2/repo/blobs/uploads/" + id + "?" + otherState.RawQuery,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s.do("PATCH", path, []byte("x"), "Content-Type", "application/octet-stream").expect(t, http.StatusBadRequest, CodeBlobUploadInvalid)
+			s.do("GET", path, nil).expect(t, http.StatusBadRequest, CodeBlobUploadInvalid)
+		})
+	}
+	res = s.do("PATCH", loc, []byte("hello"), "Content-Type", "application/octet-stream")
+	res.expect(t, http.StatusAccepted, "")
+	next := res.header.Get("Location")
+	res = s.do("PUT", next+"&digest="+digest.FromString("hello").String(), nil)
+	res.expect(t, http.StatusCreated, "")
+
+	// Without a secret, URLs carry no state.
+	plain := newServer(t, nil)
+	if loc := plain.do("POST", "/v2/repo/blobs/uploads/", nil).header.Get("Location"); strings.Contains(loc, "_state") {
+		t.Errorf("unsigned Location %q has a _state", loc)
 	}
 }

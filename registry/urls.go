@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -55,4 +58,34 @@ func uploadPath(name, id string) string  { return "/v2/" + name + "/blobs/upload
 func firstValue(v string) string {
 	v, _, _ = strings.Cut(v, ",")
 	return strings.TrimSpace(v)
+}
+
+// uploadLocation is the URL of an upload session, signed when a secret is
+// configured.
+func (a *api) uploadLocation(r *http.Request, name, id string) string {
+	var q url.Values
+	if a.opts.Secret != "" {
+		q = url.Values{"_state": {a.uploadState(name, id)}}
+	}
+	return a.location(r, uploadPath(name, id), q)
+}
+
+// uploadState binds an upload id to its repository with http.secret.
+func (a *api) uploadState(name, id string) string {
+	m := hmac.New(sha256.New, []byte(a.opts.Secret))
+	m.Write([]byte(name + "\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// checkUploadState refuses an upload request whose _state was not signed
+// for this repository and id with http.secret.
+func (a *api) checkUploadState(r *http.Request, name, id string) error {
+	if a.opts.Secret == "" {
+		return nil
+	}
+	got := r.URL.Query().Get("_state")
+	if !hmac.Equal([]byte(got), []byte(a.uploadState(name, id))) {
+		return &Error{Code: CodeBlobUploadInvalid, Message: "upload URL state is missing or not signed with this registry's http.secret"}
+	}
+	return nil
 }

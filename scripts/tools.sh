@@ -25,6 +25,8 @@ registry    github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
 minio       github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1
+pebble      github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1
+pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.1
 '
 
 # npm packages, installed under .cache/node: one "name package@version" line

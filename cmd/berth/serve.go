@@ -52,6 +52,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	obs.watchStorage(reg)
 	opts := registryOptions(cfg)
 	obs.apply(&opts)
+	if opts.Authorize, err = setupAuth(cfg, log); err != nil {
+		return err
+	}
 	events, closeEvents, err := setupNotifications(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -80,15 +83,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if cfg.HTTP.Secret == "" {
-		log.Warn("http.secret is not set: every instance sharing this storage needs the same secret")
+		log.Warn("http.secret is not set: upload URLs are not signed; set the same secret on every instance sharing this storage")
 	}
 	if cfg.Auth.Type() == "" && !isLoopback(ln.Addr()) {
 		log.Warn("no auth configured and listening beyond loopback: anyone who can reach this address can push", "addr", ln.Addr().String())
 	}
 
 	errc := make(chan error, 2)
-	if cfg.HTTP.TLS.Certificate != "" {
-		tlsCfg, err := serverTLS(cfg.HTTP.TLS)
+	if cfg.HTTP.TLS.Enabled() {
+		tlsCfg, err := serverTLS(cfg.HTTP, log)
 		if err != nil {
 			ln.Close()
 			return err
@@ -140,6 +143,7 @@ func registryOptions(cfg *config.Config) registry.Options {
 		RelativeURLs:      cfg.HTTP.RelativeURLs,
 		ReadOnly:          cfg.Storage.Maintenance.ReadOnly.Enabled,
 		RedirectDisabled:  cfg.Storage.Redirect.Disable,
+		Secret:            cfg.HTTP.Secret,
 		Headers:           http.Header(cfg.HTTP.Headers),
 		CatalogMaxEntries: cfg.Catalog.MaxEntries,
 	}
@@ -187,22 +191,4 @@ func debugMux(extra map[string]http.Handler) *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
-}
-
-// serverTLS builds the TLS configuration from http.tls. Client certificate
-// checks, cipher suites and certificate reloading come with the TLS issue;
-// until then the keys that need them are refused rather than ignored.
-func serverTLS(t config.TLS) (*tls.Config, error) {
-	if len(t.ClientCAs) > 0 || len(t.CipherSuites) > 0 || t.LetsEncrypt.CacheFile != "" {
-		return nil, errors.New("http.tls: clientcas, ciphersuites and letsencrypt are not supported yet")
-	}
-	cert, err := tls.LoadX509KeyPair(t.Certificate, t.Key)
-	if err != nil {
-		return nil, fmt.Errorf("http.tls: %w", err)
-	}
-	min := uint16(tls.VersionTLS12)
-	if t.MinimumTLS == "tls1.3" {
-		min = tls.VersionTLS13
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: min, NextProtos: []string{"h2", "http/1.1"}}, nil
 }

@@ -1,0 +1,150 @@
+// Package htpasswd is basic authentication against an Apache htpasswd file
+// of bcrypt hashes. An authenticated user may do everything; the file is
+// re-read when it changes, without a restart.
+package htpasswd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-registry/berth/auth"
+	"github.com/berth-registry/berth/registry"
+)
+
+// ErrFormat is wrapped by the error returned for a line that is not
+// "user:bcrypt-hash".
+var ErrFormat = errors.New("not a user:bcrypt-hash line")
+
+// Controller is the htpasswd access controller.
+type Controller struct {
+	realm string
+	path  string
+	log   *slog.Logger
+
+	// dummy is compared against when the user is unknown, so a request
+	// for a user that does not exist costs as much as one with a wrong
+	// password and timing does not reveal who exists. Its cost is the
+	// htpasswd tool's default.
+	dummy []byte
+
+	mu      sync.Mutex
+	users   map[string][]byte
+	modTime time.Time
+	size    int64
+}
+
+// New reads the htpasswd file at path. A line that is not a bcrypt entry
+// (MD5, SHA1, crypt, plain text) is refused, naming the file and line.
+func New(realm, path string, log *slog.Logger) (*Controller, error) {
+	if path == "" {
+		return nil, errors.New("auth.htpasswd.path is required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Controller{realm: realm, path: path, log: log}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth.htpasswd.path: %w", err)
+	}
+	users, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	c.users, c.modTime, c.size = users, fi.ModTime(), fi.Size()
+	c.dummy, err = bcrypt.GenerateFromPassword([]byte("berth-unknown-user"), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// load parses the file: one "user:hash" per line, blank lines and #
+// comments ignored.
+func load(path string) (map[string][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth.htpasswd.path: %w", err)
+	}
+	users := make(map[string][]byte)
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("%s:%d: %w", path, n, ErrFormat)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("%s:%d: user %q: only bcrypt hashes are accepted (htpasswd -B): %w", path, n, user, ErrFormat)
+		}
+		users[user] = []byte(hash)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return users, nil
+}
+
+// current returns the users, re-reading the file when its modification
+// time or size changed. A file that became unreadable or invalid keeps
+// the last good users, with an error in the log, so an edit half-way
+// does not lock everyone out.
+func (c *Controller) current() map[string][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fi, err := os.Stat(c.path)
+	if err != nil {
+		c.log.Error("htpasswd file unreadable, keeping previous users", "path", c.path, "error", err)
+		return c.users
+	}
+	if fi.ModTime().Equal(c.modTime) && fi.Size() == c.size {
+		return c.users
+	}
+	users, err := load(c.path)
+	if err != nil {
+		c.log.Error("htpasswd file invalid, keeping previous users", "path", c.path, "error", err)
+		return c.users
+	}
+	c.users, c.modTime, c.size = users, fi.ModTime(), fi.Size()
+	c.log.Info("htpasswd file reloaded", "path", c.path, "users", len(users))
+	return users
+}
+
+// Authorize lets in a request with a valid user and password; an
+// authenticated user may do everything.
+func (c *Controller) Authorize(w http.ResponseWriter, r *http.Request, _ []registry.Access) (*http.Request, error) {
+	challenge := fmt.Sprintf("Basic realm=%q", c.realm)
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return nil, auth.Unauthorized(w, challenge, "authentication required", nil)
+	}
+	if !c.check(user, pass) {
+		return nil, auth.Unauthorized(w, challenge, "invalid username or password", nil)
+	}
+	return r.WithContext(registry.WithUser(r.Context(), user)), nil
+}
+
+// check reports whether user exists and pass is theirs, in the same time
+// for an unknown user as for a wrong password.
+func (c *Controller) check(user, pass string) bool {
+	hash, known := c.current()[user]
+	if !known {
+		hash = c.dummy
+	}
+	// The bcrypt comparison runs either way; only then is known consulted.
+	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	return err == nil && known
+}
