@@ -193,18 +193,6 @@ func (c *client) putManifest(ctx context.Context, repo, ref, mediaType string, p
 	return err
 }
 
-// get fetches path and returns the bytes of the body.
-func (c *client) get(ctx context.Context, method, path string, hdr http.Header) (*http.Response, int64, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path), nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	return c.do(req, http.StatusOK)
-}
-
 // hammer runs conns workers that each call do in a loop until d has
 // passed, after a short warm-up that opens the connections, and returns
 // requests per second.
