@@ -32,6 +32,10 @@ type upload struct {
 	h      hash.Hash // nil when the running digest was lost
 	hashed int64     // bytes fed to h
 	ended  bool      // after Close, Commit or Cancel
+	// saved is set once startedat is in storage, which makes the session
+	// resumable. A new upload writes it at its first Close: an upload
+	// pushed and committed in one request never needs it.
+	saved bool
 }
 
 var _ AlgorithmSetter = (*upload)(nil)
@@ -44,9 +48,6 @@ var errUploadEnded = &Error{Err: ErrUploadInvalid, Detail: "upload already close
 func (r *repository) NewUpload(ctx context.Context) (Upload, error) {
 	id := newUploadID()
 	startedAt := time.Now().UTC()
-	if err := driver.PutContent(ctx, r.driver(), uploadStartedAtPath(r.name, id), []byte(startedAt.Format(time.RFC3339))); err != nil {
-		return nil, wrapDriverErr("start upload", err)
-	}
 	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), false)
 	if err != nil {
 		_ = deleteIfExists(ctx, r.driver(), uploadDir(r.name, id))
@@ -78,7 +79,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	if err != nil {
 		return nil, wrapDriverErr("resume upload", err)
 	}
-	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256}
+	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true}
 	if err := u.loadHashState(ctx); err != nil {
 		_ = fw.Close()
 		return nil, err
@@ -219,6 +220,13 @@ func (u *upload) Close(ctx context.Context) error {
 	u.ended = true
 	if err := u.fw.Close(); err != nil {
 		return wrapDriverErr("close upload", err)
+	}
+	if !u.saved {
+		// After the data, so a resumable session always has its bytes.
+		if err := driver.PutContent(ctx, u.repo.driver(), uploadStartedAtPath(u.repo.name, u.id), []byte(u.startedAt.Format(time.RFC3339))); err != nil {
+			return wrapDriverErr("start upload", err)
+		}
+		u.saved = true
 	}
 	size := u.fw.Size()
 	if u.h == nil || size == 0 || u.hashed != size {
