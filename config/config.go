@@ -81,6 +81,7 @@ type Storage struct {
 	Redirect    Redirect    `yaml:"redirect,omitempty"`
 	Cache       Cache       `yaml:"cache,omitempty"`
 	Tag         Tag         `yaml:"tag,omitempty"`
+	GC          GC          `yaml:"gc"`
 
 	driver string
 	params driver.Params
@@ -112,6 +113,14 @@ type UploadPurging struct {
 	Age      time.Duration `yaml:"age"`      // default 168h
 	Interval time.Duration `yaml:"interval"` // default 24h
 	DryRun   bool          `yaml:"dryrun"`
+}
+
+// GC configures `berth garbage-collect`.
+type GC struct {
+	// GracePeriod is how young a blob must be for an --online collection to
+	// keep it unreferenced: an upload or push in progress may be about to
+	// link it. Default 1h.
+	GracePeriod time.Duration `yaml:"graceperiod"`
 }
 
 // ReadOnly refuses every write.

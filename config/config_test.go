@@ -39,6 +39,7 @@ func TestParseAppliesDistributionDefaults(t *testing.T) {
 		{"uploadpurging.enabled", up.Enabled, true},
 		{"uploadpurging.age", up.Age, 168 * time.Hour},
 		{"uploadpurging.interval", up.Interval, 24 * time.Hour},
+		{"gc.graceperiod", c.Storage.GC.GracePeriod, time.Hour},
 		{"delete.enabled", c.Storage.Delete.Enabled, false},
 		{"http.net", c.HTTP.Net, "tcp"},
 		{"prometheus.path", c.HTTP.Debug.Prometheus.Path, "/metrics"},
@@ -70,6 +71,7 @@ storage:
   redirect: {disable: true}
   cache: {blobdescriptor: redis}
   tag: {concurrencylimit: 8}
+  gc: {graceperiod: 30m}
   maintenance:
     uploadpurging: {enabled: false, age: 1h, interval: 2h, dryrun: true}
     readonly: {enabled: true}
@@ -140,6 +142,7 @@ validation:
 		{"uploadpurging", c.Storage.Maintenance.UploadPurging, UploadPurging{Age: time.Hour, Interval: 2 * time.Hour, DryRun: true}},
 		{"readonly", c.Storage.Maintenance.ReadOnly.Enabled, true},
 		{"tag", c.Storage.Tag.ConcurrencyLimit, 8},
+		{"gc.graceperiod", c.Storage.GC.GracePeriod, 30 * time.Minute},
 		{"auth", *c.Auth.Htpasswd, Htpasswd{Realm: "basic", Path: "/auth/htpasswd"}},
 		{"draintimeout", c.HTTP.DrainTimeout, time.Minute},
 		{"headers", c.HTTP.Headers, map[string][]string{"X-Content-Type-Options": {"nosniff"}}},
@@ -194,6 +197,8 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:6: http.draintimeout: expected a duration such as "10s" or "24h", got "soon"`}},
 		{"invalid duration in storage", minimal + "  maintenance:\n    uploadpurging:\n      age: a week\n",
 			[]string{`config.yml:7: storage.maintenance.uploadpurging.age: expected a duration`}},
+		{"negative gc grace period", minimal + "  gc:\n    graceperiod: -1h\n",
+			[]string{`config.yml:6: storage.gc.graceperiod: must not be negative`}},
 		{"two storage drivers", minimal + "  s3:\n    bucket: b\n",
 			[]string{`config.yml:2: storage: more than one storage driver configured (filesystem, s3)`}},
 		{"no storage driver", "version: 0.1\nstorage:\n  delete:\n    enabled: true\n",

@@ -18,7 +18,7 @@ import (
 var Drivers = []string{"azure", "filesystem", "gcs", "inmemory", "s3", "swift"}
 
 // storageShared are the keys of the storage section that are not drivers.
-var storageShared = []string{"cache", "delete", "maintenance", "redirect", "tag"}
+var storageShared = []string{"cache", "delete", "gc", "maintenance", "redirect", "tag"}
 
 const defaultInterval = 10 * time.Second
 
@@ -29,7 +29,7 @@ func defaults() *Config {
 		Log: Log{Level: "info", Formatter: "text"},
 		Storage: Storage{Maintenance: Maintenance{UploadPurging: UploadPurging{
 			Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour,
-		}}},
+		}}, GC: GC{GracePeriod: time.Hour}},
 		HTTP:    HTTP{Net: "tcp"},
 		Catalog: Catalog{MaxEntries: 1000},
 		Tags:    Tags{MaxTags: 1000},
@@ -242,6 +242,9 @@ func (p *parser) check(c *Config) {
 		st.Cache.BlobDescriptorSize = 10000
 	}
 	p.notNegative("storage.tag.concurrencylimit", st.Tag.ConcurrencyLimit)
+	if st.GC.GracePeriod < 0 {
+		p.fail("storage.gc.graceperiod", "must not be negative")
+	}
 	if up := st.Maintenance.UploadPurging; up.Enabled && (up.Age <= 0 || up.Interval <= 0) {
 		p.fail("storage.maintenance.uploadpurging", "age and interval must be positive when upload purging is enabled")
 	}

@@ -6,6 +6,9 @@ package htpasswd
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,11 +40,29 @@ type Controller struct {
 	// htpasswd tool's default.
 	dummy []byte
 
+	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
+	compare func(hash, password []byte) error
+
 	mu      sync.Mutex
 	users   map[string][]byte
 	modTime time.Time
 	size    int64
+
+	// verified remembers credentials that passed bcrypt, so a client
+	// sending the same password on every request (docker sends it on
+	// each of the dozens of requests of a push) pays the bcrypt cost
+	// once instead of tens of milliseconds per request. The key is an
+	// HMAC of user and password under cacheKey, never the password; the
+	// value is the hash it matched, so a changed or removed entry in the
+	// file invalidates it. Only successes are kept: a wrong password or
+	// an unknown user always costs a full comparison.
+	cacheKey []byte
+	verified map[[sha256.Size]byte]string
 }
+
+// maxVerified bounds the credential cache; past it an arbitrary entry is
+// dropped, which at worst costs that client one more bcrypt comparison.
+const maxVerified = 1024
 
 // New reads the htpasswd file at path. A line that is not a bcrypt entry
 // (MD5, SHA1, crypt, plain text) is refused, naming the file and line.
@@ -52,7 +73,15 @@ func New(realm, path string, log *slog.Logger) (*Controller, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Controller{realm: realm, path: path, log: log}
+	c := &Controller{
+		realm: realm, path: path, log: log,
+		compare:  bcrypt.CompareHashAndPassword,
+		cacheKey: make([]byte, 32),
+		verified: make(map[[sha256.Size]byte]string),
+	}
+	if _, err := rand.Read(c.cacheKey); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth.htpasswd.path: %w", err)
@@ -141,10 +170,33 @@ func (c *Controller) Authorize(w http.ResponseWriter, r *http.Request, _ []regis
 // for an unknown user as for a wrong password.
 func (c *Controller) check(user, pass string) bool {
 	hash, known := c.current()[user]
+	mac := hmac.New(sha256.New, c.cacheKey)
+	mac.Write([]byte(user))
+	mac.Write([]byte{0})
+	mac.Write([]byte(pass))
+	var key [sha256.Size]byte
+	mac.Sum(key[:0])
+	c.mu.Lock()
+	cached, hit := c.verified[key]
+	c.mu.Unlock()
+	if hit && known && cached == string(hash) {
+		return true
+	}
 	if !known {
 		hash = c.dummy
 	}
 	// The bcrypt comparison runs either way; only then is known consulted.
-	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
-	return err == nil && known
+	if err := c.compare(hash, []byte(pass)); err != nil || !known {
+		return false
+	}
+	c.mu.Lock()
+	if len(c.verified) >= maxVerified {
+		for k := range c.verified {
+			delete(c.verified, k)
+			break
+		}
+	}
+	c.verified[key] = string(hash)
+	c.mu.Unlock()
+	return true
 }

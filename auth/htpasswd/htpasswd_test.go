@@ -211,3 +211,66 @@ func TestAuthorizeReloadsChangedFile(t *testing.T) {
 		t.Fatal("invalid file replaced the good users")
 	}
 }
+
+// countCompares makes c count its bcrypt comparisons.
+func countCompares(c *Controller) *int {
+	n := new(int)
+	compare := c.compare
+	c.compare = func(hash, pass []byte) error {
+		*n++
+		return compare(hash, pass)
+	}
+	return n
+}
+
+func TestAuthorizeVerifiesRepeatedGoodCredentialsOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	writeFile(t, path, entry(t, "alice", "secret"))
+	c, err := New("r", path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := countCompares(c)
+	for range 5 {
+		if !c.check("alice", "secret") {
+			t.Fatal("good credentials refused")
+		}
+	}
+	if *n != 1 {
+		t.Fatalf("%d bcrypt comparisons for one user's repeated requests, want 1", *n)
+	}
+	// Failures are never remembered: each one costs a full comparison,
+	// for a known user as for an unknown one.
+	*n = 0
+	for range 3 {
+		if c.check("alice", "wrong") || c.check("mallory", "secret") {
+			t.Fatal("bad credentials accepted")
+		}
+	}
+	if *n != 6 {
+		t.Fatalf("%d bcrypt comparisons for 6 failures, want 6", *n)
+	}
+}
+
+func TestAuthorizeForgetsVerifiedPasswordWhenFileChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	writeFile(t, path, entry(t, "alice", "old"))
+	c, err := New("r", path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.check("alice", "old") {
+		t.Fatal("good credentials refused")
+	}
+	writeFile(t, path, entry(t, "alice", "new"))
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if c.check("alice", "old") {
+		t.Fatal("old password still accepted after the file changed it")
+	}
+	if !c.check("alice", "new") {
+		t.Fatal("new password refused")
+	}
+}

@@ -3,18 +3,85 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+
+	"github.com/berth-registry/berth/storage"
 )
 
-// garbageCollect is the verb Distribution's runbooks call. Its mark and
-// sweep arrive with the operations issue; until then it refuses loudly
-// rather than pretending to have freed anything.
-func garbageCollect(_ context.Context, args []string, _, _ io.Writer, environ []string) error {
-	if len(args) == 0 {
-		return errors.New("usage: berth garbage-collect CONFIG [--dry-run] [--delete-untagged]")
+const gcUsage = "usage: berth garbage-collect CONFIG [--dry-run] [--delete-untagged] [--online]"
+
+// errNotReadOnly is the refusal to collect under a registry that may be
+// taking pushes.
+var errNotReadOnly = errors.New("garbage-collect: refusing to run: storage.maintenance.readonly.enabled is not true in the configuration, " +
+	"so a push may be in progress and lose blobs it is about to reference; put the registry in read-only mode " +
+	"(REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED=true) or pass --online")
+
+// garbageCollect is Distribution's verb: mark every blob a manifest
+// references, sweep the rest.
+func garbageCollect(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
+	fs := flag.NewFlagSet("garbage-collect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dryRun := fs.Bool("dry-run", false, "print what would be deleted and delete nothing")
+	fs.BoolVar(dryRun, "m", false, "short for --dry-run")
+	untagged := fs.Bool("delete-untagged", false, "also delete manifests no tag keeps")
+	fs.BoolVar(untagged, "u", false, "short for --delete-untagged")
+	online := fs.Bool("online", false, "collect while the registry takes pushes (keeps blobs younger than storage.gc.graceperiod)")
+	fs.Usage = func() { fmt.Fprintln(stderr, gcUsage); fs.PrintDefaults() }
+
+	// Flags may come before or after CONFIG, as in Distribution's runbooks.
+	var positional []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return errors.New(gcUsage)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
-	if _, err := loadConfig(args[:1], environ); err != nil {
+	if len(positional) != 1 {
+		return errors.New(gcUsage)
+	}
+	cfg, err := loadConfig(positional, environ)
+	if err != nil {
 		return err
 	}
-	return errors.New("garbage-collect: not available in this version of berth")
+	if !cfg.Storage.Maintenance.ReadOnly.Enabled && !*online {
+		return errNotReadOnly
+	}
+	log := newLogger(stderr, cfg.Log)
+	reg, err := openStorage(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	verb := "deleted"
+	if *dryRun {
+		verb = "would delete"
+	}
+	res, err := reg.GarbageCollect(ctx, storage.GCOptions{
+		DryRun:         *dryRun,
+		DeleteUntagged: *untagged,
+		Online:         *online,
+		GracePeriod:    cfg.Storage.GC.GracePeriod,
+		Report: func(it storage.GCItem) {
+			if it.Kind == "manifest" {
+				fmt.Fprintf(stdout, "%s manifest %s@%s (%d bytes)\n", verb, it.Repository, it.Digest, it.Size)
+				return
+			}
+			fmt.Fprintf(stdout, "%s blob %s (%d bytes)\n", verb, it.Digest, it.Size)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("garbage-collect: %w", err)
+	}
+	freed := "freed"
+	if *dryRun {
+		freed = "would free"
+	}
+	fmt.Fprintf(stdout, "%s %d manifests and %d blobs, %s %d bytes\n", verb, res.Manifests, res.Blobs, freed, res.BytesFreed)
+	return nil
 }

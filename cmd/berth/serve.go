@@ -71,6 +71,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 		obs.watchQueues(notificationStats(events))
 	}
 	handler := registry.New(reg, opts, log)
+	startUploadPurger(ctx, cfg, reg, log)
 
 	ln, err := listen(cfg.HTTP)
 	if err != nil {

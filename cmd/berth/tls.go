@@ -117,10 +117,31 @@ func serverTLS(h config.HTTP, log *slog.Logger) (*tls.Config, error) {
 		cfg.GetCertificate = m.GetCertificate
 		// tls-alpn-01 challenges are answered on the same listener.
 		cfg.NextProtos = append(cfg.NextProtos, acme.ALPNProto)
+		if cfg.ClientAuth != tls.NoClientCert {
+			cfg.GetConfigForClient = acmeWithoutClientAuth(cfg)
+		}
 	default:
 		return nil, errors.New("http.tls: certificate or letsencrypt.cachefile is required")
 	}
 	return cfg, nil
+}
+
+// acmeWithoutClientAuth lets the ACME server's tls-alpn-01 validation
+// through mutual TLS: it presents no client certificate, so a handshake
+// that offers only the acme-tls/1 protocol is served without asking for
+// one. Such a handshake gets the challenge certificate and nothing else:
+// no HTTP is served over it.
+func acmeWithoutClientAuth(cfg *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	acmeOnly := cfg.Clone()
+	acmeOnly.ClientAuth = tls.NoClientCert
+	acmeOnly.ClientCAs = nil
+	acmeOnly.NextProtos = []string{acme.ALPNProto}
+	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
+			return acmeOnly, nil
+		}
+		return nil, nil // the configuration as it is
+	}
 }
 
 // cipherSuites maps Go's suite names (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)
