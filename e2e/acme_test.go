@@ -20,6 +20,20 @@ import (
 // the tls-alpn-01 challenge that Pebble checks against Berth's own
 // listener.
 func TestLetsEncryptObtainsCertificateFromACMEServer(t *testing.T) {
+	testACME(t, false)
+}
+
+// TestLetsEncryptWithMutualTLS checks that a Berth requiring client
+// certificates still gets its certificate from the ACME server, which
+// shows none, and still refuses clients without one. (Pebble validates
+// over TLS 1.3, where the server's refusal comes after the client has
+// seen the certificate; the TLS 1.2 case is the unit test of
+// acmeWithoutClientAuth in cmd/berth.)
+func TestLetsEncryptWithMutualTLS(t *testing.T) {
+	testACME(t, true)
+}
+
+func testACME(t *testing.T, mutual bool) {
 	pebble := testenv.Tool(t, "pebble")
 	dir := t.TempDir()
 	// Pebble's own HTTPS listener, and what Berth trusts to reach it.
@@ -61,6 +75,16 @@ func TestLetsEncryptObtainsCertificateFromACMEServer(t *testing.T) {
       hosts: [%s]
       directoryurl: https://%s/dir
 `, filepath.Join(dir, "acme-cache"), acmeHost, acmeAddr)
+	var clientCerts []tls.Certificate
+	if mutual {
+		// Clients present a certificate from the same test CA.
+		cfg += fmt.Sprintf("    clientcas: [%s]\n", caFile)
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clientCerts = []tls.Certificate{cert}
+	}
 	// Berth must listen where Pebble's tlsPort points, so it is started
 	// here rather than by StartBerth, which picks its own port.
 	cfgFile := filepath.Join(dir, "config.yml")
@@ -74,7 +98,7 @@ func TestLetsEncryptObtainsCertificateFromACMEServer(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pebbleRoot(t, caFile, mgmtAddr))
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: acmeHost},
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: acmeHost, Certificates: clientCerts},
 	}}
 	resp, err := client.Get("https://" + berthAddr + "/v2/")
 	if err != nil {
@@ -89,6 +113,15 @@ func TestLetsEncryptObtainsCertificateFromACMEServer(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "acme-cache", acmeHost)); err != nil {
 		t.Fatalf("certificate not cached: %v", err)
+	}
+	if mutual {
+		anonymous := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: acmeHost},
+		}}
+		if resp, err := anonymous.Get("https://" + berthAddr + "/v2/"); err == nil {
+			resp.Body.Close()
+			t.Fatalf("a client without certificate was served: %d", resp.StatusCode)
+		}
 	}
 }
 

@@ -143,10 +143,21 @@ func TestChallengeNamesRealmServiceAndScope(t *testing.T) {
 		{http.MethodPost, "/v2/app/blobs/uploads/?mount=sha256:" + strings.Repeat("a", 64) + "&from=base", "repository:app:pull,push repository:base:pull"},
 		{http.MethodDelete, "/v2/app/manifests/sha256:" + strings.Repeat("a", 64), "repository:app:delete"},
 		{http.MethodGet, "/v2/_catalog", "registry:catalog:*"},
+		{http.MethodGet, "/v2/team/app/referrers/sha256:" + strings.Repeat("b", 64), "repository:team/app:pull"},
+		{http.MethodPut, "/v2/team/app/manifests/v1", "repository:team/app:pull,push"},
+		{http.MethodHead, "/v2/team/app/blobs/sha256:" + strings.Repeat("c", 64), "repository:team/app:pull"},
+		{http.MethodPatch, "/v2/team/app/blobs/uploads/some-id", "repository:team/app:pull,push"},
 	}
 	for _, tc := range tests {
 		resp, body := e.do(tc.method, tc.path, "", nil)
-		expect401(t, resp, body)
+		if tc.method == http.MethodHead {
+			// No body to check on a HEAD.
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("HEAD %s: status %d, want 401", tc.path, resp.StatusCode)
+			}
+		} else {
+			expect401(t, resp, body)
+		}
 		want := fmt.Sprintf("Bearer realm=%q,service=%q", e.is.realm(), testService)
 		if tc.scope != "" {
 			want += fmt.Sprintf(",scope=%q", tc.scope)

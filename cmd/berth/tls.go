@@ -130,7 +130,8 @@ func serverTLS(h config.HTTP, log *slog.Logger) (*tls.Config, error) {
 // through mutual TLS: it presents no client certificate, so a handshake
 // that offers only the acme-tls/1 protocol is served without asking for
 // one. Such a handshake gets the challenge certificate and nothing else:
-// no HTTP is served over it.
+// net/http closes a connection whose negotiated protocol it has no
+// handler for, so no request is ever served over it.
 func acmeWithoutClientAuth(cfg *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
 	acmeOnly := cfg.Clone()
 	acmeOnly.ClientAuth = tls.NoClientCert

@@ -299,3 +299,44 @@ func TestServerTLSRefusesBadSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestACMEValidationPassesMutualTLSOnlyForTheChallengeProtocol(t *testing.T) {
+	ca := newTestCA(t, "clients")
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "clients.pem")
+	write(t, caFile, ca.pem)
+	h := config.HTTP{TLS: config.TLS{ClientCAs: []string{caFile}}}
+	h.TLS.LetsEncrypt.CacheFile = filepath.Join(dir, "acme")
+	h.TLS.LetsEncrypt.Hosts = []string{"registry.example.com"}
+	cfg, err := serverTLS(h, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientAuth != tls.RequireAndVerifyClientCert || cfg.GetConfigForClient == nil {
+		t.Fatalf("client auth %v, GetConfigForClient set %v", cfg.ClientAuth, cfg.GetConfigForClient != nil)
+	}
+	tests := []struct {
+		protos     []string
+		clientAuth tls.ClientAuthType
+	}{
+		{[]string{"acme-tls/1"}, tls.NoClientCert},
+		{[]string{"h2", "http/1.1"}, tls.RequireAndVerifyClientCert},
+		{[]string{"acme-tls/1", "http/1.1"}, tls.RequireAndVerifyClientCert},
+		{nil, tls.RequireAndVerifyClientCert},
+	}
+	for _, tc := range tests {
+		got, err := cfg.GetConfigForClient(&tls.ClientHelloInfo{SupportedProtos: tc.protos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == nil {
+			got = cfg
+		}
+		if got.ClientAuth != tc.clientAuth {
+			t.Errorf("protocols %v: client auth %v, want %v", tc.protos, got.ClientAuth, tc.clientAuth)
+		}
+		if got.ClientAuth == tls.NoClientCert && (len(got.NextProtos) != 1 || got.NextProtos[0] != "acme-tls/1") {
+			t.Errorf("protocols %v: a handshake without client certificate may negotiate %v", tc.protos, got.NextProtos)
+		}
+	}
+}
