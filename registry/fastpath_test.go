@@ -8,24 +8,6 @@ import (
 	"testing"
 )
 
-// plainName must never accept a name the grammar refuses.
-func TestPlainNameIsSubsetOfGrammar(t *testing.T) {
-	alphabet := []byte("a0._-/A")
-	var gen func(prefix []byte, n int)
-	gen = func(prefix []byte, n int) {
-		if s := string(prefix); plainName(s) && !nameRE.MatchString(s) {
-			t.Fatalf("plainName(%q) but the grammar refuses it", s)
-		}
-		if n == 0 {
-			return
-		}
-		for _, c := range alphabet {
-			gen(append(prefix, c), n-1)
-		}
-	}
-	gen(nil, 6)
-}
-
 func TestCanonicalDigestParsesLikeTheGrammar(t *testing.T) {
 	hex := strings.Repeat("0123456789abcdef", 4)
 	for _, tt := range []struct {

@@ -9,47 +9,21 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/berth-registry/berth/storage"
 	"github.com/opencontainers/go-digest"
 )
 
 // maxNameLength bounds a repository name as CNCF Distribution does.
 const maxNameLength = 255
 
-var (
-	nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-	// uploadIDRE keeps an upload id a single safe path component.
-	uploadIDRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
-)
+// uploadIDRE keeps an upload id a single safe path component.
+var uploadIDRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
 
-// validName reports whether name is a repository name of the spec's grammar.
-func validName(name string) bool {
-	return len(name) <= maxNameLength && (plainName(name) || nameRE.MatchString(name))
-}
+// validName reports whether name is a repository name of the spec's
+// grammar; the storage package owns the grammar, as it guards paths with it.
+func validName(name string) bool { return storage.ValidRepositoryName(name) }
 
-// plainName reports whether name is in the common subset of the
-// repository grammar (components of [a-z0-9] joined by single '.', '_'
-// or '-'), checked without the regular expression, which shows in the
-// profile of a HEAD. Anything else goes to the full grammar.
-func plainName(name string) bool {
-	prevSep := true // at the start of a component
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			prevSep = false
-		case c == '.' || c == '_' || c == '-' || c == '/':
-			if prevSep {
-				return false
-			}
-			prevSep = true
-		default:
-			return false
-		}
-	}
-	return !prevSep
-}
-
-func validTag(tag string) bool { return tagRE.MatchString(tag) }
+func validTag(tag string) bool { return storage.ValidTag(tag) }
 
 func checkName(name string) error {
 	if !validName(name) {

@@ -206,7 +206,7 @@ func (r *repository) MountBlob(ctx context.Context, from string, d digest.Digest
 	target := d
 	var bi blobInfo
 	if from != "" {
-		if !validRepoName(from) {
+		if !ValidRepositoryName(from) {
 			return Descriptor{}, &Error{Err: ErrBlobUnknown, Digest: d, Detail: "invalid source repository"}
 		}
 		src := &repository{reg: r.reg, name: from}

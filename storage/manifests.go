@@ -18,7 +18,7 @@ func (r *repository) resolve(ctx context.Context, ref string) (digest.Digest, er
 		}
 		return d, nil
 	}
-	if !validTag(ref) {
+	if !ValidTag(ref) {
 		return "", &Error{Err: ErrManifestUnknown, Detail: "invalid tag"}
 	}
 	d, err := r.readLink(ctx, tagCurrentLinkPath(r.name, ref))
@@ -102,7 +102,7 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 			return Manifest{}, &Error{Err: ErrDigestInvalid, Digest: want, Detail: "manifest has digest " + string(d)}
 		}
 	} else {
-		if !validTag(ref) {
+		if !ValidTag(ref) {
 			return Manifest{}, invalidManifest("invalid tag %q", ref)
 		}
 		tag = ref
@@ -151,7 +151,7 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 
 // Tag points tag at the manifest d, which must be in this repository.
 func (r *repository) Tag(ctx context.Context, tag string, d digest.Digest) error {
-	if !validTag(tag) {
+	if !ValidTag(tag) {
 		return invalidManifest("invalid tag %q", tag)
 	}
 	if err := validDigest(d); err != nil {

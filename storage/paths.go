@@ -144,12 +144,13 @@ var (
 	uploadIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 )
 
-func validTag(tag string) bool { return tagPattern.MatchString(tag) }
+// ValidTag reports whether tag is a tag of the distribution spec's grammar.
+func ValidTag(tag string) bool { return tagPattern.MatchString(tag) }
 
-// validRepoName checks a name against the spec's grammar and the length
+// ValidRepositoryName checks a name against the spec's grammar and the length
 // Distribution allows. Components never start with "_", so a name cannot
 // reach into _layers, _manifests or _uploads.
-func validRepoName(name string) bool {
+func ValidRepositoryName(name string) bool {
 	return len(name) <= 255 && (plainName(name) || repoNamePattern.MatchString(name))
 }
 

@@ -67,7 +67,7 @@ func (r *Registry) Driver() driver.Driver { return r.driver }
 // spec's grammar gives a repository whose every method fails with
 // ErrNameUnknown, so such a name never reaches a driver path.
 func (r *Registry) Repository(name string) Repository {
-	if !validRepoName(name) {
+	if !ValidRepositoryName(name) {
 		return invalidRepository(name)
 	}
 	return &repository{reg: r, name: name}

@@ -153,7 +153,7 @@ func (r *repository) DeleteTag(ctx context.Context, tag string) error {
 	if err := r.deleteAllowed(); err != nil {
 		return err
 	}
-	if !validTag(tag) {
+	if !ValidTag(tag) {
 		return &Error{Err: ErrManifestUnknown, Detail: "invalid tag"}
 	}
 	if err := r.driver().Delete(ctx, tagDir(r.name, tag)); err != nil {
