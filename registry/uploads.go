@@ -104,15 +104,7 @@ func (a *api) monolithicUpload(w http.ResponseWriter, r *http.Request, req *requ
 		a.cancel(r, req, up)
 		return err
 	}
-	desc, err := up.Commit(ctx, d)
-	if err != nil {
-		a.cancel(r, req, up)
-		return err
-	}
-	noteUpload(w, up.StartedAt())
-	a.notifyBlob(w, r, req, notifications.ActionPush, desc, "")
-	a.blobCreated(w, r, req, desc)
-	return nil
+	return a.finishUpload(w, r, req, up, d)
 }
 
 // getUpload reports how much of an upload the registry has.
@@ -186,10 +178,15 @@ func (a *api) putUpload(w http.ResponseWriter, r *http.Request, req *request) er
 		_ = up.Close(cleanup)
 		return err
 	}
-	desc, err := up.Commit(ctx, d)
+	return a.finishUpload(w, r, req, up, d)
+}
+
+// finishUpload commits up as d and answers 201. As in Distribution, a
+// failed commit ends the upload, so a mismatched digest leaves nothing
+// behind.
+func (a *api) finishUpload(w http.ResponseWriter, r *http.Request, req *request, up storage.Upload, d digest.Digest) error {
+	desc, err := up.Commit(r.Context(), d)
 	if err != nil {
-		// As Distribution does: a failed commit ends the upload, so a
-		// mismatched digest leaves nothing behind.
 		a.cancel(r, req, up)
 		return err
 	}
