@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 20m
 TOOLS    := .cache/bin
 
-.PHONY: run build test lint tools clean bench bench-quick
+.PHONY: run build test lint tools clean image bench bench-quick
 
 ## run: start Berth with the embedded default config (filesystem storage)
 run:
@@ -17,6 +17,18 @@ run:
 ## build: a static binary in bin/berth
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+
+## image: the FROM scratch container image, tagged $(IMAGE) and berth:latest
+IMAGE    ?= berth:$(VERSION)
+IMAGE_CTX := .cache/image
+image:
+	rm -rf $(IMAGE_CTX) && mkdir -p $(IMAGE_CTX)/registry
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CTX)/berth ./cmd/berth
+	cp /etc/ssl/certs/ca-certificates.crt Dockerfile $(IMAGE_CTX)/
+	cp configs/docker.yml $(IMAGE_CTX)/config.yml
+	printf 'root:x:0:0:root:/:/sbin/nologin\nberth:x:65532:65532:berth:/var/lib/registry:/sbin/nologin\n' > $(IMAGE_CTX)/passwd
+	printf 'root:x:0:\nberth:x:65532:\n' > $(IMAGE_CTX)/group
+	DOCKER_BUILDKIT=0 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) -t berth:latest $(IMAGE_CTX)
 
 ## test: install the pinned test tools, then run every test
 test: tools

@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/testenv"
+)
+
+// TestImageServesPushAndPullWithMountedConfig builds the Berth image with
+// `make image`, runs it as the README shows (a config file mounted at
+// /etc/berth/config.yml, the data on the image's volume), and pushes, pulls
+// and runs an image through it with docker.
+func TestImageServesPushAndPullWithMountedConfig(t *testing.T) {
+	docker := testenv.Docker(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("DOCKER_BUILDKIT", "0")
+	root := testenv.RepoRoot(t)
+	tag := fmt.Sprintf("berth:e2e-%d", time.Now().UnixNano())
+	testenv.RunIn(t, root, "make", "image", "IMAGE="+tag)
+	t.Cleanup(func() { _ = testenv.RunQuiet(docker, "rmi", "-f", tag) })
+
+	// The image runs as an unprivileged user with the default config there.
+	user := strings.TrimSpace(testenv.Run(t, docker, "image", "inspect", "--format", "{{.Config.User}}", tag))
+	if user == "" || strings.HasPrefix(user, "0") || user == "root" {
+		t.Errorf("image runs as %q, want an unprivileged user", user)
+	}
+
+	addr := testenv.FreeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: %s
+`, addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.NewReplacer(":", "-").Replace(tag)
+	testenv.Run(t, docker, "run", "-d", "--name", name, "--network", "host",
+		"-v", cfg+":/etc/berth/config.yml:ro", tag)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command(docker, "logs", name).CombinedOutput()
+			t.Logf("container log:\n%s", out)
+		}
+		_ = testenv.RunQuiet(docker, "rm", "-f", "-v", name)
+	})
+	testenv.WaitHTTP(t, "http://"+addr+"/v2/", 30*time.Second)
+
+	image := addr + "/team/app:1.0"
+	t.Cleanup(func() { _ = testenv.RunQuiet(docker, "rmi", "-f", image) })
+	testenv.Run(t, docker, "build", "-t", image, buildImageContext(t))
+	pushed := pushDigest.FindStringSubmatch(testenv.Run(t, docker, "push", image))
+	if pushed == nil {
+		t.Fatal("docker push printed no digest")
+	}
+	testenv.Run(t, docker, "rmi", image)
+	testenv.Run(t, docker, "pull", image)
+	if got := testenv.Run(t, docker, "image", "inspect", "--format", "{{json .RepoDigests}}", image); !strings.Contains(got, pushed[1]) {
+		t.Errorf("pulled image has digests %s, want %s", got, pushed[1])
+	}
+	if out := testenv.Run(t, docker, "run", "--rm", "--network", "host", image); !strings.HasPrefix(out, "hello from a berth image") {
+		t.Errorf("docker run of the pulled image printed %q", out)
+	}
+}
