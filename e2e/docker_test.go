@@ -82,6 +82,12 @@ func TestDockerPushPullRun(t *testing.T) {
 	}
 	pushed := m[1]
 
+	// docker manifest inspect reads the manifest through the API.
+	inspected := testenv.Run(t, docker, "manifest", "inspect", "--insecure", image)
+	if !strings.Contains(inspected, `"layers"`) || !strings.Contains(inspected, "schemaVersion") {
+		t.Errorf("docker manifest inspect printed:\n%s", inspected)
+	}
+
 	testenv.Run(t, docker, "rmi", image)
 	testenv.Run(t, docker, "pull", image)
 	repoDigests := testenv.Run(t, docker, "image", "inspect", "--format", "{{json .RepoDigests}}", image)
