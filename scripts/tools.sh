@@ -26,6 +26,7 @@ staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
 minio       github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1
 pebble      github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1
+helm        helm.sh/helm/v3/cmd/helm@v3.19.0
 pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.1
 '
 
