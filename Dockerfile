@@ -14,6 +14,9 @@ COPY berth /berth
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY passwd group /etc/
 COPY config.yml /etc/berth/config.yml
+# Distribution's path is a link to Berth's: a config bind-mounted at either
+# path is the one `serve` reads, so registry:2 run commands work unchanged.
+COPY etc-docker-registry/ /etc/docker/registry/
 COPY --chown=65532:65532 registry/ /var/lib/registry/
 
 USER 65532:65532

@@ -28,6 +28,7 @@ image:
 	cp configs/docker.yml $(IMAGE_CTX)/config.yml
 	printf 'root:x:0:0:root:/:/sbin/nologin\nberth:x:65532:65532:berth:/var/lib/registry:/sbin/nologin\n' > $(IMAGE_CTX)/passwd
 	printf 'root:x:0:\nberth:x:65532:\n' > $(IMAGE_CTX)/group
+	mkdir -p $(IMAGE_CTX)/etc-docker-registry && ln -s /etc/berth/config.yml $(IMAGE_CTX)/etc-docker-registry/config.yml
 	DOCKER_BUILDKIT=0 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) -t berth:latest $(IMAGE_CTX)
 
 ## test: install the pinned test tools, then run every test

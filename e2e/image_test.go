@@ -69,4 +69,20 @@ http:
 	if out := testenv.Run(t, docker, "run", "--rm", "--network", "host", image); !strings.HasPrefix(out, "hello from a berth image") {
 		t.Errorf("docker run of the pulled image printed %q", out)
 	}
+
+	// registry:2 users mount their config at Distribution's path and pass
+	// no command: the image serves that file too.
+	crane := testenv.Tool(t, "crane")
+	addr2 := testenv.FreeAddr(t)
+	cfg2 := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(cfg2, []byte(fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: %s\n", addr2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name2 := name + "-distribution-path"
+	testenv.Run(t, docker, "run", "-d", "--name", name2, "--network", "host",
+		"-v", cfg2+":/etc/docker/registry/config.yml:ro", tag)
+	t.Cleanup(func() { _ = testenv.RunQuiet(docker, "rm", "-f", "-v", name2) })
+	testenv.WaitHTTP(t, "http://"+addr2+"/v2/", 30*time.Second)
+	testenv.Run(t, crane, "append", "--insecure", "-f", writeLayer(t, t.TempDir(), "distpath"), "-t", addr2+"/team/app:1")
+	testenv.Run(t, crane, "validate", "--insecure", "--remote", addr2+"/team/app:1")
 }
