@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -112,6 +113,16 @@ func TestOrasArtifactAndReferrers(t *testing.T) {
 	if len(found.Referrers) != 1 || found.Referrers[0].ArtifactType != "application/vnd.example.signature" {
 		t.Fatalf("referrers = %+v, want the one signature", found.Referrers)
 	}
+	// oras falls back to a sha256-<digest> tag on registries without the
+	// referrers API, and discover finds that tag just as well: only the
+	// API itself and the absence of the tag show Berth served it.
+	subject := strings.TrimSpace(testenv.Run(t, oras, "resolve", "--plain-http", ref))
+	if got := referrers(t, addr, "team/sbom", subject); len(got) != 1 || got[0] != found.Referrers[0].Digest {
+		t.Errorf("referrers API lists %v, want [%s]", got, found.Referrers[0].Digest)
+	}
+	if tags := strings.Fields(testenv.Run(t, oras, "repo", "tags", "--plain-http", addr+"/team/sbom")); !slices.Equal(tags, []string{"1"}) {
+		t.Errorf("tags = %v, want only 1 (no referrers fallback tag)", tags)
+	}
 
 	back := t.TempDir()
 	testenv.RunIn(t, back, oras, "pull", "--plain-http", ref)
@@ -119,4 +130,33 @@ func TestOrasArtifactAndReferrers(t *testing.T) {
 	if err != nil || string(got) != string(content) {
 		t.Fatalf("pulled %q (%v), want %q", got, err, content)
 	}
+}
+
+// referrers asks Berth's referrers API which manifests refer to subject in
+// repo, and returns their digests.
+func referrers(t *testing.T, addr, repo, subject string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/v2/" + repo + "/referrers/" + subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET referrers of %s: %s", subject, resp.Status)
+	}
+	var idx struct {
+		MediaType string                    `json:"mediaType"`
+		Manifests []struct{ Digest string } `json:"manifests"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&idx); err != nil {
+		t.Fatal(err)
+	}
+	if idx.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Errorf("referrers response has media type %q", idx.MediaType)
+	}
+	var out []string
+	for _, m := range idx.Manifests {
+		out = append(out, m.Digest)
+	}
+	return out
 }

@@ -86,6 +86,15 @@ func TestRegctlScenario(t *testing.T) {
 	if !strings.Contains(out, "application/vnd.example.report") {
 		t.Errorf("regctl artifact list does not show the report:\n%s", out)
 	}
+	// The report is found through the referrers API, not through a
+	// fallback tag regctl would have pushed to a registry without it.
+	subject := strings.TrimSpace(testenv.Run(t, regctl, "image", "digest", addr+"/team/app:1"))
+	if got := referrers(t, addr, "team/app", subject); len(got) != 1 {
+		t.Errorf("referrers API lists %v, want the report", got)
+	}
+	if got := strings.Fields(testenv.Run(t, regctl, "tag", "ls", addr+"/team/app")); !slices.Equal(got, []string{"1", "2"}) {
+		t.Errorf("tags after artifact put = %v, want 1 and 2 (no referrers fallback tag)", got)
+	}
 }
 
 // children lists the digests an index refers to, in order.
