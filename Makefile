@@ -18,9 +18,12 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
 
-## image: the FROM scratch container image, tagged $(IMAGE) and berth:latest
+## image: the FROM scratch container image, tagged $(IMAGE) and $(IMAGE_LATEST)
 IMAGE    ?= berth:$(VERSION)
-IMAGE_CTX := .cache/image
+# Tests set IMAGE_LATEST= (no second tag, so no dangling old build) and a
+# private IMAGE_CTX (so concurrent runs do not share a build context).
+IMAGE_LATEST ?= berth:latest
+IMAGE_CTX ?= .cache/image
 image:
 	rm -rf $(IMAGE_CTX) && mkdir -p $(IMAGE_CTX)/registry
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CTX)/berth ./cmd/berth
@@ -29,7 +32,7 @@ image:
 	printf 'root:x:0:0:root:/:/sbin/nologin\nberth:x:65532:65532:berth:/var/lib/registry:/sbin/nologin\n' > $(IMAGE_CTX)/passwd
 	printf 'root:x:0:\nberth:x:65532:\n' > $(IMAGE_CTX)/group
 	mkdir -p $(IMAGE_CTX)/etc-docker-registry && ln -s /etc/berth/config.yml $(IMAGE_CTX)/etc-docker-registry/config.yml
-	DOCKER_BUILDKIT=0 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) -t berth:latest $(IMAGE_CTX)
+	DOCKER_BUILDKIT=0 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) $(addprefix -t ,$(IMAGE_LATEST)) $(IMAGE_CTX)
 
 ## test: install the pinned test tools, then run every test
 test: tools

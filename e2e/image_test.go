@@ -22,7 +22,7 @@ func TestImageServesPushAndPullWithMountedConfig(t *testing.T) {
 	t.Setenv("DOCKER_BUILDKIT", "0")
 	root := testenv.RepoRoot(t)
 	tag := fmt.Sprintf("berth:e2e-%d", time.Now().UnixNano())
-	testenv.RunIn(t, root, "make", "image", "IMAGE="+tag)
+	testenv.RunIn(t, root, "make", "image", "IMAGE="+tag, "IMAGE_LATEST=", "IMAGE_CTX="+filepath.Join(t.TempDir(), "image"))
 	t.Cleanup(func() { _ = testenv.RunQuiet(docker, "rmi", "-f", tag) })
 
 	// The image runs as an unprivileged user with the default config there.
