@@ -18,7 +18,7 @@ type Code string
 
 // The codes of the OCI distribution spec, plus the few that CNCF
 // Distribution adds and clients know (RANGE_INVALID, TAG_INVALID,
-// PAGINATION_NUMBER_INVALID), plus UNKNOWN for server faults.
+// PAGINATION_NUMBER_INVALID, UNAVAILABLE), plus UNKNOWN for server faults.
 const (
 	CodeBlobUnknown         Code = "BLOB_UNKNOWN"
 	CodeBlobUploadInvalid   Code = "BLOB_UPLOAD_INVALID"
@@ -34,6 +34,7 @@ const (
 	CodeDenied              Code = "DENIED"
 	CodeUnsupported         Code = "UNSUPPORTED"
 	CodeTooManyRequests     Code = "TOOMANYREQUESTS"
+	CodeUnavailable         Code = "UNAVAILABLE"
 	CodeRangeInvalid        Code = "RANGE_INVALID"
 	CodeTagInvalid          Code = "TAG_INVALID"
 	CodePaginationInvalid   Code = "PAGINATION_NUMBER_INVALID"
@@ -60,6 +61,7 @@ var codes = map[Code]struct {
 	CodeDenied:              {"requested access to the resource is denied", http.StatusForbidden},
 	CodeUnsupported:         {"the operation is unsupported", http.StatusMethodNotAllowed},
 	CodeTooManyRequests:     {"too many requests", http.StatusTooManyRequests},
+	CodeUnavailable:         {"service unavailable", http.StatusServiceUnavailable},
 	CodeRangeInvalid:        {"invalid content range", http.StatusRequestedRangeNotSatisfiable},
 	CodeTagInvalid:          {"invalid tag", http.StatusBadRequest},
 	CodePaginationInvalid:   {"invalid number of results requested", http.StatusBadRequest},
@@ -123,6 +125,9 @@ func errorFor(err error) *Error {
 	}
 	code := CodeUnknown
 	switch {
+	case errors.Is(err, storage.ErrCollecting):
+		// First: what is being collected may also be reported gone.
+		code = CodeUnavailable
 	case errors.Is(err, storage.ErrBlobUnknown):
 		code = CodeBlobUnknown
 	case errors.Is(err, storage.ErrManifestUnknown):

@@ -169,6 +169,8 @@ func TestStorageErrorsMapToAPIErrors(t *testing.T) {
 		{storage.ErrRangeInvalid, CodeRangeInvalid, 416},
 		{storage.ErrNameUnknown, CodeNameUnknown, 404},
 		{storage.ErrDeleteDisabled, CodeUnsupported, 405},
+		{storage.ErrCollecting, CodeUnavailable, 503},
+		{errors.Join(&storage.Error{Err: storage.ErrManifestBlobUnknown}, &storage.Error{Err: storage.ErrCollecting}), CodeUnavailable, 503},
 		{errors.New("disk on fire"), CodeUnknown, 500},
 		{apiErr(CodeDenied, ""), CodeDenied, 403},
 		{apiErr(CodeUnauthorized, ""), CodeUnauthorized, 401},

@@ -39,9 +39,10 @@ func (a *api) startUpload(w http.ResponseWriter, r *http.Request, req *request) 
 			a.notifyBlob(w, r, req, notifications.ActionMount, desc, from)
 			a.blobCreated(w, r, req, desc)
 			return nil
-		case errors.Is(err, storage.ErrBlobUnknown), errors.Is(err, storage.ErrNameUnknown):
+		case errors.Is(err, storage.ErrBlobUnknown), errors.Is(err, storage.ErrNameUnknown), errors.Is(err, storage.ErrCollecting):
 			// Not mountable: the client uploads it instead, as the spec
-			// asks, in the session started below.
+			// asks, in the session started below (a blob being
+			// garbage-collected may be gone by the time it is uploaded).
 			req.log.DebugContext(ctx, "blob not mountable", "digest", d, "from", from)
 		default:
 			return err

@@ -24,6 +24,7 @@ const blobMediaType = "application/octet-stream"
 // statGlobal describes the blob d in the global store, from the cache when
 // it can. ErrBlobUnknown when there is no such blob.
 func (r *Registry) statGlobal(ctx context.Context, d digest.Digest) (blobInfo, error) {
+	r.noticeCollections()
 	if bi, ok := r.cache.blobs.get(d); ok {
 		return bi, nil
 	}
@@ -56,6 +57,7 @@ func (r *Registry) forgetBlob(d digest.Digest) { r.cache.blobs.remove(d) }
 // notFound is returned (ErrBlobUnknown or ErrManifestUnknown) when there is
 // no link.
 func (r *repository) linkTarget(ctx context.Context, kind linkKind, d digest.Digest, notFound error) (digest.Digest, error) {
+	r.reg.noticeCollections()
 	key := linkKey{repo: r.name, kind: kind, d: d}
 	links := r.reg.cache.links
 	if t, ok := links.get(key); ok {
@@ -97,6 +99,18 @@ func (r *repository) addLink(ctx context.Context, kind linkKind, d, target diges
 	}
 	links.add(token, linkKey{repo: r.name, kind: kind, d: d}, target, 1)
 	return nil
+}
+
+// unlinkCollected takes back the layer link of d after its content turned
+// out to be garbage-collected: a dangling link would make the blob look
+// present to the next push.
+func (r *repository) unlinkCollected(ctx context.Context, d digest.Digest) {
+	r.forgetLink(layerLink, d)
+	if err := deleteIfExists(ctx, r.driver(), path.Dir(layerLinkPath(r.name, d))); err != nil {
+		r.reg.log.Error("link to collected blob not taken back", "repo", r.name, "digest", d, "err", err)
+	}
+	r.forgetLink(layerLink, d)
+	r.reg.log.Warn("blob link refused: garbage collection", "repo", r.name, "digest", d)
 }
 
 // statLinked describes the blob d as this repository serves it: linked
@@ -223,6 +237,12 @@ func (r *repository) MountBlob(ctx context.Context, from string, d digest.Digest
 		bi = info
 	}
 	if err := r.addLink(ctx, layerLink, d, target); err != nil {
+		return Descriptor{}, err
+	}
+	if err := r.reg.confirmLinked(ctx, []digest.Digest{target}, ErrBlobUnknown); err != nil {
+		if errors.Is(err, ErrCollecting) || errors.Is(err, ErrBlobUnknown) {
+			r.unlinkCollected(ctx, d)
+		}
 		return Descriptor{}, err
 	}
 	r.reg.log.Info("blob mounted", "repo", r.name, "from", from, "digest", d)

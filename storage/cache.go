@@ -142,6 +142,24 @@ func (c *lru[K, V]) remove(k K) {
 	}
 }
 
+// clear removes every entry.
+func (c *lru[K, V]) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.order.Init()
+	clear(c.items)
+	c.used = 0
+}
+
+// clear empties every cache, after content was deleted behind their back.
+func (c *cache) clear() {
+	c.blobs.clear()
+	c.links.clear()
+	c.manifests.clear()
+	c.tagLists.clear()
+}
+
 func (c *lru[K, V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -20,8 +20,9 @@ type GCOptions struct {
 	// DeleteUntagged deletes the manifests no tag keeps (see GarbageCollect).
 	DeleteUntagged bool
 	// Online makes the collection safe while the registry takes pushes:
-	// every blob and revision younger than GracePeriod is kept, and the
-	// repositories are listed again after marking.
+	// every blob and revision younger than GracePeriod is kept, what
+	// would be deleted is tombstoned, and the repositories are listed
+	// again before anything is (gcfence.go).
 	Online      bool
 	GracePeriod time.Duration
 	// Now is the clock; nil means time.Now.
@@ -29,6 +30,12 @@ type GCOptions struct {
 	// Report is called for each manifest and blob deleted (or, in a dry
 	// run, that would be). It may be nil.
 	Report func(GCItem)
+
+	// For tests: the lease's term and the wait after taking it, and a
+	// hook called as an online run reaches each stage ("marked",
+	// "tombstoned", "rescanned").
+	leaseTerm, leaseSettle time.Duration
+	stage                  func(string)
 }
 
 // GCItem is one thing a collection deletes.
@@ -55,7 +62,7 @@ type GCResult struct {
 // its subject is a kept manifest (a signature or SBOM lives as long as its
 // image). Unmarked blobs are swept from the global store, with the
 // repositories' _layers links to them.
-func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult, error) {
+func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (res GCResult, err error) {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -63,6 +70,22 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult
 	g := &collector{reg: r, opts: opts, payloads: map[digest.Digest]*gcManifest{}, marked: map[digest.Digest]bool{}}
 	if opts.Online {
 		g.cutoff = now().Add(-opts.GracePeriod)
+	}
+	if !opts.DryRun {
+		settle := opts.leaseSettle
+		if settle == 0 {
+			settle = time.Second
+		}
+		g.fence, err = acquireFence(ctx, r.driver, opts.leaseTerm, settle)
+		if err != nil {
+			return GCResult{}, err
+		}
+		defer func() {
+			rerr := g.fence.release(context.WithoutCancel(ctx), res.Blobs+res.Manifests > 0)
+			if err == nil {
+				err = rerr
+			}
+		}()
 	}
 
 	repos, err := g.scan(ctx)
@@ -72,11 +95,22 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult
 	if err := g.markAll(ctx, repos); err != nil {
 		return GCResult{}, err
 	}
+	doomed, err := g.candidates(ctx)
+	if err != nil {
+		return GCResult{}, err
+	}
 	if opts.Online {
-		// Whatever was pushed while marking is listed now: the manifests
-		// and links written during the run keep what they reference. A
-		// full listing is simpler than a diff and as cheap with Walk;
-		// payloads already read come from g.payloads.
+		g.reached("marked")
+		if !opts.DryRun {
+			if err := g.tombstone(ctx, repos, doomed); err != nil {
+				return GCResult{}, err
+			}
+		}
+		// What was linked until the tombstones were written is listed
+		// now and keeps what it references; what is linked later finds
+		// a tombstone (gcfence.go). Payloads already read come from
+		// g.payloads.
+		g.reached("tombstoned")
 		again, err := g.scan(ctx)
 		if err != nil {
 			return GCResult{}, err
@@ -85,26 +119,25 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult
 			return GCResult{}, err
 		}
 		for name, rs := range again {
-			if old, ok := repos[name]; ok {
-				for d := range rs.kept {
-					old.kept[d] = true
-				}
-				for d, l := range rs.layers {
-					old.layers[d] = l
-				}
-			} else {
-				repos[name] = rs
+			old, ok := repos[name]
+			if !ok {
+				// New since the first listing: all of it is young and
+				// kept; there is nothing to delete in it.
+				continue
+			}
+			for d := range rs.kept {
+				old.kept[d] = true
 			}
 		}
+		g.reached("rescanned")
 	}
 
-	var res GCResult
 	if opts.DeleteUntagged {
 		if err := g.deleteUntagged(ctx, repos, &res); err != nil {
 			return res, err
 		}
 	}
-	swept, err := g.sweep(ctx, &res)
+	swept, err := g.sweep(ctx, doomed, &res)
 	if err != nil {
 		return res, err
 	}
@@ -123,10 +156,17 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult
 	return res, nil
 }
 
+func (g *collector) reached(stage string) {
+	if g.opts.stage != nil {
+		g.opts.stage(stage)
+	}
+}
+
 // collector holds one collection's state.
 type collector struct {
 	reg      *Registry
 	opts     GCOptions
+	fence    *fence    // nil in a dry run
 	cutoff   time.Time // online: anything modified after it is kept
 	payloads map[digest.Digest]*gcManifest
 	marked   map[digest.Digest]bool
@@ -346,6 +386,9 @@ func (g *collector) deleteUntagged(ctx context.Context, repos map[string]*gcRepo
 				item.Size = m.size
 			}
 			if !g.opts.DryRun {
+				if err := g.fence.check(); err != nil {
+					return err
+				}
 				if err := deleteIfExists(ctx, g.reg.driver, path.Dir(revisionLinkPath(name, d))); err != nil {
 					return err
 				}
@@ -365,9 +408,9 @@ func (g *collector) deleteUntagged(ctx context.Context, repos map[string]*gcRepo
 	return nil
 }
 
-// sweep deletes every unmarked blob (online: older than the grace period)
-// and returns the digests it deleted.
-func (g *collector) sweep(ctx context.Context, res *GCResult) (map[digest.Digest]bool, error) {
+// candidates lists the blobs the first marking left unmarked (online: only
+// those older than the grace period).
+func (g *collector) candidates(ctx context.Context) ([]GCItem, error) {
 	var doomed []GCItem
 	err := driver.Walk(ctx, g.reg.driver, blobsRoot, func(fi driver.FileInfo) error {
 		if fi.IsDir || path.Base(fi.Path) != "data" {
@@ -387,9 +430,44 @@ func (g *collector) sweep(ctx context.Context, res *GCResult) (map[digest.Digest
 	if err != nil && !errors.Is(err, driver.ErrNotFound) {
 		return nil, fmt.Errorf("storage: gc: listing blobs: %w", err)
 	}
+	return doomed, nil
+}
+
+// tombstone marks, before the second listing of an online run, every blob
+// and revision the first one would delete.
+func (g *collector) tombstone(ctx context.Context, repos map[string]*gcRepo, doomed []GCItem) error {
+	for _, it := range doomed {
+		if err := g.fence.tombstone(ctx, blobTombstonePath(it.Digest)); err != nil {
+			return err
+		}
+	}
+	if !g.opts.DeleteUntagged {
+		return nil
+	}
+	for name, rs := range repos {
+		for d := range rs.revisions {
+			if !rs.kept[d] {
+				if err := g.fence.tombstone(ctx, revisionTombstonePath(name, d)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// sweep deletes the candidates still unmarked and returns the digests it
+// deleted.
+func (g *collector) sweep(ctx context.Context, doomed []GCItem, res *GCResult) (map[digest.Digest]bool, error) {
 	swept := map[digest.Digest]bool{}
 	for _, it := range doomed {
+		if g.marked[it.Digest] {
+			continue // referenced by what the second listing found
+		}
 		if !g.opts.DryRun {
+			if err := g.fence.check(); err != nil {
+				return swept, err
+			}
 			if err := deleteIfExists(ctx, g.reg.driver, path.Dir(blobDataPath(it.Digest))); err != nil {
 				return swept, err
 			}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"path"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -112,7 +113,8 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 	if err != nil {
 		return Manifest{}, err
 	}
-	if err := r.verifyReferences(ctx, doc, mt); err != nil {
+	refs, err := r.verifyReferences(ctx, doc, mt)
+	if err != nil {
 		return Manifest{}, err
 	}
 
@@ -131,6 +133,9 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 	if err := r.addLink(ctx, revisionLink, d, d); err != nil {
 		return Manifest{}, err
 	}
+	if err := r.confirmRevision(ctx, d, refs); err != nil {
+		return Manifest{}, err
+	}
 	if info.subject != "" {
 		if err := r.writeLink(ctx, referrerLinkDir(r.name, info.subject, d)+"/link", d); err != nil {
 			return Manifest{}, err
@@ -147,6 +152,33 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 		Payload:    payload,
 		Subject:    info.subject,
 	}, nil
+}
+
+// confirmRevision checks, once the revision link of d is written, that no
+// garbage collection deleted or is about to delete the revision, its
+// payload or what it references (gcfence.go). When one did, the revision
+// is taken back, so that no manifest points at deleted content. On a
+// backend error the link stays: it may have been there before this push.
+func (r *repository) confirmRevision(ctx context.Context, d digest.Digest, refs []digest.Digest) error {
+	err := r.reg.confirmLinked(ctx, append(refs, d), ErrManifestBlobUnknown)
+	if err == nil {
+		live, terr := r.reg.tombstoneLive(ctx, revisionTombstonePath(r.name, d))
+		if terr != nil {
+			return terr
+		}
+		if live {
+			err = &Error{Err: ErrCollecting, Digest: d, Detail: "manifest " + string(d)}
+		}
+	}
+	if errors.Is(err, ErrCollecting) || errors.Is(err, ErrManifestBlobUnknown) {
+		r.forgetLink(revisionLink, d)
+		if derr := deleteIfExists(ctx, r.driver(), path.Dir(revisionLinkPath(r.name, d))); derr != nil {
+			r.reg.log.Error("revision of collected content not taken back", "repo", r.name, "digest", d, "err", derr)
+		}
+		r.forgetLink(revisionLink, d)
+		r.reg.log.Warn("manifest refused: garbage collection", "repo", r.name, "digest", d, "err", err)
+	}
+	return err
 }
 
 // Tag points tag at the manifest d, which must be in this repository.

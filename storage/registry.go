@@ -22,6 +22,7 @@ type Registry struct {
 	opts   Options
 	log    *slog.Logger
 	cache  *cache
+	gen    genWatch
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -299,9 +300,12 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 		}
 		link = r.addLinkAsync(ctx, want)
 	}
-	perr := u.publish(ctx, want, size)
+	deduped, perr := u.publish(ctx, want, size)
 	if err := <-link; err != nil && perr == nil {
 		perr = err
+	}
+	if perr == nil && deduped {
+		perr = u.confirmDeduped(ctx, want, size)
 	}
 	if perr != nil {
 		return Descriptor{}, perr
@@ -363,8 +367,9 @@ func (u *upload) discard(ctx context.Context) error {
 
 // publish moves the verified upload data to the blob's place in the global
 // store. The driver is asked, not the cache: a stale cache entry must never
-// make a new blob's only copy be thrown away.
-func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) error {
+// make a new blob's only copy be thrown away. deduped tells that identical
+// content was there already and the upload's copy was not used.
+func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (deduped bool, err error) {
 	drv := u.repo.driver()
 	dst := blobDataPath(d)
 	reg := u.repo.reg
@@ -373,10 +378,10 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) error
 	if err == nil && !fi.IsDir {
 		// Content-addressed: what is there is what was uploaded.
 		reg.cache.blobs.add(token, d, blobInfo{size: fi.Size, modTime: fi.ModTime}, 1)
-		return nil
+		return true, nil
 	}
 	if err != nil && !isNotFound(err) {
-		return wrapDriverErr("publish blob", err)
+		return false, wrapDriverErr("publish blob", err)
 	}
 	src := uploadDataPath(u.repo.name, u.id)
 	_, err = drv.Stat(ctx, src)
@@ -388,7 +393,26 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) error
 		err = drv.Move(ctx, src, dst)
 	}
 	if err != nil {
-		return wrapDriverErr("publish blob", err)
+		return false, wrapDriverErr("publish blob", err)
 	}
-	return nil
+	return false, nil
+}
+
+// confirmDeduped checks, once the link is written, that the existing copy
+// the upload was deduplicated against is not being garbage-collected
+// (gcfence.go). A copy deleted meanwhile is replaced by the upload's own;
+// one about to be deleted fails the commit, and the link goes.
+func (u *upload) confirmDeduped(ctx context.Context, d digest.Digest, size int64) error {
+	r := u.repo
+	err := r.reg.confirmLinked(ctx, []digest.Digest{d}, ErrBlobUnknown)
+	if errors.Is(err, ErrBlobUnknown) {
+		var deduped bool
+		if deduped, err = u.publish(ctx, d, size); err == nil && deduped {
+			err = r.reg.confirmLinked(ctx, []digest.Digest{d}, ErrBlobUnknown)
+		}
+	}
+	if errors.Is(err, ErrCollecting) || errors.Is(err, ErrBlobUnknown) {
+		r.unlinkCollected(ctx, d)
+	}
+	return err
 }

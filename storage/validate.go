@@ -12,43 +12,51 @@ import (
 // verifyReferences checks, as validation.manifests asks, that what a
 // manifest references is in this repository: an image manifest's config and
 // layers as linked blobs, an index's children as manifests. The subject is
-// never checked: the spec has referrers pushed before their subject.
-func (r *repository) verifyReferences(ctx context.Context, doc *manifestDoc, mediaType string) error {
+// never checked: the spec has referrers pushed before their subject. It
+// returns the digests it found, which the manifest's write then confirms
+// (gcfence.go).
+func (r *repository) verifyReferences(ctx context.Context, doc *manifestDoc, mediaType string) ([]digest.Digest, error) {
 	v := r.reg.opts.Validation
 	if v.Disabled {
-		return nil
+		return nil, nil
 	}
+	var found []digest.Digest
 	if isIndexType(mediaType) {
 		for _, m := range doc.Manifests {
 			if !r.mustExist(m) {
 				continue
 			}
 			if err := r.manifestExists(ctx, m.Digest); err != nil {
-				return err
+				return nil, err
 			}
+			found = append(found, m.Digest)
 		}
-		return nil
+		return found, nil
 	}
-	if err := r.blobLinked(ctx, doc.Config.Digest); err != nil {
-		return err
+	target, err := r.blobLinked(ctx, doc.Config.Digest)
+	if err != nil {
+		return nil, err
 	}
+	found = append(found, target)
 	for _, l := range doc.Layers {
 		if isNondistributable(l.MediaType) {
 			// Never pushed to a registry by definition; only the URLs
 			// it points at are policed.
 			if r.reg.urlDenied(l.URLs) {
-				return &Error{Err: ErrManifestBlobUnknown, Digest: l.Digest, Detail: "layer URL refused by policy"}
+				return nil, &Error{Err: ErrManifestBlobUnknown, Digest: l.Digest, Detail: "layer URL refused by policy"}
 			}
 			continue
 		}
 		if len(l.URLs) > 0 && r.reg.urlsAllowed(l.URLs) {
 			continue
 		}
-		if err := r.blobLinked(ctx, l.Digest); err != nil {
-			return err
+		target, err := r.blobLinked(ctx, l.Digest)
+		if err != nil {
+			return nil, err
 		}
+		found = append(found, target)
 	}
-	return nil
+	return found, nil
 }
 
 // mustExist applies validation.manifests.indexes.platforms to one child.
@@ -72,14 +80,16 @@ func (r *repository) mustExist(m ocispec.Descriptor) bool {
 	}
 }
 
-func (r *repository) blobLinked(ctx context.Context, d digest.Digest) error {
-	if _, _, err := r.statLinked(ctx, d); err != nil {
+// blobLinked returns the content the repository's link for d points at.
+func (r *repository) blobLinked(ctx context.Context, d digest.Digest) (digest.Digest, error) {
+	target, _, err := r.statLinked(ctx, d)
+	if err != nil {
 		if errors.Is(err, ErrBlobUnknown) {
-			return &Error{Err: ErrManifestBlobUnknown, Digest: d, Detail: "blob " + string(d) + " is not in the repository"}
+			return "", &Error{Err: ErrManifestBlobUnknown, Digest: d, Detail: "blob " + string(d) + " is not in the repository"}
 		}
-		return err
+		return "", err
 	}
-	return nil
+	return target, nil
 }
 
 func (r *repository) manifestExists(ctx context.Context, d digest.Digest) error {
