@@ -24,7 +24,7 @@ const blobMediaType = "application/octet-stream"
 // statGlobal describes the blob d in the global store, from the cache when
 // it can. ErrBlobUnknown when there is no such blob.
 func (r *Registry) statGlobal(ctx context.Context, d digest.Digest) (blobInfo, error) {
-	r.noticeCollections()
+	r.noticeCollections(ctx)
 	if bi, ok := r.cache.blobs.get(d); ok {
 		return bi, nil
 	}
@@ -57,7 +57,7 @@ func (r *Registry) forgetBlob(d digest.Digest) { r.cache.blobs.remove(d) }
 // notFound is returned (ErrBlobUnknown or ErrManifestUnknown) when there is
 // no link.
 func (r *repository) linkTarget(ctx context.Context, kind linkKind, d digest.Digest, notFound error) (digest.Digest, error) {
-	r.reg.noticeCollections()
+	r.reg.noticeCollections(ctx)
 	key := linkKey{repo: r.name, kind: kind, d: d}
 	links := r.reg.cache.links
 	if t, ok := links.get(key); ok {

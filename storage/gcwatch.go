@@ -25,21 +25,17 @@ type genWatch struct {
 }
 
 // noticeCollections is called on cache lookups. At most every
-// genCheckEvery it reads, in the background, the generation a collection
-// rewrites when it deleted something, and empties the caches when it
-// changed.
-func (r *Registry) noticeCollections() {
+// genCheckEvery, one lookup reads the generation a collection rewrites
+// when it deleted something (a small read, traced as part of its
+// request), and empties the caches when it changed.
+func (r *Registry) noticeCollections(ctx context.Context) {
 	now := time.Now().UnixNano()
 	if now < r.gen.next.Load() || !r.gen.running.CompareAndSwap(false, true) {
 		return
 	}
+	defer r.gen.running.Store(false)
 	r.gen.next.Store(now + int64(genCheckEvery))
-	go func() {
-		defer r.gen.running.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), genCheckEvery)
-		defer cancel()
-		r.checkGeneration(ctx)
-	}()
+	r.checkGeneration(ctx)
 }
 
 func (r *Registry) checkGeneration(ctx context.Context) {

@@ -224,7 +224,7 @@ func (u *upload) Close(ctx context.Context) error {
 	}
 	if !u.saved {
 		// After the data, so a resumable session always has its bytes.
-		if err := driver.PutContent(ctx, u.repo.driver(), uploadStartedAtPath(u.repo.name, u.id), []byte(u.startedAt.Format(time.RFC3339))); err != nil {
+		if err := driver.PutScratch(ctx, u.repo.driver(), uploadStartedAtPath(u.repo.name, u.id), []byte(u.startedAt.Format(time.RFC3339))); err != nil {
 			return wrapDriverErr("start upload", err)
 		}
 		u.saved = true
@@ -239,7 +239,7 @@ func (u *upload) Close(ctx context.Context) error {
 	}
 	state, err := m.MarshalBinary()
 	if err == nil {
-		err = driver.PutContent(ctx, u.repo.driver(), uploadHashStatePath(u.repo.name, u.id, u.alg, size), state)
+		err = driver.PutScratch(ctx, u.repo.driver(), uploadHashStatePath(u.repo.name, u.id, u.alg, size), state)
 	}
 	if err != nil {
 		u.repo.reg.log.Warn("upload digest state not saved", "repo", u.repo.name, "upload", u.id, "err", err)

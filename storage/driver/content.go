@@ -29,6 +29,15 @@ func PutContent(ctx context.Context, d Driver, path string, content []byte) erro
 	return w.Close()
 }
 
+// PutScratch stores content at path with the driver's ScratchPutter when it
+// has one, else durably with PutContent.
+func PutScratch(ctx context.Context, d Driver, path string, content []byte) error {
+	if p, ok := d.(ScratchPutter); ok {
+		return p.PutScratch(ctx, path, content)
+	}
+	return PutContent(ctx, d, path, content)
+}
+
 // GetContent reads the whole file at path, refusing files over limit bytes
 // so a stray large file cannot exhaust memory.
 func GetContent(ctx context.Context, d Driver, path string, limit int64) ([]byte, error) {

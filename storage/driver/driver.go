@@ -97,6 +97,17 @@ type ContentPutter interface {
 	PutContent(ctx context.Context, path string, content []byte) error
 }
 
+// ScratchPutter is implemented by drivers for which durability costs a
+// sync that can be skipped: PutScratch stores content that need not
+// survive a crash (an upload session's start time and digest state, which
+// a resumed upload can do without). After a crash the file may be absent,
+// older, or empty; readers must treat content they cannot parse as lost.
+// Without a crash it is what PutContent would have stored. Use the
+// PutScratch function, which falls back to PutContent.
+type ScratchPutter interface {
+	PutScratch(ctx context.Context, path string, content []byte) error
+}
+
 // FileOpener is implemented by drivers that can hand out an *os.File for a
 // committed file, so net/http can serve it with sendfile.
 type FileOpener interface {

@@ -79,6 +79,7 @@ var (
 	_ Walker        = (*instrumented)(nil)
 	_ Redirector    = (*instrumented)(nil)
 	_ ContentPutter = (*instrumented)(nil)
+	_ ScratchPutter = (*instrumented)(nil)
 	_ FileOpener    = (*instrumented)(nil)
 	_ UploadLister  = (*instrumented)(nil)
 	_ PartSizer     = (*instrumented)(nil)
@@ -161,6 +162,13 @@ func (in *instrumented) Walk(ctx context.Context, root string, fn WalkFunc) erro
 func (in *instrumented) PutContent(ctx context.Context, path string, content []byte) error {
 	ctx, end := in.begin(ctx, "putcontent", path)
 	err := PutContent(ctx, in.d, path, content)
+	end(err)
+	return err
+}
+
+func (in *instrumented) PutScratch(ctx context.Context, path string, content []byte) error {
+	ctx, end := in.begin(ctx, "putscratch", path)
+	err := PutScratch(ctx, in.d, path, content)
 	end(err)
 	return err
 }

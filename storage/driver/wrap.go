@@ -14,9 +14,10 @@ import (
 // path and the driver. Wrapping a wrapped driver returns it unchanged.
 //
 // The result implements every optional interface (Walker, Redirector,
-// ContentPutter, FileOpener, UploadLister) so that wrapping hides none of
+// ContentPutter, ScratchPutter, FileOpener, UploadLister) so that wrapping hides none of
 // d's. Where d lacks one, the wrapper does what a caller would do without
 // it: Walk lists directory by directory, PutContent goes through Writer,
+// PutScratch through PutContent,
 // RedirectURL returns "" (serve it yourself), and OpenFile and Unfinished
 // return ErrUnsupported. Callers that must know what d itself offers use
 // Unwrap.
@@ -35,6 +36,7 @@ var (
 	_ Walker        = (*wrapped)(nil)
 	_ Redirector    = (*wrapped)(nil)
 	_ ContentPutter = (*wrapped)(nil)
+	_ ScratchPutter = (*wrapped)(nil)
 	_ FileOpener    = (*wrapped)(nil)
 	_ UploadLister  = (*wrapped)(nil)
 	_ PartSizer     = (*wrapped)(nil)
@@ -180,6 +182,13 @@ func (w *wrapped) PutContent(ctx context.Context, path string, content []byte) e
 		return err
 	}
 	return w.fail("putcontent", path, PutContent(ctx, w.d, path, content))
+}
+
+func (w *wrapped) PutScratch(ctx context.Context, path string, content []byte) error {
+	if err := w.check("putscratch", path); err != nil {
+		return err
+	}
+	return w.fail("putscratch", path, PutScratch(ctx, w.d, path, content))
 }
 
 func (w *wrapped) RedirectURL(r *http.Request, path string) (string, error) {

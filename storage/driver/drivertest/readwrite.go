@@ -18,6 +18,7 @@ func (s *suite) readWriteTests() map[string]func(*testing.T) {
 		"CancelLeavesNothing":               s.testCancelLeavesNothing,
 		"WriterUnusableAfterCommit":         s.testWriterUnusableAfterCommit,
 		"UnfinishedWritesAreListed":         s.testUnfinishedListed,
+		"PutScratchStoresLikePutContent":    s.testPutScratch,
 	}
 }
 
@@ -32,6 +33,22 @@ func (s *suite) testPutGetContent(t *testing.T) {
 		if err != nil || fi.Size != int64(len(content)) || fi.IsDir {
 			t.Fatalf("Stat = %+v, %v; want a file of %d bytes", fi, err, len(content))
 		}
+	}
+}
+
+func (s *suite) testPutScratch(t *testing.T) {
+	d := s.driver(t)
+	for _, content := range []string{"first version", "short", ""} {
+		if err := driver.PutScratch(t.Context(), d, "/scratch/new/dir/state", []byte(content)); err != nil {
+			t.Fatalf("PutScratch: %v", err)
+		}
+		if got := get(t, d, "/scratch/new/dir/state"); got != content {
+			t.Fatalf("GetContent = %q, want %q", got, content)
+		}
+	}
+	// Nothing else is visible: no temporary file beside it.
+	if got := list(t, d, "/scratch/new/dir"); len(got) != 1 || got[0] != "/scratch/new/dir/state" {
+		t.Fatalf("List = %v, want only the file", got)
 	}
 }
 

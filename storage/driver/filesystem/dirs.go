@@ -18,35 +18,44 @@ const dirRetries = 8
 // inDir runs op, which creates an entry in dir, creating dir first if op
 // finds it missing.
 func (d *Driver) inDir(dir string, op func() error) error {
+	return d.inDirSynced(dir, true, op)
+}
+
+// inDirSynced is inDir, syncing the directories it creates only when
+// durable is set.
+func (d *Driver) inDirSynced(dir string, durable bool, op func() error) error {
 	err := op()
 	for range dirRetries {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err = d.mkdirAll(dir); err == nil {
+		if err = d.mkdirAll(dir, durable); err == nil {
 			err = op()
 		}
 	}
 	return err
 }
 
-// mkdirAll creates dir and its missing parents, syncing the parent of each
-// directory it creates so that a file committed below survives a crash. A
-// parent pruned between its creation and its child's is made again.
-func (d *Driver) mkdirAll(dir string) error {
+// mkdirAll creates dir and its missing parents, syncing (when durable) the
+// parent of each directory it creates so that a file committed below
+// survives a crash. A parent pruned between its creation and its child's
+// is made again.
+func (d *Driver) mkdirAll(dir string, durable bool) error {
 	err := os.Mkdir(dir, 0o755)
 	for range dirRetries {
 		if !errors.Is(err, fs.ErrNotExist) || dir == d.root || filepath.Dir(dir) == dir {
 			break
 		}
-		if err := d.mkdirAll(filepath.Dir(dir)); err != nil {
+		if err := d.mkdirAll(filepath.Dir(dir), durable); err != nil {
 			return err
 		}
 		err = os.Mkdir(dir, 0o755)
 	}
 	switch {
-	case err == nil:
+	case err == nil && durable:
 		return syncDir(filepath.Dir(dir))
+	case err == nil:
+		return nil
 	case errors.Is(err, fs.ErrExist):
 		return nil
 	default:

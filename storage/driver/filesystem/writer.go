@@ -132,6 +132,17 @@ func (w *writer) Cancel(ctx context.Context) error {
 // PutContent implements driver.ContentPutter: one temporary file, synced
 // and renamed into place, with no unfinished write left if it fails.
 func (d *Driver) PutContent(ctx context.Context, path string, content []byte) error {
+	return d.put(ctx, path, content, true)
+}
+
+// PutScratch implements driver.ScratchPutter: PutContent without its
+// syncs, which are most of a small push's cost on a disk (an upload
+// session's files are written by every request of it).
+func (d *Driver) PutScratch(ctx context.Context, path string, content []byte) error {
+	return d.put(ctx, path, content, false)
+}
+
+func (d *Driver) put(ctx context.Context, path string, content []byte, durable bool) error {
 	if err := d.acquire(ctx); err != nil {
 		return err
 	}
@@ -139,7 +150,7 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 	final := d.full(path)
 	dir := filepath.Dir(final)
 	var f *os.File
-	err := d.inDir(dir, func() (err error) {
+	err := d.inDirSynced(dir, durable, func() (err error) {
 		f, err = os.CreateTemp(dir, filepath.Base(final)+".*.tmp~")
 		return err
 	})
@@ -147,7 +158,7 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 		return err
 	}
 	_, err = f.Write(content)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -159,6 +170,9 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 	if err != nil {
 		os.Remove(f.Name())
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(dir)
 }
