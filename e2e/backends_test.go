@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/testenv"
@@ -72,21 +71,7 @@ http:
 `
 			addr := testenv.StartBerth(t, cfg)
 			image := addr + "/" + name + "/app:1.0"
-			t.Cleanup(func() { _ = testenv.RunQuiet(docker, "rmi", "-f", image) })
-			testenv.Run(t, docker, "build", "-t", image, buildCtx)
-			pushed := pushDigest.FindStringSubmatch(testenv.Run(t, docker, "push", image))
-			if pushed == nil {
-				t.Fatal("docker push printed no digest")
-			}
-			testenv.Run(t, docker, "rmi", image)
-			testenv.Run(t, docker, "pull", image)
-			digests := testenv.Run(t, docker, "image", "inspect", "--format", "{{json .RepoDigests}}", image)
-			if !strings.Contains(digests, pushed[1]) {
-				t.Errorf("pulled image has digests %s, want %s", digests, pushed[1])
-			}
-			if out := testenv.Run(t, docker, "run", "--rm", "--network", "host", image); !strings.HasPrefix(out, "hello from a berth image") {
-				t.Errorf("docker run printed %q", out)
-			}
+			dockerRoundTrip(t, docker, buildCtx, image, image)
 		})
 	}
 }

@@ -59,6 +59,35 @@ func buildImageContext(t *testing.T) string {
 
 var pushDigest = regexp.MustCompile(`digest: (sha256:[0-9a-f]{64})`)
 
+// dockerRoundTrip builds the test image as pushRef, pushes it, removes it,
+// pulls pullRef (the same image, possibly through another address) and
+// runs it. It checks that the pulled image carries the pushed digest and
+// that it runs, and returns the digest and what the run printed.
+func dockerRoundTrip(t *testing.T, docker, buildCtx, pushRef, pullRef string) (pushed, output string) {
+	t.Helper()
+	t.Cleanup(func() {
+		// Best effort: the images may already be gone.
+		_ = testenv.RunQuiet(docker, "rmi", "-f", pushRef)
+		_ = testenv.RunQuiet(docker, "rmi", "-f", pullRef)
+	})
+	testenv.Run(t, docker, "build", "-t", pushRef, buildCtx)
+	out := testenv.Run(t, docker, "push", pushRef)
+	m := pushDigest.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("docker push printed no digest:\n%s", out)
+	}
+	testenv.Run(t, docker, "rmi", pushRef)
+	testenv.Run(t, docker, "pull", pullRef)
+	if got := testenv.Run(t, docker, "image", "inspect", "--format", "{{json .RepoDigests}}", pullRef); !strings.Contains(got, m[1]) {
+		t.Errorf("image pulled as %s has digests %s, want %s", pullRef, strings.TrimSpace(got), m[1])
+	}
+	output = testenv.Run(t, docker, "run", "--rm", "--network", "host", pullRef)
+	if !strings.HasPrefix(output, "hello from a berth image") {
+		t.Errorf("docker run of %s printed %q", pullRef, output)
+	}
+	return m[1], output
+}
+
 func TestDockerPushPullRun(t *testing.T) {
 	docker := testenv.Docker(t)
 	// A private client config, and the classic builder: the daemon may be
@@ -69,36 +98,20 @@ func TestDockerPushPullRun(t *testing.T) {
 	root := t.TempDir()
 	addr := testenv.StartBerth(t, filesystemConfig(root))
 	image := addr + "/team/app:1.0"
-	t.Cleanup(func() {
-		// Best effort: the image may already be gone.
-		_ = testenv.RunQuiet(docker, "rmi", "-f", image)
-	})
-
-	testenv.Run(t, docker, "build", "-t", image, buildImageContext(t))
-	out := testenv.Run(t, docker, "push", image)
-	m := pushDigest.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("docker push printed no digest:\n%s", out)
+	pushed, got := dockerRoundTrip(t, docker, buildImageContext(t), image, image)
+	want := "hello from a berth image\n/data/a.txt: first file layer\n/data/b.txt: second file layer\n"
+	if got != want {
+		t.Errorf("docker run printed %q, want %q", got, want)
 	}
-	pushed := m[1]
-
-	// docker manifest inspect reads the manifest through the API.
-	inspected := testenv.Run(t, docker, "manifest", "inspect", "--insecure", image)
-	if !strings.Contains(inspected, `"layers"`) || !strings.Contains(inspected, "schemaVersion") {
-		t.Errorf("docker manifest inspect printed:\n%s", inspected)
-	}
-
-	testenv.Run(t, docker, "rmi", image)
-	testenv.Run(t, docker, "pull", image)
 	repoDigests := testenv.Run(t, docker, "image", "inspect", "--format", "{{json .RepoDigests}}", image)
 	if want := addr + "/team/app@" + pushed; !strings.Contains(repoDigests, want) {
 		t.Errorf("pulled image has repo digests %s, want %s", strings.TrimSpace(repoDigests), want)
 	}
 
-	got := testenv.Run(t, docker, "run", "--rm", "--network", "host", image)
-	want := "hello from a berth image\n/data/a.txt: first file layer\n/data/b.txt: second file layer\n"
-	if got != want {
-		t.Errorf("docker run printed %q, want %q", got, want)
+	// docker manifest inspect reads the manifest through the API.
+	inspected := testenv.Run(t, docker, "manifest", "inspect", "--insecure", image)
+	if !strings.Contains(inspected, `"layers"`) || !strings.Contains(inspected, "schemaVersion") {
+		t.Errorf("docker manifest inspect printed:\n%s", inspected)
 	}
 
 	// The push must land in Distribution's layout, so either registry can

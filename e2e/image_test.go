@@ -55,20 +55,7 @@ http:
 	testenv.WaitHTTP(t, "http://"+addr+"/v2/", 30*time.Second)
 
 	image := addr + "/team/app:1.0"
-	t.Cleanup(func() { _ = testenv.RunQuiet(docker, "rmi", "-f", image) })
-	testenv.Run(t, docker, "build", "-t", image, buildImageContext(t))
-	pushed := pushDigest.FindStringSubmatch(testenv.Run(t, docker, "push", image))
-	if pushed == nil {
-		t.Fatal("docker push printed no digest")
-	}
-	testenv.Run(t, docker, "rmi", image)
-	testenv.Run(t, docker, "pull", image)
-	if got := testenv.Run(t, docker, "image", "inspect", "--format", "{{json .RepoDigests}}", image); !strings.Contains(got, pushed[1]) {
-		t.Errorf("pulled image has digests %s, want %s", got, pushed[1])
-	}
-	if out := testenv.Run(t, docker, "run", "--rm", "--network", "host", image); !strings.HasPrefix(out, "hello from a berth image") {
-		t.Errorf("docker run of the pulled image printed %q", out)
-	}
+	dockerRoundTrip(t, docker, buildImageContext(t), image, image)
 
 	// registry:2 users mount their config at Distribution's path and pass
 	// no command: the image serves that file too.

@@ -102,24 +102,7 @@ func TestTwoInstancesShareOneS3Bucket(t *testing.T) {
 	t.Setenv("DOCKER_BUILDKIT", "0")
 	pushRef := strings.TrimPrefix(a, "http://") + "/shared/image:1.0"
 	pullRef := strings.TrimPrefix(b, "http://") + "/shared/image:1.0"
-	t.Cleanup(func() {
-		_ = testenv.RunQuiet(docker, "rmi", "-f", pushRef)
-		_ = testenv.RunQuiet(docker, "rmi", "-f", pullRef)
-	})
-	testenv.Run(t, docker, "build", "-t", pushRef, buildImageContext(t))
-	pushed := pushDigest.FindStringSubmatch(testenv.Run(t, docker, "push", pushRef))
-	if pushed == nil {
-		t.Fatal("docker push printed no digest")
-	}
-	testenv.Run(t, docker, "rmi", pushRef)
-	testenv.Run(t, docker, "pull", pullRef)
-	got := testenv.Run(t, docker, "image", "inspect", "--format", "{{json .RepoDigests}}", pullRef)
-	if !strings.Contains(got, pushed[1]) {
-		t.Errorf("image pulled through the second instance has digests %s, want %s", got, pushed[1])
-	}
-	if out := testenv.Run(t, docker, "run", "--rm", "--network", "host", pullRef); !strings.HasPrefix(out, "hello from a berth image") {
-		t.Errorf("docker run of the pulled image printed %q", out)
-	}
+	dockerRoundTrip(t, docker, buildImageContext(t), pushRef, pullRef)
 }
 
 type response struct {
