@@ -37,6 +37,10 @@ type upload struct {
 	// resumable. A new upload writes it at its first Close: an upload
 	// pushed and committed in one request never needs it.
 	saved bool
+	// committed is set once the write is committed (beside the session,
+	// to be re-read, or straight at the blob's place) or handed to
+	// CommitTo; until then Commit may still drop it.
+	committed bool
 }
 
 var _ AlgorithmSetter = (*upload)(nil)
@@ -279,13 +283,11 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 			_ = u.fw.Cancel(ctx)
 			return Descriptor{}, u.mismatch(ctx, want, got)
 		}
+		// The write stays open: publish commits it straight to the
+		// blob's place, or drops it when the content is there already.
 		link = r.addLinkAsync(ctx, want)
-		if err := u.fw.Commit(ctx); err != nil {
-			<-link
-			_ = u.discard(ctx)
-			return Descriptor{}, wrapDriverErr("commit upload", err)
-		}
 	} else {
+		u.committed = true
 		if err := u.fw.Commit(ctx); err != nil {
 			_ = u.discard(ctx)
 			return Descriptor{}, wrapDriverErr("commit upload", err)
@@ -307,7 +309,12 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 	if perr == nil && deduped {
 		perr = u.confirmDeduped(ctx, want, size)
 	}
+	if !u.committed {
+		// Deduplicated, or failed: the write was not used.
+		_ = u.fw.Cancel(ctx)
+	}
 	if perr != nil {
+		_ = u.discard(ctx)
 		return Descriptor{}, perr
 	}
 	if err := u.discard(ctx); err != nil {
@@ -384,6 +391,18 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (dedu
 		return false, wrapDriverErr("publish blob", err)
 	}
 	src := uploadDataPath(u.repo.name, u.id)
+	if !u.committed {
+		u.committed = true
+		err = driver.CommitTo(ctx, drv, u.fw, src, dst)
+		if isNotFound(err) && size == 0 {
+			// A driver may keep nothing for an empty write.
+			err = driver.PutContent(ctx, drv, dst, nil)
+		}
+		if err != nil {
+			return false, wrapDriverErr("publish blob", err)
+		}
+		return false, nil
+	}
 	_, err = drv.Stat(ctx, src)
 	switch {
 	case isNotFound(err) && size == 0:

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -36,6 +37,21 @@ func PutScratch(ctx context.Context, d Driver, path string, content []byte) erro
 		return p.PutScratch(ctx, path, content)
 	}
 	return PutContent(ctx, d, path, content)
+}
+
+// CommitTo commits the write fw, opened on d for src, at dst: in one step
+// when the writer is a CommitMover, else with Commit then Move.
+func CommitTo(ctx context.Context, d Driver, fw FileWriter, src, dst string) error {
+	if cm, ok := fw.(CommitMover); ok {
+		err := cm.CommitTo(ctx, dst)
+		if !errors.Is(err, ErrUnsupported) {
+			return err
+		}
+	}
+	if err := fw.Commit(ctx); err != nil {
+		return err
+	}
+	return d.Move(ctx, src, dst)
 }
 
 // GetContent reads the whole file at path, refusing files over limit bytes

@@ -108,6 +108,15 @@ type ScratchPutter interface {
 	PutScratch(ctx context.Context, path string, content []byte) error
 }
 
+// CommitMover is implemented by FileWriters that can commit their write
+// at another path than the one they were opened for, in one step: the
+// file system renames its unfinished write straight into place instead of
+// committing it beside the session and moving it. Use the CommitTo
+// function, which falls back to Commit and Move.
+type CommitMover interface {
+	CommitTo(ctx context.Context, path string) error
+}
+
 // FileOpener is implemented by drivers that can hand out an *os.File for a
 // committed file, so net/http can serve it with sendfile.
 type FileOpener interface {

@@ -229,6 +229,17 @@ func (w *instrumentedWriter) Commit(ctx context.Context) error {
 	return err
 }
 
+func (w *instrumentedWriter) CommitTo(ctx context.Context, path string) error {
+	cm, ok := w.FileWriter.(CommitMover)
+	if !ok {
+		return ErrUnsupported
+	}
+	ctx, end := w.in.begin(ctx, "commit", path)
+	err := cm.CommitTo(ctx, path)
+	end(err)
+	return err
+}
+
 func (w *instrumentedWriter) Cancel(ctx context.Context) error {
 	ctx, end := w.in.begin(ctx, "cancel", w.path)
 	err := w.FileWriter.Cancel(ctx)

@@ -249,6 +249,19 @@ func (ww *wrappedWriter) Commit(ctx context.Context) error {
 	return ww.w.fail("commit", ww.path, ww.fw.Commit(ctx))
 }
 
+// CommitTo commits in one step when the driver's writer can, and returns
+// ErrUnsupported otherwise (see the CommitTo function).
+func (ww *wrappedWriter) CommitTo(ctx context.Context, path string) error {
+	cm, ok := ww.fw.(CommitMover)
+	if !ok {
+		return ErrUnsupported
+	}
+	if err := ww.w.check("commitTo", path); err != nil {
+		return err
+	}
+	return ww.w.fail("commitTo", path, cm.CommitTo(ctx, path))
+}
+
 func (ww *wrappedWriter) Cancel(ctx context.Context) error {
 	return ww.w.fail("cancel", ww.path, ww.fw.Cancel(ctx))
 }

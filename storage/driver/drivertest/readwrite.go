@@ -1,6 +1,7 @@
 package drivertest
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -19,6 +20,7 @@ func (s *suite) readWriteTests() map[string]func(*testing.T) {
 		"WriterUnusableAfterCommit":         s.testWriterUnusableAfterCommit,
 		"UnfinishedWritesAreListed":         s.testUnfinishedListed,
 		"PutScratchStoresLikePutContent":    s.testPutScratch,
+		"CommitToAnotherPath":               s.testCommitTo,
 	}
 }
 
@@ -49,6 +51,30 @@ func (s *suite) testPutScratch(t *testing.T) {
 	// Nothing else is visible: no temporary file beside it.
 	if got := list(t, d, "/scratch/new/dir"); len(got) != 1 || got[0] != "/scratch/new/dir/state" {
 		t.Fatalf("List = %v, want only the file", got)
+	}
+}
+
+func (s *suite) testCommitTo(t *testing.T) {
+	ctx := t.Context()
+	d := s.driver(t)
+	leave(t, d, "/session/id/data", "first part, ")
+	w, err := d.Writer(ctx, "/session/id/data", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("second part")); err != nil {
+		t.Fatal(err)
+	}
+	// A directory that does not exist yet, as for a new blob.
+	if err := driver.CommitTo(ctx, d, w, "/session/id/data", "/blobs/new/dir/data"); err != nil {
+		t.Fatalf("CommitTo: %v", err)
+	}
+	if got := get(t, d, "/blobs/new/dir/data"); got != "first part, second part" {
+		t.Fatalf("committed content = %q", got)
+	}
+	wantNotFound(t, d, "/session/id/data")
+	if _, err := d.Writer(ctx, "/session/id/data", true); !errors.Is(err, driver.ErrNotFound) {
+		t.Fatalf("unfinished write left after CommitTo: %v", err)
 	}
 }
 

@@ -18,18 +18,18 @@ const dirRetries = 8
 // inDir runs op, which creates an entry in dir, creating dir first if op
 // finds it missing.
 func (d *Driver) inDir(dir string, op func() error) error {
-	return d.inDirSynced(dir, true, op)
+	return d.inDirSynced(dir, true, nil, op)
 }
 
 // inDirSynced is inDir, syncing the directories it creates only when
-// durable is set.
-func (d *Driver) inDirSynced(dir string, durable bool, op func() error) error {
+// durable is set; created, when not nil, gets the directories it made.
+func (d *Driver) inDirSynced(dir string, durable bool, created *[]string, op func() error) error {
 	err := op()
 	for range dirRetries {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err = d.mkdirAll(dir, durable); err == nil {
+		if err = d.mkdirAll(dir, durable, created); err == nil {
 			err = op()
 		}
 	}
@@ -39,17 +39,20 @@ func (d *Driver) inDirSynced(dir string, durable bool, op func() error) error {
 // mkdirAll creates dir and its missing parents, syncing (when durable) the
 // parent of each directory it creates so that a file committed below
 // survives a crash. A parent pruned between its creation and its child's
-// is made again.
-func (d *Driver) mkdirAll(dir string, durable bool) error {
+// is made again. created, when not nil, gets each directory it made.
+func (d *Driver) mkdirAll(dir string, durable bool, created *[]string) error {
 	err := os.Mkdir(dir, 0o755)
 	for range dirRetries {
 		if !errors.Is(err, fs.ErrNotExist) || dir == d.root || filepath.Dir(dir) == dir {
 			break
 		}
-		if err := d.mkdirAll(filepath.Dir(dir), durable); err != nil {
+		if err := d.mkdirAll(filepath.Dir(dir), durable, created); err != nil {
 			return err
 		}
 		err = os.Mkdir(dir, 0o755)
+	}
+	if err == nil && created != nil {
+		*created = append(*created, dir)
 	}
 	switch {
 	case err == nil && durable:

@@ -38,9 +38,13 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 			w.f.Close()
 			return nil, err
 		}
+		w.resumed = true
 		return w, nil
 	}
-	err = d.inDir(filepath.Dir(final), func() (err error) {
+	// The directories are made durable by Commit, not now: a write that
+	// is committed elsewhere (CommitTo, an upload session's data) never
+	// needs its own directory to survive a crash.
+	err = d.inDirSynced(filepath.Dir(final), false, &w.created, func() (err error) {
 		w.f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		return err
 	})
@@ -55,7 +59,9 @@ type writer struct {
 	f           *os.File // nil once closed
 	final, part string
 	size        int64
-	done        bool // committed or cancelled
+	done        bool     // committed or cancelled
+	resumed     bool     // opened with append: created is unknown
+	created     []string // directories made for this write, not yet synced
 }
 
 func (w *writer) Write(p []byte) (int, error) {
@@ -82,30 +88,83 @@ func (w *writer) Close() error {
 	return err
 }
 
-// Commit syncs the data, renames it into place and syncs the directory, so
-// that the file is whole at its path after a crash, or absent.
+// Commit syncs the data, renames it into place and syncs the directory and
+// the parents of the directories made for it, so that the file is whole at
+// its path after a crash, or absent.
 func (w *writer) Commit(ctx context.Context) error {
+	if err := w.syncAndClose(ctx); err != nil {
+		return err
+	}
+	defer w.d.release()
+	if err := os.Rename(w.part, w.final); err != nil {
+		// The unfinished write was deleted or replaced meanwhile.
+		return notFound(err)
+	}
+	w.done = true
+	if err := syncDir(filepath.Dir(w.final)); err != nil {
+		return err
+	}
+	if w.resumed {
+		// Another writer made the directories and did not sync them:
+		// every ancestor's entry is made durable.
+		for dir := filepath.Dir(w.final); dir != w.d.root && len(dir) > len(w.d.root); dir = filepath.Dir(dir) {
+			if err := syncDir(filepath.Dir(dir)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, dir := range w.created {
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CommitTo implements driver.CommitMover: the data is synced and renamed
+// straight to path, whose directories are made durably; the directory the
+// write was opened in is left as it is (pruned when empty), unsynced.
+func (w *writer) CommitTo(ctx context.Context, path string) error {
+	if err := w.syncAndClose(ctx); err != nil {
+		return err
+	}
+	defer w.d.release()
+	dst := w.d.full(path)
+	err := w.d.inDir(filepath.Dir(dst), func() error { return os.Rename(w.part, dst) })
+	if err != nil {
+		if _, serr := os.Lstat(w.part); errors.Is(serr, fs.ErrNotExist) {
+			return driver.ErrNotFound // deleted or replaced meanwhile
+		}
+		return err
+	}
+	w.done = true
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return err
+	}
+	w.d.prune(filepath.Dir(w.final))
+	return nil
+}
+
+// syncAndClose is the first half of a commit. On success the caller holds
+// the driver's semaphore and must release it.
+func (w *writer) syncAndClose(ctx context.Context) error {
 	if w.f == nil {
 		return errClosed
 	}
 	if err := w.d.acquire(ctx); err != nil {
 		return err
 	}
-	defer w.d.release()
 	err := w.f.Sync()
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	w.f = nil
 	if err != nil {
+		w.d.release()
 		return err
 	}
-	if err := os.Rename(w.part, w.final); err != nil {
-		// The unfinished write was deleted or replaced meanwhile.
-		return notFound(err)
-	}
-	w.done = true
-	return syncDir(filepath.Dir(w.final))
+	return nil
 }
 
 // Cancel removes the unfinished write and any directory left empty.
@@ -150,7 +209,7 @@ func (d *Driver) put(ctx context.Context, path string, content []byte, durable b
 	final := d.full(path)
 	dir := filepath.Dir(final)
 	var f *os.File
-	err := d.inDirSynced(dir, durable, func() (err error) {
+	err := d.inDirSynced(dir, durable, nil, func() (err error) {
 		f, err = os.CreateTemp(dir, filepath.Base(final)+".*.tmp~")
 		return err
 	})
