@@ -64,10 +64,7 @@ func (r *repository) linkTarget(ctx context.Context, kind linkKind, d digest.Dig
 		return t, nil
 	}
 	token := links.begin()
-	path := layerLinkPath(r.name, d)
-	if kind == revisionLink {
-		path = revisionLinkPath(r.name, d)
-	}
+	path := r.linkPath(kind, d)
 	t, err := r.readLink(ctx, path)
 	if err != nil {
 		if isNotFound(err) {
@@ -88,29 +85,34 @@ func (r *repository) forgetLink(kind linkKind, d digest.Digest) {
 
 // addLink writes the link of kind for d, pointing at target, and caches it.
 func (r *repository) addLink(ctx context.Context, kind linkKind, d, target digest.Digest) error {
-	path := layerLinkPath(r.name, d)
-	if kind == revisionLink {
-		path = revisionLinkPath(r.name, d)
-	}
 	links := r.reg.cache.links
 	token := links.begin()
-	if err := r.writeLink(ctx, path, target); err != nil {
+	if err := r.writeLink(ctx, r.linkPath(kind, d), target); err != nil {
 		return err
 	}
 	links.add(token, linkKey{repo: r.name, kind: kind, d: d}, target, 1)
 	return nil
 }
 
-// unlinkCollected takes back the layer link of d after its content turned
-// out to be garbage-collected: a dangling link would make the blob look
-// present to the next push.
-func (r *repository) unlinkCollected(ctx context.Context, d digest.Digest) {
-	r.forgetLink(layerLink, d)
-	if err := deleteIfExists(ctx, r.driver(), path.Dir(layerLinkPath(r.name, d))); err != nil {
-		r.reg.log.Error("link to collected blob not taken back", "repo", r.name, "digest", d, "err", err)
+// linkPath is where the link of kind for d lives in this repository.
+func (r *repository) linkPath(kind linkKind, d digest.Digest) string {
+	if kind == revisionLink {
+		return revisionLinkPath(r.name, d)
 	}
-	r.forgetLink(layerLink, d)
-	r.reg.log.Warn("blob link refused: garbage collection", "repo", r.name, "digest", d)
+	return layerLinkPath(r.name, d)
+}
+
+// takeBackLink removes the link of kind for d that a write just made, after
+// the content turned out to be garbage-collected (gcfence.go): a dangling
+// layer link would make the blob look present to the next push, a
+// dangling revision a manifest whose content is gone.
+func (r *repository) takeBackLink(ctx context.Context, kind linkKind, d digest.Digest) {
+	r.forgetLink(kind, d)
+	if err := deleteIfExists(ctx, r.driver(), path.Dir(r.linkPath(kind, d))); err != nil {
+		r.reg.log.Error("link to collected content not taken back", "repo", r.name, "digest", d, "err", err)
+	}
+	r.forgetLink(kind, d)
+	r.reg.log.Warn("write refused: garbage collection", "repo", r.name, "digest", d)
 }
 
 // statLinked describes the blob d as this repository serves it: linked
@@ -240,8 +242,8 @@ func (r *repository) MountBlob(ctx context.Context, from string, d digest.Digest
 		return Descriptor{}, err
 	}
 	if err := r.reg.confirmLinked(ctx, []digest.Digest{target}, ErrBlobUnknown); err != nil {
-		if errors.Is(err, ErrCollecting) || errors.Is(err, ErrBlobUnknown) {
-			r.unlinkCollected(ctx, d)
+		if collected(err, ErrBlobUnknown) {
+			r.takeBackLink(ctx, layerLink, d)
 		}
 		return Descriptor{}, err
 	}

@@ -72,11 +72,7 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (res GCRe
 		g.cutoff = now().Add(-opts.GracePeriod)
 	}
 	if !opts.DryRun {
-		settle := opts.leaseSettle
-		if settle == 0 {
-			settle = time.Second
-		}
-		g.fence, err = acquireFence(ctx, r.driver, opts.leaseTerm, settle)
+		g.fence, err = acquireFence(ctx, r.driver, opts.leaseTerm, opts.leaseSettle)
 		if err != nil {
 			return GCResult{}, err
 		}

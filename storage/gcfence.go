@@ -49,6 +49,9 @@ const (
 	gcTombstonesRoot = gcRoot + "/tombstones"
 
 	defaultLeaseTerm = 2 * time.Minute
+	// defaultLeaseSettle is how long a collection waits before reading its
+	// lease back: longer than another's read-then-write of the lease.
+	defaultLeaseSettle = time.Second
 	// leaseSkew is the clock difference between hosts the lease tolerates:
 	// the collection stops this long before its lease expires, writers
 	// honour it this long after.
@@ -80,10 +83,9 @@ type gcLease struct {
 
 // fence is a running collection's hold on the lease.
 type fence struct {
-	drv    driver.Driver
-	lease  gcLease
-	term   time.Duration
-	settle time.Duration
+	drv   driver.Driver
+	lease gcLease
+	term  time.Duration
 
 	mu         sync.Mutex
 	validUntil time.Time // by this process's monotonic clock
@@ -99,6 +101,9 @@ func acquireFence(ctx context.Context, drv driver.Driver, term, settle time.Dura
 	if term <= 0 {
 		term = defaultLeaseTerm
 	}
+	if settle <= 0 {
+		settle = defaultLeaseSettle
+	}
 	if held, err := readLease(ctx, drv); err != nil {
 		return nil, err
 	} else if held != nil && time.Now().Before(held.Expires.Add(leaseSkew)) {
@@ -107,7 +112,7 @@ func acquireFence(ctx context.Context, drv driver.Driver, term, settle time.Dura
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	host, _ := os.Hostname()
-	f := &fence{drv: drv, term: term, settle: settle, lease: gcLease{ID: hex.EncodeToString(id), Host: host}}
+	f := &fence{drv: drv, term: term, lease: gcLease{ID: hex.EncodeToString(id), Host: host}}
 	if err := f.renew(ctx); err != nil {
 		return nil, err
 	}
@@ -260,6 +265,12 @@ func (r *Registry) confirmLinked(ctx context.Context, ds []digest.Digest, notFou
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// collected tells whether err, from confirmLinked, says the content is
+// being or was garbage-collected, rather than that the backend failed.
+func collected(err, notFound error) bool {
+	return errors.Is(err, ErrCollecting) || errors.Is(err, notFound)
 }
 
 func (r *Registry) confirmBlob(ctx context.Context, d digest.Digest, notFound error) error {

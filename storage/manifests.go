@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"path"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -170,13 +169,8 @@ func (r *repository) confirmRevision(ctx context.Context, d digest.Digest, refs 
 			err = &Error{Err: ErrCollecting, Digest: d, Detail: "manifest " + string(d)}
 		}
 	}
-	if errors.Is(err, ErrCollecting) || errors.Is(err, ErrManifestBlobUnknown) {
-		r.forgetLink(revisionLink, d)
-		if derr := deleteIfExists(ctx, r.driver(), path.Dir(revisionLinkPath(r.name, d))); derr != nil {
-			r.reg.log.Error("revision of collected content not taken back", "repo", r.name, "digest", d, "err", derr)
-		}
-		r.forgetLink(revisionLink, d)
-		r.reg.log.Warn("manifest refused: garbage collection", "repo", r.name, "digest", d, "err", err)
+	if collected(err, ErrManifestBlobUnknown) {
+		r.takeBackLink(ctx, revisionLink, d)
 	}
 	return err
 }

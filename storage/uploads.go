@@ -394,22 +394,12 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (dedu
 	if !u.committed {
 		u.committed = true
 		err = driver.CommitTo(ctx, drv, u.fw, src, dst)
-		if isNotFound(err) && size == 0 {
-			// A driver may keep nothing for an empty write.
-			err = driver.PutContent(ctx, drv, dst, nil)
-		}
-		if err != nil {
-			return false, wrapDriverErr("publish blob", err)
-		}
-		return false, nil
+	} else if _, err = drv.Stat(ctx, src); err == nil {
+		err = drv.Move(ctx, src, dst)
 	}
-	_, err = drv.Stat(ctx, src)
-	switch {
-	case isNotFound(err) && size == 0:
+	if isNotFound(err) && size == 0 {
 		// A driver may keep nothing for an empty write.
 		err = driver.PutContent(ctx, drv, dst, nil)
-	case err == nil:
-		err = drv.Move(ctx, src, dst)
 	}
 	if err != nil {
 		return false, wrapDriverErr("publish blob", err)
@@ -430,8 +420,8 @@ func (u *upload) confirmDeduped(ctx context.Context, d digest.Digest, size int64
 			err = r.reg.confirmLinked(ctx, []digest.Digest{d}, ErrBlobUnknown)
 		}
 	}
-	if errors.Is(err, ErrCollecting) || errors.Is(err, ErrBlobUnknown) {
-		r.unlinkCollected(ctx, d)
+	if collected(err, ErrBlobUnknown) {
+		r.takeBackLink(ctx, layerLink, d)
 	}
 	return err
 }

@@ -223,7 +223,14 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	if fi.IsDir() {
 		return driver.ErrNotFound
 	}
-	err = d.inDir(filepath.Dir(to), func() error { return os.Rename(from, to) })
+	return d.renameInto(from, to)
+}
+
+// renameInto renames the file from to to, making to's directories as
+// needed and durably, syncs to's directory, and prunes from's directory
+// if that left it empty.
+func (d *Driver) renameInto(from, to string) error {
+	err := d.inDir(filepath.Dir(to), func() error { return os.Rename(from, to) })
 	if err != nil {
 		if _, serr := os.Lstat(from); errors.Is(serr, fs.ErrNotExist) {
 			return driver.ErrNotFound // moved or deleted meanwhile

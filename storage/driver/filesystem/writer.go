@@ -130,19 +130,10 @@ func (w *writer) CommitTo(ctx context.Context, path string) error {
 		return err
 	}
 	defer w.d.release()
-	dst := w.d.full(path)
-	err := w.d.inDir(filepath.Dir(dst), func() error { return os.Rename(w.part, dst) })
-	if err != nil {
-		if _, serr := os.Lstat(w.part); errors.Is(serr, fs.ErrNotExist) {
-			return driver.ErrNotFound // deleted or replaced meanwhile
-		}
+	if err := w.d.renameInto(w.part, w.d.full(path)); err != nil {
 		return err
 	}
 	w.done = true
-	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return err
-	}
-	w.d.prune(filepath.Dir(w.final))
 	return nil
 }
 
