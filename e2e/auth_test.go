@@ -125,6 +125,19 @@ func TestDockerLoginPushPullOverTLSWithHtpasswd(t *testing.T) {
 	if out, err := exec.Command(docker, "push", image).CombinedOutput(); err == nil {
 		t.Fatalf("push without login succeeded:\n%s", out)
 	}
+	dockerLoginPushPull(t, docker, addr, image)
+	testenv.Run(t, docker, "logout", addr)
+	testenv.Run(t, docker, "rmi", image)
+	if out, err := exec.Command(docker, "pull", image).CombinedOutput(); err == nil {
+		t.Fatalf("pull after logout succeeded:\n%s", out)
+	}
+}
+
+// dockerLoginPushPull checks that docker login refuses alice with a wrong
+// password and accepts her with the right one, then pushes image, removes
+// it and pulls it back.
+func dockerLoginPushPull(t *testing.T, docker, addr, image string) {
+	t.Helper()
 	if out, err := dockerLogin(docker, addr, "alice", "wrong"); err == nil {
 		t.Fatalf("login with a wrong password succeeded:\n%s", out)
 	}
@@ -137,11 +150,19 @@ func TestDockerLoginPushPullOverTLSWithHtpasswd(t *testing.T) {
 	}
 	testenv.Run(t, docker, "rmi", image)
 	testenv.Run(t, docker, "pull", image)
-	testenv.Run(t, docker, "logout", addr)
-	testenv.Run(t, docker, "rmi", image)
-	if out, err := exec.Command(docker, "pull", image).CombinedOutput(); err == nil {
-		t.Fatalf("pull after logout succeeded:\n%s", out)
-	}
+}
+
+// tlsClientEnv gives crane and skopeo a private home and trust in the
+// test CA, and returns the directory skopeo reads CAs from.
+func tlsClientEnv(t *testing.T, caFile string) (certDir string) {
+	t.Helper()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
+	// Go's TLS stack on Linux reads extra roots from SSL_CERT_FILE;
+	// skopeo reads the CAs to trust from *.crt files in --*-cert-dir.
+	t.Setenv("SSL_CERT_FILE", caFile)
+	return filepath.Dir(caFile)
 }
 
 func dockerLogin(docker, addr, user, pass string) ([]byte, error) {
@@ -153,11 +174,7 @@ func dockerLogin(docker, addr, user, pass string) ([]byte, error) {
 func TestCraneLoginPushPullOverTLSWithHtpasswd(t *testing.T) {
 	crane := testenv.Tool(t, "crane")
 	addr, caFile := tlsAuthBerth(t)
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
-	// Go's TLS stack on Linux reads extra roots from SSL_CERT_FILE.
-	t.Setenv("SSL_CERT_FILE", caFile)
+	tlsClientEnv(t, caFile)
 
 	layer := filepath.Join(t.TempDir(), "layer.tar")
 	writeTar(t, layer, "hello.txt", "hello from crane\n")
@@ -206,12 +223,7 @@ func TestSkopeoCopyWithCredsOverTLSWithHtpasswd(t *testing.T) {
 	skopeo := testenv.Tool(t, "skopeo")
 	crane := testenv.Tool(t, "crane")
 	addr, caFile := tlsAuthBerth(t)
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
-	t.Setenv("SSL_CERT_FILE", caFile)
-	// skopeo reads the CAs to trust from *.crt files in --*-cert-dir.
-	certDir := filepath.Dir(caFile)
+	certDir := tlsClientEnv(t, caFile)
 
 	layer := filepath.Join(t.TempDir(), "layer.tar")
 	writeTar(t, layer, "hello.txt", "hello from skopeo\n")

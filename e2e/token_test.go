@@ -142,18 +142,7 @@ func TestDockerLoginPushPullOverTLSWithTokenAuth(t *testing.T) {
 
 	testenv.Run(t, docker, "build", "-t", image, buildImageContext(t))
 	testenv.Run(t, docker, "tag", image, outside)
-	if out, err := dockerLogin(docker, addr, "alice", "wrong"); err == nil {
-		t.Fatalf("login with a wrong password succeeded:\n%s", out)
-	}
-	if out, err := dockerLogin(docker, addr, "alice", "s3cret"); err != nil {
-		t.Fatalf("docker login: %v\n%s", err, out)
-	}
-	out := testenv.Run(t, docker, "push", image)
-	if !pushDigest.MatchString(out) {
-		t.Fatalf("docker push printed no digest:\n%s", out)
-	}
-	testenv.Run(t, docker, "rmi", image)
-	testenv.Run(t, docker, "pull", image)
+	dockerLoginPushPull(t, docker, addr, image)
 	// The token service grants nothing outside team/.
 	if out, err := exec.Command(docker, "push", outside).CombinedOutput(); err == nil {
 		t.Fatalf("push outside the granted repositories succeeded:\n%s", out)
@@ -164,11 +153,7 @@ func TestCraneAndSkopeoWithCredsOverTLSWithTokenAuth(t *testing.T) {
 	crane := testenv.Tool(t, "crane")
 	skopeo := testenv.Tool(t, "skopeo")
 	addr, caFile := tokenBerth(t)
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
-	t.Setenv("SSL_CERT_FILE", caFile)
-	certDir := filepath.Dir(caFile)
+	certDir := tlsClientEnv(t, caFile)
 
 	layer := filepath.Join(t.TempDir(), "layer.tar")
 	writeTar(t, layer, "hello.txt", "hello through a token\n")
