@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/internal/testenv"
 )
@@ -37,9 +38,11 @@ func TestCraneScenario(t *testing.T) {
 	}
 	// crane mounts the blobs from the source repository instead of
 	// uploading them again: in Berth's request log, a mount is a POST that
-	// is answered 201, and no upload is completed with a PUT.
+	// is answered 201, and no upload is completed with a PUT. The log is
+	// read once the copy's manifest PUT, its last request, is in it.
+	log := proc.WaitLogLine(t, 5*time.Second, "method=PUT", "route=/v2/<name>/manifests/<reference>", "repo=other/app")
 	var mounts, uploads int
-	for _, line := range strings.Split(proc.Log(), "\n") {
+	for _, line := range strings.Split(log, "\n") {
 		if !strings.Contains(line, "repo=other/app") || !strings.Contains(line, "route=/v2/<name>/blobs/uploads/") {
 			continue
 		}
@@ -51,7 +54,7 @@ func TestCraneScenario(t *testing.T) {
 		}
 	}
 	if mounts != 3 || uploads != 0 { // two layers and the config
-		t.Errorf("copy into other/app: %d mounts and %d uploads, want 3 and 0:\n%s", mounts, uploads, proc.Log())
+		t.Errorf("copy into other/app: %d mounts and %d uploads, want 3 and 0:\n%s", mounts, uploads, log)
 	}
 
 	if got := strings.Fields(testenv.Run(t, crane, "catalog", "--insecure", addr)); !slices.Equal(got, []string{"other/app", "team/app"}) {

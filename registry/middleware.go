@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -74,16 +75,16 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if a.opts.AccessLogDisabled {
 			return
 		}
-		log.InfoContext(r.Context(), "request",
-			"method", info.Method,
-			"route", info.Route,
-			"repo", info.Repository,
-			"user", info.User,
-			"status", info.Status,
-			"bytes_in", info.BytesIn,
-			"bytes", info.BytesOut,
-			"duration", info.Duration,
-			"remote", r.RemoteAddr,
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", info.Method),
+			slog.String("route", info.Route),
+			slog.String("repo", info.Repository),
+			slog.String("user", info.User),
+			slog.Int("status", info.Status),
+			slog.Int64("bytes_in", info.BytesIn),
+			slog.Int64("bytes", info.BytesOut),
+			slog.Duration("duration", info.Duration),
+			slog.String("remote", r.RemoteAddr),
 		)
 	}()
 

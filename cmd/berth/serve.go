@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/config"
+	"github.com/berth-registry/berth/internal/logbuf"
 	"github.com/berth-registry/berth/registry"
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver"
@@ -23,12 +24,21 @@ import (
 // shutdown signal when http.draintimeout is not set.
 const defaultDrainTimeout = 30 * time.Second
 
+// logFlushDelay is how late a log line below warning level may reach
+// stderr.
+const logFlushDelay = 10 * time.Millisecond
+
 func serve(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
 	cfg, err := loadConfig(args, environ)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.Log)
+	// The access log is a line per request: batched, it costs one write
+	// per logFlushDelay under load instead of one per request. Warnings
+	// and errors still go out at once.
+	logOut := logbuf.New(stderr, logFlushDelay)
+	defer logOut.Close()
+	log := slog.New(logOut.Urgent(newLogger(logOut, cfg.Log).Handler(), slog.LevelWarn))
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "warning", w)
 	}

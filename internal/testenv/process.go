@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,6 +89,36 @@ func (p *Process) Log() string {
 		return fmt.Sprintf("(log unreadable: %v)", err)
 	}
 	return string(b)
+}
+
+// WaitLogLine waits until a line of the process's log contains every one
+// of parts, and returns the log up to then. Berth writes its access log in
+// batches, a few milliseconds after the request.
+func (p *Process) WaitLogLine(t testing.TB, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	var log string
+	err := poll(timeout, p.done, func() error {
+		log = p.Log()
+		for _, line := range strings.Split(log, "\n") {
+			if containsAll(line, parts) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no line with all of %q", parts)
+	})
+	if err != nil {
+		t.Fatalf("testenv: log of %s: %v\n%s", p.Cmd.Path, err, log)
+	}
+	return log
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // WaitHTTP waits until a GET of url gets an answer below 500, failing the
