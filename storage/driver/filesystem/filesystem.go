@@ -84,6 +84,10 @@ func New(p Params) (*Driver, error) {
 // Name implements driver.Driver.
 func (d *Driver) Name() string { return Name }
 
+// DirTimes implements driver.DirTimer: creating or removing an entry moves
+// its directory's modification time.
+func (d *Driver) DirTimes() bool { return true }
+
 // acquire takes one of the MaxThreads slots for a blocking call.
 func (d *Driver) acquire(ctx context.Context) error {
 	select {
@@ -223,14 +227,15 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	if fi.IsDir() {
 		return driver.ErrNotFound
 	}
-	return d.renameInto(from, to)
+	return d.renameInto(from, to, nil)
 }
 
 // renameInto renames the file from to to, making to's directories as
-// needed and durably, syncs to's directory, and prunes from's directory
-// if that left it empty.
-func (d *Driver) renameInto(from, to string) error {
-	err := d.inDir(filepath.Dir(to), func() error { return os.Rename(from, to) })
+// needed (created holds those the caller made already), syncs to's
+// directory and the new ones' parents, and prunes from's directory if
+// that left it empty.
+func (d *Driver) renameInto(from, to string, created []string) error {
+	err := d.inDir(filepath.Dir(to), &created, func() error { return os.Rename(from, to) })
 	if err != nil {
 		if _, serr := os.Lstat(from); errors.Is(serr, fs.ErrNotExist) {
 			return driver.ErrNotFound // moved or deleted meanwhile
@@ -238,6 +243,9 @@ func (d *Driver) renameInto(from, to string) error {
 		return err
 	}
 	if err := syncDir(filepath.Dir(to)); err != nil {
+		return err
+	}
+	if err := syncMade(created); err != nil {
 		return err
 	}
 	d.prune(filepath.Dir(from))

@@ -44,7 +44,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	// The directories are made durable by Commit, not now: a write that
 	// is committed elsewhere (CommitTo, an upload session's data) never
 	// needs its own directory to survive a crash.
-	err = d.inDirSynced(filepath.Dir(final), false, &w.created, func() (err error) {
+	err = d.inDir(filepath.Dir(final), &w.created, func() (err error) {
 		w.f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		return err
 	})
@@ -114,23 +114,26 @@ func (w *writer) Commit(ctx context.Context) error {
 		}
 		return nil
 	}
-	for _, dir := range w.created {
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return syncMade(w.created)
 }
 
 // CommitTo implements driver.CommitMover: the data is synced and renamed
-// straight to path, whose directories are made durably; the directory the
+// straight to path, whose directories are made durable; the directory the
 // write was opened in is left as it is (pruned when empty), unsynced.
 func (w *writer) CommitTo(ctx context.Context, path string) error {
+	to := w.d.full(path)
+	// The new directories are made before the data is synced, so that its
+	// sync commits them too (see inDir).
+	var created []string
+	if err := w.d.mkdirAll(filepath.Dir(to), &created); err != nil {
+		return err
+	}
 	if err := w.syncAndClose(ctx); err != nil {
+		w.d.prune(filepath.Dir(to))
 		return err
 	}
 	defer w.d.release()
-	if err := w.d.renameInto(w.part, w.d.full(path)); err != nil {
+	if err := w.d.renameInto(w.part, to, created); err != nil {
 		return err
 	}
 	w.done = true
@@ -200,7 +203,8 @@ func (d *Driver) put(ctx context.Context, path string, content []byte, durable b
 	final := d.full(path)
 	dir := filepath.Dir(final)
 	var f *os.File
-	err := d.inDirSynced(dir, durable, nil, func() (err error) {
+	var created []string
+	err := d.inDir(dir, &created, func() (err error) {
 		f, err = os.CreateTemp(dir, filepath.Base(final)+".*.tmp~")
 		return err
 	})
@@ -224,7 +228,10 @@ func (d *Driver) put(ctx context.Context, path string, content []byte, durable b
 	if !durable {
 		return nil
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	return syncMade(created)
 }
 
 // Unfinished implements driver.UploadLister. A file system keeps no start
