@@ -5,6 +5,8 @@ import (
 	"path"
 	"slices"
 	"time"
+
+	"github.com/berth-registry/berth/storage/driver"
 )
 
 // allTags lists the tag directories of the repository, unsorted. A
@@ -63,7 +65,7 @@ const dirTimeMargin = time.Second
 // at the cost of one stat. Object stores keep no such time for a prefix:
 // they list every time.
 func (r *repository) sortedTags(ctx context.Context) ([]string, error) {
-	if r.driver().Name() != "filesystem" {
+	if !driver.HasDirTimes(r.driver()) {
 		tags, err := r.allTags(ctx)
 		slices.Sort(tags)
 		return tags, err

@@ -141,6 +141,21 @@ type PartSizer interface {
 	PartSize() int64
 }
 
+// DirTimer is implemented by drivers whose directories carry a
+// modification time that moves whenever an entry is created or removed in
+// them, as on a local file system, so that a listing may be reused while
+// the time is unchanged. Object stores keep no time for a prefix. Use the
+// HasDirTimes function, which sees through wrappers.
+type DirTimer interface {
+	DirTimes() bool
+}
+
+// HasDirTimes tells whether d's directories carry such a time.
+func HasDirTimes(d Driver) bool {
+	t, ok := d.(DirTimer)
+	return ok && t.DirTimes()
+}
+
 // Errors a driver returns, wrapped in a *PathError. Check them with errors.Is.
 var (
 	ErrNotFound      = errors.New("path not found")

@@ -83,12 +83,15 @@ var (
 	_ FileOpener    = (*instrumented)(nil)
 	_ UploadLister  = (*instrumented)(nil)
 	_ PartSizer     = (*instrumented)(nil)
+	_ DirTimer      = (*instrumented)(nil)
 )
 
 // Unwrap returns the driver Instrument was given.
 func (in *instrumented) Unwrap() Driver { return in.d }
 
 func (in *instrumented) Name() string { return in.d.Name() }
+
+func (in *instrumented) DirTimes() bool { return HasDirTimes(in.d) }
 
 func (in *instrumented) PartSize() int64 {
 	if p, ok := in.d.(PartSizer); ok {

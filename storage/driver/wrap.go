@@ -40,6 +40,7 @@ var (
 	_ FileOpener    = (*wrapped)(nil)
 	_ UploadLister  = (*wrapped)(nil)
 	_ PartSizer     = (*wrapped)(nil)
+	_ DirTimer      = (*wrapped)(nil)
 )
 
 // PartSize is the wrapped driver's part size, or 0 when it has no minimum.
@@ -54,6 +55,8 @@ func (w *wrapped) PartSize() int64 {
 func (w *wrapped) Unwrap() Driver { return w.d }
 
 func (w *wrapped) Name() string { return w.d.Name() }
+
+func (w *wrapped) DirTimes() bool { return HasDirTimes(w.d) }
 
 // fail makes err a *PathError for op on path. A *PathError from the driver
 // keeps its detail, with what it lacks filled in.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/filesystem"
 	"github.com/berth-registry/berth/storage/driver/inmemory"
 )
 
@@ -203,5 +204,33 @@ func TestWrapIsIdempotentAndUnwraps(t *testing.T) {
 	}
 	if d.Name() != "inmemory" {
 		t.Errorf("Name = %q", d.Name())
+	}
+}
+
+// TestHasDirTimesSeesThroughWrappers: the tag-list cache asks the wrapped,
+// instrumented driver, so the capability must survive both layers.
+func TestHasDirTimesSeesThroughWrappers(t *testing.T) {
+	fs, err := filesystem.New(filesystem.Params{RootDirectory: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		d    driver.Driver
+		want bool
+	}{
+		{"filesystem", fs, true},
+		{"inmemory", inmemory.New(), false},
+	} {
+		layers := map[string]driver.Driver{
+			"bare":                 tc.d,
+			"wrapped":              driver.Wrap(tc.d),
+			"instrumented wrapped": driver.Instrument(driver.Wrap(tc.d), &recorder{}),
+		}
+		for layer, d := range layers {
+			if got := driver.HasDirTimes(d); got != tc.want {
+				t.Errorf("%s, %s: HasDirTimes = %v, want %v", tc.name, layer, got, tc.want)
+			}
+		}
 	}
 }
