@@ -28,6 +28,7 @@ fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1
 pebble      github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1
 helm        helm.sh/helm/v3/cmd/helm@v3.19.0
 pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.1
+conformance github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111
 '
 
 # npm packages, installed under .cache/node: one "name package@version" line
