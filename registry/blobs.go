@@ -1,9 +1,12 @@
 package registry
 
 import (
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
@@ -35,14 +38,52 @@ func (a *api) getBlob(w http.ResponseWriter, r *http.Request, req *request) erro
 	if f := b.File(); f != nil {
 		content = f
 	}
-	http.ServeContent(w, r, "", b.ModTime(), content)
+	http.ServeContent(&rangeErrors{ResponseWriter: w, r: r, log: req.log, size: desc.Size}, r, "", b.ModTime(), content)
 	return nil
 }
+
+// rangeErrors passes a response through, except the plain-text 416 that
+// http.ServeContent writes for a Range it cannot satisfy, which becomes the
+// registry's JSON error (RANGE_INVALID, with a Content-Range naming the
+// blob's size, as RFC 9110 asks). ReadFrom passes through for sendfile.
+type rangeErrors struct {
+	http.ResponseWriter
+	r      *http.Request
+	log    *slog.Logger
+	size   int64
+	failed bool
+}
+
+func (w *rangeErrors) WriteHeader(code int) {
+	if code != http.StatusRequestedRangeNotSatisfiable || w.failed {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.failed = true
+	w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(w.size, 10))
+	writeError(w.ResponseWriter, w.r, w.log, &Error{Code: CodeRangeInvalid, Err: fmt.Errorf("range %q", w.r.Header.Get("Range"))})
+}
+
+func (w *rangeErrors) Write(p []byte) (int, error) {
+	if w.failed {
+		return len(p), nil // ServeContent's text, replaced
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *rangeErrors) ReadFrom(src io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok && !w.failed {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{w}, src)
+}
+
+func (w *rangeErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // redirectBlob sends a 307 to the backend's URL for the blob when the
 // driver can make one and redirects are on.
 func (a *api) redirectBlob(w http.ResponseWriter, r *http.Request, req *request, desc storage.Descriptor) (bool, error) {
-	if a.opts.RedirectDisabled {
+	if a.opts.RedirectDisabled || !plainRange(r.Header.Get("Range")) {
 		return false, nil
 	}
 	rd, ok := a.reg.Driver().(driver.Redirector)
@@ -78,6 +119,35 @@ func (a *api) headBlob(w http.ResponseWriter, r *http.Request, req *request) err
 	h.Set("Content-Length", strconv.FormatInt(desc.Size, 10))
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// plainRange tells whether a Range header is absent or one well-formed
+// range with a first byte ("bytes=10-99", "bytes=10-"), the forms every
+// object store honours alike. Azure Blob Storage documents no suffix
+// ranges ("bytes=-500"), its emulator answers them with a broken response
+// and a reversed range with the whole blob; such requests, and multi-range
+// ones, are served by Berth itself, the same on every backend.
+func plainRange(h string) bool {
+	if h == "" {
+		return true
+	}
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return false
+	}
+	first, last, ok := strings.Cut(spec, "-")
+	if !ok || first == "" || strings.Contains(last, ",") {
+		return false
+	}
+	from, err := strconv.ParseUint(first, 10, 64)
+	if err != nil {
+		return false
+	}
+	if last == "" {
+		return true
+	}
+	to, err := strconv.ParseUint(last, 10, 64)
+	return err == nil && to >= from
 }
 
 // The constant values of blob headers, shared by every response instead

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
@@ -129,15 +130,27 @@ func (r redirector) RedirectURL(_ *http.Request, path string) (string, error) {
 }
 
 func TestBlobRedirect(t *testing.T) {
+	const content = "redirected"
 	tests := []struct {
 		name     string
 		url      string
 		disabled bool
+		rng      string // the request's Range header
 		status   int
+		body     string // what a request Berth serves itself gets
+		code     Code   // the error a 416 carries
 	}{
-		{"redirect", "https://bucket.example.com", false, http.StatusTemporaryRedirect},
-		{"driver declines", "", false, http.StatusOK},
-		{"redirects disabled", "https://bucket.example.com", true, http.StatusOK},
+		{name: "redirect", url: "https://bucket.example.com", status: http.StatusTemporaryRedirect},
+		{name: "driver declines", status: http.StatusOK, body: content},
+		{name: "redirects disabled", url: "https://bucket.example.com", disabled: true, status: http.StatusOK, body: content},
+		{name: "range redirected", url: "https://bucket.example.com", rng: "bytes=2-5", status: http.StatusTemporaryRedirect},
+		{name: "open range redirected", url: "https://bucket.example.com", rng: "bytes=2-", status: http.StatusTemporaryRedirect},
+		// Forms an object store may not honour are served here.
+		{name: "suffix range served", url: "https://bucket.example.com", rng: "bytes=-3", status: http.StatusPartialContent, body: "ted"},
+		{name: "two ranges served", url: "https://bucket.example.com", rng: "bytes=0-1,3-4", status: http.StatusPartialContent},
+		{name: "bad range served", url: "https://bucket.example.com", rng: "bytes=x-1", status: http.StatusRequestedRangeNotSatisfiable, code: CodeRangeInvalid},
+		{name: "range past the end", rng: "bytes=100-", status: http.StatusRequestedRangeNotSatisfiable, code: CodeRangeInvalid},
+		{name: "reversed range served", url: "https://bucket.example.com", rng: "bytes=5-2", status: http.StatusRequestedRangeNotSatisfiable, code: CodeRangeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,13 +158,27 @@ func TestBlobRedirect(t *testing.T) {
 				opts: Options{RedirectDisabled: tt.disabled},
 				wrap: func(d driver.Driver) driver.Driver { return redirector{Driver: d, url: tt.url} },
 			})
-			d := s.pushBlob("repo", []byte("redirected"))
-			res := s.do("GET", "/v2/repo/blobs/"+d.String(), nil)
-			res.expect(t, tt.status, "")
+			d := s.pushBlob("repo", []byte(content))
+			var hdr []string
+			if tt.rng != "" {
+				hdr = []string{"Range", tt.rng}
+			}
+			res := s.do("GET", "/v2/repo/blobs/"+d.String(), nil, hdr...)
+			res.expect(t, tt.status, tt.code)
+			if tt.code != "" {
+				// The size, for a client to ask again; no blob headers on
+				// an error body.
+				res.expectHeader(t, "Content-Range", fmt.Sprintf("bytes */%d", len(content)))
+				res.expectHeader(t, "Docker-Content-Digest", "")
+				return
+			}
 			res.expectHeader(t, "Docker-Content-Digest", d.String())
 			if tt.status == http.StatusTemporaryRedirect {
 				want := tt.url + "/docker/registry/v2/blobs/sha256/" + d.Encoded()[:2] + "/" + d.Encoded() + "/data"
 				res.expectHeader(t, "Location", want)
+			}
+			if tt.body != "" && string(res.body) != tt.body {
+				t.Errorf("body %q, want %q", res.body, tt.body)
 			}
 			// An unknown blob is never redirected.
 			s.do("GET", "/v2/repo/blobs/"+digest.FromString("nope").String(), nil).expect(t, http.StatusNotFound, CodeBlobUnknown)

@@ -216,9 +216,13 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	h := w.Header()
 	// Headers of a success path that failed late must not describe the
 	// error body. Location and Range stay: a 416 on an upload sends them
-	// on purpose so the client can resume.
-	for _, k := range []string{"Docker-Content-Digest", "Etag", "Content-Range", "Accept-Ranges", "Last-Modified", "Content-Encoding"} {
+	// on purpose so the client can resume, and a 416 on a blob GET sends
+	// Content-Range with the blob's size.
+	for _, k := range []string{"Docker-Content-Digest", "Etag", "Accept-Ranges", "Last-Modified", "Content-Encoding"} {
 		h.Del(k)
+	}
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		h.Del("Content-Range")
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
