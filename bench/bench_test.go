@@ -33,7 +33,7 @@ func TestQuickRunProducesTable(t *testing.T) {
 			t.Errorf("row %s has a non-positive value: distribution %v, berth %v", r.id, r.dist, r.berth)
 		}
 	}
-	for _, id := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "9b", "10"} {
+	for _, id := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "9b", "9c", "10"} {
 		if !ids[id] {
 			t.Errorf("no row %s in the results", id)
 		}

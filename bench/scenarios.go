@@ -175,6 +175,7 @@ func (h *harness) scenarios() []scenario {
 			rows: []row{
 				{"9", fmt.Sprintf("%d concurrent %s pushes: peak RSS", sz.concurrent, sizeText(sz.big)), "MiB", memory, 0.5},
 				{"9b", fmt.Sprintf("%d concurrent %s pushes: aggregate", sz.concurrent, sizeText(sz.big)), "MB/s", throughput, 0},
+				{"9c", fmt.Sprintf("%d concurrent %s pushes: peak anonymous RSS (sampled)", sz.concurrent, sizeText(sz.big)), "MiB", memory, 0},
 			},
 			fresh:   true,
 			measure: measureConcurrentPushes,
@@ -354,12 +355,14 @@ func measureConcurrentPushes(ctx context.Context, h *harness, s *server, c *clie
 	n := h.sz.concurrent
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	anon := s.sampleAnon()
 	start := time.Now()
 	for i := range n {
 		wg.Go(func() { errs[i] = h.pushBig(ctx, c, fmt.Sprintf("bench/concurrent-%d", i), 10+i) })
 	}
 	wg.Wait()
 	el := time.Since(start)
+	peakAnon := anon()
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -370,7 +373,7 @@ func measureConcurrentPushes(ctx context.Context, h *harness, s *server, c *clie
 		return nil, err
 	}
 	total := float64(n) * float64(h.big.size)
-	return []float64{float64(rss) / mib, total / el.Seconds() / mb}, nil
+	return []float64{float64(rss) / mib, total / el.Seconds() / mb, float64(peakAnon) / mib}, nil
 }
 
 func median(v []float64) float64 {

@@ -122,7 +122,10 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 func (s *server) base() string { return "http://" + s.addr }
 
 // peakRSS is the process's peak resident set (VmHWM) in bytes.
-func (s *server) peakRSS() (int64, error) {
+func (s *server) peakRSS() (int64, error) { return s.status("VmHWM") }
+
+// status reads a size field of /proc/<pid>/status, in bytes.
+func (s *server) status(key string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
@@ -130,15 +133,44 @@ func (s *server) peakRSS() (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("VmHWM %q: %w", v, err)
+				return 0, fmt.Errorf("%s %q: %w", key, v, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", key)
+}
+
+// sampleAnon polls the process's anonymous resident memory (heap, stacks,
+// buffers: what grows with load, unlike the mapped executable) until the
+// returned function is called, which gives the largest value seen. The
+// kernel keeps no peak of it, so it is sampled every 20 ms.
+func (s *server) sampleAnon() func() int64 {
+	done := make(chan struct{})
+	result := make(chan int64)
+	go func() {
+		var peak int64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, err := s.status("RssAnon"); err == nil {
+				peak = max(peak, v)
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		return <-result
+	}
 }
 
 // stop ends the process group (SIGTERM, then SIGKILL), removes its
