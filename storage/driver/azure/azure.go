@@ -27,6 +27,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
 )
 
 const driverName = "azure"
@@ -45,6 +46,8 @@ type Driver struct {
 	// that signs redirect URLs.
 	svc *service.Client
 	udk *delegationKey
+	// bufs holds the block buffers of cfg.ChunkSize, one per open writer.
+	bufs *partbuf.Pool
 }
 
 var (
@@ -63,7 +66,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 		return nil, err
 	}
 	opts := clientOptions(cfg)
-	d := &Driver{cfg: cfg, udk: &delegationKey{}}
+	d := &Driver{cfg: cfg, udk: &delegationKey{}, bufs: partbuf.New(int(cfg.ChunkSize), 4)}
 	containerURL := strings.TrimRight(cfg.serviceURL, "/") + "/" + cfg.Container
 	switch {
 	case cfg.ConnectionString != "":

@@ -112,7 +112,8 @@ func (d *Driver) pendingWrite(ctx context.Context, name string) (pending, error)
 }
 
 // writer stages a block each time its buffer fills, and the short tail
-// at Close. Memory is one chunksize buffer.
+// at Close. Memory is one chunksize buffer from the driver's pool, given
+// back by Commit, Cancel or Close.
 type writer struct {
 	d    *Driver
 	ctx  context.Context // for Write and Close, which take none
@@ -123,7 +124,7 @@ type writer struct {
 	blocks  []string // staged data block IDs, in order
 	staged  bool     // some block, data or marker, may be staged
 	size    int64
-	buf     []byte
+	buf     []byte // nil once back in the pool
 
 	closed, done bool
 	err          error // a failed stage poisons the writer
@@ -162,8 +163,19 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 			return nil, mapErr("writer", path, err)
 		}
 	}
-	w.buf = make([]byte, 0, d.cfg.ChunkSize)
+	w.buf = d.bufs.Get()
 	return w, nil
+}
+
+// release gives the buffer back to the pool the first time it runs:
+// Commit, Cancel, Close and a failed stage all call it. Nothing touches
+// the buffer after, as Write, Close and Commit refuse a writer that is
+// closed, done or poisoned, and Cancel only releases it.
+func (w *writer) release() {
+	if w.buf != nil {
+		w.d.bufs.Put(w.buf)
+		w.buf = nil
+	}
 }
 
 func (w *writer) check() error {
@@ -200,6 +212,9 @@ func (w *writer) stage(ctx context.Context, kind byte, data []byte) error {
 	w.staged = true
 	if _, err := w.bb.StageBlock(ctx, id, streaming.NopCloser(bytes.NewReader(data)), nil); err != nil {
 		w.err = mapErr("write", w.path, err)
+		// Nothing more is sent from a poisoned writer, and its caller may
+		// drop it without Close: the buffer goes back now.
+		w.release()
 		return w.err
 	}
 	if kind == kindData {
@@ -223,6 +238,7 @@ func (w *writer) Close() error {
 		return w.err
 	}
 	w.closed = true
+	defer w.release()
 	var err error
 	switch {
 	case len(w.buf) > 0:
@@ -232,7 +248,6 @@ func (w *writer) Close() error {
 		// empty write exist for Writer(path, true).
 		err = w.stage(w.ctx, kindEmpty, []byte{0})
 	}
-	w.buf = nil
 	return err
 }
 
@@ -243,9 +258,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	w.done = true
+	defer w.release()
 	if !w.staged {
 		_, err := w.bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(w.buf)), nil)
-		w.buf = nil
 		if err != nil {
 			return mapErr("commit", w.path, err)
 		}
@@ -256,7 +271,7 @@ func (w *writer) Commit(ctx context.Context) error {
 			return err
 		}
 	}
-	w.buf = nil
+	w.release()
 	// Blocks left out of the list, markers included, are dropped by Azure.
 	if _, err := w.bb.CommitBlockList(ctx, w.blocks, nil); err != nil {
 		return mapErr("commit", w.path, err)
@@ -270,7 +285,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return pathErr("cancel", w.path, errClosed)
 	}
 	w.done = true
-	w.buf = nil
+	w.release()
 	if !w.staged {
 		return nil
 	}

@@ -260,3 +260,95 @@ func TestRootDirectoryKeepsDistributionLayout(t *testing.T) {
 		t.Fatalf("blobs = %v, want only registry/docker/registry/v2/x", names)
 	}
 }
+
+// TestWriterGivesItsBufferBackOnceHoweverItEnds ends writers every way,
+// failed stages and commits included, and checks that each gave its buffer
+// back to the pool exactly once and did not touch it after.
+func TestWriterGivesItsBufferBackOnceHoweverItEnds(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		fail bool // the container goes after Writer, so every request fails
+		run  func(t *testing.T, w driver.FileWriter) error
+	}{
+		{"CloseThenCancel", false, func(t *testing.T, w driver.FileWriter) error {
+			mustWrite(t, w, make([]byte, 1500))
+			if err := w.Close(); err != nil {
+				return err
+			}
+			return w.Cancel(ctx)
+		}},
+		{"Commit", false, func(t *testing.T, w driver.FileWriter) error {
+			mustWrite(t, w, make([]byte, 1500))
+			return w.Commit(ctx)
+		}},
+		{"Cancel", false, func(t *testing.T, w driver.FileWriter) error {
+			mustWrite(t, w, make([]byte, 10))
+			return w.Cancel(ctx)
+		}},
+		{"FailedStageThenClose", true, func(t *testing.T, w driver.FileWriter) error {
+			if _, err := w.Write(make([]byte, 1500)); err == nil {
+				return errors.New("Write staged a block in a deleted container")
+			}
+			if err := w.Close(); err == nil {
+				return errors.New("Close of a failed writer succeeded")
+			}
+			return nil
+		}},
+		{"FailedCommit", true, func(t *testing.T, w driver.FileWriter) error {
+			mustWrite(t, w, make([]byte, 10))
+			if err := w.Commit(ctx); err == nil {
+				return errors.New("Commit into a deleted container succeeded")
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cont := f.container(t)
+			d := f.driver(t, cont, driver.Params{"chunksize": 1024})
+			fw, err := d.Writer(ctx, "/u/data", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := fw.(*writer)
+			buf := &w.buf[:1][0]
+			if tc.fail {
+				if _, err := f.az.ContainerClient(cont).Delete(ctx, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.run(t, w); err != nil {
+				t.Fatal(err)
+			}
+			if w.buf != nil {
+				t.Fatal("the ended writer still holds its buffer")
+			}
+			got, next := d.bufs.Get(), d.bufs.Get()
+			defer d.bufs.Put(next)
+			defer d.bufs.Put(got)
+			if &got[:1][0] != buf {
+				t.Fatal("the writer's buffer is not back in the pool")
+			}
+			if &next[:1][0] == buf {
+				t.Fatal("the writer's buffer went back to the pool twice")
+			}
+			// Now another writer's: whatever is called on the ended
+			// writer must leave it alone.
+			got = got[:cap(got)]
+			for i := range got {
+				got[i] = 0xee
+			}
+			_, _ = w.Write([]byte("late"))
+			_ = w.Close()
+			_ = w.Commit(ctx)
+			_ = w.Cancel(ctx)
+			if bytes.Count(got, []byte{0xee}) != len(got) {
+				t.Fatal("the ended writer changed the buffer it gave back")
+			}
+			if w.buf != nil {
+				t.Fatal("the ended writer took a buffer again")
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ncw/swift/v2"
@@ -62,7 +63,9 @@ func retryable(code int) bool {
 // same status codes, from the bytes still in hand.
 func (d *Driver) put(ctx context.Context, name string, data []byte, h swift.Headers) error {
 	for try := 0; ; try++ {
-		_, err := d.conn.ObjectPut(ctx, d.cfg.Container, name, bytes.NewReader(data), false, "", contentType, h)
+		body := &detachable{r: bytes.NewReader(data)}
+		_, err := d.conn.ObjectPut(ctx, d.cfg.Container, name, body, false, "", contentType, h)
+		body.detach()
 		var se *swift.Error
 		if err == nil || try == retries || !errors.As(err, &se) || !retryable(se.StatusCode) {
 			return err
@@ -73,4 +76,44 @@ func (d *Driver) put(ctx context.Context, name string, data []byte, h swift.Head
 		case <-time.After(retryBase << try):
 		}
 	}
+}
+
+var errDetached = errors.New("request body read after its put returned")
+
+// detachable is a request body that put cuts off when ObjectPut returns.
+// After a timeout the client returns while its request goes on in the
+// background (it cancels only through an *http.Transport, not through
+// retrying), still reading the body; data is often a writer's pooled
+// buffer, which another writer may be refilling by then. A cut-off body
+// fails that request instead of sending another write's bytes.
+type detachable struct {
+	mu sync.Mutex
+	r  *bytes.Reader // nil once detached
+}
+
+func (b *detachable) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.r == nil {
+		return 0, errDetached
+	}
+	return b.r.Read(p)
+}
+
+// Seek lets the client rewind the body to send it again after renewing an
+// expired token, as it does with any seekable body.
+func (b *detachable) Seek(offset int64, whence int) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.r == nil {
+		return 0, errDetached
+	}
+	return b.r.Seek(offset, whence)
+}
+
+// detach waits for a Read in progress to finish; none starts after.
+func (b *detachable) detach() {
+	b.mu.Lock()
+	b.r = nil
+	b.mu.Unlock()
 }

@@ -1,12 +1,17 @@
 package swift
 
 import (
+	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/ncw/swift/v2"
 )
 
 func TestTransportRetriesThrottlingAndServerErrors(t *testing.T) {
@@ -47,5 +52,64 @@ func TestTransportRetriesThrottlingAndServerErrors(t *testing.T) {
 				t.Fatalf("status %d after %d calls, want %d after %d", resp.StatusCode, calls.Load(), tc.wantCode, tc.wantCalls)
 			}
 		})
+	}
+}
+
+// TestPutCutsOffABodyTheClientGaveUpOn: when the Swift client times out it
+// returns while its request goes on sending the body. The body is a pooled
+// buffer another writer refills once put returns, so what the request sends
+// after that must not reach the server.
+func TestPutCutsOffABodyTheClientGaveUpOn(t *testing.T) {
+	const size = 32 << 20 // far more than the socket buffers hold
+	stall := make(chan struct{})
+	type result struct {
+		got []byte
+		err error
+	}
+	received := make(chan result, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet { // v1 authentication
+			w.Header().Set("X-Storage-Url", "http://"+r.Host+"/v1/AUTH_test")
+			w.Header().Set("X-Auth-Token", "token")
+			return
+		}
+		first := make([]byte, 1) // lets the client past Expect: 100-continue
+		if _, err := io.ReadFull(r.Body, first); err != nil {
+			received <- result{err: err}
+			return
+		}
+		<-stall // reads nothing until put has returned
+		rest, err := io.ReadAll(r.Body)
+		received <- result{append(first, rest...), err}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+
+	d := &Driver{
+		cfg: &config{Params: Params{Container: "c"}},
+		conn: &swift.Connection{
+			UserName: "u", ApiKey: "k", AuthUrl: srv.URL + "/auth/v1.0",
+			Transport:      &retrying{next: http.DefaultTransport.(*http.Transport).Clone()},
+			ConnectTimeout: 10 * time.Second,
+			Timeout:        300 * time.Millisecond, // without a body read
+		},
+	}
+	data := bytes.Repeat([]byte{'a'}, size)
+	err := d.put(t.Context(), "o", data, nil)
+	if !errors.Is(err, swift.TimeoutError) {
+		close(stall)
+		t.Fatalf("put = %v, want a timeout", err)
+	}
+	// What a writer reusing the buffer would do now.
+	for i := range data {
+		data[i] = 'b'
+	}
+	close(stall)
+	r := <-received
+	if i := bytes.IndexByte(r.got, 'b'); i >= 0 {
+		t.Fatalf("server received bytes written into the buffer after put returned, from offset %d (body error %v)", i, r.err)
+	}
+	if r.err == nil {
+		t.Fatalf("server received a complete body of %d bytes, want it cut off", len(r.got))
 	}
 }

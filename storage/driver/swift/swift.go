@@ -21,6 +21,7 @@ import (
 	"github.com/ncw/swift/v2"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
 )
 
 const (
@@ -43,6 +44,8 @@ type Driver struct {
 
 	keyMu  sync.Mutex
 	keySet bool // the temp URL key is known to be on the container or account
+
+	bufs *partbuf.Pool // segment buffers of cfg.ChunkSize, one per open writer
 }
 
 var (
@@ -93,7 +96,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("container %s: %w", cfg.Container, err)
 	}
-	return &Driver{cfg: cfg, conn: conn}, nil
+	return &Driver{cfg: cfg, conn: conn, bufs: partbuf.New(int(cfg.ChunkSize), 4)}, nil
 }
 
 // Name implements driver.Driver.

@@ -74,14 +74,16 @@ func (d *Driver) discard(ctx context.Context, stateName string, s state) error {
 
 // writer puts a segment each time its buffer fills; Close puts the tail as
 // a shorter segment, which a Dynamic Large Object allows anywhere, and
-// records the write in its state object. Memory is one chunksize buffer.
+// records the write in its state object. Memory is one chunksize buffer
+// from the driver's pool, given back by Commit, Cancel or Close.
 type writer struct {
 	d     *Driver
 	ctx   context.Context // for Write and Close, which take none
 	path  string
 	state state
-	saved bool // a state object exists
-	buf   []byte
+	saved bool   // a state object exists
+	buf   []byte // nil once back in the pool
+	tail  int64  // bytes buf held when it went back, which Size still counts
 
 	closed, done bool
 	err          error
@@ -109,8 +111,20 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 		}
 		w.state = state{segments: d.newSegmentPrefix(), started: time.Now().UTC().Truncate(time.Second)}
 	}
-	w.buf = make([]byte, 0, d.cfg.ChunkSize)
+	w.buf = d.bufs.Get()
 	return w, nil
+}
+
+// release gives the buffer back to the pool the first time it runs:
+// Commit, Cancel, Close and a failed flush all call it. Nothing touches
+// the buffer after, as Write, Close and Commit refuse a writer that is
+// closed, done or poisoned, and Cancel only releases it.
+func (w *writer) release() {
+	if w.buf != nil {
+		w.tail = int64(len(w.buf))
+		w.d.bufs.Put(w.buf)
+		w.buf = nil
+	}
 }
 
 func (w *writer) check() error {
@@ -143,6 +157,9 @@ func (w *writer) flush(ctx context.Context) error {
 	name := w.d.segmentName(w.state.segments, w.state.count+1)
 	if err := w.d.put(ctx, name, w.buf, nil); err != nil {
 		w.err = mapErr("write", w.path, err)
+		// Nothing more is sent from a poisoned writer, and its caller may
+		// drop it without Close: the buffer goes back now.
+		w.release()
 		return w.err
 	}
 	w.state.count++
@@ -151,7 +168,7 @@ func (w *writer) flush(ctx context.Context) error {
 	return nil
 }
 
-func (w *writer) Size() int64 { return w.state.size + int64(len(w.buf)) }
+func (w *writer) Size() int64 { return w.state.size + w.tail + int64(len(w.buf)) }
 
 func (w *writer) saveState(ctx context.Context) error {
 	m := swift.Metadata{
@@ -185,7 +202,7 @@ func (w *writer) Close() error {
 			return err
 		}
 	}
-	w.buf = nil
+	w.release()
 	return w.saveState(w.ctx)
 }
 
@@ -210,8 +227,10 @@ func (w *writer) Commit(ctx context.Context) error {
 		h = swift.Headers{"X-Object-Manifest": w.d.cfg.Container + "/" + w.state.segments}
 	}
 	size := w.Size()
-	w.buf = nil
-	if err := w.d.put(ctx, name, body, h); err != nil {
+	err := w.d.put(ctx, name, body, h)
+	w.release()
+	w.tail = 0 // the buffer's bytes went to the put: Size counts segments only
+	if err != nil {
 		return mapErr("commit", w.path, err)
 	}
 	if w.saved {
@@ -256,7 +275,8 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return pathErr("cancel", w.path, errClosed)
 	}
 	w.done = true
-	w.buf = nil
+	w.release()
+	w.tail = 0 // discarded, not unsent
 	if err := w.d.discard(ctx, w.d.stateObject(w.path), w.state); err != nil {
 		return mapErr("cancel", w.path, err)
 	}
