@@ -504,3 +504,27 @@ func TestEmulatorHostFromEnvironment(t *testing.T) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)
 	}
 }
+
+// TestResumeRefusesATailLongerThanAChunk: the driver never saves more than
+// a chunk of tail, so a sidecar that does was written by something else;
+// resuming it is an error, not a crash in Write.
+func TestResumeRefusesATailLongerThanAChunk(t *testing.T) {
+	g := testenv.StartGCS(t)
+	d := newDriver(t, g, driver.Params{"rootdirectory": rootFor(t.Name()), "chunksize": 256 << 10})
+	w := d.bucket.Object(d.sidecarKey("/f")).NewWriter(t.Context())
+	hdr := `{"stored":0,"started":"2026-01-01T00:00:00Z"}` + "\n"
+	if _, err := w.Write(append([]byte(hdr), bytes.Repeat([]byte("x"), 256<<10+100)...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fw, err := d.Writer(t.Context(), "/f", true)
+	if err == nil {
+		fw.Close()
+		t.Fatal("Writer(append) resumed a tail of more than a 256 KiB chunk")
+	}
+	if !strings.Contains(err.Error(), "more than a chunk") {
+		t.Fatalf("Writer(append) err = %v, want the tail refused", err)
+	}
+}

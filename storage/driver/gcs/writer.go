@@ -233,6 +233,11 @@ func (d *Driver) readSidecar(ctx context.Context, path string) (uploadState, err
 	if err := json.Unmarshal(line, &hdr); err != nil {
 		return uploadState{}, fmt.Errorf("gcs: upload state of %s: %w", path, err)
 	}
+	if len(tail) > d.chunkSize {
+		// Write fills a buffer up to one chunk; a longer tail was written
+		// by something else, perhaps with another chunksize.
+		return uploadState{}, fmt.Errorf("gcs: upload state of %s holds a tail of %d bytes, more than a chunk of %d", path, len(tail), d.chunkSize)
+	}
 	st := uploadState{session: hdr.Session, stored: hdr.Stored, started: hdr.Started}
 	// Own copy of the tail, with room to grow before Write reallocates.
 	buf := make([]byte, len(tail), max(len(tail), min(d.chunkSize, 2*len(tail)+(64<<10))))
