@@ -24,6 +24,10 @@ const (
 type retrying struct{ next http.RoundTripper }
 
 func (r *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Context().Value(aloneKey{}) != nil && !req.Close {
+		req = req.Clone(req.Context())
+		req.Close = true
+	}
 	for try := 0; ; try++ {
 		resp, err := r.next.RoundTrip(req)
 		if err != nil || try == retries || !retryable(resp.StatusCode) {
@@ -47,6 +51,18 @@ func (r *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		case <-time.After(retryBase << try):
 		}
 	}
+}
+
+type aloneKey struct{}
+
+// alone marks the requests made with ctx to close their connection after
+// the response. Swift (its eventlet proxy) answers a HEAD of a container or
+// an account with 204 and a chunked empty body, "0\r\n\r\n", which a
+// client must not read after a HEAD or a 204: net/http leaves it on the
+// connection, and the next request sent there reads "0" as its status line
+// and fails with a malformed response.
+func alone(ctx context.Context) context.Context {
+	return context.WithValue(ctx, aloneKey{}, true)
 }
 
 func retryable(code int) bool {

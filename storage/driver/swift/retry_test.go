@@ -1,9 +1,11 @@
 package swift
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -111,5 +113,69 @@ func TestPutCutsOffABodyTheClientGaveUpOn(t *testing.T) {
 	}
 	if r.err == nil {
 		t.Fatalf("server received a complete body of %d bytes, want it cut off", len(r.got))
+	}
+}
+
+// TestAloneKeepsSwiftsStrayBodyOffTheNextRequest plays Swift's proxy: a
+// HEAD gets 204 and, a moment later on the same connection, the chunked
+// terminator it should not have sent. A request made right after a HEAD
+// marked alone must still get its own response.
+func TestAloneKeepsSwiftsStrayBodyOffTheNextRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveLikeSwift(c)
+		}
+	}()
+	client := &http.Client{Transport: &retrying{next: http.DefaultTransport.(*http.Transport).Clone()}}
+	url := "http://" + ln.Addr().String() + "/v1/AUTH_test/c"
+	for i := range 20 {
+		req, _ := http.NewRequestWithContext(alone(t.Context()), http.MethodHead, url, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("HEAD %d: %v", i, err)
+		}
+		resp.Body.Close()
+		req, _ = http.NewRequestWithContext(t.Context(), http.MethodPut, url, nil)
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatalf("PUT %d after a HEAD: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT %d: status %d", i, resp.StatusCode)
+		}
+	}
+}
+
+// serveLikeSwift answers HEAD with 204 and a late "0\r\n\r\n", anything
+// else with 201, until the client closes the connection.
+func serveLikeSwift(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		if req.Method == http.MethodHead {
+			_, _ = io.WriteString(c, "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n")
+			time.Sleep(20 * time.Millisecond)
+			_, _ = io.WriteString(c, "0\r\n\r\n")
+		} else {
+			_, _ = io.WriteString(c, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+		}
+		if req.Close {
+			return
+		}
 	}
 }

@@ -89,7 +89,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 	if err := conn.Authenticate(ctx); err != nil {
 		return nil, fmt.Errorf("swift authentication: %w", err)
 	}
-	if _, _, err := conn.Container(ctx, cfg.Container); errors.Is(err, swift.ContainerNotFound) {
+	if _, _, err := conn.Container(alone(ctx), cfg.Container); errors.Is(err, swift.ContainerNotFound) {
 		if err := conn.ContainerCreate(ctx, cfg.Container, nil); err != nil {
 			return nil, fmt.Errorf("create container %s: %w", cfg.Container, err)
 		}

@@ -75,7 +75,7 @@ func (d *Driver) ensureKey(ctx context.Context) error {
 	}
 	m := swift.Metadata{"temp-url-key": d.cfg.SecretKey}
 	if d.cfg.TempURLContainerKey {
-		_, h, err := d.conn.Container(ctx, d.cfg.Container)
+		_, h, err := d.conn.Container(alone(ctx), d.cfg.Container)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func (d *Driver) ensureKey(ctx context.Context) error {
 			}
 		}
 	} else {
-		_, h, err := d.conn.Account(ctx)
+		_, h, err := d.conn.Account(alone(ctx))
 		if err != nil {
 			return err
 		}
