@@ -40,8 +40,11 @@ image:
 	DOCKER_BUILDKIT=0 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) $(addprefix -t ,$(IMAGE_LATEST)) $(IMAGE_CTX)
 
 ## test: install the pinned test tools, then run every test
+# -count=1: the end-to-end tests and the bench smoke test build and run
+# ./cmd/berth as a program, which go test's result cache does not see, so a
+# cached pass could hide a change to the server.
 test: tools
-	$(GO) test -tags $(TAGS) -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## lint: gofmt, go vet and staticcheck
 lint:
