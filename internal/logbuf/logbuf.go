@@ -47,6 +47,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
+		// After what Close wrote out, not before it.
+		w.flushMu.Lock()
+		defer w.flushMu.Unlock()
 		return w.out.Write(p)
 	}
 	w.buf = append(w.buf, p...)
@@ -75,6 +78,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 func (w *Writer) Flush() error {
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
+	return w.flushLocked()
+}
+
+// flushLocked is Flush for a caller that holds flushMu.
+func (w *Writer) flushLocked() error {
 	w.mu.Lock()
 	b := w.buf
 	w.buf, w.spare = w.spare[:0], nil
@@ -94,15 +102,18 @@ func (w *Writer) Flush() error {
 }
 
 // Close writes out what is buffered; later writes go straight to out.
+// It marks the Writer closed before it takes the buffer, so that a Write
+// racing it is either in what Close writes out or written through after.
 func (w *Writer) Close() error {
-	err := w.Flush()
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.closed = true
 	if w.timer != nil {
 		w.timer.Stop()
 	}
-	return err
+	w.mu.Unlock()
+	return w.flushLocked()
 }
 
 // Urgent wraps h so that a record at level or above, and everything

@@ -162,3 +162,39 @@ func TestWriterKeepsEachWriteWholeAndInOrder(t *testing.T) {
 		t.Errorf("%d lines took %d writes: not batched", writers*lines, n)
 	}
 }
+
+// TestWriterLosesNothingWrittenWhileItCloses: writers still logging while
+// the server shuts down must find every line out, in order, whether it
+// was buffered before Close or written through after.
+func TestWriterLosesNothingWrittenWhileItCloses(t *testing.T) {
+	for range 50 {
+		var out syncBuffer
+		w := New(&out, time.Hour)
+		const writers, lines = 4, 200
+		var wg sync.WaitGroup
+		for g := range writers {
+			wg.Go(func() {
+				for i := range lines {
+					fmt.Fprintf(w, "%d %d\n", g, i)
+				}
+			})
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		next := make([]int, writers)
+		for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+			var g, i int
+			if _, err := fmt.Sscanf(l, "%d %d", &g, &i); err != nil || g < 0 || g >= writers || i != next[g] {
+				t.Fatalf("line %q out of order or torn (writer %d expected line %d)", l, g, next[g])
+			}
+			next[g]++
+		}
+		for g, n := range next {
+			if n != lines {
+				t.Fatalf("writer %d: %d of %d lines arrived", g, n, lines)
+			}
+		}
+	}
+}
