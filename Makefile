@@ -6,7 +6,8 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # disable_grpc_modules leaves out the GCS SDK's gRPC DirectPath (xDS, Envoy
 # protos), which Berth never uses: it talks to GCS over JSON. The binary
 # is 20 MB smaller and its idle RSS 12 MiB lower. bench/ and
-# internal/testenv build with the same tag.
+# internal/testenv build with the same tags, from internal/release, which a
+# test keeps equal to this line.
 TAGS     := disable_grpc_modules
 # The whole suite, end-to-end tests included, must stay well inside CI's
 # budget on a two-core machine.

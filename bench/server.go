@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/berth-registry/berth/internal/release"
 )
 
 // registryConfig is the one config both servers run with, as the
@@ -247,11 +249,10 @@ func tail(path string) string {
 }
 
 // buildBerth builds ./cmd/berth from the module at root into dir, with the
-// build tag the Makefile ships it with, so the binary measured is the one
-// released.
+// release build tags, so the binary measured is the one released.
 func buildBerth(ctx context.Context, root, dir string) (string, error) {
 	out := filepath.Join(dir, "berth")
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "disable_grpc_modules", "-trimpath", "-o", out, "./cmd/berth")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", release.BuildTags, "-trimpath", "-o", out, "./cmd/berth")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/release"
 )
 
 // BinaryEnv names a registry binary to test instead of building
@@ -44,7 +46,7 @@ func BuildBerth(t testing.TB) string {
 	return berthBuild.path
 }
 
-// buildBerth builds, with the Makefile's build tag, into .cache/test under
+// buildBerth builds, with the release build tags, into .cache/test under
 // a unique name, then renames it into place: test binaries of several
 // packages build at once, and a rename never leaves a half-written file
 // where another one execs it.
@@ -59,7 +61,7 @@ func buildBerth(root string) (path, out string, err error) {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmd := exec.Command("go", "build", "-tags", "disable_grpc_modules", "-o", tmp.Name(), "./cmd/berth")
+	cmd := exec.Command("go", "build", "-tags", release.BuildTags, "-o", tmp.Name(), "./cmd/berth")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	b, err := cmd.CombinedOutput()
