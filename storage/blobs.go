@@ -111,6 +111,8 @@ func (r *repository) takeBackLink(ctx context.Context, kind linkKind, d digest.D
 	if err := deleteIfExists(ctx, r.driver(), path.Dir(r.linkPath(kind, d))); err != nil {
 		r.reg.log.Error("link to collected content not taken back", "repo", r.name, "digest", d, "err", err)
 	}
+	// Again: a lookup that began after the first forget may have read the
+	// link before it was deleted and cached it since.
 	r.forgetLink(kind, d)
 	r.reg.log.Warn("write refused: garbage collection", "repo", r.name, "digest", d)
 }
