@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/internal/testenv"
 )
@@ -33,7 +35,7 @@ func TestQuickRunProducesTable(t *testing.T) {
 			t.Errorf("row %s has a non-positive value: distribution %v, berth %v", r.id, r.dist, r.berth)
 		}
 	}
-	for _, id := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "9b", "9c", "10"} {
+	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "8", "9", "9b", "9c", "10"} {
 		if !ids[id] {
 			t.Errorf("no row %s in the results", id)
 		}
@@ -72,6 +74,33 @@ func TestWriteDocKeepsTheAnalysis(t *testing.T) {
 	}
 	if strings.Contains(got, "old") {
 		t.Errorf("old table kept:\n%s", got)
+	}
+}
+
+// TestServerCPUReadsTheProcessesTime reads this test's own process
+// through server.cpu and compares it with what getrusage says of it: a
+// wrong field of /proc/<pid>/stat would not follow the CPU just burnt.
+func TestServerCPUReadsTheProcessesTime(t *testing.T) {
+	s := &server{cmd: &exec.Cmd{Process: &os.Process{Pid: os.Getpid()}}}
+	before, err := s.cpu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self0 := selfCPU()
+	x := uint64(1)
+	for selfCPU()-self0 < 300*time.Millisecond {
+		for range 100000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	after, err := s.cpu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := after-before, selfCPU()-self0
+	// /proc counts in ticks of 10 ms; allow two on each side.
+	if d := got - want; d < -40*time.Millisecond || d > 40*time.Millisecond {
+		t.Errorf("server.cpu went up by %v while getrusage saw %v (x=%d)", got, want, x)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -193,10 +195,21 @@ func (c *client) putManifest(ctx context.Context, repo, ref, mediaType string, p
 	return err
 }
 
+// load is what one hammer run measured.
+type load struct {
+	rps float64
+	// serverCPU and clientCPU are the CPU time (user and system) the
+	// server process and the load generator spent per request. Both share
+	// the machine's cores, so the ratio of requests per second between two
+	// servers is bounded by the client's share; the server's CPU per
+	// request is its cost alone.
+	serverCPU, clientCPU time.Duration
+}
+
 // hammer runs conns workers that each call do in a loop until d has
-// passed, after a short warm-up that opens the connections, and returns
-// requests per second.
-func hammer(ctx context.Context, conns int, d time.Duration, do func(ctx context.Context, worker int) error) (float64, error) {
+// passed, after a short warm-up that opens the connections. serverCPU
+// reads the server's total CPU time so far.
+func hammer(ctx context.Context, conns int, d time.Duration, serverCPU func() (time.Duration, error), do func(ctx context.Context, worker int) error) (load, error) {
 	run := func(d time.Duration) (int64, time.Duration, error) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -221,13 +234,39 @@ func hammer(ctx context.Context, conns int, d time.Duration, do func(ctx context
 		return n.Load(), time.Since(start), firstErr
 	}
 	if _, _, err := run(d / 10); err != nil {
-		return 0, err
+		return load{}, err
 	}
+	server0, err := serverCPU()
+	if err != nil {
+		return load{}, err
+	}
+	client0 := selfCPU()
 	n, el, err := run(d)
 	if err != nil {
-		return 0, err
+		return load{}, err
 	}
-	return float64(n) / el.Seconds(), nil
+	server1, err := serverCPU()
+	if err != nil {
+		return load{}, err
+	}
+	client1 := selfCPU()
+	if n == 0 {
+		return load{}, errors.New("no request completed")
+	}
+	return load{
+		rps:       float64(n) / el.Seconds(),
+		serverCPU: (server1 - server0) / time.Duration(n),
+		clientCPU: (client1 - client0) / time.Duration(n),
+	}, nil
+}
+
+// selfCPU is the CPU time this process has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // bigBlob is a large random file on the work disk, and the running

@@ -113,10 +113,10 @@ func (r *rawConn) discard(n int64, devNull *os.File) error {
 	return err
 }
 
-// rawHammer is hammer over raw connections: each worker sends req in a
-// loop and checks for a 200 with a body of want bytes (want < 0: any;
+// rawHammer is hammer over raw connections to s: each worker sends reqs
+// in turn and checks for a 200 with a body of want bytes (want < 0: any;
 // head: no body).
-func rawHammer(ctx context.Context, addr string, conns int, d time.Duration, reqs [][]byte, head bool, want int64) (float64, error) {
+func rawHammer(ctx context.Context, s *server, conns int, d time.Duration, reqs [][]byte, head bool, want int64) (load, error) {
 	pool := make([]*rawConn, conns)
 	defer func() {
 		for _, c := range pool {
@@ -126,14 +126,14 @@ func rawHammer(ctx context.Context, addr string, conns int, d time.Duration, req
 		}
 	}()
 	for i := range pool {
-		c, err := dialRaw(ctx, addr)
+		c, err := dialRaw(ctx, s.addr)
 		if err != nil {
-			return 0, err
+			return load{}, err
 		}
 		pool[i] = c
 	}
 	counts := make([]int, conns)
-	return hammer(ctx, conns, d, func(ctx context.Context, w int) error {
+	return hammer(ctx, conns, d, s.cpu, func(ctx context.Context, w int) error {
 		c := pool[w]
 		counts[w]++
 		status, n, err := c.do(reqs[counts[w]%len(reqs)])

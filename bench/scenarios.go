@@ -21,6 +21,8 @@ const (
 	throughput rowKind = iota // higher is better; ratio Berth/Distribution
 	duration                  // lower is better; ratio Distribution/Berth ("× faster")
 	memory                    // lower is better; ratio Berth/Distribution, target an upper bound
+	cost                      // lower is better; ratio Distribution/Berth ("× less")
+	info                      // for the record: no ratio
 )
 
 // row is one line of the table.
@@ -31,7 +33,7 @@ type row struct {
 }
 
 func (r row) ratio(dist, berth float64) float64 {
-	if r.kind == duration {
+	if r.kind == duration || r.kind == cost {
 		return dist / berth
 	}
 	return berth / dist
@@ -57,8 +59,13 @@ func (r row) targetText() string {
 }
 
 func (r row) ratioText(ratio float64) string {
-	if r.kind == duration {
+	switch r.kind {
+	case duration:
 		return fmt.Sprintf("%.2f× faster", ratio)
+	case cost:
+		return fmt.Sprintf("%.2f× less", ratio)
+	case info:
+		return "—"
 	}
 	return fmt.Sprintf("%.2f×", ratio)
 }
@@ -134,25 +141,23 @@ func (h *harness) scenarios() []scenario {
 			measure: measureSmallPushes,
 		},
 		{
-			rows:  []row{{"5", "GET a 1 KiB blob, 32 connections", "req/s", throughput, 10}},
+			rows:  hammerRows("5", "GET a 1 KiB blob, 32 connections", 10),
 			setup: setupSmallBlob,
 			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
 				req := rawRequest("GET", s.addr, "/v2/bench/small/blobs/"+h.small.String())
-				rps, err := rawHammer(ctx, s.addr, 32, sz.load, [][]byte{req}, false, 1024)
-				return []float64{rps}, err
+				return loadVals(rawHammer(ctx, s, 32, sz.load, [][]byte{req}, false, 1024))
 			},
 		},
 		{
-			rows:  []row{{"6", "HEAD a blob, 32 connections", "req/s", throughput, 5}},
+			rows:  hammerRows("6", "HEAD a blob, 32 connections", 5),
 			setup: setupSmallBlob,
 			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
 				req := rawRequest("HEAD", s.addr, "/v2/bench/small/blobs/"+h.small.String())
-				rps, err := rawHammer(ctx, s.addr, 32, sz.load, [][]byte{req}, true, -1)
-				return []float64{rps}, err
+				return loadVals(rawHammer(ctx, s, 32, sz.load, [][]byte{req}, true, -1))
 			},
 		},
 		{
-			rows: []row{{"7", "GET a manifest by tag and by digest, 32 connections", "req/s", throughput, 3}},
+			rows: hammerRows("7", "GET a manifest by tag and by digest, 32 connections", 3),
 			setup: func(ctx context.Context, h *harness, c *client) error {
 				return h.pushImage(ctx, c, "bench/manifest", "latest")
 			},
@@ -162,8 +167,7 @@ func (h *harness) scenarios() []scenario {
 					rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/latest", accept),
 					rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/"+h.manifest.String(), accept),
 				}
-				rps, err := rawHammer(ctx, s.addr, 32, sz.load, reqs, false, int64(len(h.manifestPayload)))
-				return []float64{rps}, err
+				return loadVals(rawHammer(ctx, s, 32, sz.load, reqs, false, int64(len(h.manifestPayload))))
 			},
 		},
 		{
@@ -188,6 +192,22 @@ func (h *harness) scenarios() []scenario {
 			measure: measureDocker,
 		},
 	}
+}
+
+// hammerRows are the rows of a request-rate scenario: the rate, with its
+// target, and, for the record, what each server spent per request and
+// what the load generator spent beside it (see load).
+func hammerRows(id, name string, target float64) []row {
+	return []row{
+		{id, name, "req/s", throughput, target},
+		{id + "b", "server CPU per request (user + system)", "µs", cost, 0},
+		{id + "c", "load generator CPU per request, beside that server", "µs", info, 0},
+	}
+}
+
+func loadVals(l load, err error) ([]float64, error) {
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	return []float64{l.rps, us(l.serverCPU), us(l.clientCPU)}, err
 }
 
 // pushBig pushes variant i of the big blob.
