@@ -55,6 +55,9 @@ func init() {
 type Driver struct {
 	root string
 	sem  chan struct{}
+	// writeback starts the disk write of a range of a file being written
+	// (startWriteback; tests watch it).
+	writeback func(f *os.File, off, n int64) error
 }
 
 var (
@@ -78,7 +81,7 @@ func New(p Params) (*Driver, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("rootdirectory: %w", err)
 	}
-	return &Driver{root: root, sem: make(chan struct{}, max(p.MaxThreads, minMaxThreads))}, nil
+	return &Driver{root: root, sem: make(chan struct{}, max(p.MaxThreads, minMaxThreads)), writeback: startWriteback}, nil
 }
 
 // Name implements driver.Driver.

@@ -62,7 +62,17 @@ type writer struct {
 	done        bool     // committed or cancelled
 	resumed     bool     // opened with append: created is unknown
 	created     []string // directories made for this write, not yet synced
+	unstarted   int64    // bytes written since the last startWriteback
 }
+
+// writebackEvery is how much a writer lets the page cache hold before it
+// starts writing it to disk. The kernel's own writeback waits for a share
+// of the machine's memory (gigabytes) to be dirty, so without this a big
+// blob reached the disk only when Commit synced it: the push took the time
+// to receive it plus the time to write it, one after the other. Started
+// every few MiB, the disk writes while the body arrives, and the commit's
+// sync waits for the last few MiB only. Small blobs never reach it.
+const writebackEvery = 8 << 20
 
 func (w *writer) Write(p []byte) (int, error) {
 	if w.f == nil {
@@ -71,8 +81,15 @@ func (w *writer) Write(p []byte) (int, error) {
 	// Writes block a thread like any other filesystem call.
 	w.d.sem <- struct{}{}
 	n, err := w.f.Write(p)
-	w.d.release()
 	w.size += int64(n)
+	w.unstarted += int64(n)
+	if w.unstarted >= writebackEvery {
+		// A hint: an error here (EIO included) is reported again by the
+		// commit's Sync, which is what decides.
+		_ = w.d.writeback(w.f, w.size-w.unstarted, w.unstarted)
+		w.unstarted = 0
+	}
+	w.d.release()
 	return n, err
 }
 
