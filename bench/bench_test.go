@@ -35,7 +35,7 @@ func TestQuickRunProducesTable(t *testing.T) {
 			t.Errorf("row %s has a non-positive value: distribution %v, berth %v", r.id, r.dist, r.berth)
 		}
 	}
-	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "8", "9", "9b", "9c", "10"} {
+	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "8", "8b", "9", "9b", "9c", "10"} {
 		if !ids[id] {
 			t.Errorf("no row %s in the results", id)
 		}
