@@ -78,12 +78,7 @@ func TestWriterGivesItsBufferBackOnceHoweverItEnds(t *testing.T) {
 			if err := tc.run(t, w); err != nil {
 				t.Fatal(err)
 			}
-			partbuftest.CheckGivenBack(t, d.bufs, buf, func() bool { return w.buf != nil }, func() {
-				_, _ = w.Write([]byte("late"))
-				_ = w.Close()
-				_ = w.Commit(ctx)
-				_ = w.Cancel(ctx)
-			})
+			partbuftest.CheckGivenBack(ctx, t, d.bufs, buf, func() bool { return w.buf != nil }, w)
 		})
 	}
 }

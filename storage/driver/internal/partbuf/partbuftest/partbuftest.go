@@ -4,16 +4,18 @@ package partbuftest
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
+	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
 )
 
 // CheckGivenBack fails t unless the buffer whose first byte is first went
-// back to pool exactly once, and the ended writer leaves it alone: holds
-// tells whether the writer still holds a buffer, and late calls every
-// method of the writer again, as a careless caller might.
-func CheckGivenBack(t testing.TB, pool *partbuf.Pool, first *byte, holds func() bool, late func()) {
+// back to pool exactly once, and the ended writer w leaves it alone when
+// every method of it is called again, as a careless caller might: holds
+// tells whether w still holds a buffer.
+func CheckGivenBack(ctx context.Context, t testing.TB, pool *partbuf.Pool, first *byte, holds func() bool, w driver.FileWriter) {
 	t.Helper()
 	if holds() {
 		t.Fatal("the ended writer still holds its buffer")
@@ -32,7 +34,10 @@ func CheckGivenBack(t testing.TB, pool *partbuf.Pool, first *byte, holds func() 
 	for i := range got {
 		got[i] = 0xee
 	}
-	late()
+	_, _ = w.Write([]byte("late"))
+	_ = w.Close()
+	_ = w.Commit(ctx)
+	_ = w.Cancel(ctx)
 	if bytes.Count(got, []byte{0xee}) != len(got) {
 		t.Fatal("the ended writer changed the buffer it gave back")
 	}
