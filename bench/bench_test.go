@@ -111,3 +111,36 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestRetireSetsSmallFilesAside checks what a stopped server's storage
+// becomes: gone from its place, its big files deleted, its small files and
+// directories kept in the trash (deleting them would make the next
+// measurement's file creations pay for it, see harness.retire).
+func TestRetireSetsSmallFilesAside(t *testing.T) {
+	h := &harness{work: t.TempDir()}
+	dir := filepath.Join(h.work, "data-1")
+	small := filepath.Join("blobs", "ab", "small")
+	big := filepath.Join("blobs", "cd", "big")
+	for name, size := range map[string]int{small: 64 << 10, big: retireBigFile} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.retire(dir)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("retired directory still in place: %v", err)
+	}
+	kept := filepath.Join(h.trash(), "data-1")
+	if fi, err := os.Stat(filepath.Join(kept, small)); err != nil || fi.Size() != 64<<10 {
+		t.Errorf("small file not set aside whole: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(kept, big)); !os.IsNotExist(err) {
+		t.Errorf("big file kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(kept, filepath.Dir(big))); err != nil {
+		t.Errorf("directory of the big file not set aside: %v", err)
+	}
+}

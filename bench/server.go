@@ -62,6 +62,9 @@ type server struct {
 	debug string
 	logf  *os.File
 	stor  *storageRoot
+	// retire takes the server's directories out of the way once it
+	// stopped (harness.retire).
+	retire func(dir string)
 }
 
 // serverSpec says how to start one of the two registries.
@@ -112,7 +115,7 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 		stor.cleanup()
 		return nil, fmt.Errorf("start %s: %w", spec.name, err)
 	}
-	s := &server{name: spec.name, addr: addr, cmd: cmd, done: make(chan struct{}), dir: dir, debug: debugAddr, logf: logf, stor: stor}
+	s := &server{name: spec.name, addr: addr, cmd: cmd, done: make(chan struct{}), dir: dir, debug: debugAddr, logf: logf, stor: stor, retire: h.retire}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	if err := waitHTTP(ctx, "http://"+addr+"/v2/", s.done, 30*time.Second); err != nil {
 		s.stop()
@@ -207,9 +210,10 @@ func (s *server) sampleAnon() func() int64 {
 	}
 }
 
-// stop ends the process group (SIGTERM, then SIGKILL), removes its
-// storage and flushes the page cache's dirty data, so that writes one
-// server left behind are not paid for by the next measurement.
+// stop ends the process group (SIGTERM, then SIGKILL), retires its
+// storage and flushes the page cache's dirty data, so that neither the
+// writes nor the files one server left behind are paid for by the next
+// measurement.
 func (s *server) stop() {
 	select {
 	case <-s.done:
@@ -224,7 +228,7 @@ func (s *server) stop() {
 	}
 	s.logf.Close()
 	s.stor.cleanup()
-	_ = os.RemoveAll(s.dir)
+	s.retire(s.dir)
 	syscall.Sync()
 }
 
