@@ -31,11 +31,13 @@ func TestQuickRunProducesTable(t *testing.T) {
 	ids := map[string]bool{}
 	for _, r := range res.rows {
 		ids[r.id] = true
-		if r.skipped == "" && (r.dist <= 0 || r.berth <= 0) {
+		if r.skipped == "" && (r.dist <= 0 || r.berth <= 0) && !(r.id == "10b" && r.dist >= 0 && r.berth >= 0) {
+			// 10b may round to zero: /proc counts CPU in 10 ms ticks, and
+			// a quick run's registry work is about that.
 			t.Errorf("row %s has a non-positive value: distribution %v, berth %v", r.id, r.dist, r.berth)
 		}
 	}
-	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "8", "8b", "9", "9b", "9c", "10"} {
+	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "8", "8b", "9", "9b", "9c", "10", "10b", "10c"} {
 		if !ids[id] {
 			t.Errorf("no row %s in the results", id)
 		}

@@ -188,7 +188,11 @@ func (h *harness) scenarios() []scenario {
 			measure: measureConcurrentPushes,
 		},
 		{
-			rows:    []row{{"10", fmt.Sprintf("docker push + pull, %d layers", sz.layers), "s", duration, 1.2}},
+			rows: []row{
+				{"10", fmt.Sprintf("docker push + pull, %d layers", sz.layers), "s", duration, 1.2},
+				{"10b", "registry CPU during them (user + system)", "s", cost, 0},
+				{"10c", "docker's CPU during them (daemon and its children, CLI), beside that registry", "s", info, 0},
+			},
 			fresh:   true,
 			skip:    func(h *harness) string { return h.dockerSkip },
 			setup:   setupDocker,

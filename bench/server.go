@@ -156,29 +156,36 @@ const userHZ = 100
 
 // cpu is the CPU time (user and system) the process has used so far.
 func (s *server) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	own, _, err := procCPU(s.cmd.Process.Pid)
+	return own, err
+}
+
+// procCPU reads the CPU time (user and system) of process pid from
+// /proc/<pid>/stat: its own, and that of the children it has waited for.
+func procCPU(pid int) (own, reaped time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name, in parentheses, may hold spaces; the fields after
-	// it start with the state (field 3). utime and stime are fields 14 and 15.
+	// it start with the state (field 3). utime and stime are fields 14 and
+	// 15, cutime and cstime 16 and 17.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("no command name in /proc stat %q", b)
+		return 0, 0, fmt.Errorf("no command name in /proc stat %q", b)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc stat %q", b)
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("short /proc stat %q", b)
 	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc stat: %w", err)
+	var ticks [4]int64
+	for j, v := range f[11:15] {
+		if ticks[j], err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc stat: %w", err)
 		}
-		ticks += n
 	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+	tick := func(n int64) time.Duration { return time.Duration(n) * time.Second / userHZ }
+	return tick(ticks[0] + ticks[1]), tick(ticks[2] + ticks[3]), nil
 }
 
 // sampleAnon polls the process's anonymous resident memory (heap, stacks,
