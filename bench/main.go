@@ -43,7 +43,7 @@ type sizes struct {
 
 var (
 	fullSizes = sizes{
-		rounds: 3, big: 1 << 30, chunk: 16 << 20, pulls: 3, smallBlobs: 500,
+		rounds: 3, big: 1 << 30, chunk: 16 << 20, pulls: 9, smallBlobs: 500,
 		load: 5 * time.Second, tags: 10000, tagPage: 1000, concurrent: 8, layers: 20, layerSize: 1 << 20,
 	}
 	quickSizes = sizes{

@@ -1,21 +1,25 @@
-// Command floor is a measuring stick for the request-rate scenarios of the
-// benchmark, not a registry: a net/http server that does no work at all
-// but answer a blob HEAD or GET with the headers Berth sends, so that
-// `go run ./bench -run '^6$' -berth <floor>` shows how far net/http alone
-// goes on the machine, against Distribution, under the same load generator.
+// Command floor is a measuring stick for the benchmark, not a registry: a
+// net/http server that does no work at all but answer a blob HEAD or GET
+// with the headers Berth sends, so that `go run ./bench -run '^(1|6)$'
+// -berth <floor>` shows how far net/http alone goes on the machine, against
+// Distribution, under the same load generator.
 //
 // It takes the harness's command line (`serve CONFIG`, ignored) and
-// REGISTRY_HTTP_ADDR, accepts any upload (so the scenario's setup passes)
-// without storing it, and answers every other request with 200 and the
-// headers of a 1 KiB blob. It logs nothing.
+// REGISTRY_HTTP_ADDR. It accepts any upload, so a scenario's setup passes;
+// a monolithic PUT of a body over 1 MiB is kept in its working directory
+// and a GET of that digest sends the file as net/http does with an
+// *os.File (sendfile), the ceiling of scenario 1. Every other request gets
+// 200 and the headers of a 1 KiB blob. It logs nothing.
 package main
 
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -52,6 +56,10 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Location", "/v2/floor/blobs/uploads/"+rand.Text())
 		w.WriteHeader(http.StatusAccepted)
 	case r.Method == http.MethodPut:
+		if err := keep(r); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.WriteHeader(http.StatusCreated)
 	case strings.Contains(r.URL.Path, "/blobs/sha"):
 		d := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
@@ -60,6 +68,11 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		h["Content-Type"] = octets
 		h["Accept-Ranges"] = ranges
 		h["Cache-Control"] = forever
+		if f, err := os.Open(keptName(d)); err == nil {
+			defer f.Close()
+			http.ServeContent(w, r, "", time.Time{}, f)
+			return
+		}
 		h["Content-Length"] = size
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodGet {
@@ -69,3 +82,33 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}
 }
+
+// keepFrom is the body size from which a PUT's body is kept.
+const keepFrom = 1 << 20
+
+// keep stores the body of a big monolithic PUT under its digest; small
+// and bodiless ones are read and dropped.
+func keep(r *http.Request) error {
+	d := r.URL.Query().Get("digest")
+	if r.ContentLength < keepFrom || !strings.HasPrefix(d, "sha256:") || strings.ContainsAny(d, "/.") {
+		_, err := io.Copy(io.Discard, r.Body)
+		return err
+	}
+	f, err := os.CreateTemp(".", "put-")
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), keptName(d))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+func keptName(digest string) string { return "blob-" + strings.TrimPrefix(digest, "sha256:") }
