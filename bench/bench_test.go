@@ -104,6 +104,28 @@ func TestServerCPUReadsTheProcessesTime(t *testing.T) {
 	if d := got - want; d < -40*time.Millisecond || d > 40*time.Millisecond {
 		t.Errorf("server.cpu went up by %v while getrusage saw %v (x=%d)", got, want, x)
 	}
+
+	// The children's part (docker's CLI and compressors are counted so):
+	// a child that burns CPU and is waited for must show in it.
+	_, reaped0, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids0 := childrenCPU()
+	if out, err := exec.Command("sh", "-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done").CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	_, reaped1, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want = reaped1-reaped0, childrenCPU()-kids0
+	if want < 50*time.Millisecond {
+		t.Fatalf("the child burnt only %v of CPU: too little to compare", want)
+	}
+	if d := got - want; d < -40*time.Millisecond || d > 40*time.Millisecond {
+		t.Errorf("procCPU's children's time went up by %v while getrusage saw %v", got, want)
+	}
 }
 
 // testWriter sends the harness's progress lines to the test log.

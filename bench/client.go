@@ -261,9 +261,15 @@ func hammer(ctx context.Context, conns int, d time.Duration, serverCPU func() (t
 }
 
 // selfCPU is the CPU time this process has used so far.
-func selfCPU() time.Duration {
+func selfCPU() time.Duration { return rusageCPU(syscall.RUSAGE_SELF) }
+
+// childrenCPU is the CPU time of the children this process has waited for.
+func childrenCPU() time.Duration { return rusageCPU(syscall.RUSAGE_CHILDREN) }
+
+// rusageCPU is getrusage's user plus system time for who, 0 if it fails.
+func rusageCPU(who int) time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	if err := syscall.Getrusage(who, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

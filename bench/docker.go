@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -181,9 +180,5 @@ func dockerCPU() (time.Duration, error) {
 	if !found {
 		return 0, errors.New("no dockerd process on this machine: docker's CPU cannot be read")
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
-		return 0, err
-	}
-	return total + time.Duration(ru.Utime.Nano()+ru.Stime.Nano()), nil
+	return total + childrenCPU(), nil
 }
