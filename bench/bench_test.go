@@ -89,12 +89,7 @@ func TestServerCPUReadsTheProcessesTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	self0 := selfCPU()
-	x := uint64(1)
-	for selfCPU()-self0 < 300*time.Millisecond {
-		for range 100000 {
-			x = x*6364136223846793005 + 1442695040888963407
-		}
-	}
+	x := burnCPU(300 * time.Millisecond)
 	after, err := s.cpu()
 	if err != nil {
 		t.Fatal(err)
@@ -107,9 +102,13 @@ func TestServerCPUReadsTheProcessesTime(t *testing.T) {
 
 	// The children's part (docker's CLI and compressors are counted so):
 	// a child that burns CPU and is waited for must show in it.
-	_, reaped0, err := procCPU(os.Getpid())
+	st0, err := readStat(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// dockerCPU walks the process tree by these two.
+	if comm := filepath.Base(os.Args[0]); st0.ppid != os.Getppid() || !strings.HasPrefix(comm, st0.comm) || st0.comm == "" {
+		t.Errorf("readStat: command %q, parent %d; want a prefix of %q, parent %d", st0.comm, st0.ppid, comm, os.Getppid())
 	}
 	kids0 := childrenCPU()
 	child := exec.Command(os.Args[0])
@@ -117,16 +116,16 @@ func TestServerCPUReadsTheProcessesTime(t *testing.T) {
 	if out, err := child.CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
-	_, reaped1, err := procCPU(os.Getpid())
+	st1, err := readStat(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, want = reaped1-reaped0, childrenCPU()-kids0
+	got, want = st1.reaped-st0.reaped, childrenCPU()-kids0
 	if want < 50*time.Millisecond {
 		t.Fatalf("the child burnt only %v of CPU: too little to compare", want)
 	}
 	if d := got - want; d < -40*time.Millisecond || d > 40*time.Millisecond {
-		t.Errorf("procCPU's children's time went up by %v while getrusage saw %v", got, want)
+		t.Errorf("readStat's children's time went up by %v while getrusage saw %v", got, want)
 	}
 }
 
@@ -136,18 +135,24 @@ const burnEnv = "BERTH_BENCH_BURN_CPU"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(burnEnv) != "" {
-		start, x := selfCPU(), uint64(1)
-		for selfCPU()-start < 300*time.Millisecond {
-			for range 100000 {
-				x = x*6364136223846793005 + 1442695040888963407
-			}
-		}
-		if x == 42 { // never; it uses x, so the loop is not optimised away
+		if burnCPU(300*time.Millisecond) == 42 { // never: the result is used
 			os.Exit(3)
 		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// burnCPU computes for d of this process's CPU time and returns a value
+// the caller uses, so that the work is not optimised away.
+func burnCPU(d time.Duration) uint64 {
+	start, x := selfCPU(), uint64(1)
+	for selfCPU()-start < d {
+		for range 100000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	return x
 }
 
 // testWriter sends the harness's progress lines to the test log.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,8 +123,8 @@ func measureDocker(ctx context.Context, h *harness, s *server, c *client) ([]flo
 // daemon's tree (dockerd, the containerd it runs when it runs one, as on
 // the machines here, and the children they waited for, such as
 // compressors), and the docker commands this process ran and waited for.
-// A containerd run as a service of its own is not counted. The processes
-// are read one after the other, so a short-lived child that ends between
+// A containerd run as a service of its own is not counted. Each process is
+// read once, one after the other, so a short-lived child that ends between
 // two reads may be missed or counted twice: a few milliseconds against
 // the seconds docker spends in row 10.
 func dockerCPU() (time.Duration, error) {
@@ -133,27 +132,15 @@ func dockerCPU() (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	type proc struct {
-		ppid int
-		comm string
-	}
-	procs := map[int]proc{}
+	procs := map[int]procStat{}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // exited meanwhile
+		if st, err := readStat(pid); err == nil { // else exited meanwhile
+			procs[pid] = st
 		}
-		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		f := strings.Fields(string(b[end+1:]))
-		if open < 0 || end < open || len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		procs[pid] = proc{ppid: ppid, comm: string(b[open+1 : end])}
 	}
 	inTree := func(pid int) bool {
 		for range 64 { // deeper than any real tree; guards a loop
@@ -170,16 +157,11 @@ func dockerCPU() (time.Duration, error) {
 	}
 	var total time.Duration
 	found := false
-	for pid := range procs {
-		if !inTree(pid) {
-			continue
+	for pid, st := range procs {
+		if inTree(pid) {
+			found = found || st.comm == "dockerd"
+			total += st.own + st.reaped
 		}
-		own, reaped, err := procCPU(pid)
-		if err != nil {
-			continue // exited meanwhile
-		}
-		found = found || procs[pid].comm == "dockerd"
-		total += own + reaped
 	}
 	if !found {
 		return 0, errors.New("no dockerd process on this machine: docker's CPU cannot be read")

@@ -156,36 +156,44 @@ const userHZ = 100
 
 // cpu is the CPU time (user and system) the process has used so far.
 func (s *server) cpu() (time.Duration, error) {
-	own, _, err := procCPU(s.cmd.Process.Pid)
-	return own, err
+	st, err := readStat(s.cmd.Process.Pid)
+	return st.own, err
 }
 
-// procCPU reads the CPU time (user and system) of process pid from
-// /proc/<pid>/stat: its own, and that of the children it has waited for.
-func procCPU(pid int) (own, reaped time.Duration, err error) {
+// procStat is what the harness reads of /proc/<pid>/stat.
+type procStat struct {
+	comm string
+	ppid int
+	// own is the process's CPU time (user and system), reaped that of the
+	// children it has waited for.
+	own, reaped time.Duration
+}
+
+// readStat reads /proc/<pid>/stat.
+func readStat(pid int) (procStat, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, err
+		return procStat{}, err
 	}
 	// The command name, in parentheses, may hold spaces; the fields after
-	// it start with the state (field 3). utime and stime are fields 14 and
-	// 15, cutime and cstime 16 and 17.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("no command name in /proc stat %q", b)
+	// it start with the state (field 3). ppid is field 4, utime and stime
+	// are fields 14 and 15, cutime and cstime 16 and 17.
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return procStat{}, fmt.Errorf("no command name in /proc stat %q", b)
 	}
-	f := strings.Fields(string(b[i+1:]))
+	f := strings.Fields(string(b[end+1:]))
 	if len(f) < 15 {
-		return 0, 0, fmt.Errorf("short /proc stat %q", b)
+		return procStat{}, fmt.Errorf("short /proc stat %q", b)
 	}
-	var ticks [4]int64
-	for j, v := range f[11:15] {
-		if ticks[j], err = strconv.ParseInt(v, 10, 64); err != nil {
-			return 0, 0, fmt.Errorf("/proc stat: %w", err)
+	var n [5]int64 // ppid, utime, stime, cutime, cstime
+	for j, v := range append(f[1:2:2], f[11:15]...) {
+		if n[j], err = strconv.ParseInt(v, 10, 64); err != nil {
+			return procStat{}, fmt.Errorf("/proc stat: %w", err)
 		}
 	}
-	tick := func(n int64) time.Duration { return time.Duration(n) * time.Second / userHZ }
-	return tick(ticks[0] + ticks[1]), tick(ticks[2] + ticks[3]), nil
+	tick := func(t int64) time.Duration { return time.Duration(t) * time.Second / userHZ }
+	return procStat{comm: string(b[open+1 : end]), ppid: int(n[0]), own: tick(n[1] + n[2]), reaped: tick(n[3] + n[4])}, nil
 }
 
 // sampleAnon polls the process's anonymous resident memory (heap, stacks,
