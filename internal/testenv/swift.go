@@ -57,9 +57,10 @@ func StartSwift(t testing.TB) *Swift {
 			t.Fatalf("testenv: %v", err)
 		}
 	}
-	ports := map[string]int{"proxy": FreePort(t), "memcached": FreePort(t)}
-	for _, s := range swiftServers {
-		ports[s] = FreePort(t)
+	free := FreePorts(t, 2+len(swiftServers))
+	ports := map[string]int{"proxy": free[0], "memcached": free[1]}
+	for i, s := range swiftServers {
+		ports[s] = free[2+i]
 	}
 
 	// One ring per server kind: 2^8 partitions, one replica, one device.

@@ -31,6 +31,16 @@ func TestToolFindsCommandsOnPath(t *testing.T) {
 	}
 }
 
+func TestFreePortsAreDistinct(t *testing.T) {
+	seen := map[int]bool{}
+	for _, p := range FreePorts(t, 64) {
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
+
 func TestFreePortCanBeListenedOn(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(FreePort(t)))
 	if err != nil {
