@@ -10,12 +10,16 @@
 // and a GET of that digest sends the file as net/http does with an
 // *os.File (sendfile), the ceiling of scenario 1. Every other request gets
 // 200 and the headers of a 1 KiB blob. It logs nothing.
+//
+// With FLOOR_SERVER=raw in the environment it answers without net/http
+// (see serveRaw), to size what an HTTP server of our own would buy.
 package main
 
 import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -29,10 +33,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "floor: REGISTRY_HTTP_ADDR is not set")
 		os.Exit(2)
 	}
-	if err := http.ListenAndServe(addr, http.HandlerFunc(serve)); err != nil {
-		fmt.Fprintln(os.Stderr, "floor:", err)
-		os.Exit(1)
+	var err error
+	switch mode := os.Getenv("FLOOR_SERVER"); mode {
+	case "", "net/http":
+		err = http.ListenAndServe(addr, http.HandlerFunc(serve))
+	case "raw":
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			err = serveRaw(ln)
+		}
+	default:
+		err = fmt.Errorf("FLOOR_SERVER is %q; want net/http or raw", mode)
 	}
+	fmt.Fprintln(os.Stderr, "floor:", err)
+	os.Exit(1)
 }
 
 var (
