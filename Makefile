@@ -9,6 +9,16 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # internal/testenv build with the same tags, from internal/release, which a
 # test keeps equal to this line.
 TAGS     := disable_grpc_modules
+# OMIT leaves cloud drivers out of `make build`, `make image` and `make run`
+# (OMIT="azure gcs s3 swift" keeps the filesystem one): each SDK costs
+# megabytes of binary and of resident memory, used or not. The release
+# build has them all.
+OMIT     ?=
+CLOUD_DRIVERS := azure gcs s3 swift
+$(foreach d,$(OMIT),$(if $(filter $(d),$(CLOUD_DRIVERS)),,$(error OMIT: "$(d)" is not a cloud driver (expected some of: $(CLOUD_DRIVERS)))))
+comma    := ,
+space    := $(subst ,, )
+BUILD_TAGS := $(subst $(space),$(comma),$(strip $(TAGS) $(addprefix berth_no_,$(OMIT))))
 # The whole suite, end-to-end tests included, must stay well inside CI's
 # budget on a two-core machine.
 TEST_TIMEOUT ?= 20m
@@ -18,11 +28,11 @@ TOOLS    := .cache/bin
 
 ## run: start Berth with the embedded default config (filesystem storage)
 run:
-	$(GO) run -tags $(TAGS) ./cmd/berth serve
+	$(GO) run -tags $(BUILD_TAGS) ./cmd/berth serve
 
 ## build: a static binary in bin/berth
 build:
-	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -tags $(BUILD_TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
 
 ## image: the FROM scratch container image, tagged $(IMAGE) and $(IMAGE_LATEST)
 IMAGE    ?= berth:$(VERSION)
@@ -32,7 +42,7 @@ IMAGE_LATEST ?= berth:latest
 IMAGE_CTX ?= .cache/image
 image:
 	rm -rf $(IMAGE_CTX) && mkdir -p $(IMAGE_CTX)/registry
-	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CTX)/berth ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -tags $(BUILD_TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CTX)/berth ./cmd/berth
 	cp /etc/ssl/certs/ca-certificates.crt Dockerfile $(IMAGE_CTX)/
 	cp configs/docker.yml $(IMAGE_CTX)/config.yml
 	printf 'root:x:0:0:root:/:/sbin/nologin\nberth:x:65532:65532:berth:/var/lib/registry:/sbin/nologin\n' > $(IMAGE_CTX)/passwd

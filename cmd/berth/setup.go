@@ -13,13 +13,10 @@ import (
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver"
 
-	// The storage drivers register themselves by name.
-	_ "github.com/berth-registry/berth/storage/driver/azure"
+	// The storage drivers register themselves by name. The cloud ones are
+	// linked from drivers_*.go, each of which a build tag can leave out.
 	_ "github.com/berth-registry/berth/storage/driver/filesystem"
-	_ "github.com/berth-registry/berth/storage/driver/gcs"
 	_ "github.com/berth-registry/berth/storage/driver/inmemory"
-	_ "github.com/berth-registry/berth/storage/driver/s3"
-	_ "github.com/berth-registry/berth/storage/driver/swift"
 )
 
 // loadConfig reads the file named by args (at most one) or, with none, the
@@ -73,6 +70,14 @@ func openStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*st
 // placeDriverError prefixes each bad driver key with where it was set (a
 // file line or an environment variable), as config errors are.
 func placeDriverError(cfg *config.Config, name string, err error) error {
+	if errors.Is(err, driver.ErrUnknownDriver) {
+		// The config knows every driver Berth has; this build left it out.
+		msg := fmt.Sprintf("storage.%s: this build of Berth leaves out the %s driver (build tag %s%s); the release build has every driver", name, name, omitTagPrefix, name)
+		if where := cfg.Where("storage." + name); where != "" {
+			msg = where + ": " + msg
+		}
+		return errors.New(msg)
+	}
 	pes := driver.ParamErrors(err)
 	if len(pes) == 0 {
 		return err
