@@ -16,8 +16,10 @@ import (
 // in Go can spend on a request (a goroutine per connection, one read and
 // one write per request, no header map, no context, no URL parsing). It
 // says what an HTTP server of our own could buy in scenario 6, where the
-// net/http floor sits at the target. It answers as serve does, with the
-// same header keys, but keeps no PUT body: it is not for scenario 1.
+// net/http floor sits at the target. It answers a blob HEAD or GET, POST
+// and PUT with serve's statuses and header keys, and nothing more: no
+// body is kept (it is not for scenario 1), only Content-Length bodies are
+// taken, Connection: close is not heeded.
 func serveRaw(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
@@ -47,9 +49,14 @@ func rawConn(c net.Conn) error {
 		if !ok1 || !ok2 {
 			return errors.New("malformed request line")
 		}
-		// ReadSlice's buffer is overwritten by the header lines.
+		// Reading the header lines may overwrite line: take what is needed
+		// of it first.
 		m := string(method)
-		digest := string(target[bytes.LastIndexByte(target, '/')+1:])
+		blobReq := (m == http.MethodGet || m == http.MethodHead) && bytes.Contains(target, []byte("/blobs/sha"))
+		var digest string
+		if blobReq {
+			digest = string(target[bytes.LastIndexByte(target, '/')+1:])
+		}
 		size, chunked, err := rawHeaders(br)
 		if err != nil {
 			return err
@@ -63,7 +70,6 @@ func rawConn(c net.Conn) error {
 		}
 
 		status, length := "200 OK", "0"
-		blobReq := (m == http.MethodGet || m == http.MethodHead) && bytes.Contains(target, []byte("/blobs/sha"))
 		switch {
 		case m == http.MethodPost:
 			status = "202 Accepted"
@@ -72,15 +78,26 @@ func rawConn(c net.Conn) error {
 		case blobReq:
 			length = "1024"
 		}
+		// Appended piece by piece: a concatenation would allocate.
 		w := bw.AvailableBuffer()
-		w = append(w, "HTTP/1.1 "+status+"\r\nContent-Length: "+length+"\r\nDate: "...)
+		w = append(w, "HTTP/1.1 "...)
+		w = append(w, status...)
+		w = append(w, "\r\nContent-Length: "...)
+		w = append(w, length...)
+		w = append(w, "\r\nDate: "...)
 		w = time.Now().UTC().AppendFormat(w, http.TimeFormat)
-		w = append(w, "\r\nDocker-Distribution-Api-Version: registry/2.0\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: "+rand.Text()...)
+		w = append(w, "\r\nDocker-Distribution-Api-Version: registry/2.0\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: "...)
+		w = append(w, rand.Text()...)
 		if m == http.MethodPost {
-			w = append(w, "\r\nLocation: /v2/floor/blobs/uploads/"+rand.Text()...)
+			w = append(w, "\r\nLocation: /v2/floor/blobs/uploads/"...)
+			w = append(w, rand.Text()...)
 		}
 		if blobReq {
-			w = append(w, "\r\nAccept-Ranges: bytes\r\nCache-Control: max-age=31536000\r\nContent-Type: application/octet-stream\r\nDocker-Content-Digest: "+digest+"\r\nEtag: \""+digest+"\""...)
+			w = append(w, "\r\nAccept-Ranges: bytes\r\nCache-Control: max-age=31536000\r\nContent-Type: application/octet-stream\r\nDocker-Content-Digest: "...)
+			w = append(w, digest...)
+			w = append(w, "\r\nEtag: \""...)
+			w = append(w, digest...)
+			w = append(w, '"')
 		}
 		w = append(w, "\r\n\r\n"...)
 		if m == http.MethodGet && blobReq {

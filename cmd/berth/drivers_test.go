@@ -1,10 +1,11 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/berth-registry/berth/config"
 	"github.com/berth-registry/berth/internal/release"
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // cloudDrivers are the drivers a build tag may leave out: all but the
@@ -41,20 +41,18 @@ func TestOmitTagLeavesOutTheDriverAndItsSDK(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(sdks)); !slices.Equal(got, clouds) {
 		t.Fatalf("the test knows the SDKs of %v; config.Drivers has the cloud drivers %v", got, clouds)
 	}
-	mk, err := os.ReadFile("../../Makefile")
+	// What `make build OMIT=...` passes to go build.
+	out, err := exec.Command("make", "-s", "-n", "-C", "../..", "build", "OMIT="+strings.Join(clouds, " ")).Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("make -n build: %v", err)
 	}
-	m := regexp.MustCompile(`(?m)^CLOUD_DRIVERS\s*:=\s*(.*)$`).FindSubmatch(mk)
-	if m == nil || !slices.Equal(strings.Fields(string(m[1])), clouds) {
-		t.Fatalf("Makefile CLOUD_DRIVERS = %q, want %v", m, clouds)
+	m := regexp.MustCompile(`-tags (\S+)`).FindSubmatch(out)
+	if want := omitTags(clouds...); m == nil || string(m[1]) != want {
+		t.Fatalf("make build OMIT=%q builds with %q, want -tags %s", strings.Join(clouds, " "), m, want)
 	}
 
 	deps := func(omit ...string) string {
-		tags := release.BuildTags
-		for _, d := range omit {
-			tags += "," + omitTagPrefix + d
-		}
+		tags := omitTags(omit...)
 		out, err := exec.Command("go", "list", "-deps", "-tags", tags, ".").Output()
 		if err != nil {
 			t.Fatalf("go list -tags %s: %v", tags, err)
@@ -75,23 +73,54 @@ func TestOmitTagLeavesOutTheDriverAndItsSDK(t *testing.T) {
 	}
 	all := deps(clouds...)
 	for _, d := range clouds {
-		if pkg, sdk := linked(all, d); pkg || sdk {
-			t.Errorf("built without every cloud driver: %s linked %v, its SDK %v", d, pkg, sdk)
+		if pkg, _ := linked(all, d); pkg {
+			t.Errorf("built without every cloud driver: %s linked", d)
+		}
+	}
+	for _, mod := range []string{"github.com/aws/", "github.com/Azure/", "cloud.google.com/", "google.golang.org/api/", "github.com/ncw/"} {
+		if strings.Contains(all, "\n"+mod) {
+			t.Errorf("built without every cloud driver: packages of %s still linked", mod)
 		}
 	}
 }
 
-// TestOmittedDriverIsNamedAtStart checks what a build without a driver
-// says of a config that uses it: where it is set, that this build left it
-// out, and the tag that did.
-func TestOmittedDriverIsNamedAtStart(t *testing.T) {
-	cfg, err := config.Parse("config.yml", []byte("version: 0.1\nstorage:\n  s3:\n    bucket: b\n    region: r\n"), nil)
-	if err != nil {
+// omitTags are the release build's tags plus those leaving out omit.
+func omitTags(omit ...string) string {
+	tags := release.BuildTags
+	for _, d := range omit {
+		tags += "," + omitTagPrefix + d
+	}
+	return tags
+}
+
+// TestOmittedDriverIsRefusedAtStart builds Berth without the cloud
+// drivers and gives it a config naming one: serve and config check must
+// both refuse it, saying where it is set and which tag left it out, and
+// version must list what the build has.
+func TestOmittedDriverIsRefusedAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds berth")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "berth")
+	build := exec.Command("go", "build", "-tags", omitTags(cloudDrivers()...), "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte("version: 0.1\nstorage:\n  s3:\n    bucket: b\n    region: r\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err = placeDriverError(cfg, "s3", fmt.Errorf("%w %q", driver.ErrUnknownDriver, "s3"))
-	want := "config.yml:3: storage.s3: this build of Berth leaves out the s3 driver (build tag berth_no_s3); the release build has every driver"
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
+	want := cfg + ":3: storage.s3: this build of Berth leaves out the s3 driver (build tag berth_no_s3)"
+	for _, args := range [][]string{{"serve", cfg}, {"config", "check", cfg}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), want) {
+			t.Errorf("berth %s: %v, output:\n%s\nwant exit 1 and %q", strings.Join(args, " "), err, out, want)
+		}
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil || !strings.Contains(string(out), "storage drivers: filesystem, inmemory\n") {
+		t.Errorf("berth version: %v, %q; want the two drivers left", err, out)
 	}
 }

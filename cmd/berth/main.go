@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/berth-registry/berth/storage/driver"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -49,7 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		}
 		err = configCheck(args[2:], stdout, environ)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "berth %s\n", version)
+		// The drivers tell a build made with OMIT from the release.
+		fmt.Fprintf(stdout, "berth %s\nstorage drivers: %s\n", version, strings.Join(driver.Registered(), ", "))
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

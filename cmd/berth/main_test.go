@@ -38,7 +38,7 @@ http:
 	}{
 		{name: "no args prints usage", args: nil, code: 2, stderr: []string{"usage: berth"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: []string{`unknown command "frobnicate"`}},
-		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"berth "}},
+		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"berth ", "storage drivers: azure, filesystem, gcs, inmemory, s3, swift\n"}},
 		{name: "config check redacts secrets", args: []string{"config", "check", good}, code: 0,
 			stdout: []string{"rootdirectory: " + filepath.Join(dir, "root"), "<redacted>"}, noStdout: []string{"hunter2"}},
 		{name: "config check applies env overrides", args: []string{"config", "check", good},

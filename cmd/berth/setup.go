@@ -67,8 +67,9 @@ func openStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*st
 	return storage.New(d, storageOptions(cfg), log), nil
 }
 
-// placeDriverError prefixes each bad driver key with where it was set (a
-// file line or an environment variable), as config errors are.
+// placeDriverError prefixes each bad driver key, or a driver this build
+// left out, with where it was set (a file line or an environment
+// variable), as config errors are.
 func placeDriverError(cfg *config.Config, name string, err error) error {
 	if errors.Is(err, driver.ErrUnknownDriver) {
 		// The config knows every driver Berth has; this build left it out.
