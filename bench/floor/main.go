@@ -36,7 +36,7 @@ func main() {
 	var err error
 	switch mode := os.Getenv("FLOOR_SERVER"); mode {
 	case "", "net/http":
-		err = http.ListenAndServe(addr, http.HandlerFunc(serve))
+		err = http.ListenAndServe(addr, http.HandlerFunc(new(floor).serve))
 	case "raw":
 		var ln net.Listener
 		if ln, err = net.Listen("tcp", addr); err == nil {
@@ -58,7 +58,14 @@ var (
 	size    = []string{"1024"}
 )
 
-func serve(w http.ResponseWriter, r *http.Request) {
+// floor is the net/http stand-in; it remembers the big bodies it kept.
+type floor struct {
+	// kept holds the digests of the bodies kept, so that a request for any
+	// other blob (every HEAD of row 6) makes no system call to find out.
+	kept sync.Map
+}
+
+func (fl *floor) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// What Berth sets on every response: the config's http.headers (the
 	// registry:2 config has X-Content-Type-Options), the API version and
@@ -71,7 +78,7 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Location", "/v2/floor/blobs/uploads/"+rand.Text())
 		w.WriteHeader(http.StatusAccepted)
 	case r.Method == http.MethodPut:
-		if err := keep(r); err != nil {
+		if err := fl.keep(r); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -83,7 +90,7 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		h["Content-Type"] = octets
 		h["Accept-Ranges"] = ranges
 		h["Cache-Control"] = forever
-		if _, ok := kept.Load(d); ok {
+		if _, ok := fl.kept.Load(d); ok {
 			if f, err := os.Open(keptName(d)); err == nil {
 				defer f.Close()
 				http.ServeContent(w, r, "", time.Time{}, f)
@@ -103,13 +110,9 @@ func serve(w http.ResponseWriter, r *http.Request) {
 // keepFrom is the body size from which a PUT's body is kept.
 const keepFrom = 1 << 20
 
-// kept holds the digests of the bodies kept, so that a request for any
-// other blob (every HEAD of row 6) makes no system call to find out.
-var kept sync.Map
-
 // keep stores the body of a big monolithic PUT under its digest; small
 // and bodiless ones are read and dropped.
-func keep(r *http.Request) error {
+func (fl *floor) keep(r *http.Request) error {
 	d := r.URL.Query().Get("digest")
 	if r.ContentLength < keepFrom || !strings.HasPrefix(d, "sha256:") || strings.ContainsAny(d, "/.") {
 		_, err := io.Copy(io.Discard, r.Body)
@@ -130,7 +133,7 @@ func keep(r *http.Request) error {
 		os.Remove(f.Name())
 		return err
 	}
-	kept.Store(d, struct{}{})
+	fl.kept.Store(d, struct{}{})
 	return nil
 }
 

@@ -16,7 +16,7 @@ import (
 // stand-in 1 KiB answer), since scenario 1 pulls what its setup pushed.
 func TestKeptBlobIsServedWhole(t *testing.T) {
 	t.Chdir(t.TempDir())
-	srv := httptest.NewServer(http.HandlerFunc(serve))
+	srv := httptest.NewServer(http.HandlerFunc(new(floor).serve))
 	defer srv.Close()
 	for _, tc := range []struct {
 		size, want int

@@ -17,7 +17,7 @@ import (
 // one write per request, no header map, no context, no URL parsing). It
 // says what an HTTP server of our own could buy in scenario 6, where the
 // net/http floor sits at the target. It answers a blob HEAD or GET, POST
-// and PUT with serve's statuses and header keys, and nothing more: no
+// and PUT with floor.serve's statuses and header keys, and nothing more: no
 // body is kept (it is not for scenario 1), only Content-Length bodies are
 // taken, Connection: close is not heeded.
 func serveRaw(ln net.Listener) error {

@@ -33,7 +33,7 @@ func startRaw(t *testing.T) string {
 // length from both, and the raw one must keep its connection alive.
 func TestRawAnswersLikeTheFloor(t *testing.T) {
 	t.Chdir(t.TempDir())
-	floor := httptest.NewServer(http.HandlerFunc(serve))
+	floor := httptest.NewServer(http.HandlerFunc(new(floor).serve))
 	defer floor.Close()
 	raw := "http://" + startRaw(t)
 
