@@ -58,6 +58,9 @@ var (
 	size    = []string{"1024"}
 )
 
+// uploadPath starts the Location of an upload the floor "started".
+const uploadPath = "/v2/floor/blobs/uploads/"
+
 // floor is the net/http stand-in; it remembers the big bodies it kept.
 type floor struct {
 	// kept holds the digests of the bodies kept, so that a request for any
@@ -75,7 +78,7 @@ func (fl *floor) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Request-Id", rand.Text())
 	switch {
 	case r.Method == http.MethodPost:
-		h.Set("Location", "/v2/floor/blobs/uploads/"+rand.Text())
+		h.Set("Location", uploadPath+rand.Text())
 		w.WriteHeader(http.StatusAccepted)
 	case r.Method == http.MethodPut:
 		if err := fl.keep(r); err != nil {

@@ -57,7 +57,7 @@ func rawConn(c net.Conn) error {
 		if blobReq {
 			digest = string(target[bytes.LastIndexByte(target, '/')+1:])
 		}
-		size, chunked, err := rawHeaders(br)
+		bodyLen, chunked, err := rawHeaders(br)
 		if err != nil {
 			return err
 		}
@@ -65,7 +65,7 @@ func rawConn(c net.Conn) error {
 			_, _ = bw.WriteString("HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 			return bw.Flush()
 		}
-		if _, err := io.CopyN(io.Discard, br, size); err != nil {
+		if _, err := io.CopyN(io.Discard, br, bodyLen); err != nil {
 			return err
 		}
 
@@ -76,7 +76,7 @@ func rawConn(c net.Conn) error {
 		case m == http.MethodPut:
 			status = "201 Created"
 		case blobReq:
-			length = "1024"
+			length = size[0]
 		}
 		// Appended piece by piece: a concatenation would allocate.
 		w := bw.AvailableBuffer()
@@ -86,14 +86,14 @@ func rawConn(c net.Conn) error {
 		w = append(w, length...)
 		w = append(w, "\r\nDate: "...)
 		w = time.Now().UTC().AppendFormat(w, http.TimeFormat)
-		w = append(w, "\r\nDocker-Distribution-Api-Version: registry/2.0\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: "...)
+		w = append(w, rawCommon...)
 		w = append(w, rand.Text()...)
 		if m == http.MethodPost {
-			w = append(w, "\r\nLocation: /v2/floor/blobs/uploads/"...)
+			w = append(w, "\r\nLocation: "+uploadPath...)
 			w = append(w, rand.Text()...)
 		}
 		if blobReq {
-			w = append(w, "\r\nAccept-Ranges: bytes\r\nCache-Control: max-age=31536000\r\nContent-Type: application/octet-stream\r\nDocker-Content-Digest: "...)
+			w = append(w, rawBlob...)
 			w = append(w, digest...)
 			w = append(w, "\r\nEtag: \""...)
 			w = append(w, digest...)
@@ -115,9 +115,16 @@ func rawConn(c net.Conn) error {
 	}
 }
 
+// The header lines the raw answer shares with floor.serve's, from the same
+// values, joined once; each ends where the request's own value follows.
+var (
+	rawCommon = "\r\nDocker-Distribution-Api-Version: " + version[0] + "\r\nX-Content-Type-Options: " + nosniff[0] + "\r\nX-Request-Id: "
+	rawBlob   = "\r\nAccept-Ranges: " + ranges[0] + "\r\nCache-Control: " + forever[0] + "\r\nContent-Type: " + octets[0] + "\r\nDocker-Content-Digest: "
+)
+
 // rawHeaders reads a request's header lines and returns its body's length
 // and whether the body is chunked.
-func rawHeaders(br *bufio.Reader) (size int64, chunked bool, err error) {
+func rawHeaders(br *bufio.Reader) (bodyLen int64, chunked bool, err error) {
 	for {
 		h, err := br.ReadSlice('\n')
 		if err != nil {
@@ -125,7 +132,7 @@ func rawHeaders(br *bufio.Reader) (size int64, chunked bool, err error) {
 		}
 		h = bytes.TrimRight(h, "\r\n")
 		if len(h) == 0 {
-			return size, chunked, nil
+			return bodyLen, chunked, nil
 		}
 		k, v, ok := bytes.Cut(h, []byte(":"))
 		if !ok {
@@ -134,7 +141,7 @@ func rawHeaders(br *bufio.Reader) (size int64, chunked bool, err error) {
 		v = bytes.TrimSpace(v)
 		switch {
 		case bytes.EqualFold(k, []byte("Content-Length")):
-			if size, err = strconv.ParseInt(string(v), 10, 64); err != nil || size < 0 {
+			if bodyLen, err = strconv.ParseInt(string(v), 10, 64); err != nil || bodyLen < 0 {
 				return 0, false, errors.New("bad Content-Length")
 			}
 		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
