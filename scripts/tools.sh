@@ -15,8 +15,9 @@ cache=$root/.cache
 bin=$cache/bin
 stamps=$cache/stamps
 
-# Go tools, built with GOBIN=.cache/bin: one "name module/path@version" line
-# each; name is the binary `go install` produces.
+# Go tools, built with `go install`: one "name module/path@version" line
+# each; the binary is installed as .cache/bin/name (toxiproxy's is called
+# plain "server" by go install, too generic to keep).
 go_tools='
 crane       github.com/google/go-containerregistry/cmd/crane@v0.22.1
 oras        oras.land/oras/cmd/oras@v1.3.6
@@ -28,6 +29,7 @@ fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1
 pebble      github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1
 helm        helm.sh/helm/v3/cmd/helm@v3.19.0
 pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.1
+toxiproxy-server github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0
 conformance github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111
 '
 
@@ -56,8 +58,12 @@ install_go() { # name spec
 	echo "tools: go install $2" >&2
 	# GOFLAGS from the caller (-mod=…, -tags=…) must not leak into a tool
 	# build; GOTOOLCHAIN=local keeps the build on the installed Go.
-	GOBIN=$bin GOFLAGS=-buildvcs=false GOTOOLCHAIN=local CGO_ENABLED=0 \
+	local tmp
+	tmp=$(mktemp -d "$cache/gobin.XXXXXX")
+	GOBIN=$tmp GOFLAGS=-buildvcs=false GOTOOLCHAIN=local CGO_ENABLED=0 \
 		go install "$2"
+	mv "$tmp"/* "$bin/$1"
+	rmdir "$tmp"
 }
 
 install_npm() { # name spec
