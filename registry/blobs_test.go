@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -184,4 +185,8 @@ func TestBlobRedirect(t *testing.T) {
 			s.do("GET", "/v2/repo/blobs/"+digest.FromString("nope").String(), nil).expect(t, http.StatusNotFound, CodeBlobUnknown)
 		})
 	}
+}
+
+func (r redirector) Create(ctx context.Context, path string, b []byte) error {
+	return driver.Create(ctx, r.Driver, path, b)
 }

@@ -299,3 +299,10 @@ func TestBackendOutageIs503AndRecoversWithoutRestart(t *testing.T) {
 	res.expectHeader(t, "Docker-Content-Digest", d.String())
 	s.do("POST", "/v2/repo/blobs/uploads/", nil).expect(t, http.StatusAccepted, "")
 }
+
+func (o outage) Create(ctx context.Context, p string, b []byte) error {
+	if o.down.Load() {
+		return errBackendDown
+	}
+	return driver.Create(ctx, o.Driver, p, b)
+}

@@ -108,19 +108,18 @@ func (a *api) monolithicUpload(w http.ResponseWriter, r *http.Request, req *requ
 	return a.finishUpload(w, r, req, up, d)
 }
 
-// getUpload reports how much of an upload the registry has.
+// getUpload reports how much of an upload the registry has. It writes
+// nothing, so it works in read-only mode and beside a request that is
+// writing the upload.
 func (a *api) getUpload(w http.ResponseWriter, r *http.Request, req *request) error {
-	up, err := a.resume(r, req)
+	if err := a.checkUpload(r, req); err != nil {
+		return err
+	}
+	size, err := req.repo.StatUpload(r.Context(), req.ref)
 	if err != nil {
 		return err
 	}
-	if err := up.Close(r.Context()); err != nil {
-		return err
-	}
-	h := w.Header()
-	h.Set("Location", a.uploadLocation(r, req.name, up.ID()))
-	h.Set("Range", uploadRange(up.Size()))
-	h.Set("Docker-Upload-UUID", up.ID())
+	a.setUploadHeaders(w, r, req, req.ref, size)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -128,7 +127,7 @@ func (a *api) getUpload(w http.ResponseWriter, r *http.Request, req *request) er
 // patchUpload appends a chunk: with a Content-Range that must start where
 // the upload ends (else 416), or streamed without one.
 func (a *api) patchUpload(w http.ResponseWriter, r *http.Request, req *request) error {
-	up, err := a.resume(r, req)
+	up, err := a.resume(w, r, req)
 	if err != nil {
 		return err
 	}
@@ -158,7 +157,7 @@ func (a *api) putUpload(w http.ResponseWriter, r *http.Request, req *request) er
 	if err != nil {
 		return err
 	}
-	up, err := a.resume(r, req)
+	up, err := a.resume(w, r, req)
 	if err != nil {
 		return err
 	}
@@ -199,7 +198,7 @@ func (a *api) finishUpload(w http.ResponseWriter, r *http.Request, req *request,
 
 // cancelUpload discards an upload and what it holds.
 func (a *api) cancelUpload(w http.ResponseWriter, r *http.Request, req *request) error {
-	up, err := a.resume(r, req)
+	up, err := a.resume(w, r, req)
 	if err != nil {
 		return err
 	}
@@ -210,14 +209,39 @@ func (a *api) cancelUpload(w http.ResponseWriter, r *http.Request, req *request)
 	return nil
 }
 
-func (a *api) resume(r *http.Request, req *request) (storage.Upload, error) {
-	if !uploadIDRE.MatchString(req.ref) {
-		return nil, &Error{Code: CodeBlobUploadUnknown, Detail: map[string]string{"uuid": truncate(req.ref, 128)}}
-	}
-	if err := a.checkUploadState(r, req.name, req.ref); err != nil {
+// resume opens the request's upload for it alone. An upload another
+// request is writing or committing is refused with 416 and the Range the
+// session had when its last request ended, so the client can resume from
+// there once that request is over, never interleaving with it.
+func (a *api) resume(w http.ResponseWriter, r *http.Request, req *request) (storage.Upload, error) {
+	if err := a.checkUpload(r, req); err != nil {
 		return nil, err
 	}
-	return req.repo.ResumeUpload(r.Context(), req.ref)
+	up, err := req.repo.ResumeUpload(r.Context(), req.ref)
+	var busy *storage.BusyError
+	if errors.As(err, &busy) {
+		a.setUploadHeaders(w, r, req, req.ref, busy.Size)
+		return nil, &Error{Code: CodeBlobUploadInvalid, Status: http.StatusRequestedRangeNotSatisfiable,
+			Message: "upload is in use by another request", Detail: map[string]string{"range": uploadRange(busy.Size)}, Err: err}
+	}
+	return up, err
+}
+
+// checkUpload refuses a malformed upload id, or one whose signed state
+// does not match it.
+func (a *api) checkUpload(r *http.Request, req *request) error {
+	if !uploadIDRE.MatchString(req.ref) {
+		return &Error{Code: CodeBlobUploadUnknown, Detail: map[string]string{"uuid": truncate(req.ref, 128)}}
+	}
+	return a.checkUploadState(r, req.name, req.ref)
+}
+
+// setUploadHeaders sets what every answer about an upload session carries.
+func (a *api) setUploadHeaders(w http.ResponseWriter, r *http.Request, req *request, id string, size int64) {
+	h := w.Header()
+	h.Set("Location", a.uploadLocation(r, req.name, id))
+	h.Set("Range", uploadRange(size))
+	h.Set("Docker-Upload-UUID", id)
 }
 
 // chunk checks the request's Content-Range, if any, against the upload and
@@ -233,10 +257,7 @@ func (a *api) chunk(w http.ResponseWriter, r *http.Request, req *request, up sto
 	if ok && start == up.Size() && (r.ContentLength < 0 || r.ContentLength == end-start+1) {
 		return io.LimitReader(r.Body, end-start+1), nil
 	}
-	h := w.Header()
-	h.Set("Location", a.uploadLocation(r, req.name, up.ID()))
-	h.Set("Range", uploadRange(up.Size()))
-	h.Set("Docker-Upload-UUID", up.ID())
+	a.setUploadHeaders(w, r, req, up.ID(), up.Size())
 	return nil, &Error{Code: CodeRangeInvalid, Detail: map[string]string{"content-range": truncate(cr, 64), "range": uploadRange(up.Size())}}
 }
 
@@ -272,10 +293,8 @@ func uploadRange(size int64) string {
 // uploadAccepted answers 202 for an upload session. It sends no
 // OCI-Chunk-Min-Length: chunks of any size are accepted.
 func (a *api) uploadAccepted(w http.ResponseWriter, r *http.Request, req *request, id string, size int64) {
+	a.setUploadHeaders(w, r, req, id, size)
 	h := w.Header()
-	h.Set("Location", a.uploadLocation(r, req.name, id))
-	h.Set("Range", uploadRange(size))
-	h.Set("Docker-Upload-UUID", id)
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 }

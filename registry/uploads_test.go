@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha512"
 	"encoding/hex"
 	"errors"
@@ -406,4 +407,8 @@ func TestUploadURLsAreSignedWithTheSecret(t *testing.T) {
 	if loc := plain.do("POST", "/v2/repo/blobs/uploads/", nil).header.Get("Location"); strings.Contains(loc, "_state") {
 		t.Errorf("unsigned Location %q has a _state", loc)
 	}
+}
+
+func (p partSized) Create(ctx context.Context, path string, b []byte) error {
+	return driver.Create(ctx, p.Driver, path, b)
 }

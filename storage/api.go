@@ -162,7 +162,12 @@ type Repository interface {
 
 	// Uploads.
 	NewUpload(ctx context.Context) (Upload, error)
+	// ResumeUpload opens the upload id for this request alone: while it
+	// is open, other requests on it get a *BusyError (ErrUploadBusy).
 	ResumeUpload(ctx context.Context, id string) (Upload, error)
+	// StatUpload tells how many bytes the upload id holds, writing
+	// nothing.
+	StatUpload(ctx context.Context, id string) (int64, error)
 
 	// Manifests and tags. ref is a tag or a digest.
 	GetManifest(ctx context.Context, ref string) (Manifest, error)

@@ -35,6 +35,7 @@ func (n invalidRepository) MountBlob(context.Context, string, digest.Digest) (De
 
 func (n invalidRepository) NewUpload(context.Context) (Upload, error) { return nil, n.err() }
 
+func (n invalidRepository) StatUpload(context.Context, string) (int64, error) { return 0, n.err() }
 func (n invalidRepository) ResumeUpload(context.Context, string) (Upload, error) {
 	return nil, n.err()
 }

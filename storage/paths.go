@@ -70,6 +70,11 @@ func uploadDataPath(name, id string) string { return uploadDir(name, id) + "/dat
 
 func uploadStartedAtPath(name, id string) string { return uploadDir(name, id) + "/startedat" }
 
+// uploadLeaseDir holds the claims of the session's lease (lease.go): one
+// writer at a time. Distribution ignores it and removes it with the
+// session.
+func uploadLeaseDir(name, id string) string { return uploadDir(name, id) + "/lease" }
+
 func uploadHashStatePath(name, id string, alg digest.Algorithm, offset int64) string {
 	return fmt.Sprintf("%s/hashstates/%s/%d", uploadDir(name, id), alg, offset)
 }

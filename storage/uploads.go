@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -41,7 +42,30 @@ type upload struct {
 	// to be re-read, or straight at the blob's place) or handed to
 	// CommitTo; until then Commit may still drop it.
 	committed bool
+	// lease makes this request the session's only writer, on every
+	// instance, until it ends; nil for a new session, which no one else
+	// knows of yet.
+	lease *lease
 }
+
+// uploadLeaseTerm is how long a request holds its session between
+// renewals. A request that dies (a killed instance) blocks the session
+// for this long plus leaseSkew; a live one renews every third of it.
+const uploadLeaseTerm = time.Minute
+
+// ErrUploadBusy is returned when another request, on this instance or
+// another, is writing or committing the upload: one writer per session at
+// a time, so two requests never interleave their bytes.
+var ErrUploadBusy = errors.New("blob upload in use by another request")
+
+// BusyError is the detail of ErrUploadBusy: Size is what the session
+// held when its last request ended, for the client to resume from.
+type BusyError struct {
+	Size int64
+}
+
+func (e *BusyError) Error() string { return ErrUploadBusy.Error() }
+func (e *BusyError) Unwrap() error { return ErrUploadBusy }
 
 var _ AlgorithmSetter = (*upload)(nil)
 
@@ -77,19 +101,74 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	if err != nil {
 		return nil, &Error{Err: ErrUploadInvalid, Detail: "corrupt upload start time"}
 	}
+	l, prev, err := acquireLease(ctx, r.driver(), uploadLeaseDir(r.name, id), uploadLeaseTerm, false)
+	if err != nil {
+		var he *heldError
+		if errors.As(err, &he) {
+			busy := &BusyError{}
+			if he.prev != nil && he.prev.Released {
+				busy.Size = he.prev.Size
+			}
+			return nil, busy
+		}
+		return nil, wrapDriverErr("resume upload", err)
+	}
+	l.keepAlive(ctx, 0)
 	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
 	if isNotFound(err) {
 		fw, err = r.adoptUpload(ctx, id)
 	}
 	if err != nil {
+		_ = l.release(ctx, -1)
 		return nil, wrapDriverErr("resume upload", err)
 	}
-	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true}
-	if err := u.loadHashState(ctx); err != nil {
+	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true, lease: l}
+	if err := u.loadHashState(ctx, prev); err != nil {
 		_ = fw.Close()
+		_ = l.release(ctx, -1)
 		return nil, err
 	}
 	return u, nil
+}
+
+// StatUpload tells how many bytes the upload id holds without opening it
+// for writing, so that asking (GET) writes nothing: from what the last
+// request on it recorded when it ended.
+func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err error) {
+	if !validUploadID(id) {
+		return 0, &Error{Err: ErrUploadUnknown, Detail: "malformed upload id"}
+	}
+	if _, err := r.driver().Stat(ctx, uploadStartedAtPath(r.name, id)); err != nil {
+		if isNotFound(err) {
+			return 0, ErrUploadUnknown
+		}
+		return 0, wrapDriverErr("stat upload", err)
+	}
+	dir := uploadLeaseDir(r.name, id)
+	gen, rec, err := currentClaim(ctx, r.driver(), dir)
+	if err != nil {
+		return 0, wrapDriverErr("stat upload", err)
+	}
+	// While a request writes, the session holds what the one before it
+	// left: the claim before the current one.
+	for ; gen > 0; gen-- {
+		if rec != nil && rec.Released {
+			return rec.Size, nil
+		}
+		if gen > 1 {
+			if rec, err = readClaim(ctx, r.driver(), dir, gen-1); err != nil {
+				return 0, wrapDriverErr("stat upload", err)
+			}
+		}
+	}
+	// A session no Berth request ended (one Distribution wrote during a
+	// migration): only its writer knows.
+	u, err := r.ResumeUpload(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	defer u.Close(ctx)
+	return u.Size(), nil
 }
 
 // adoptUpload opens a writer for an upload with no unfinished write: one
@@ -121,10 +200,24 @@ func (r *repository) adoptUpload(ctx context.Context, id string) (driver.FileWri
 }
 
 // loadHashState restores the running digest for the bytes already written.
-func (u *upload) loadHashState(ctx context.Context) error {
+//
+// A saved digest state describes the bytes its request hashed, not
+// necessarily the bytes stored: it is trusted only when the request before
+// this one ended cleanly (it released the session's lease, so no one wrote
+// after it) with the data at exactly the size the state is for. Anything
+// else (a request that died or lost its lease mid-write, a session written
+// by CNCF Distribution) leaves the running digest unknown, and Commit
+// hashes the stored bytes themselves.
+func (u *upload) loadHashState(ctx context.Context, prev *leaseRecord) error {
 	size := u.fw.Size()
 	if size == 0 {
 		u.h = u.alg.Hash()
+		return nil
+	}
+	if prev == nil || !prev.Released || prev.Size != size {
+		u.repo.reg.log.Info("upload digest state not trusted; commit will re-read the data",
+			"repo", u.repo.name, "upload", u.id, "offset", size)
+		u.h = nil
 		return nil
 	}
 	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
@@ -173,6 +266,13 @@ func (u *upload) SetAlgorithm(alg digest.Algorithm) error {
 func (u *upload) Write(p []byte) (int, error) {
 	if u.ended {
 		return 0, errUploadEnded
+	}
+	if u.lease != nil {
+		// A request whose lease lapsed (its instance stalled) must not
+		// write: another may hold the session by now.
+		if err := u.lease.valid(); err != nil {
+			return 0, &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
+		}
 	}
 	n, err := u.fw.Write(p)
 	if u.h != nil {
@@ -223,23 +323,56 @@ func (u *upload) Close(ctx context.Context) error {
 		return nil
 	}
 	u.ended = true
+	if u.lease != nil {
+		if err := u.lease.valid(); err != nil {
+			// Closing would save the writer's state over that of the
+			// request holding the session now. Left unclosed, the
+			// writer is reclaimed with this request; the lapsed claim
+			// tells the next request not to trust any digest state.
+			u.lease.abandon()
+			u.repo.reg.log.Warn("upload lease lapsed; this request's part is dropped", "repo", u.repo.name, "upload", u.id, "err", err)
+			return &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
+		}
+	}
 	if err := u.fw.Close(); err != nil {
+		if u.lease != nil {
+			u.lease.abandon()
+		}
 		return wrapDriverErr("close upload", err)
 	}
+	size := u.fw.Size()
 	if !u.saved {
-		// After the data, so a resumable session always has its bytes.
+		// After the data, so a resumable session always has its bytes;
+		// the first claim on the session's lease records how this first
+		// request left it.
 		if err := driver.PutScratch(ctx, u.repo.driver(), uploadStartedAtPath(u.repo.name, u.id), []byte(u.startedAt.Format(time.RFC3339))); err != nil {
 			return wrapDriverErr("start upload", err)
 		}
 		u.saved = true
+		first, _ := json.Marshal(leaseRecord{Owner: "new", Expires: u.startedAt, Released: true, Size: size})
+		if err := driver.Create(ctx, u.repo.driver(), leaseClaimPath(uploadLeaseDir(u.repo.name, u.id), 1), first); err != nil {
+			return wrapDriverErr("start upload", err)
+		}
 	}
-	size := u.fw.Size()
+	u.saveHashState(ctx, size)
+	if u.lease != nil {
+		// After the digest state: the release is what vouches for it.
+		if err := u.lease.release(ctx, size); err != nil {
+			return wrapDriverErr("close upload", err)
+		}
+	}
+	return nil
+}
+
+// saveHashState records the running digest at size, for the next request.
+// Failing to is not fatal: Commit then re-reads the data.
+func (u *upload) saveHashState(ctx context.Context, size int64) {
 	if u.h == nil || size == 0 || u.hashed != size {
-		return nil
+		return
 	}
 	m, ok := u.h.(encoding.BinaryMarshaler)
 	if !ok {
-		return nil
+		return
 	}
 	state, err := m.MarshalBinary()
 	if err == nil {
@@ -248,11 +381,13 @@ func (u *upload) Close(ctx context.Context) error {
 	if err != nil {
 		u.repo.reg.log.Warn("upload digest state not saved", "repo", u.repo.name, "upload", u.id, "err", err)
 	}
-	return nil
 }
 
 // Cancel discards the upload.
 func (u *upload) Cancel(ctx context.Context) error {
+	if u.lease != nil {
+		defer u.lease.abandon()
+	}
 	if !u.ended {
 		u.ended = true
 		if err := u.fw.Cancel(ctx); err != nil && !isNotFound(err) {
@@ -275,6 +410,14 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 		return Descriptor{}, err
 	}
 	u.ended = true
+	if u.lease != nil {
+		defer u.lease.abandon()
+		// The lease is renewed while the commit runs; a lapsed one means
+		// another request may have written since this one began.
+		if err := u.lease.valid(); err != nil {
+			return Descriptor{}, &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
+		}
+	}
 	size := u.fw.Size()
 	r := u.repo
 	var link <-chan error

@@ -39,6 +39,17 @@ func PutScratch(ctx context.Context, d Driver, path string, content []byte) erro
 	return PutContent(ctx, d, path, content)
 }
 
+// Create stores content at path only if nothing is there (ErrExist
+// otherwise), atomically, with the driver's Creator. A driver without one
+// cannot offer the exclusion a lease needs: ErrUnsupported, rather than a
+// Stat-then-Put that two instances could both win.
+func Create(ctx context.Context, d Driver, path string, content []byte) error {
+	if c, ok := d.(Creator); ok {
+		return c.Create(ctx, path, content)
+	}
+	return ErrUnsupported
+}
+
 // CommitTo commits the write fw, opened on d for src, at dst: in one step
 // when the writer is a CommitMover, else with Commit then Move.
 func CommitTo(ctx context.Context, d Driver, fw FileWriter, src, dst string) error {

@@ -108,6 +108,18 @@ type ScratchPutter interface {
 	PutScratch(ctx context.Context, path string, content []byte) error
 }
 
+// Creator is implemented by drivers that can store a small file only
+// where nothing is yet, in one atomic step: of several Creates of one
+// path, on any number of instances, exactly one succeeds and the others
+// get ErrExist. Leases (one writer per upload session, one garbage
+// collection) are built on it. Every built-in driver has it: the file
+// system links a finished temporary file into place, the object stores
+// send a conditional write (If-None-Match: *, ifGenerationMatch=0). Use
+// the Create function, which refuses drivers without it.
+type Creator interface {
+	Create(ctx context.Context, path string, content []byte) error
+}
+
 // CommitMover is implemented by FileWriters that can commit their write
 // at another path than the one they were opened for, in one step: the
 // file system renames its unfinished write straight into place instead of
@@ -162,6 +174,8 @@ var (
 	ErrInvalidPath   = errors.New("invalid path")
 	ErrInvalidOffset = errors.New("invalid offset")
 	ErrUnsupported   = errors.New("operation not supported by driver")
+	// ErrExist is returned by Create when something is at the path.
+	ErrExist = errors.New("path already exists")
 	// ErrSkipDir is returned by a WalkFunc to skip a directory's contents.
 	ErrSkipDir = errors.New("skip this directory")
 )

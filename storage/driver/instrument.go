@@ -80,6 +80,7 @@ var (
 	_ Redirector    = (*instrumented)(nil)
 	_ ContentPutter = (*instrumented)(nil)
 	_ ScratchPutter = (*instrumented)(nil)
+	_ Creator       = (*instrumented)(nil)
 	_ FileOpener    = (*instrumented)(nil)
 	_ UploadLister  = (*instrumented)(nil)
 	_ PartSizer     = (*instrumented)(nil)
@@ -172,6 +173,13 @@ func (in *instrumented) PutContent(ctx context.Context, path string, content []b
 func (in *instrumented) PutScratch(ctx context.Context, path string, content []byte) error {
 	ctx, end := in.begin(ctx, "putscratch", path)
 	err := PutScratch(ctx, in.d, path, content)
+	end(err)
+	return err
+}
+
+func (in *instrumented) Create(ctx context.Context, path string, content []byte) error {
+	ctx, end := in.begin(ctx, "create", path)
+	err := Create(ctx, in.d, path, content)
 	end(err)
 	return err
 }

@@ -14,10 +14,11 @@ import (
 // path and the driver. Wrapping a wrapped driver returns it unchanged.
 //
 // The result implements every optional interface (Walker, Redirector,
-// ContentPutter, ScratchPutter, FileOpener, UploadLister) so that wrapping hides none of
+// ContentPutter, ScratchPutter, Creator, FileOpener, UploadLister) so that
+// wrapping hides none of
 // d's. Where d lacks one, the wrapper does what a caller would do without
 // it: Walk lists directory by directory, PutContent goes through Writer,
-// PutScratch through PutContent,
+// PutScratch through PutContent, Create returns ErrUnsupported,
 // RedirectURL returns "" (serve it yourself), and OpenFile and Unfinished
 // return ErrUnsupported. Callers that must know what d itself offers use
 // Unwrap.
@@ -37,6 +38,7 @@ var (
 	_ Redirector    = (*wrapped)(nil)
 	_ ContentPutter = (*wrapped)(nil)
 	_ ScratchPutter = (*wrapped)(nil)
+	_ Creator       = (*wrapped)(nil)
 	_ FileOpener    = (*wrapped)(nil)
 	_ UploadLister  = (*wrapped)(nil)
 	_ PartSizer     = (*wrapped)(nil)
@@ -192,6 +194,13 @@ func (w *wrapped) PutScratch(ctx context.Context, path string, content []byte) e
 		return err
 	}
 	return w.fail("putscratch", path, PutScratch(ctx, w.d, path, content))
+}
+
+func (w *wrapped) Create(ctx context.Context, path string, content []byte) error {
+	if err := w.check("create", path); err != nil {
+		return err
+	}
+	return w.fail("create", path, Create(ctx, w.d, path, content))
 }
 
 func (w *wrapped) RedirectURL(r *http.Request, path string) (string, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
@@ -215,6 +216,21 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 		return mapErr("putcontent", path, err)
 	}
 	return nil
+}
+
+// Create implements driver.Creator with a Put Blob conditioned on
+// If-None-Match: *, which Azure refuses with 409 BlobAlreadyExists (or
+// 412) when the blob exists.
+func (d *Driver) Create(ctx context.Context, path string, content []byte) error {
+	bb := d.c.NewBlockBlobClient(d.name(path))
+	anyTag := azcore.ETagAny
+	_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(content)), &blockblob.UploadOptions{
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: &anyTag}},
+	})
+	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
+		return pathErr("create", path, driver.ErrExist)
+	}
+	return mapErr("create", path, err)
 }
 
 // Stat implements driver.Driver. A path is a directory while some blob

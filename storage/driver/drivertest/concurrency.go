@@ -2,6 +2,7 @@ package drivertest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -14,6 +15,47 @@ func (s *suite) concurrencyTests() map[string]func(*testing.T) {
 		"WritersToDistinctPaths":         s.testConcurrentWriters,
 		"WritesAndDeletesInOneDirectory": s.testConcurrentChurn,
 		"Readers":                        s.testConcurrentReaders,
+		"CreatesOfOnePath":               s.testConcurrentCreates,
+	}
+}
+
+// testConcurrentCreates races Creates of one path from separate driver
+// instances: leases rely on exactly one of them winning, on the others
+// being told ErrExist, and on the file holding the winner's bytes whole.
+func (s *suite) testConcurrentCreates(t *testing.T) {
+	if _, ok := unwrap(s.driver(t)).(driver.Creator); !ok {
+		t.Fatal("the driver does not implement driver.Creator: leases (upload sessions, gc) need it")
+	}
+	const n = 8
+	path := "/cc/lease/00000001"
+	for round := range 3 {
+		p := fmt.Sprintf("%s-%d", path, round)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		winners := []int{}
+		for i := range n {
+			wg.Go(func() {
+				err := driver.Create(t.Context(), s.driver(t), p, content(i))
+				switch {
+				case err == nil:
+					mu.Lock()
+					winners = append(winners, i)
+					mu.Unlock()
+				case !errors.Is(err, driver.ErrExist):
+					t.Errorf("Create %d: %v, want nil or ErrExist", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d Creates of one path won (%v), want exactly 1", round, len(winners), winners)
+		}
+		if got := get(t, s.driver(t), p); got != string(content(winners[0])) {
+			t.Fatalf("round %d: the file holds %d bytes, not the winner's", round, len(got))
+		}
+		if err := driver.Create(t.Context(), s.driver(t), p, []byte("late")); !errors.Is(err, driver.ErrExist) {
+			t.Fatalf("Create over an existing file: %v, want ErrExist", err)
+		}
 	}
 }
 

@@ -202,17 +202,28 @@ func (w *writer) Cancel(ctx context.Context) error {
 // PutContent implements driver.ContentPutter: one temporary file, synced
 // and renamed into place, with no unfinished write left if it fails.
 func (d *Driver) PutContent(ctx context.Context, path string, content []byte) error {
-	return d.put(ctx, path, content, true)
+	return d.put(ctx, path, content, true, false)
+}
+
+// Create implements driver.Creator: the temporary file is linked into
+// place, which fails when the path exists, so the content is whole the
+// moment it is visible and only one of several Creates wins. Like
+// PutScratch it does not sync: Berth's leases are what Create stores, and
+// a crash of this host ends their holders too.
+func (d *Driver) Create(ctx context.Context, path string, content []byte) error {
+	return d.put(ctx, path, content, false, true)
 }
 
 // PutScratch implements driver.ScratchPutter: PutContent without its
 // syncs, which are most of a small push's cost on a disk (an upload
 // session's files are written by every request of it).
 func (d *Driver) PutScratch(ctx context.Context, path string, content []byte) error {
-	return d.put(ctx, path, content, false)
+	return d.put(ctx, path, content, false, false)
 }
 
-func (d *Driver) put(ctx context.Context, path string, content []byte, durable bool) error {
+// put writes content to a temporary file and then renames it into place,
+// or, exclusive, links it there, refusing an existing file.
+func (d *Driver) put(ctx context.Context, path string, content []byte, durable, exclusive bool) error {
 	if err := d.acquire(ctx); err != nil {
 		return err
 	}
@@ -235,7 +246,15 @@ func (d *Driver) put(ctx context.Context, path string, content []byte, durable b
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case exclusive:
+		err = os.Link(f.Name(), final)
+		os.Remove(f.Name())
+		if errors.Is(err, fs.ErrExist) {
+			return driver.ErrExist
+		}
+	default:
 		err = os.Rename(f.Name(), final)
 	}
 	if err != nil {

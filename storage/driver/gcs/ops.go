@@ -223,6 +223,30 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 	return d.putObject(ctx, d.key(path), content, nil)
 }
 
+// Create implements driver.Creator with an upload conditioned on
+// ifGenerationMatch=0, which GCS refuses with 412 when the object exists.
+// It is not retried: a retry of a create that won but whose answer was
+// lost would report it lost, leaving a lease nobody holds until it ends.
+func (d *Driver) Create(ctx context.Context, path string, content []byte) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := d.bucket.Object(d.key(path)).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+	w.ChunkSize = 0
+	w.ContentType = blobContentType
+	w.CRC32C, w.SendCRC32C = crc32.Checksum(content, castagnoli), true
+	_, err := w.Write(content)
+	if err == nil {
+		err = w.Close()
+	}
+	switch {
+	case err == nil:
+		return nil
+	case httpStatus(err) == http.StatusPreconditionFailed:
+		return &driver.PathError{Op: "create", Path: path, Driver: driverName, Err: driver.ErrExist}
+	}
+	return fmt.Errorf("gcs: create %s: %w", path, err)
+}
+
 // putObject stores data at key in one request, checked by CRC32C. The
 // client's buffered Writer would copy data; it is in memory already, so the
 // request is sent unbuffered and retried here.

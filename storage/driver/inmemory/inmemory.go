@@ -55,6 +55,7 @@ func newDir(t time.Time) *node { return &node{children: map[string]*node{}, modT
 var (
 	_ driver.Walker       = (*Driver)(nil)
 	_ driver.UploadLister = (*Driver)(nil)
+	_ driver.Creator      = (*Driver)(nil)
 )
 
 // New returns an empty driver. Wrap it with driver.Wrap (driver.Open does)
@@ -275,4 +276,17 @@ func (d *Driver) remove(path string, now time.Time) {
 			break
 		}
 	}
+}
+
+// Create implements driver.Creator.
+func (d *Driver) Create(ctx context.Context, path string, content []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lookup(path) != nil {
+		return driver.ErrExist
+	}
+	return d.put(path, bytes.Clone(content), time.Now())
 }

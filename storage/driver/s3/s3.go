@@ -303,6 +303,25 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 	return mapErr("putcontent", path, err)
 }
 
+// Create implements driver.Creator with a conditional PUT (If-None-Match:
+// *): S3 answers 412 when the key exists, and 409 to the losers of a race
+// between conditional writes of one key.
+func (d *Driver) Create(ctx context.Context, path string, content []byte) error {
+	in := &s3.PutObjectInput{
+		Bucket: d.bucket, Key: aws.String(d.key(path)),
+		Body: bytes.NewReader(content), ContentLength: aws.Int64(int64(len(content))),
+		ContentType: aws.String("application/octet-stream"),
+		IfNoneMatch: aws.String("*"),
+	}
+	d.putOptions(in)
+	_, err := d.c.PutObject(ctx, in)
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusConflict) {
+		return pathErr("create", path, driver.ErrExist)
+	}
+	return mapErr("create", path, err)
+}
+
 // putOptions sets what every stored object carries: encryption, storage
 // class and ACL.
 func (d *Driver) putOptions(in *s3.PutObjectInput) {

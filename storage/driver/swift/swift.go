@@ -179,6 +179,20 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 	return nil
 }
 
+// Create implements driver.Creator with a PUT conditioned on
+// If-None-Match: *, which the object server refuses with 412 when the
+// object exists. It is sent once, not retried: a retry of a create that
+// won but whose answer was lost would report it lost.
+func (d *Driver) Create(ctx context.Context, path string, content []byte) error {
+	body := &detachable{r: bytes.NewReader(content)}
+	_, err := d.conn.ObjectPut(ctx, d.cfg.Container, d.object(path), body, false, "", contentType, swift.Headers{"If-None-Match": "*"})
+	body.detach()
+	if statusIs(err, http.StatusPreconditionFailed) {
+		return pathErr("create", path, driver.ErrExist)
+	}
+	return mapErr("create", path, err)
+}
+
 // Stat implements driver.Driver.
 func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error) {
 	if path != "/" {

@@ -1,0 +1,315 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// A lease is an exclusive right held through storage alone, so that
+// separate processes on separate hosts agree on who holds it: one writer
+// per upload session, one garbage collection per registry.
+//
+// It needs nothing of a backend but an atomic create (driver.Creator),
+// which every object store offers as a conditional write. A lease is a
+// directory of numbered claims:
+//
+//	<dir>/000000000001   {"owner":…, "expires":…, "released":true, "size":…}
+//	<dir>/000000000002   {"owner":…, "expires":…}   ← the current claim
+//
+// The current claim is the highest number. To take the lease, a holder
+// reads the current claim and, when it is released or expired, creates the
+// next number: of several contenders exactly one create succeeds. A claim
+// is only ever rewritten by its own holder (to renew or release it), so no
+// compare-and-swap is needed, and a stale holder rewriting an old claim
+// changes nothing, as a higher number exists. Claims are never reused: a
+// lapsed lease stays dead, and its holder learns so at its next check.
+//
+// The holder trusts its claim until validUntil by its own monotonic clock
+// (taken before the create was sent), renews well before, and stops using
+// the lease past it. Others honour the claim until its expiry plus
+// leaseSkew by their wall clock, which covers clock differences between
+// hosts and the time a create takes to land.
+type lease struct {
+	drv  driver.Driver
+	dir  string
+	gen  uint64
+	rec  leaseRecord
+	term time.Duration
+	// durable writes claims with PutContent rather than PutScratch: the
+	// gc lease must survive a crash of the storage host, an upload
+	// session's need not (its holders die with it).
+	durable bool
+
+	mu         sync.Mutex
+	validUntil time.Time // monotonic
+	err        error     // why the lease was lost, once it is
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+// leaseRecord is the content of one claim.
+type leaseRecord struct {
+	Owner   string    `json:"owner"`
+	Host    string    `json:"host,omitempty"`
+	Expires time.Time `json:"expires"`
+	// Released is set by the holder when it gives the lease up.
+	Released bool `json:"released,omitempty"`
+	// Size is what the holder leaves behind: for an upload session, the
+	// bytes its data holds at release, which tells the next holder that
+	// the digest state saved at that offset is the whole story.
+	Size int64 `json:"size,omitempty"`
+}
+
+// ErrLeaseHeld is returned when another holder has the lease.
+var ErrLeaseHeld = errors.New("storage: lease held by another holder")
+
+// errLeaseLost is returned by a holder's checks once its lease lapsed.
+var errLeaseLost = errors.New("storage: lease lost")
+
+// maxLeaseProbe bounds the walk past a listing that lags behind creates
+// (eventually consistent listings, as Swift's).
+const maxLeaseProbe = 64
+
+func leaseClaimPath(dir string, gen uint64) string {
+	return fmt.Sprintf("%s/%012d", dir, gen)
+}
+
+// currentClaim returns the current claim of the lease at dir and its number,
+// zero and nil when nothing was ever claimed. A claim whose content cannot
+// be read (cut short by a crash) is returned as an expired one.
+func currentClaim(ctx context.Context, drv driver.Driver, dir string) (uint64, *leaseRecord, error) {
+	names, err := drv.List(ctx, dir)
+	if err != nil && !isNotFound(err) {
+		return 0, nil, err
+	}
+	var gen uint64
+	for _, n := range names {
+		g, err := strconv.ParseUint(n[strings.LastIndexByte(n, '/')+1:], 10, 64)
+		if err == nil && g > gen {
+			gen = g
+		}
+	}
+	// A listing may lag behind a create: the claims after it are found by
+	// asking for them, and since numbers are never skipped, the first one
+	// missing ends the walk.
+	for range maxLeaseProbe {
+		if _, err := drv.Stat(ctx, leaseClaimPath(dir, gen+1)); isNotFound(err) {
+			break
+		} else if err != nil {
+			return 0, nil, err
+		}
+		gen++
+	}
+	if gen == 0 {
+		return 0, nil, nil
+	}
+	rec, err := readClaim(ctx, drv, dir, gen)
+	return gen, rec, err
+}
+
+func readClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64) (*leaseRecord, error) {
+	b, err := driver.GetContent(ctx, drv, leaseClaimPath(dir, gen), 4096)
+	if err != nil && !isNotFound(err) {
+		return nil, err
+	}
+	var rec leaseRecord
+	if err != nil || json.Unmarshal(b, &rec) != nil {
+		// Gone with its directory, or cut short: nobody holds it.
+		return &leaseRecord{}, nil
+	}
+	return &rec, nil
+}
+
+// live tells whether a claim still binds others at now.
+func (r *leaseRecord) live(now time.Time) bool {
+	return r != nil && !r.Released && now.Before(r.Expires.Add(leaseSkew))
+}
+
+// heldError describes the lease's current holder.
+type heldError struct {
+	rec leaseRecord
+	// prev is the claim before the current one, when it was read: what
+	// the last holder to finish left behind.
+	prev *leaseRecord
+}
+
+func (e *heldError) Error() string {
+	return fmt.Sprintf("%v (owner %s on %s, until %s)", ErrLeaseHeld, e.rec.Owner, e.rec.Host, e.rec.Expires.Format(time.RFC3339))
+}
+
+func (e *heldError) Unwrap() error { return ErrLeaseHeld }
+
+// acquireLease takes the lease at dir for term, or fails with an error
+// wrapping ErrLeaseHeld. It returns the claim it superseded (nil when
+// there was none), whose Released and Size tell how the last holder left.
+func acquireLease(ctx context.Context, drv driver.Driver, dir string, term time.Duration, durable bool) (*lease, *leaseRecord, error) {
+	gen, cur, err := currentClaim(ctx, drv, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cur.live(time.Now()) {
+		he := &heldError{rec: *cur}
+		if gen > 1 {
+			he.prev, _ = readClaim(ctx, drv, dir, gen-1)
+		}
+		return nil, nil, he
+	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	host, _ := os.Hostname()
+	start := time.Now()
+	l := &lease{
+		drv: drv, dir: dir, gen: gen + 1, term: term, durable: durable,
+		rec:        leaseRecord{Owner: hex.EncodeToString(id), Host: host, Expires: start.Add(term).UTC()},
+		validUntil: start.Add(term),
+	}
+	b, _ := json.Marshal(l.rec)
+	if err := driver.Create(ctx, drv, leaseClaimPath(dir, l.gen), b); err != nil {
+		if errors.Is(err, driver.ErrExist) {
+			// Another contender created the same number first.
+			rec, _ := readClaim(ctx, drv, dir, l.gen)
+			he := &heldError{prev: cur}
+			if rec != nil {
+				he.rec = *rec
+			}
+			return nil, nil, he
+		}
+		return nil, nil, err
+	}
+	return l, cur, nil
+}
+
+// valid reports whether the holder may still act under the lease.
+func (l *lease) valid() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	if !time.Now().Before(l.validUntil) {
+		l.err = fmt.Errorf("%w: it expired at %s", errLeaseLost, l.validUntil.Format(time.RFC3339))
+		return l.err
+	}
+	return nil
+}
+
+// renew extends the lease by its term. A lapsed lease is never renewed:
+// another holder may have taken it, and its claims count from then on.
+func (l *lease) renew(ctx context.Context) error {
+	if err := l.valid(); err != nil {
+		return err
+	}
+	start := time.Now()
+	l.mu.Lock()
+	rec := l.rec
+	l.mu.Unlock()
+	rec.Expires = start.Add(l.term).UTC()
+	if err := l.write(ctx, rec); err != nil {
+		return err
+	}
+	// A later claim means the lease lapsed by another's clock while
+	// this one thought it held: what it does from now on must not count.
+	if _, err := l.drv.Stat(ctx, leaseClaimPath(l.dir, l.gen+1)); err == nil {
+		return l.lose(fmt.Errorf("%w: claim %d was superseded", errLeaseLost, l.gen))
+	} else if !isNotFound(err) {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	// Valid from when the renewal was sent, as others see the new expiry
+	// only once it has landed.
+	l.rec, l.validUntil = rec, start.Add(l.term)
+	return nil
+}
+
+func (l *lease) write(ctx context.Context, rec leaseRecord) error {
+	b, _ := json.Marshal(rec)
+	p := leaseClaimPath(l.dir, l.gen)
+	if l.durable {
+		return driver.PutContent(ctx, l.drv, p, b)
+	}
+	return driver.PutScratch(ctx, l.drv, p, b)
+}
+
+func (l *lease) lose(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = err
+	}
+	return l.err
+}
+
+// keepAlive renews the lease every third of its term until release. A
+// renewal that fails leaves the lease to lapse at validUntil, which every
+// use of it checks; it is tried again until then.
+func (l *lease) keepAlive(ctx context.Context, every time.Duration) {
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	if every <= 0 {
+		every = l.term / 3
+	}
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+				if err := l.renew(ctx); errors.Is(err, errLeaseLost) {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// stopKeepAlive ends the renewals, waiting for one under way.
+func (l *lease) stopKeepAlive() {
+	if l.stop != nil {
+		close(l.stop)
+		<-l.done
+		l.stop = nil
+	}
+}
+
+// release gives the lease up, recording size for the next holder. A
+// lapsed lease is not written to: its claim tells the next holder that
+// whatever it guarded was left in an unknown state.
+func (l *lease) release(ctx context.Context, size int64) error {
+	l.stopKeepAlive()
+	if err := l.valid(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	rec := l.rec
+	l.mu.Unlock()
+	rec.Released, rec.Size = true, size
+	err := l.write(ctx, rec)
+	_ = l.lose(fmt.Errorf("%w: released", errLeaseLost))
+	return err
+}
+
+// abandon stops renewing without writing anything: the holder is done and
+// what the lease guarded is gone (a committed or cancelled upload's
+// directory, claims included).
+func (l *lease) abandon() {
+	l.stopKeepAlive()
+	_ = l.lose(fmt.Errorf("%w: abandoned", errLeaseLost))
+}
