@@ -163,7 +163,8 @@ func (c *Controller) Authorize(w http.ResponseWriter, r *http.Request, _ []regis
 	if !c.check(user, pass) {
 		return nil, auth.Unauthorized(w, challenge, "invalid username or password", nil)
 	}
-	return r.WithContext(registry.WithUser(r.Context(), user)), nil
+	ctx := registry.WithUser(r.Context(), user)
+	return r.WithContext(registry.WithPullable(ctx, registry.Pullable{All: true})), nil
 }
 
 // check reports whether user exists and pass is theirs, in the same time
