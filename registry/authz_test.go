@@ -321,7 +321,7 @@ func newAuthzFixture(t *testing.T, keys *authzKeys, mode authMode) *authzFixture
 	opts := registry.Options{ReadOnly: mode.readOnly}
 	switch mode.kind {
 	case "htpasswd":
-		c, err := htpasswd.New("authz", keys.htpasswd, nil)
+		c, err := htpasswd.New(htpasswd.Options{Realm: "authz", Path: keys.htpasswd}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
