@@ -148,6 +148,10 @@ var authzRoutes = []authzRoute{
 	// upload, whatever the rest of the registry holds.
 	{name: "mount from own without the blob", method: "POST", path: "/v2/team/app/blobs/uploads/?mount={private}&from=team/app", mount: "{private}",
 		want: [16]int{202, 405, 401, 401, 401, 202, 405, 401, 401, 202, 202, 401, 401, 202, 401, 405}},
+	// from given twice: the first is the one asked for and the one used,
+	// so a second from cannot smuggle in a source never authorized.
+	{name: "mount from given twice", method: "POST", path: "/v2/team/app/blobs/uploads/?mount={private}&from=team/app&from=other/repo", mount: "{private}",
+		want: [16]int{202, 405, 401, 401, 401, 202, 405, 401, 401, 202, 202, 401, 401, 202, 401, 405}},
 	// Without from, only a repository the caller may pull is a source:
 	// every repository under none and htpasswd, the token's own
 	// otherwise. A caller that may not pull other/repo gets the same

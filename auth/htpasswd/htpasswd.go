@@ -226,11 +226,14 @@ func (c *Controller) Authorize(w http.ResponseWriter, r *http.Request, _ []regis
 	if !c.isVerified(key, hash, known) {
 		client := clientKey(r)
 		if wait, blocked := c.failed.blocked(client); blocked {
-			c.log.WarnContext(r.Context(), "htpasswd login refused: too many failures", "remote", client, "retry_after", wait)
 			return nil, auth.TooManyRequests(w, wait, "too many failed logins")
 		}
 		if !c.verify(key, hash, known, pass) {
-			c.failed.fail(client)
+			if c.failed.fail(client) {
+				// Once per client and window; each refusal is in the
+				// access log as a 429.
+				c.log.WarnContext(r.Context(), "htpasswd failed logins over the limit", "client", client)
+			}
 			return nil, auth.Unauthorized(w, challenge, "invalid username or password", nil)
 		}
 	}

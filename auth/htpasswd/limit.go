@@ -60,10 +60,11 @@ func (f *failures) blocked(client string) (time.Duration, bool) {
 	return c.start.Add(f.window).Sub(now), true
 }
 
-// fail records one failed login of client.
-func (f *failures) fail(client string) {
+// fail records one failed login of client and reports whether it was the
+// one that used up the client's budget.
+func (f *failures) fail(client string) bool {
 	if f == nil {
-		return
+		return false
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -73,6 +74,7 @@ func (f *failures) fail(client string) {
 		c.start = now
 	}
 	c.n++
+	return c.n == f.max
 }
 
 // counter returns client's live counter: its own, the shared one when the
