@@ -5,6 +5,8 @@ package auth
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/berth-registry/berth/registry"
 )
@@ -21,4 +23,12 @@ type Controller interface {
 func Unauthorized(w http.ResponseWriter, challenge, message string, cause error) error {
 	w.Header().Set("WWW-Authenticate", challenge)
 	return &registry.Error{Code: registry.CodeUnauthorized, Message: message, Err: cause}
+}
+
+// TooManyRequests is the 429 sent to a client that must wait before it
+// tries again; Retry-After says how long, in whole seconds (at least one).
+func TooManyRequests(w http.ResponseWriter, wait time.Duration, message string) error {
+	secs := int64((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	return &registry.Error{Code: registry.CodeTooManyRequests, Message: message}
 }

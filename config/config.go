@@ -26,6 +26,9 @@ type Config struct {
 	Proxy         Proxy         `yaml:"proxy,omitempty"`
 	Validation    Validation    `yaml:"validation,omitempty"`
 	Policy        Policy        `yaml:"policy,omitempty"`
+	// Berth holds the keys Distribution does not have, in a top-level
+	// section Distribution ignores.
+	Berth Berth `yaml:"berth,omitempty"`
 
 	// Warnings are things a program should log at start: deprecated keys,
 	// environment variables that match no key.
@@ -481,4 +484,25 @@ type Policy struct {
 // RepositoryPolicy lists the allowed repository classes.
 type RepositoryPolicy struct {
 	Classes []string `yaml:"classes,omitempty"`
+}
+
+// Berth is the berth section: Berth-only keys, under the names of the
+// Distribution sections they extend.
+type Berth struct {
+	Auth BerthAuth `yaml:"auth,omitempty"`
+}
+
+// BerthAuth extends the auth section.
+type BerthAuth struct {
+	Htpasswd BerthHtpasswd `yaml:"htpasswd,omitempty"`
+}
+
+// BerthHtpasswd limits failed htpasswd logins per client address.
+type BerthHtpasswd struct {
+	// MaxFailures is how many failed logins a client may make within
+	// FailureWindow before it gets 429 until the window ends; 0 turns
+	// the limit off. Default 10.
+	MaxFailures int `yaml:"maxfailures"`
+	// FailureWindow starts at a client's first failure. Default 1m.
+	FailureWindow time.Duration `yaml:"failurewindow"`
 }

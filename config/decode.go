@@ -33,6 +33,9 @@ func defaults() *Config {
 		HTTP:    HTTP{Net: "tcp"},
 		Catalog: Catalog{MaxEntries: 1000},
 		Tags:    Tags{MaxTags: 1000},
+		Berth: Berth{Auth: BerthAuth{Htpasswd: BerthHtpasswd{
+			MaxFailures: 10, FailureWindow: time.Minute,
+		}}},
 	}
 }
 
@@ -285,6 +288,12 @@ func (p *parser) check(c *Config) {
 	p.notNegative("tags.maxtags", c.Tags.MaxTags)
 	if c.Tags.MaxTags == 0 {
 		c.Tags.MaxTags = 1000
+	}
+
+	bh := c.Berth.Auth.Htpasswd
+	p.notNegative("berth.auth.htpasswd.maxfailures", bh.MaxFailures)
+	if bh.MaxFailures > 0 && bh.FailureWindow <= 0 {
+		p.fail("berth.auth.htpasswd.failurewindow", "must be positive while maxfailures is not 0")
 	}
 
 	px := &c.Proxy

@@ -18,3 +18,27 @@ func UserFromContext(ctx context.Context) string {
 	name, _ := ctx.Value(userKey{}).(string)
 	return name
 }
+
+// pullableKey is the context key of what the caller may pull.
+type pullableKey struct{}
+
+// Pullable is every repository an authenticated caller may pull, whatever
+// its request asked for. A mount without from takes blobs only from there.
+// The zero value is nothing.
+type Pullable struct {
+	// All is every repository: an htpasswd user, who may do everything.
+	All bool
+	// Repositories are the ones named with pull (or *) in a token.
+	Repositories []string
+}
+
+// WithPullable returns ctx carrying what the caller may pull. An
+// Authorizer that does not call it grants a mount without from nothing.
+func WithPullable(ctx context.Context, p Pullable) context.Context {
+	return context.WithValue(ctx, pullableKey{}, p)
+}
+
+func pullableFrom(ctx context.Context) Pullable {
+	p, _ := ctx.Value(pullableKey{}).(Pullable)
+	return p
+}

@@ -95,6 +95,9 @@ type request struct {
 	target
 	repo storage.Repository // nil for the base and catalog
 	log  *slog.Logger
+	// mount is where a mount (POST .../blobs/uploads/?mount=) may take
+	// its blob from, as dispatch decided; nowhere on other routes.
+	mount storage.MountSource
 }
 
 // New returns the handler of the whole API over reg.
@@ -145,22 +148,29 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 			return unhealthy(err)
 		}
 	}
+	// With no Authorizer the registry is open: anyone may pull anything.
+	pullable := Pullable{All: true}
 	if a.opts.Authorize != nil {
-		r2, err := a.opts.Authorize(w, r, accessFor(r, t))
+		r2, err := a.opts.Authorize(w, r, accessFor(r, t, rt.need))
 		if err != nil {
 			return err
 		}
+		pullable = Pullable{}
 		if r2 != nil {
 			r = r2
 			w.user = UserFromContext(r.Context())
+			pullable = pullableFrom(r.Context())
 		}
 	}
-	if a.opts.ReadOnly && isWrite(r.Method) {
+	if a.opts.ReadOnly && rt.need.writes() {
 		return apiErr(CodeUnsupported, "registry is in read-only mode")
 	}
 	req := &request{target: t, log: log}
 	if t.name != "" {
 		req.repo = a.reg.Repository(t.name)
+	}
+	if rt.need == needPushMount {
+		req.mount = mountSource(r, pullable)
 	}
 	return rt.handle(a, w, r, req)
 }
@@ -168,31 +178,61 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 // errNotFound answers a path that is no part of the API.
 var errNotFound = &Error{Code: CodeUnsupported, Message: "unknown API endpoint", Status: http.StatusNotFound}
 
-// accessFor lists what a request does, for the Authorizer: pull for reads,
-// pull and push for writes, delete for deletes, pull on the source of a
-// cross-repository mount, and the catalog for /v2/_catalog.
-func accessFor(r *http.Request, t target) []Access {
-	switch t.kind {
-	case kindBase:
-		return nil
-	case kindCatalog:
+// accessFor lists what a request does, for the Authorizer, from its
+// route's need: pull for reads, pull and push for writes and upload
+// sessions, delete for deletes, pull on the source of a cross-repository
+// mount that names one, and the catalog for /v2/_catalog.
+func accessFor(r *http.Request, t target, n need) []Access {
+	repo := func(actions ...string) []Access {
+		return []Access{{Type: "repository", Name: t.name, Actions: actions}}
+	}
+	switch n {
+	case needCatalog:
 		return []Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
-	}
-	var actions []string
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		actions = []string{"pull"}
-	case http.MethodDelete:
-		actions = []string{"delete"}
-	default:
-		actions = []string{"pull", "push"}
-	}
-	access := []Access{{Type: "repository", Name: t.name, Actions: actions}}
-	if t.kind == kindUploads && r.Method == http.MethodPost {
+	case needPull:
+		return repo("pull")
+	case needPush:
+		return repo("pull", "push")
+	case needDelete:
+		return repo("delete")
+	case needPushMount:
+		access := repo("pull", "push")
 		q := r.URL.Query()
 		if from := q.Get("from"); q.Get("mount") != "" && from != "" && from != t.name && validName(from) {
 			access = append(access, Access{Type: "repository", Name: from, Actions: []string{"pull"}})
 		}
+		return access
 	}
-	return access
+	return nil // needIdentity
+}
+
+// maxMountSources bounds the repositories a mount without from looks in,
+// so a token naming hundreds of repositories cannot make one request cost
+// hundreds of backend reads; past it the client uploads, as for a blob
+// not found.
+const maxMountSources = 8
+
+// mountSource is where a mount may take its blob from. A request naming
+// from takes it from there only (accessFor had the Authorizer check pull
+// on it). Without from, only from what the caller could already pull: any
+// repository when it may pull them all, else the repositories its
+// credentials name, so the 201 of a mount never tells of a blob the caller
+// could not have read, and a blob it could not read is uploaded (202)
+// exactly as one that exists nowhere.
+func mountSource(r *http.Request, p Pullable) storage.MountSource {
+	q := r.URL.Query()
+	if q.Get("mount") == "" {
+		return storage.MountSource{}
+	}
+	if from := q.Get("from"); from != "" {
+		return storage.MountSource{Repositories: []string{from}}
+	}
+	if p.All {
+		return storage.MountSource{Any: true}
+	}
+	repos := p.Repositories
+	if len(repos) > maxMountSources {
+		repos = repos[:maxMountSources]
+	}
+	return storage.MountSource{Repositories: repos}
 }

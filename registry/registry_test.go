@@ -106,7 +106,10 @@ func TestAuthorizerSeesWhatEachRouteDoes(t *testing.T) {
 		{"POST", "/v2/r/blobs/uploads/", []Access{{"repository", "r", []string{"pull", "push"}}}},
 		{"POST", "/v2/r/blobs/uploads/?mount=" + d + "&from=src", []Access{
 			{"repository", "r", []string{"pull", "push"}}, {"repository", "src", []string{"pull"}}}},
+		{"POST", "/v2/r/blobs/uploads/?mount=" + d, []Access{{"repository", "r", []string{"pull", "push"}}}},
 		{"PATCH", "/v2/r/blobs/uploads/id", []Access{{"repository", "r", []string{"pull", "push"}}}},
+		{"GET", "/v2/r/blobs/uploads/id", []Access{{"repository", "r", []string{"pull", "push"}}}},
+		{"DELETE", "/v2/r/blobs/uploads/id", []Access{{"repository", "r", []string{"pull", "push"}}}},
 		{"GET", "/v2/r/referrers/" + d, []Access{{"repository", "r", []string{"pull"}}}},
 	}
 	for _, tt := range tests {

@@ -23,33 +23,65 @@ const (
 // response itself and returns any failure for writeError.
 type handlerFunc func(a *api, w http.ResponseWriter, r *http.Request, req *request) error
 
+// need is what a route asks of the Authorizer, and whether read-only mode
+// refuses it. It is the one place where access is decided: handlers never
+// check a permission themselves.
+type need int
+
+const (
+	// needIdentity asks only "who are you?" (the base /v2/).
+	needIdentity need = iota + 1
+	// needCatalog asks registry:catalog:*.
+	needCatalog
+	// needPull asks pull on the repository.
+	needPull
+	// needPush asks pull and push: writing content, and every step of an
+	// upload session (asking where it stands and cancelling it too).
+	needPush
+	// needPushMount is needPush plus pull on the mount's from repository
+	// when the request names one; without from, the mount takes blobs
+	// only from what the caller may pull (see mountSource).
+	needPushMount
+	// needDelete asks delete on the repository.
+	needDelete
+)
+
+// writes reports whether read-only mode refuses the route: everything
+// that changes storage, including the upload-session routes, whose state
+// a GET may rewrite and which cannot go on to a commit anyway.
+func (n need) writes() bool {
+	return n == needPush || n == needPushMount || n == needDelete
+}
+
 // route is one method on one path shape.
 type route struct {
 	method  string
 	kind    kind
 	pattern string // names the route in logs
+	need    need
 	handle  handlerFunc
 }
 
-// routes is the whole API, one line per method and path shape.
+// routes is the whole API, one line per method and path shape, with what
+// each asks of the Authorizer.
 var routes = []route{
-	{http.MethodGet, kindBase, "/v2/", (*api).getBase},
-	{http.MethodHead, kindBase, "/v2/", (*api).getBase},
-	{http.MethodGet, kindCatalog, "/v2/_catalog", (*api).getCatalog},
-	{http.MethodGet, kindTags, "/v2/<name>/tags/list", (*api).getTags},
-	{http.MethodGet, kindManifest, "/v2/<name>/manifests/<reference>", (*api).getManifest},
-	{http.MethodHead, kindManifest, "/v2/<name>/manifests/<reference>", (*api).headManifest},
-	{http.MethodPut, kindManifest, "/v2/<name>/manifests/<reference>", (*api).putManifest},
-	{http.MethodDelete, kindManifest, "/v2/<name>/manifests/<reference>", (*api).deleteManifest},
-	{http.MethodGet, kindBlob, "/v2/<name>/blobs/<digest>", (*api).getBlob},
-	{http.MethodHead, kindBlob, "/v2/<name>/blobs/<digest>", (*api).headBlob},
-	{http.MethodDelete, kindBlob, "/v2/<name>/blobs/<digest>", (*api).deleteBlob},
-	{http.MethodPost, kindUploads, "/v2/<name>/blobs/uploads/", (*api).startUpload},
-	{http.MethodGet, kindUpload, "/v2/<name>/blobs/uploads/<uuid>", (*api).getUpload},
-	{http.MethodPatch, kindUpload, "/v2/<name>/blobs/uploads/<uuid>", (*api).patchUpload},
-	{http.MethodPut, kindUpload, "/v2/<name>/blobs/uploads/<uuid>", (*api).putUpload},
-	{http.MethodDelete, kindUpload, "/v2/<name>/blobs/uploads/<uuid>", (*api).cancelUpload},
-	{http.MethodGet, kindReferrers, "/v2/<name>/referrers/<digest>", (*api).getReferrers},
+	{http.MethodGet, kindBase, "/v2/", needIdentity, (*api).getBase},
+	{http.MethodHead, kindBase, "/v2/", needIdentity, (*api).getBase},
+	{http.MethodGet, kindCatalog, "/v2/_catalog", needCatalog, (*api).getCatalog},
+	{http.MethodGet, kindTags, "/v2/<name>/tags/list", needPull, (*api).getTags},
+	{http.MethodGet, kindManifest, "/v2/<name>/manifests/<reference>", needPull, (*api).getManifest},
+	{http.MethodHead, kindManifest, "/v2/<name>/manifests/<reference>", needPull, (*api).headManifest},
+	{http.MethodPut, kindManifest, "/v2/<name>/manifests/<reference>", needPush, (*api).putManifest},
+	{http.MethodDelete, kindManifest, "/v2/<name>/manifests/<reference>", needDelete, (*api).deleteManifest},
+	{http.MethodGet, kindBlob, "/v2/<name>/blobs/<digest>", needPull, (*api).getBlob},
+	{http.MethodHead, kindBlob, "/v2/<name>/blobs/<digest>", needPull, (*api).headBlob},
+	{http.MethodDelete, kindBlob, "/v2/<name>/blobs/<digest>", needDelete, (*api).deleteBlob},
+	{http.MethodPost, kindUploads, "/v2/<name>/blobs/uploads/", needPushMount, (*api).startUpload},
+	{http.MethodGet, kindUpload, "/v2/<name>/blobs/uploads/<uuid>", needPush, (*api).getUpload},
+	{http.MethodPatch, kindUpload, "/v2/<name>/blobs/uploads/<uuid>", needPush, (*api).patchUpload},
+	{http.MethodPut, kindUpload, "/v2/<name>/blobs/uploads/<uuid>", needPush, (*api).putUpload},
+	{http.MethodDelete, kindUpload, "/v2/<name>/blobs/uploads/<uuid>", needPush, (*api).cancelUpload},
+	{http.MethodGet, kindReferrers, "/v2/<name>/referrers/<digest>", needPull, (*api).getReferrers},
 }
 
 // findRoute returns the route for method on kind, or nil and the methods
@@ -124,13 +156,4 @@ func parsePath(p string) (target, bool) {
 		return target{kind: kindTags, name: name}, last == "list"
 	}
 	return target{}, false
-}
-
-// isWrite reports whether method changes content, for read-only mode.
-func isWrite(method string) bool {
-	switch method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		return true
-	}
-	return false
 }

@@ -33,7 +33,7 @@ func (a *api) startUpload(w http.ResponseWriter, r *http.Request, req *request) 
 				return err
 			}
 		}
-		desc, err := req.repo.MountBlob(ctx, from, d)
+		desc, err := req.repo.MountBlob(ctx, req.mount, d)
 		switch {
 		case err == nil:
 			a.notifyBlob(w, r, req, notifications.ActionMount, desc, from)

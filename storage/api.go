@@ -156,9 +156,9 @@ type Repository interface {
 	// BlobPath is the driver path of the blob's data, for a Redirector.
 	BlobPath(d digest.Digest) (string, error)
 	DeleteBlob(ctx context.Context, d digest.Digest) error
-	// MountBlob links a blob into this repository from the repository
-	// from, or, when from is "", from any repository that has it.
-	MountBlob(ctx context.Context, from string, d digest.Digest) (Descriptor, error)
+	// MountBlob links a blob into this repository from where src
+	// allows: a repository that links it, or the global store.
+	MountBlob(ctx context.Context, src MountSource, d digest.Digest) (Descriptor, error)
 
 	// Uploads.
 	NewUpload(ctx context.Context) (Upload, error)

@@ -214,31 +214,30 @@ func (r *repository) DeleteBlob(ctx context.Context, d digest.Digest) error {
 	return nil
 }
 
-// MountBlob links d into this repository without copying it: from another
-// repository (which must link it), or, when from is "", from the global
-// store, as OCI 1.1 lets a registry do when the client names no source.
-func (r *repository) MountBlob(ctx context.Context, from string, d digest.Digest) (Descriptor, error) {
+// MountSource says where MountBlob may take a blob from. The zero value
+// is nowhere: the caller decides what a client could already read, and
+// storage links only from there.
+type MountSource struct {
+	// Repositories are looked in, in order; the first that links the
+	// blob is its source.
+	Repositories []string
+	// Any takes the blob from the global store: any blob the registry
+	// holds, whether a repository still links it or not. Only for a
+	// caller who may read every repository.
+	Any bool
+}
+
+// MountBlob links d into this repository without copying it, from where
+// src allows. ErrBlobUnknown when no source has it; the caller then
+// uploads it, as OCI asks, and learns nothing of repositories it may not
+// read.
+func (r *repository) MountBlob(ctx context.Context, src MountSource, d digest.Digest) (Descriptor, error) {
 	if err := validDigest(d); err != nil {
 		return Descriptor{}, err
 	}
-	target := d
-	var bi blobInfo
-	if from != "" {
-		if !ValidRepositoryName(from) {
-			return Descriptor{}, &Error{Err: ErrBlobUnknown, Digest: d, Detail: "invalid source repository"}
-		}
-		src := &repository{reg: r.reg, name: from}
-		t, info, err := src.statLinked(ctx, d)
-		if err != nil {
-			return Descriptor{}, err
-		}
-		target, bi = t, info
-	} else {
-		info, err := r.reg.statGlobal(ctx, d)
-		if err != nil {
-			return Descriptor{}, err
-		}
-		bi = info
+	target, bi, from, err := r.mountSource(ctx, src, d)
+	if err != nil {
+		return Descriptor{}, err
 	}
 	if err := r.addLink(ctx, layerLink, d, target); err != nil {
 		return Descriptor{}, err
@@ -251,4 +250,28 @@ func (r *repository) MountBlob(ctx context.Context, from string, d digest.Digest
 	}
 	r.reg.log.Info("blob mounted", "repo", r.name, "from", from, "digest", d)
 	return Descriptor{MediaType: blobMediaType, Digest: d, Size: bi.size}, nil
+}
+
+// mountSource finds d where src allows: the content it links to, what the
+// store knows of it, and the repository it came from ("" for the global
+// store).
+func (r *repository) mountSource(ctx context.Context, src MountSource, d digest.Digest) (digest.Digest, blobInfo, string, error) {
+	if src.Any {
+		bi, err := r.reg.statGlobal(ctx, d)
+		return d, bi, "", err
+	}
+	for _, name := range src.Repositories {
+		if !ValidRepositoryName(name) {
+			continue
+		}
+		from := &repository{reg: r.reg, name: name}
+		target, bi, err := from.statLinked(ctx, d)
+		switch {
+		case err == nil:
+			return target, bi, name, nil
+		case !errors.Is(err, ErrBlobUnknown):
+			return "", blobInfo{}, "", err
+		}
+	}
+	return "", blobInfo{}, "", &Error{Err: ErrBlobUnknown, Digest: d}
 }

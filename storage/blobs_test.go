@@ -135,21 +135,25 @@ func TestMountBlob(t *testing.T) {
 		reg := newRegistry(open, Options{})
 		content := []byte("mount me")
 		d := pushBlob(t, reg.Repository("src"), content)
+		from := func(repos ...string) MountSource { return MountSource{Repositories: repos} }
 		tests := []struct {
-			name, repo, from string
-			d                digest.Digest
-			want             error
+			name, repo string
+			src        MountSource
+			d          digest.Digest
+			want       error
 		}{
-			{"from a repository that links it", "dst1", "src", d, nil},
-			{"from anywhere", "dst2", "", d, nil},
-			{"from a repository without it", "dst3", "dst4", d, ErrBlobUnknown},
-			{"from an invalid name", "dst3", "../src", d, ErrBlobUnknown},
-			{"unknown everywhere", "dst3", "", digest.FromString("nowhere"), ErrBlobUnknown},
-			{"malformed digest", "dst3", "src", "sha256:xyz", ErrDigestInvalid},
+			{"from a repository that links it", "dst1", from("src"), d, nil},
+			{"from the second of several", "dst5", from("dst4", "src"), d, nil},
+			{"from anywhere", "dst2", MountSource{Any: true}, d, nil},
+			{"from nowhere", "dst3", MountSource{}, d, ErrBlobUnknown},
+			{"from a repository without it", "dst3", from("dst4"), d, ErrBlobUnknown},
+			{"from an invalid name", "dst3", from("../src"), d, ErrBlobUnknown},
+			{"unknown everywhere", "dst3", MountSource{Any: true}, digest.FromString("nowhere"), ErrBlobUnknown},
+			{"malformed digest", "dst3", from("src"), "sha256:xyz", ErrDigestInvalid},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				desc, err := reg.Repository(tt.repo).MountBlob(ctx, tt.from, tt.d)
+				desc, err := reg.Repository(tt.repo).MountBlob(ctx, tt.src, tt.d)
 				if tt.want != nil {
 					wantErr(t, err, tt.want)
 					if _, err := reg.Repository(tt.repo).StatBlob(ctx, d); err == nil {

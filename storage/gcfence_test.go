@@ -123,7 +123,7 @@ func TestGCOnlineWriterAndCollectorNeverBothProceed(t *testing.T) {
 		{
 			name: "mount after the second listing", stage: "rescanned",
 			write: func(srv *Registry, tr *raceTree) error {
-				_, err := srv.Repository("app3").MountBlob(ctx, "app", tr.gone.manifest.Layers[0].Digest)
+				_, err := srv.Repository("app3").MountBlob(ctx, MountSource{Repositories: []string{"app"}}, tr.gone.manifest.Layers[0].Digest)
 				return err
 			},
 		},
@@ -246,7 +246,7 @@ func TestTombstonesCountOnlyWhileTheirLeaseLives(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := reg.Repository("b").MountBlob(ctx, "a", d)
+			_, err := reg.Repository("b").MountBlob(ctx, MountSource{Repositories: []string{"a"}}, d)
 			if tt.want == nil && err != nil {
 				t.Fatalf("mount = %v, want success", err)
 			}

@@ -29,7 +29,7 @@ func (n invalidRepository) BlobPath(digest.Digest) (string, error) { return "", 
 
 func (n invalidRepository) DeleteBlob(context.Context, digest.Digest) error { return n.err() }
 
-func (n invalidRepository) MountBlob(context.Context, string, digest.Digest) (Descriptor, error) {
+func (n invalidRepository) MountBlob(context.Context, MountSource, digest.Digest) (Descriptor, error) {
 	return Descriptor{}, n.err()
 }
 

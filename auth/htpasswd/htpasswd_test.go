@@ -83,7 +83,7 @@ func errorCode(t *testing.T, body string) string {
 func TestAuthorizeRefusesBadCredentialsWith401AndStoresNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	writeFile(t, path, entry(t, "alice", "secret"))
-	c, err := New("Berth Registry", path, nil)
+	c, err := New(Options{Realm: "Berth Registry", Path: path}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestAuthorizeRefusesBadCredentialsWith401AndStoresNothing(t *testing.T) {
 func TestAuthorizeLetsInValidUserAndNamesThem(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	writeFile(t, path, "# users\n\n"+entry(t, "alice", "secret")+entry(t, "bob", "pw"))
-	c, err := New("r", path, nil)
+	c, err := New(Options{Realm: "r", Path: path}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestNewRefusesNonBcryptEntriesNamingFileAndLine(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "htpasswd")
 			writeFile(t, path, entry(t, "bob", "pw")+bad)
-			_, err := New("r", path, nil)
+			_, err := New(Options{Realm: "r", Path: path}, nil)
 			if !errors.Is(err, ErrFormat) {
 				t.Fatalf("err %v, want ErrFormat", err)
 			}
@@ -171,7 +171,7 @@ func TestNewRefusesNonBcryptEntriesNamingFileAndLine(t *testing.T) {
 }
 
 func TestNewRefusesMissingFile(t *testing.T) {
-	if _, err := New("r", filepath.Join(t.TempDir(), "none"), nil); !errors.Is(err, os.ErrNotExist) {
+	if _, err := New(Options{Realm: "r", Path: filepath.Join(t.TempDir(), "none")}, nil); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err %v, want ErrNotExist", err)
 	}
 }
@@ -179,7 +179,7 @@ func TestNewRefusesMissingFile(t *testing.T) {
 func TestAuthorizeReloadsChangedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	writeFile(t, path, entry(t, "alice", "secret"))
-	c, err := New("r", path, nil)
+	c, err := New(Options{Realm: "r", Path: path}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func countCompares(c *Controller) *int {
 func TestAuthorizeVerifiesRepeatedGoodCredentialsOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	writeFile(t, path, entry(t, "alice", "secret"))
-	c, err := New("r", path, nil)
+	c, err := New(Options{Realm: "r", Path: path}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestAuthorizeVerifiesRepeatedGoodCredentialsOnce(t *testing.T) {
 func TestAuthorizeForgetsVerifiedPasswordWhenFileChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	writeFile(t, path, entry(t, "alice", "old"))
-	c, err := New("r", path, nil)
+	c, err := New(Options{Realm: "r", Path: path}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,20 @@ func (c *Controller) Authorize(w http.ResponseWriter, r *http.Request, access []
 			}
 		}
 	}
-	return r.WithContext(registry.WithUser(r.Context(), cl.Subject)), nil
+	ctx := registry.WithUser(r.Context(), cl.Subject)
+	return r.WithContext(registry.WithPullable(ctx, pullable(cl.Access))), nil
+}
+
+// pullable lists the repositories the token grants pull (or *) on, for a
+// mount without from.
+func pullable(cls []accessClaim) registry.Pullable {
+	var p registry.Pullable
+	for _, a := range cls {
+		if a.Type == "repository" && (slices.Contains(a.Actions, "pull") || slices.Contains(a.Actions, "*")) {
+			p.Repositories = append(p.Repositories, a.Name)
+		}
+	}
+	return p
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -18,8 +18,13 @@ func setupAuth(cfg *config.Config, log *slog.Logger) (registry.Authorizer, error
 	case "", "none":
 		return nil, nil
 	case "htpasswd":
-		h := cfg.Auth.Htpasswd
-		c, err := htpasswd.New(h.Realm, h.Path, log)
+		h, limit := cfg.Auth.Htpasswd, cfg.Berth.Auth.Htpasswd
+		c, err := htpasswd.New(htpasswd.Options{
+			Realm:         h.Realm,
+			Path:          h.Path,
+			MaxFailures:   limit.MaxFailures,
+			FailureWindow: limit.FailureWindow,
+		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("auth.htpasswd: %w", err)
 		}
