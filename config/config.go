@@ -5,6 +5,8 @@
 package config
 
 import (
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -26,6 +28,7 @@ type Config struct {
 	Proxy         Proxy         `yaml:"proxy,omitempty"`
 	Validation    Validation    `yaml:"validation,omitempty"`
 	Policy        Policy        `yaml:"policy,omitempty"`
+	Berth         Berth         `yaml:"berth,omitempty"`
 
 	// Warnings are things a program should log at start: deprecated keys,
 	// environment variables that match no key.
@@ -224,6 +227,54 @@ type HTTP struct {
 	Debug        Debug               `yaml:"debug,omitempty"`
 	HTTP2        HTTP2               `yaml:"http2,omitempty"`
 	H2C          H2C                 `yaml:"h2c,omitempty"`
+}
+
+// Berth holds the keys Distribution does not have, in subsections named
+// as Distribution's sections are; Distribution ignores an unknown
+// top-level section, so one file still serves both.
+type Berth struct {
+	HTTP BerthHTTP `yaml:"http,omitempty"`
+}
+
+// BerthHTTP is berth.http.
+type BerthHTTP struct {
+	// BodyIdleTimeout ends a request whose body sends nothing for this
+	// long; 0 turns it off. Default DefaultBodyIdleTimeout.
+	BodyIdleTimeout time.Duration `yaml:"bodyidletimeout,omitempty"`
+	// TrustedProxies are CIDRs (or addresses) of the proxies whose
+	// X-Forwarded-For, Forwarded and X-Real-Ip headers are believed.
+	TrustedProxies []string `yaml:"trustedproxies,omitempty"`
+}
+
+// DefaultBodyIdleTimeout is berth.http.bodyidletimeout when it is not set:
+// long enough for a client reading a slow disk, short enough that a
+// stalled push does not hold a goroutine and a file for long.
+const DefaultBodyIdleTimeout = 60 * time.Second
+
+// Proxies returns TrustedProxies as prefixes; a bare address is a /32 or
+// /128. Entries that do not parse are left out (check refuses them).
+func (h BerthHTTP) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // TLS configures serving HTTPS.
