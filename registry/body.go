@@ -25,8 +25,9 @@ type requestBody struct {
 	idle time.Duration
 	// armed is when the deadline was last moved, zero while none is set.
 	armed time.Time
-	// timedOut is set when a read failed on the idle deadline.
-	timedOut bool
+	// timedOut is set when a read failed on the idle deadline; done when
+	// the body was read to its end.
+	timedOut, done bool
 }
 
 func newRequestBody(w http.ResponseWriter, body io.ReadCloser, idle time.Duration) *requestBody {
@@ -46,6 +47,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	switch {
 	case err == nil || b.rc == nil:
 	case err == io.EOF:
+		b.done = true
 		// Past the body the deadline must not stay: on HTTP/1 the server
 		// then watches the connection for a hang-up, and a deadline firing
 		// there would cancel the request while it commits what it read.
@@ -84,4 +86,16 @@ func (b *requestBody) disarm() {
 	}
 	_ = b.rc.SetReadDeadline(time.Time{})
 	b.armed = time.Time{}
+}
+
+// finish runs when the handler has returned. A body it did not read to
+// the end (a refused request) is still read by the server, up to 256 KiB,
+// before the answer goes out, to keep the connection; the deadline bounds
+// that wait too, or a client that sends the headers of a refused PATCH
+// and then nothing would hold the connection's goroutine for good.
+func (b *requestBody) finish() {
+	if b.rc == nil || b.done || b.timedOut {
+		return
+	}
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
 }

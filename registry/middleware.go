@@ -78,6 +78,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			UploadStarted: rw.uploadStarted,
 		}
 		if body != nil {
+			body.finish()
 			info.BytesIn = body.n
 			if body.timedOut {
 				a.logBodyTimeout(r, log, body)
