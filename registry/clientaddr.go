@@ -6,6 +6,38 @@ import (
 	"strings"
 )
 
+// fromClient returns r as the handlers are to see it when proxies are
+// trusted: with RemoteAddr the client a trusted proxy names (and peer the
+// proxy's address), or, from anyone else, without the X-Forwarded-Host
+// and X-Forwarded-Proto headers, which would otherwise choose the URLs in
+// its Location headers and in the events' target.url. With no proxies
+// configured r is left as it is: those two headers are then believed from
+// anyone, as Distribution does, so a proxy setup relying on them keeps
+// working.
+func (a *api) fromClient(r *http.Request) (_ *http.Request, peer string) {
+	trusted := a.opts.TrustedProxies
+	if len(trusted) == 0 {
+		return r, ""
+	}
+	if client, ok := forwardedClient(r, trusted); ok {
+		r2 := *r
+		r2.RemoteAddr = client
+		return &r2, r.RemoteAddr
+	}
+	h := r.Header
+	if h.Get("X-Forwarded-Host") == "" && h.Get("X-Forwarded-Proto") == "" {
+		return r, ""
+	}
+	if p, err := parseHostAddr(r.RemoteAddr); err == nil && inPrefixes(trusted, p) {
+		return r, ""
+	}
+	r2 := *r
+	r2.Header = h.Clone()
+	r2.Header.Del("X-Forwarded-Host")
+	r2.Header.Del("X-Forwarded-Proto")
+	return &r2, ""
+}
+
 // forwardedClient resolves the address of the client behind trusted
 // proxies. Only a peer in trusted is believed about who sent the request:
 // anyone else could write any X-Forwarded-For and be logged, evented and

@@ -145,3 +145,33 @@ func TestSpoofedForwardedForIsIgnoredUnlessFromATrustedProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardedHostBelievedOnlyFromTrustedProxiesWhenSet: with proxies
+// configured, only they choose the host and scheme of Location headers
+// (and so of the events' target.url); with none, anyone does, as with
+// Distribution.
+func TestForwardedHostBelievedOnlyFromTrustedProxiesWhenSet(t *testing.T) {
+	tests := []struct {
+		name     string
+		trusted  []netip.Prefix
+		believed bool
+	}{
+		{"no proxies configured", nil, true},
+		{"loopback not among the proxies", prefixes("10.0.0.0/8"), false},
+		{"loopback is a trusted proxy", prefixes("127.0.0.0/8"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, &setup{opts: Options{TrustedProxies: tt.trusted}})
+			res := s.do("POST", "/v2/repo/blobs/uploads/", nil, "X-Forwarded-Proto", "https", "X-Forwarded-Host", "evil.example.com")
+			res.expect(t, http.StatusAccepted, "")
+			want := s.srv.URL
+			if tt.believed {
+				want = "https://evil.example.com"
+			}
+			if loc := res.header.Get("Location"); !strings.HasPrefix(loc, want+"/v2/repo/blobs/uploads/") {
+				t.Fatalf("Location %q, want it on %s", loc, want)
+			}
+		})
+	}
+}

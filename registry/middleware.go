@@ -34,16 +34,9 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = newRequestBody(w, r.Body, a.opts.BodyIdleTimeout)
 		r.Body = body
 	}
-	peer := ""
-	if len(a.opts.TrustedProxies) > 0 {
-		if client, ok := forwardedClient(r, a.opts.TrustedProxies); ok {
-			// Everything after this point (the Authorizer, events, the
-			// log line) sees the client, not the proxy.
-			r2 := *r
-			r2.RemoteAddr, peer = client, r.RemoteAddr
-			r = &r2
-		}
-	}
+	// Everything after this point (the Authorizer, events, the log line)
+	// sees the client, not the proxy.
+	r, peer := a.fromClient(r)
 	var observed func(RequestInfo)
 	if a.opts.Observe != nil {
 		var r2 *http.Request
