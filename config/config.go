@@ -5,6 +5,8 @@
 package config
 
 import (
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -227,6 +229,55 @@ type HTTP struct {
 	Debug        Debug               `yaml:"debug,omitempty"`
 	HTTP2        HTTP2               `yaml:"http2,omitempty"`
 	H2C          H2C                 `yaml:"h2c,omitempty"`
+}
+
+// Berth holds the keys Distribution does not have, in subsections named
+// as Distribution's sections are; Distribution ignores an unknown
+// top-level section, so one file still serves both.
+type Berth struct {
+	HTTP BerthHTTP `yaml:"http,omitempty"`
+	Auth BerthAuth `yaml:"auth,omitempty"`
+}
+
+// BerthHTTP is berth.http.
+type BerthHTTP struct {
+	// BodyIdleTimeout ends a request whose body sends nothing for this
+	// long; 0 turns it off. Default DefaultBodyIdleTimeout.
+	BodyIdleTimeout time.Duration `yaml:"bodyidletimeout,omitempty"`
+	// TrustedProxies are CIDRs (or addresses) of the proxies whose
+	// X-Forwarded-For, Forwarded and X-Real-Ip headers are believed.
+	TrustedProxies []string `yaml:"trustedproxies,omitempty"`
+}
+
+// DefaultBodyIdleTimeout is berth.http.bodyidletimeout when it is not set:
+// long enough for a client reading a slow disk, short enough that a
+// stalled push does not hold a goroutine and a file for long.
+const DefaultBodyIdleTimeout = 60 * time.Second
+
+// Proxies returns TrustedProxies as prefixes; a bare address is a /32 or
+// /128. Entries that do not parse are left out (check refuses them).
+func (h BerthHTTP) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // TLS configures serving HTTPS.
@@ -484,12 +535,6 @@ type Policy struct {
 // RepositoryPolicy lists the allowed repository classes.
 type RepositoryPolicy struct {
 	Classes []string `yaml:"classes,omitempty"`
-}
-
-// Berth is the berth section: Berth-only keys, under the names of the
-// Distribution sections they extend.
-type Berth struct {
-	Auth BerthAuth `yaml:"auth,omitempty"`
 }
 
 // BerthAuth extends the auth section.

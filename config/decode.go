@@ -33,9 +33,10 @@ func defaults() *Config {
 		HTTP:    HTTP{Net: "tcp"},
 		Catalog: Catalog{MaxEntries: 1000},
 		Tags:    Tags{MaxTags: 1000},
-		Berth: Berth{Auth: BerthAuth{Htpasswd: BerthHtpasswd{
-			MaxFailures: 10, FailureWindow: time.Minute,
-		}}},
+		Berth: Berth{
+			HTTP: BerthHTTP{BodyIdleTimeout: DefaultBodyIdleTimeout},
+			Auth: BerthAuth{Htpasswd: BerthHtpasswd{MaxFailures: 10, FailureWindow: time.Minute}},
+		},
 	}
 }
 
@@ -253,6 +254,7 @@ func (p *parser) check(c *Config) {
 	}
 
 	p.checkHTTP(&c.HTTP)
+	p.checkBerthHTTP(&c.Berth.HTTP)
 
 	p.checkNotifications(&c.Notifications, &c.Storage)
 
@@ -339,6 +341,17 @@ func (p *parser) check(c *Config) {
 			if mw.Name == "" {
 				p.fail("middleware."+point+"["+itoa(i)+"].name", "required")
 			}
+		}
+	}
+}
+
+func (p *parser) checkBerthHTTP(h *BerthHTTP) {
+	if h.BodyIdleTimeout < 0 {
+		p.fail("berth.http.bodyidletimeout", "must not be negative (0 turns the idle timeout off)")
+	}
+	for i, s := range h.TrustedProxies {
+		if _, err := parseProxy(s); err != nil {
+			p.fail("berth.http.trustedproxies["+itoa(i)+"]", "expected a CIDR such as 10.0.0.0/8 or an address, got %q", s)
 		}
 	}
 }

@@ -33,6 +33,7 @@ func (a *api) getBlob(w http.ResponseWriter, r *http.Request, req *request) erro
 	if done, err := a.redirectBlob(w, r, req, desc); done || err != nil {
 		return err
 	}
+	r = withoutEmptySuffixes(r, desc.Size)
 	setBlobHeaders(w.Header(), desc)
 	var content io.ReadSeeker = b
 	if f := b.File(); f != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
@@ -38,7 +37,7 @@ func newEvent(w http.ResponseWriter, r *http.Request, req *request, action strin
 		Request: notifications.RequestRecord{
 			// ServeHTTP set it before dispatch; it is the id in the logs.
 			ID:        w.Header().Get("X-Request-Id"),
-			Addr:      remoteAddr(r),
+			Addr:      r.RemoteAddr, // the client behind trusted proxies (forwardedClient)
 			Host:      r.Host,
 			Method:    r.Method,
 			UserAgent: r.UserAgent(),
@@ -117,18 +116,6 @@ func manifestReferences(payload []byte) []v1.Descriptor {
 		return m.Manifests
 	}
 	return append([]v1.Descriptor{*m.Config}, m.Layers...)
-}
-
-// remoteAddr is the client's address as Distribution records it: the
-// first X-Forwarded-For hop, else X-Real-Ip, else the connection's peer.
-func remoteAddr(r *http.Request) string {
-	if fwd := firstValue(r.Header.Get("X-Forwarded-For")); fwd != "" {
-		return fwd
-	}
-	if ip := strings.TrimSpace(r.Header.Get("X-Real-Ip")); ip != "" {
-		return ip
-	}
-	return r.RemoteAddr
 }
 
 // tagOf is the tag a manifest reference names, if it is one.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -28,11 +29,14 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Request-Id", id)
 	rw := &responseWriter{ResponseWriter: w}
 	log := requestLog(a.log, id)
-	var body *countingBody
+	var body *requestBody
 	if r.Body != nil && r.Body != http.NoBody {
-		body = &countingBody{ReadCloser: r.Body}
+		body = newRequestBody(w, r.Body, a.opts.BodyIdleTimeout)
 		r.Body = body
 	}
+	// Everything after this point (the Authorizer, events, the log line)
+	// sees the client, not the proxy.
+	r, peer := a.fromClient(r)
 	var observed func(RequestInfo)
 	if a.opts.Observe != nil {
 		var r2 *http.Request
@@ -67,7 +71,11 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			UploadStarted: rw.uploadStarted,
 		}
 		if body != nil {
+			body.finish()
 			info.BytesIn = body.n
+			if body.timedOut {
+				a.logBodyTimeout(r, log, body)
+			}
 		}
 		if observed != nil {
 			observed(info)
@@ -75,7 +83,9 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if a.opts.AccessLogDisabled {
 			return
 		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		// An array, not a growing slice, keeps the line free of
+		// allocations when there is no proxy to add.
+		attrs := [10]slog.Attr{
 			slog.String("method", info.Method),
 			slog.String("route", info.Route),
 			slog.String("repo", info.Repository),
@@ -85,12 +95,35 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Int64("bytes", info.BytesOut),
 			slog.Duration("duration", info.Duration),
 			slog.String("remote", r.RemoteAddr),
-		)
+		}
+		n := 9
+		if peer != "" {
+			attrs[n] = slog.String("proxy", peer)
+			n++
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
 	}()
 
 	if err := a.dispatch(rw, r, log); err != nil {
 		writeError(rw, r, log, err)
 	}
+}
+
+// logBodyTimeout says which request a stalled body ended and how much of
+// it arrived: for an upload, where its session now stands.
+func (a *api) logBodyTimeout(r *http.Request, log *slog.Logger, body *requestBody) {
+	t, _ := parsePath(strings.TrimPrefix(r.URL.Path, a.opts.Prefix))
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("repo", t.name),
+		slog.Int64("bytes", body.n),
+		slog.Duration("idle", body.idle),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if t.kind == kindUpload {
+		attrs = append(attrs, slog.String("upload", t.ref))
+	}
+	log.LogAttrs(r.Context(), slog.LevelWarn, "request body idle timeout", attrs...)
 }
 
 // apiVersion is the value of Docker-Distribution-API-Version, shared by

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"io"
 	"net/http"
 	"time"
 )
@@ -94,16 +93,4 @@ func noteUpload(w http.ResponseWriter, started time.Time) {
 	if rw, ok := w.(*responseWriter); ok {
 		rw.uploadStarted = started
 	}
-}
-
-// countingBody counts the bytes a handler reads from a request body.
-type countingBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	return n, err
 }

@@ -7,7 +7,9 @@ package registry
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver"
@@ -40,6 +42,20 @@ type Options struct {
 	// CatalogMaxEntries caps one page of /v2/_catalog (catalog.maxentries);
 	// zero means 1000.
 	CatalogMaxEntries int
+	// TagsMax caps the n a client asks of a tag list (tags.maxtags): a
+	// larger n is served as TagsMax with a Link to the rest, as
+	// Distribution does. Zero means no cap.
+	TagsMax int
+	// BodyIdleTimeout ends a request whose body sends nothing for this
+	// long (berth.http.bodyidletimeout). What arrived before is kept: a
+	// stalled PATCH leaves its session resumable at the received offset.
+	// Zero means no limit.
+	BodyIdleTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For, Forwarded and
+	// X-Real-Ip headers name the client (berth.http.trustedproxies). A
+	// request from anyone else is taken to come from its peer address,
+	// whatever its headers say. Empty trusts no one.
+	TrustedProxies []netip.Prefix
 	// Authorize, when not nil, is asked before every request is served.
 	Authorize Authorizer
 	// Observe, when not nil, hears of every request (metrics, tracing).

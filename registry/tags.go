@@ -10,11 +10,16 @@ import (
 
 // getTags lists a repository's tags in lexical order, a page at a time
 // with ?n= and ?last=, with a Link header to the next page when there is
-// one.
+// one. An n above TagsMax is served as TagsMax, as Distribution 3.1 does
+// (it refused such an n with 400 before, which broke clients); a request
+// without n gets every tag, as from Distribution.
 func (a *api) getTags(w http.ResponseWriter, r *http.Request, req *request) error {
 	n, hasN, last, err := parsePage(r.URL.Query())
 	if err != nil {
 		return err
+	}
+	if hasN && a.opts.TagsMax > 0 {
+		n = min(n, a.opts.TagsMax)
 	}
 	ctx := r.Context()
 	var tags []string

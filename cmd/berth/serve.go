@@ -157,6 +157,9 @@ func registryOptions(cfg *config.Config) registry.Options {
 		Secret:            cfg.HTTP.Secret,
 		Headers:           http.Header(cfg.HTTP.Headers),
 		CatalogMaxEntries: cfg.Catalog.MaxEntries,
+		TagsMax:           cfg.Tags.MaxTags,
+		BodyIdleTimeout:   cfg.Berth.HTTP.BodyIdleTimeout,
+		TrustedProxies:    cfg.Berth.HTTP.Proxies(),
 	}
 }
 

@@ -1,0 +1,59 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBerthHTTPKeys(t *testing.T) {
+	tests := []struct {
+		name    string
+		data    string
+		env     []string
+		idle    time.Duration
+		proxies []netip.Prefix
+	}{
+		{"defaults", minimal, nil, DefaultBodyIdleTimeout, nil},
+		{"from the file", minimal + "berth:\n  http:\n    bodyidletimeout: 5s\n    trustedproxies: [10.0.0.0/8, 192.168.1.7, '::1', 10.1.2.3/16]\n", nil,
+			5 * time.Second, []netip.Prefix{
+				netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
+				netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.1.0.0/16"),
+			}},
+		{"turned off", minimal + "berth:\n  http:\n    bodyidletimeout: 0s\n", nil, 0, nil},
+		{"from the environment", minimal, []string{"REGISTRY_BERTH_HTTP_BODYIDLETIMEOUT=2m", "REGISTRY_BERTH_HTTP_TRUSTEDPROXIES=[172.16.0.0/12]"},
+			2 * time.Minute, []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.data, tt.env...)
+			if got := c.Berth.HTTP.BodyIdleTimeout; got != tt.idle {
+				t.Errorf("bodyidletimeout = %v, want %v", got, tt.idle)
+			}
+			if got := c.Berth.HTTP.Proxies(); !reflect.DeepEqual(got, tt.proxies) {
+				t.Errorf("trustedproxies = %v, want %v", got, tt.proxies)
+			}
+		})
+	}
+}
+
+func TestBerthHTTPRefusals(t *testing.T) {
+	tests := []struct{ name, data, want string }{
+		{"negative idle timeout", minimal + "berth:\n  http:\n    bodyidletimeout: -1s\n",
+			"berth.http.bodyidletimeout: must not be negative"},
+		{"not a CIDR", minimal + "berth:\n  http:\n    trustedproxies: [10.0.0.0/8, proxy.example.com]\n",
+			`berth.http.trustedproxies[1]: expected a CIDR such as 10.0.0.0/8 or an address, got "proxy.example.com"`},
+		{"unknown key", minimal + "berth:\n  http:\n    trustedproxy: 10.0.0.1\n",
+			"berth.http.trustedproxy: unknown key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("config.yml", []byte(tt.data), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
