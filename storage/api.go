@@ -119,6 +119,10 @@ type Options struct {
 	DeleteEnabled bool
 	// Validation is the validation.manifests section.
 	Validation ManifestValidation
+
+	// skew, when set, replaces leaseSkew: tests let leases lapse in
+	// seconds rather than minutes.
+	skew time.Duration
 }
 
 // ManifestValidation mirrors Distribution's validation.manifests section.

@@ -34,7 +34,7 @@ type GCOptions struct {
 	// For tests: the lease's term and the wait after taking it, and a
 	// hook called as an online run reaches each stage ("marked",
 	// "tombstoned", "rescanned").
-	leaseTerm, leaseSettle time.Duration
+	leaseTerm time.Duration
 	stage                  func(string)
 }
 
@@ -72,7 +72,7 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (res GCRe
 		g.cutoff = now().Add(-opts.GracePeriod)
 	}
 	if !opts.DryRun {
-		g.fence, err = acquireFence(ctx, r.driver, opts.leaseTerm, opts.leaseSettle)
+		g.fence, err = acquireFence(ctx, r.driver, opts.leaseTerm, r.leaseSkew())
 		if err != nil {
 			return GCResult{}, err
 		}

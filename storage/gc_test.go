@@ -102,7 +102,6 @@ func sorted(ds []digest.Digest) []digest.Digest {
 
 func collect(t *testing.T, reg *Registry, opts GCOptions) (blobs, manifests []digest.Digest, res GCResult) {
 	t.Helper()
-	opts.leaseSettle = time.Millisecond
 	opts.Report = func(it GCItem) {
 		if it.Kind == "blob" {
 			blobs = append(blobs, it.Digest)
@@ -286,7 +285,7 @@ func TestGCOnlineKeepsEverythingAConcurrentPushNeeds(t *testing.T) {
 					}
 				}()
 				_, err := g.reg.GarbageCollect(ctx, GCOptions{
-					Online: true, GracePeriod: time.Second, leaseSettle: time.Millisecond,
+					Online: true, GracePeriod: time.Second,
 					Now: func() time.Time { once.Do(func() { close(started) }); return time.Now() },
 				})
 				close(stop)

@@ -2,12 +2,8 @@ package storage
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -19,7 +15,7 @@ import (
 // storage alone, since they are separate processes, possibly on separate
 // hosts:
 //
-//	/docker/registry/v2/_berth/gc/lease                                the running collection: id, host, expiry
+//	/docker/registry/v2/_berth/gc/leases/<n>                           the collections' claims (lease.go): id, host, expiry
 //	/docker/registry/v2/_berth/gc/tombstones/blobs/<alg>/<hex>         a blob it may delete
 //	/docker/registry/v2/_berth/gc/tombstones/revisions/<name>/<alg>/<hex>  a revision it may delete
 //	/docker/registry/v2/_berth/gc/generation                           rewritten after every collection that deleted
@@ -41,17 +37,17 @@ import (
 // A tombstone is live only while the lease naming its collection is: a
 // collection that was killed leaves tombstones that writers then ignore.
 // The collection renews its lease and stops deleting, by its own clock,
-// well before a writer would consider the lease expired.
+// well before a writer would consider the lease expired; a lease that
+// lapsed is never renewed, so a collection that stalled past it (a
+// frozen process, a lost network) deletes nothing when it wakes, and a
+// second collection may take over.
 const (
 	gcRoot           = rootPath + "/_berth/gc"
-	gcLeasePath      = gcRoot + "/lease"
+	gcLeaseDir       = gcRoot + "/leases"
 	gcGenerationPath = gcRoot + "/generation"
 	gcTombstonesRoot = gcRoot + "/tombstones"
 
 	defaultLeaseTerm = 2 * time.Minute
-	// defaultLeaseSettle is how long a collection waits before reading its
-	// lease back: longer than another's read-then-write of the lease.
-	defaultLeaseSettle = time.Second
 	// leaseSkew is the clock difference between hosts the lease tolerates:
 	// the collection stops this long before its lease expires, writers
 	// honour it this long after.
@@ -74,139 +70,82 @@ func revisionTombstonePath(name string, d digest.Digest) string {
 	return gcTombstonesRoot + "/revisions/" + name + "/" + digestDir(d)
 }
 
-// gcLease is the content of the lease file.
-type gcLease struct {
-	ID      string    `json:"id"`
-	Host    string    `json:"host"`
-	Expires time.Time `json:"expires"`
-}
-
-// fence is a running collection's hold on the lease.
+// fence is a running collection's hold on the gc lease (lease.go): the
+// lease's claims live under gcLeaseDir, durably, and the collection's id
+// is its claim's owner, which its tombstones name.
 type fence struct {
 	drv   driver.Driver
-	lease gcLease
-	term  time.Duration
-
-	mu         sync.Mutex
-	validUntil time.Time // by this process's monotonic clock
-	renewErr   error
-	stop       chan struct{}
-	done       chan struct{}
+	lease *lease
 }
 
 // acquireFence takes the collection lease, refusing while another live
-// collection holds it. Two collections starting together both write, wait
-// settle and read back: the one whose write was overwritten gives up.
-func acquireFence(ctx context.Context, drv driver.Driver, term, settle time.Duration) (*fence, error) {
+// collection holds it. Of two collections starting together, exactly one
+// creates the next claim.
+func acquireFence(ctx context.Context, drv driver.Driver, term, skew time.Duration) (*fence, error) {
 	if term <= 0 {
 		term = defaultLeaseTerm
 	}
-	if settle <= 0 {
-		settle = defaultLeaseSettle
-	}
-	if held, err := readLease(ctx, drv); err != nil {
-		return nil, err
-	} else if held != nil && time.Now().Before(held.Expires.Add(leaseSkew)) {
-		return nil, fmt.Errorf("%w (id %s on %s, lease until %s)", ErrGCRunning, held.ID, held.Host, held.Expires.Format(time.RFC3339))
-	}
-	id := make([]byte, 8)
-	_, _ = rand.Read(id)
-	host, _ := os.Hostname()
-	f := &fence{drv: drv, term: term, lease: gcLease{ID: hex.EncodeToString(id), Host: host}}
-	if err := f.renew(ctx); err != nil {
-		return nil, err
-	}
-	select {
-	case <-time.After(settle):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	held, err := readLease(ctx, drv)
+	l, _, err := acquireLease(ctx, drv, gcLeaseDir, term, skew, true)
 	if err != nil {
+		var he *heldError
+		if errors.As(err, &he) {
+			return nil, fmt.Errorf("%w (id %s on %s, lease until %s)", ErrGCRunning, he.rec.Owner, he.rec.Host, he.rec.Expires.Format(time.RFC3339))
+		}
+		return nil, fmt.Errorf("storage: gc: taking the lease: %w", err)
+	}
+	f := &fence{drv: drv, lease: l}
+	// Claims of earlier collections are done with; tombstones of one
+	// that was killed are dead already. Both go so as not to accumulate.
+	if err := f.pruneClaims(ctx); err != nil {
+		l.abandon()
 		return nil, err
 	}
-	if held == nil || held.ID != f.lease.ID {
-		return nil, fmt.Errorf("%w (another collection took the lease as this one started)", ErrGCRunning)
-	}
-	// Tombstones of a collection that was killed are dead already; they
-	// go so that they do not accumulate.
 	if err := deleteIfExists(ctx, drv, gcTombstonesRoot); err != nil {
+		l.abandon()
 		return nil, err
 	}
-	f.stop, f.done = make(chan struct{}), make(chan struct{})
-	go f.keepAlive()
+	l.keepAlive(ctx, term/4)
 	return f, nil
 }
 
-func readLease(ctx context.Context, drv driver.Driver) (*gcLease, error) {
-	b, err := driver.GetContent(ctx, drv, gcLeasePath, 4096)
-	if isNotFound(err) {
-		return nil, nil
+// pruneClaims deletes the claims before this collection's own. Numbers
+// are never reused: the current claim, the highest, stays.
+func (f *fence) pruneClaims(ctx context.Context) error {
+	for g := f.lease.gen - 1; g > 0; g-- {
+		err := f.drv.Delete(ctx, leaseClaimPath(gcLeaseDir, g))
+		if isNotFound(err) {
+			return nil // pruned by an earlier collection from here down
+		}
+		if err != nil {
+			return fmt.Errorf("storage: gc: pruning old leases: %w", err)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("storage: gc: reading lease: %w", err)
-	}
-	var l gcLease
-	if err := json.Unmarshal(b, &l); err != nil {
-		// Unreadable means nobody can be relying on it.
-		return nil, nil
-	}
-	return &l, nil
-}
-
-// renew writes the lease with a new expiry. The collection may act until
-// the expiry less the skew, counted from before the write.
-func (f *fence) renew(ctx context.Context) error {
-	start := time.Now()
-	l := f.lease
-	l.Expires = start.Add(f.term).UTC()
-	b, _ := json.Marshal(l)
-	if err := driver.PutContent(ctx, f.drv, gcLeasePath, b); err != nil {
-		return fmt.Errorf("storage: gc: writing lease: %w", err)
-	}
-	f.mu.Lock()
-	f.validUntil = start.Add(f.term - leaseSkew)
-	f.mu.Unlock()
 	return nil
 }
 
-func (f *fence) keepAlive() {
-	defer close(f.done)
-	t := time.NewTicker(f.term / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-f.stop:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), f.term/4)
-		err := f.renew(ctx)
-		cancel()
-		if err != nil {
-			f.mu.Lock()
-			f.renewErr = err
-			f.mu.Unlock()
-		}
-	}
-}
+func (f *fence) id() string { return f.lease.rec.Owner }
 
-// check tells whether the collection may still delete.
+// check tells whether the collection may still delete. It stops a skew
+// before its lease's end by its own clock: a deletion is what a lapsed
+// lease must never let through, and the margin covers the time one
+// takes to land. A lapsed lease is never renewed, so once check fails it
+// keeps failing.
 func (f *fence) check() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if time.Now().Before(f.validUntil) {
-		return nil
+	if err := f.lease.valid(); err != nil {
+		return fmt.Errorf("storage: gc: lease lost, stopping: %w", err)
 	}
-	if f.renewErr != nil {
-		return fmt.Errorf("storage: gc: lease lost, stopping: %w", f.renewErr)
+	f.lease.mu.Lock()
+	left := time.Until(f.lease.validUntil)
+	f.lease.mu.Unlock()
+	if left <= f.lease.skew {
+		return fmt.Errorf("storage: gc: lease lost, stopping: %w: less than %s left", errLeaseLost, f.lease.skew)
 	}
-	return errors.New("storage: gc: lease lost, stopping")
+	return nil
 }
 
 // tombstone marks p (a tombstone path) as this collection's to delete.
 func (f *fence) tombstone(ctx context.Context, p string) error {
-	if err := driver.PutContent(ctx, f.drv, p, []byte(f.lease.ID)); err != nil {
+	if err := driver.PutContent(ctx, f.drv, p, []byte(f.id())); err != nil {
 		return fmt.Errorf("storage: gc: writing tombstone: %w", err)
 	}
 	return nil
@@ -216,17 +155,18 @@ func (f *fence) tombstone(ctx context.Context, p string) error {
 // it deleted anything, the generation is rewritten so that servers drop
 // what they cached of the deleted content.
 func (f *fence) release(ctx context.Context, deleted bool) error {
-	close(f.stop)
-	<-f.done
+	f.lease.stopKeepAlive()
 	var errs []error
 	if deleted {
-		gen := fmt.Sprintf("%s %s\n", f.lease.ID, time.Now().UTC().Format(time.RFC3339Nano))
+		gen := fmt.Sprintf("%s %s\n", f.id(), time.Now().UTC().Format(time.RFC3339Nano))
 		if err := driver.PutContent(ctx, f.drv, gcGenerationPath, []byte(gen)); err != nil {
 			errs = append(errs, fmt.Errorf("storage: gc: writing generation: %w", err))
 		}
 	}
 	errs = append(errs, deleteIfExists(ctx, f.drv, gcTombstonesRoot))
-	errs = append(errs, deleteIfExists(ctx, f.drv, gcLeasePath))
+	if err := f.lease.release(ctx, 0); err != nil && !errors.Is(err, errLeaseLost) {
+		errs = append(errs, fmt.Errorf("storage: gc: releasing the lease: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -240,11 +180,11 @@ func (r *Registry) tombstoneLive(ctx context.Context, p string) (bool, error) {
 	if err != nil {
 		return false, wrapDriverErr("checking tombstone", err)
 	}
-	l, err := readLease(ctx, r.driver)
+	_, cur, err := currentClaim(ctx, r.driver, gcLeaseDir)
 	if err != nil {
 		return false, wrapDriverErr("checking tombstone", err)
 	}
-	return l != nil && l.ID == string(id) && time.Now().Before(l.Expires.Add(leaseSkew)), nil
+	return cur != nil && cur.Owner == string(id) && cur.live(time.Now(), r.leaseSkew()), nil
 }
 
 // confirmLinked is what a writer calls after writing the link that makes

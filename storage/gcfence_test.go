@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,8 +42,7 @@ func onlineRun(t *testing.T, d driver.Driver, untagged bool, at string, hook fun
 	gc := New(d, Options{DeleteEnabled: true}, nil)
 	return gc.GarbageCollect(context.Background(), GCOptions{
 		Online: true, GracePeriod: time.Hour, DeleteUntagged: untagged,
-		Now:         func() time.Time { return time.Now().Add(48 * time.Hour) },
-		leaseSettle: time.Millisecond,
+		Now: func() time.Time { return time.Now().Add(48 * time.Hour) },
 		stage: func(s string) {
 			if s == at {
 				hook()
@@ -170,8 +171,8 @@ func TestGCOnlineWriterAndCollectorNeverBothProceed(t *testing.T) {
 			if _, err := tr.drv.Stat(ctx, gcRoot+"/tombstones"); !isNotFound(err) {
 				t.Errorf("tombstones left after the run: %v", err)
 			}
-			if _, err := tr.drv.Stat(ctx, gcLeasePath); !isNotFound(err) {
-				t.Errorf("lease left after the run: %v", err)
+			if _, cur, err := currentClaim(ctx, tr.drv, gcLeaseDir); err != nil || cur.live(time.Now(), leaseSkew) {
+				t.Errorf("lease still held after the run: %+v, %v", cur, err)
 			}
 		})
 	}
@@ -220,7 +221,7 @@ func TestTombstonesCountOnlyWhileTheirLeaseLives(t *testing.T) {
 	content := []byte("a blob a dead collection tombstoned")
 	d := digest.FromBytes(content)
 	lease := func(id string, expires time.Time) []byte {
-		b, _ := json.Marshal(gcLease{ID: id, Host: "elsewhere", Expires: expires})
+		b, _ := json.Marshal(leaseRecord{Owner: id, Host: "elsewhere", Expires: expires})
 		return b
 	}
 	tests := []struct {
@@ -242,7 +243,7 @@ func TestTombstonesCountOnlyWhileTheirLeaseLives(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.lease != nil {
-				if err := driver.PutContent(ctx, drv, gcLeasePath, tt.lease); err != nil {
+				if err := driver.PutContent(ctx, drv, leaseClaimPath(gcLeaseDir, 1), tt.lease); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -263,7 +264,7 @@ func TestGCLease(t *testing.T) {
 		tr := buildRaceTree(t, openFilesystem(t, t.TempDir()))
 		var second error
 		_, err := onlineRun(t, tr.drv, false, "tombstoned", func() {
-			_, second = New(tr.drv, Options{}, nil).GarbageCollect(ctx, GCOptions{leaseSettle: time.Millisecond})
+			_, second = New(tr.drv, Options{}, nil).GarbageCollect(ctx, GCOptions{})
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +275,7 @@ func TestGCLease(t *testing.T) {
 		tr := buildRaceTree(t, openFilesystem(t, t.TempDir()))
 		before := tree(t, tr.drv)
 		// A term shorter than the skew is over as soon as it starts.
-		_, err := New(tr.drv, Options{}, nil).GarbageCollect(ctx, GCOptions{leaseTerm: time.Second, leaseSettle: time.Millisecond})
+		_, err := New(tr.drv, Options{}, nil).GarbageCollect(ctx, GCOptions{leaseTerm: time.Second})
 		if err == nil {
 			t.Fatal("GarbageCollect succeeded without a lease")
 		}
@@ -285,4 +286,86 @@ func TestGCLease(t *testing.T) {
 			}
 		}
 	})
+}
+
+// cutOff is a driver whose writes of gc lease claims fail while cut is
+// set: the collector's view of a network partition, or of a process too
+// frozen to renew.
+type cutOff struct {
+	driver.Driver
+	cut *atomic.Bool
+}
+
+func (c cutOff) blocked(p string) error {
+	if c.cut.Load() && strings.HasPrefix(p, gcLeaseDir+"/") {
+		return errors.New("partitioned from the store")
+	}
+	return nil
+}
+
+func (c cutOff) Writer(ctx context.Context, p string, app bool) (driver.FileWriter, error) {
+	if err := c.blocked(p); err != nil {
+		return nil, err
+	}
+	return c.Driver.Writer(ctx, p, app)
+}
+
+func (c cutOff) Create(ctx context.Context, p string, b []byte) error {
+	if err := c.blocked(p); err != nil {
+		return err
+	}
+	return driver.Create(ctx, c.Driver, p, b)
+}
+
+// TestGCLeaseThatLapsedStaysDead: a collection that could not renew its
+// lease until it lapsed must delete nothing when it can again, though a
+// writer relied on the lapse to link what it had tombstoned, and must not
+// take the lease back from a collection that started meanwhile.
+func TestGCLeaseThatLapsedStaysDead(t *testing.T) {
+	ctx := context.Background()
+	const term, skew = 2 * time.Second, 200 * time.Millisecond
+	tr := buildRaceTree(t, openFilesystem(t, t.TempDir()))
+	var cut atomic.Bool
+	collector := New(cutOff{tr.drv, &cut}, Options{DeleteEnabled: true, skew: skew}, nil)
+	writer := New(tr.drv, Options{skew: skew}, nil)
+	var writeErr, secondErr error
+	var second *fence
+	_, err := collector.GarbageCollect(ctx, GCOptions{
+		Online: true, GracePeriod: time.Hour, leaseTerm: term,
+		Now: func() time.Time { return time.Now().Add(48 * time.Hour) },
+		stage: func(s string) {
+			if s != "rescanned" {
+				return
+			}
+			cut.Store(true)
+			// Past the lease's expiry and the skew others honour: the
+			// tombstones are dead to everyone but the collector.
+			time.Sleep(term + 2*skew)
+			_, writeErr = writer.Repository("app").PutManifest(ctx, "again", tr.gone.mediaType, tr.gone.payload)
+			second, secondErr = acquireFence(ctx, tr.drv, time.Hour, skew)
+			cut.Store(false)
+			// Long enough for the collector's renewals to run again.
+			time.Sleep(term / 2)
+		},
+	})
+	if writeErr != nil {
+		t.Fatalf("a write after the lease lapsed was refused: %v", writeErr)
+	}
+	if err == nil {
+		t.Error("the collection whose lease lapsed finished without an error")
+	}
+	wantNoDanglingManifest(t, tr.drv, "app")
+	for _, l := range tr.gone.manifest.Layers {
+		if _, err := tr.drv.Stat(ctx, blobDataPath(l.Digest)); err != nil {
+			t.Errorf("layer %s of the manifest written after the lapse: %v", l.Digest, err)
+		}
+	}
+	if secondErr != nil {
+		t.Fatalf("a second collection could not take the lapsed lease: %v", secondErr)
+	}
+	_, cur, err := currentClaim(ctx, tr.drv, gcLeaseDir)
+	if err != nil || cur.Owner != second.id() || !cur.live(time.Now(), skew) {
+		t.Errorf("the second collection's lease is %+v (%v), want it held by %s", cur, err, second.id())
+	}
+	second.lease.abandon()
 }

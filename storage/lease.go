@@ -46,6 +46,7 @@ type lease struct {
 	gen  uint64
 	rec  leaseRecord
 	term time.Duration
+	skew time.Duration
 	// durable writes claims with PutContent rather than PutScratch: the
 	// gc lease must survive a crash of the storage host, an upload
 	// session's need not (its holders die with it).
@@ -131,9 +132,10 @@ func readClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64) (
 	return &rec, nil
 }
 
-// live tells whether a claim still binds others at now.
-func (r *leaseRecord) live(now time.Time) bool {
-	return r != nil && !r.Released && now.Before(r.Expires.Add(leaseSkew))
+// live tells whether a claim still binds others at now, honoured skew
+// past its expiry.
+func (r *leaseRecord) live(now time.Time, skew time.Duration) bool {
+	return r != nil && !r.Released && now.Before(r.Expires.Add(skew))
 }
 
 // heldError describes the lease's current holder.
@@ -153,12 +155,12 @@ func (e *heldError) Unwrap() error { return ErrLeaseHeld }
 // acquireLease takes the lease at dir for term, or fails with an error
 // wrapping ErrLeaseHeld. It returns the claim it superseded (nil when
 // there was none), whose Released and Size tell how the last holder left.
-func acquireLease(ctx context.Context, drv driver.Driver, dir string, term time.Duration, durable bool) (*lease, *leaseRecord, error) {
+func acquireLease(ctx context.Context, drv driver.Driver, dir string, term, skew time.Duration, durable bool) (*lease, *leaseRecord, error) {
 	gen, cur, err := currentClaim(ctx, drv, dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	if cur.live(time.Now()) {
+	if cur.live(time.Now(), skew) {
 		he := &heldError{rec: *cur}
 		if gen > 1 {
 			he.prev, _ = readClaim(ctx, drv, dir, gen-1)
@@ -170,7 +172,7 @@ func acquireLease(ctx context.Context, drv driver.Driver, dir string, term time.
 	host, _ := os.Hostname()
 	start := time.Now()
 	l := &lease{
-		drv: drv, dir: dir, gen: gen + 1, term: term, durable: durable,
+		drv: drv, dir: dir, gen: gen + 1, term: term, skew: skew, durable: durable,
 		rec:        leaseRecord{Owner: hex.EncodeToString(id), Host: host, Expires: start.Add(term).UTC()},
 		validUntil: start.Add(term),
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/opencontainers/go-digest"
@@ -29,6 +30,15 @@ type Registry struct {
 	// urlsBroken is set when a pattern did not compile: layer URLs are then
 	// all refused rather than checked against half the policy.
 	urlsBroken bool
+}
+
+// leaseSkew is how long past its expiry a lease's claim is honoured by
+// others (lease.go).
+func (r *Registry) leaseSkew() time.Duration {
+	if r.opts.skew > 0 {
+		return r.opts.skew
+	}
+	return leaseSkew
 }
 
 // New returns the content model over d. d is wrapped (driver.Wrap) if it

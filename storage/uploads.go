@@ -101,7 +101,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	if err != nil {
 		return nil, &Error{Err: ErrUploadInvalid, Detail: "corrupt upload start time"}
 	}
-	l, prev, err := acquireLease(ctx, r.driver(), uploadLeaseDir(r.name, id), uploadLeaseTerm, false)
+	l, prev, err := acquireLease(ctx, r.driver(), uploadLeaseDir(r.name, id), uploadLeaseTerm, r.reg.leaseSkew(), false)
 	if err != nil {
 		var he *heldError
 		if errors.As(err, &he) {
