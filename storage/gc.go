@@ -35,7 +35,7 @@ type GCOptions struct {
 	// hook called as an online run reaches each stage ("marked",
 	// "tombstoned", "rescanned").
 	leaseTerm time.Duration
-	stage                  func(string)
+	stage     func(string)
 }
 
 // GCItem is one thing a collection deletes.
