@@ -52,6 +52,10 @@ type lease struct {
 	// session's need not (its holders die with it).
 	durable bool
 
+	// onEnd, when set, is called once when the holder releases or
+	// abandons the lease.
+	onEnd func()
+
 	mu         sync.Mutex
 	validUntil time.Time // monotonic
 	err        error     // why the lease was lost, once it is
@@ -291,11 +295,20 @@ func (l *lease) stopKeepAlive() {
 	}
 }
 
+// end runs onEnd, once.
+func (l *lease) end() {
+	if f := l.onEnd; f != nil {
+		l.onEnd = nil
+		f()
+	}
+}
+
 // release gives the lease up, recording size for the next holder. A
 // lapsed lease is not written to: its claim tells the next holder that
 // whatever it guarded was left in an unknown state.
 func (l *lease) release(ctx context.Context, size int64) error {
 	l.stopKeepAlive()
+	defer l.end()
 	if err := l.valid(); err != nil {
 		return err
 	}
@@ -313,5 +326,6 @@ func (l *lease) release(ctx context.Context, size int64) error {
 // directory, claims included).
 func (l *lease) abandon() {
 	l.stopKeepAlive()
+	l.end()
 	_ = l.lose(fmt.Errorf("%w: abandoned", errLeaseLost))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -24,6 +25,9 @@ type Registry struct {
 	log    *slog.Logger
 	cache  *cache
 	gen    genWatch
+	// sessions are the upload sessions requests of this instance are
+	// using (uploads.go).
+	sessions sync.Map
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp

@@ -101,8 +101,16 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	if err != nil {
 		return nil, &Error{Err: ErrUploadInvalid, Detail: "corrupt upload start time"}
 	}
+	// Requests on this instance are kept apart here, before the store is
+	// asked: exactly, on every backend (Swift's create is not atomic),
+	// and without a round trip.
+	unhold, ok := r.reg.holdSession(r.name, id)
+	if !ok {
+		return nil, r.busy(ctx, id)
+	}
 	l, prev, err := acquireLease(ctx, r.driver(), uploadLeaseDir(r.name, id), uploadLeaseTerm, r.reg.leaseSkew(), false)
 	if err != nil {
+		unhold()
 		var he *heldError
 		if errors.As(err, &he) {
 			busy := &BusyError{}
@@ -113,6 +121,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		}
 		return nil, wrapDriverErr("resume upload", err)
 	}
+	l.onEnd = unhold
 	l.keepAlive(ctx, 0)
 	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
 	if isNotFound(err) {
@@ -131,6 +140,52 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	return u, nil
 }
 
+// errNoRelease: no request on the session ever ended in a way Berth
+// recorded.
+var errNoRelease = errors.New("storage: no request on the upload ended")
+
+// releasedSize is the size the upload id held when the last request on it
+// that ended cleanly ended: while a request writes, the session holds what
+// the one before it left, in the claim before the current one.
+func (r *repository) releasedSize(ctx context.Context, id string) (int64, error) {
+	dir := uploadLeaseDir(r.name, id)
+	gen, rec, err := currentClaim(ctx, r.driver(), dir)
+	if err != nil {
+		return 0, wrapDriverErr("stat upload", err)
+	}
+	for ; gen > 0; gen-- {
+		if rec != nil && rec.Released {
+			return rec.Size, nil
+		}
+		if gen > 1 {
+			if rec, err = readClaim(ctx, r.driver(), dir, gen-1); err != nil {
+				return 0, wrapDriverErr("stat upload", err)
+			}
+		}
+	}
+	return 0, errNoRelease
+}
+
+// holdSession marks the upload id of repository name as in use by a
+// request of this instance; ok is false when another one holds it.
+func (r *Registry) holdSession(name, id string) (unhold func(), ok bool) {
+	key := name + "/" + id
+	if _, loaded := r.sessions.LoadOrStore(key, struct{}{}); loaded {
+		return nil, false
+	}
+	return func() { r.sessions.Delete(key) }, true
+}
+
+// busy is the error for a session another request holds, with the size
+// the session had when its last request ended.
+func (r *repository) busy(ctx context.Context, id string) error {
+	busy := &BusyError{}
+	if size, err := r.releasedSize(ctx, id); err == nil {
+		busy.Size = size
+	}
+	return busy
+}
+
 // StatUpload tells how many bytes the upload id holds without opening it
 // for writing, so that asking (GET) writes nothing: from what the last
 // request on it recorded when it ended.
@@ -144,26 +199,16 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 		}
 		return 0, wrapDriverErr("stat upload", err)
 	}
-	dir := uploadLeaseDir(r.name, id)
-	gen, rec, err := currentClaim(ctx, r.driver(), dir)
-	if err != nil {
-		return 0, wrapDriverErr("stat upload", err)
-	}
-	// While a request writes, the session holds what the one before it
-	// left: the claim before the current one.
-	for ; gen > 0; gen-- {
-		if rec != nil && rec.Released {
-			return rec.Size, nil
-		}
-		if gen > 1 {
-			if rec, err = readClaim(ctx, r.driver(), dir, gen-1); err != nil {
-				return 0, wrapDriverErr("stat upload", err)
-			}
-		}
+	if size, err := r.releasedSize(ctx, id); !errors.Is(err, errNoRelease) {
+		return size, err
 	}
 	// A session no Berth request ended (one Distribution wrote during a
 	// migration): only its writer knows.
 	u, err := r.ResumeUpload(ctx, id)
+	var busy *BusyError
+	if errors.As(err, &busy) {
+		return busy.Size, nil
+	}
 	if err != nil {
 		return 0, err
 	}

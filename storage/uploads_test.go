@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha512"
+	"errors"
 	"testing"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -360,6 +361,63 @@ func TestCommitOfExistingBlobKeepsOneCopy(t *testing.T) {
 		}
 		if n := len(hasPrefix(treePaths(files), "/docker/registry/v2/repositories/b/_uploads")); n != 0 {
 			t.Fatalf("upload left behind")
+		}
+	})
+}
+
+// TestUploadHasOneRequestAtATime: while a request holds an upload, another
+// (through the same instance, or another instance on the same store) gets
+// ErrUploadBusy with the size the session had, writes nothing, and can go
+// on once the first ended; the digest state the first saved is trusted.
+func TestUploadHasOneRequestAtATime(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		here := newRegistry(open, Options{}).Repository("app")
+		u, err := here.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Write(bytesOf(100, 'a')); err != nil {
+			t.Fatal(err)
+		}
+		id := u.ID()
+		if err := u.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		first, err := here.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := first.Write(bytesOf(50, 'b')); err != nil {
+			t.Fatal(err)
+		}
+		elsewhere := newRegistry(open, Options{}).Repository("app")
+		for name, repo := range map[string]Repository{"same instance": here, "another instance": elsewhere} {
+			_, err := repo.ResumeUpload(ctx, id)
+			var busy *BusyError
+			if !errors.As(err, &busy) || !errors.Is(err, ErrUploadBusy) || busy.Size != 100 {
+				t.Fatalf("%s: ResumeUpload while another request holds it: %v, want ErrUploadBusy at 100", name, err)
+			}
+			if size, err := repo.StatUpload(ctx, id); err != nil || size != 100 {
+				t.Errorf("%s: StatUpload while held: %d, %v, want the 100 bytes of the last request that ended", name, size, err)
+			}
+		}
+		if err := first.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next, err := elsewhere.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatalf("ResumeUpload after the holder ended: %v", err)
+		}
+		if next.Size() != 150 || next.(*upload).h == nil {
+			t.Fatalf("resumed at %d (digest state trusted: %v), want 150, trusted", next.Size(), next.(*upload).h != nil)
+		}
+		want := digest.FromBytes(append(bytesOf(100, 'a'), bytesOf(50, 'b')...))
+		if _, err := next.Commit(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := here.ResumeUpload(ctx, id); !errors.Is(err, ErrUploadUnknown) {
+			t.Fatalf("ResumeUpload after the commit: %v, want ErrUploadUnknown", err)
 		}
 	})
 }

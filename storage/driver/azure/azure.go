@@ -230,7 +230,10 @@ func (d *Driver) Create(ctx context.Context, path string, content []byte) error 
 	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
 		return pathErr("create", path, driver.ErrExist)
 	}
-	return mapErr("create", path, err)
+	if err != nil {
+		return mapErr("create", path, err)
+	}
+	return nil
 }
 
 // Stat implements driver.Driver. A path is a directory while some blob

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -47,10 +48,17 @@ func (s *suite) testConcurrentCreates(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if len(winners) != 1 {
+		got := get(t, s.driver(t), p)
+		if racy, _ := unwrap(s.driver(t)).(interface{ RacyCreate() bool }); racy != nil && racy.RacyCreate() {
+			// A backend without an atomic create (Swift) may let
+			// overlapping creates both win; one of them must, and the
+			// file holds one winner's bytes whole.
+			if len(winners) == 0 || !slices.ContainsFunc(winners, func(i int) bool { return got == string(content(i)) }) {
+				t.Fatalf("round %d: winners %v, and the file holds %d bytes of none of them", round, winners, len(got))
+			}
+		} else if len(winners) != 1 {
 			t.Fatalf("round %d: %d Creates of one path won (%v), want exactly 1", round, len(winners), winners)
-		}
-		if got := get(t, s.driver(t), p); got != string(content(winners[0])) {
+		} else if got != string(content(winners[0])) {
 			t.Fatalf("round %d: the file holds %d bytes, not the winner's", round, len(got))
 		}
 		if err := driver.Create(t.Context(), s.driver(t), p, []byte("late")); !errors.Is(err, driver.ErrExist) {

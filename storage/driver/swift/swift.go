@@ -179,19 +179,46 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 	return nil
 }
 
-// Create implements driver.Creator with a PUT conditioned on
-// If-None-Match: *, which the object server refuses with 412 when the
-// object exists. It is sent once, not retried: a retry of a create that
-// won but whose answer was lost would report it lost.
+// Create implements driver.Creator as far as Swift allows: a PUT
+// conditioned on If-None-Match: *, which the object server refuses with
+// 412 when the object exists, then a read back, which the loser of two
+// overlapping creates finds holding the winner's content (the newest
+// write wins in Swift). Two creates that overlap so closely that both
+// read back their own content before either write lands both succeed:
+// Swift has no atomic create (see RacyCreate). Not retried: a retry of a
+// create that won but whose answer was lost would report it lost.
 func (d *Driver) Create(ctx context.Context, path string, content []byte) error {
-	body := &detachable{r: bytes.NewReader(content)}
-	_, err := d.conn.ObjectPut(ctx, d.cfg.Container, d.object(path), body, false, "", contentType, swift.Headers{"If-None-Match": "*"})
-	body.detach()
-	if statusIs(err, http.StatusPreconditionFailed) {
+	var err error
+	for try := 0; try <= retries; try++ {
+		body := &detachable{r: bytes.NewReader(content)}
+		_, err = d.conn.ObjectPut(ctx, d.cfg.Container, d.object(path), body, false, "", contentType, swift.Headers{"If-None-Match": "*"})
+		body.detach()
+		// The proxy answers 412 before reading the body and closes the
+		// connection, which a client still sending sees as a broken
+		// pipe instead of the answer: sent again, the create gets its
+		// 412, and the read back below tells a lost answer to a create
+		// that won from a create that lost.
+		var se *swift.Error
+		if err == nil || errors.As(err, &se) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil && !statusIs(err, http.StatusPreconditionFailed) {
+		return mapErr("create", path, err)
+	}
+	got, err := d.conn.ObjectGetBytes(ctx, d.cfg.Container, d.object(path))
+	if err != nil {
+		return mapErr("create", path, err)
+	}
+	if !bytes.Equal(got, content) {
 		return pathErr("create", path, driver.ErrExist)
 	}
-	return mapErr("create", path, err)
+	return nil
 }
+
+// RacyCreate tells the driver suite that two Creates racing may both
+// succeed on Swift.
+func (d *Driver) RacyCreate() bool { return true }
 
 // Stat implements driver.Driver.
 func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error) {
