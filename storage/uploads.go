@@ -252,11 +252,19 @@ func (r *repository) adoptUpload(ctx context.Context, id string) (driver.FileWri
 // after it) with the data at exactly the size the state is for. Anything
 // else (a request that died or lost its lease mid-write, a session written
 // by CNCF Distribution) leaves the running digest unknown, and Commit
-// hashes the stored bytes themselves.
+// hashes the stored bytes themselves. So does every resumed upload on a
+// backend without an atomic create (Swift), where two instances may both
+// have held the session at once.
 func (u *upload) loadHashState(ctx context.Context, prev *leaseRecord) error {
 	size := u.fw.Size()
 	if size == 0 {
 		u.h = u.alg.Hash()
+		return nil
+	}
+	if !driver.AtomicCreate(u.repo.driver()) {
+		// Two requests on two instances may both have held the session
+		// (Swift): a state's size says nothing of whose bytes are there.
+		u.h = nil
 		return nil
 	}
 	if prev == nil || !prev.Released || prev.Size != size {

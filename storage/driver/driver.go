@@ -120,6 +120,24 @@ type Creator interface {
 	Create(ctx context.Context, path string, content []byte) error
 }
 
+// RacyCreator is implemented by drivers whose Create cannot be atomic
+// (Swift: a conditional PUT checks before it writes, and the newest write
+// wins): two Creates that overlap closely may both succeed. Use the
+// AtomicCreate function, which sees through wrappers.
+type RacyCreator interface {
+	RacyCreate() bool
+}
+
+// AtomicCreate tells whether d's Create lets exactly one of several
+// racing creates win.
+func AtomicCreate(d Driver) bool {
+	if _, ok := d.(Creator); !ok {
+		return false
+	}
+	r, ok := d.(RacyCreator)
+	return !ok || !r.RacyCreate()
+}
+
 // CommitMover is implemented by FileWriters that can commit their write
 // at another path than the one they were opened for, in one step: the
 // file system renames its unfinished write straight into place instead of

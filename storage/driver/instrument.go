@@ -94,6 +94,8 @@ func (in *instrumented) Name() string { return in.d.Name() }
 
 func (in *instrumented) DirTimes() bool { return HasDirTimes(in.d) }
 
+func (in *instrumented) RacyCreate() bool { return !AtomicCreate(in.d) }
+
 func (in *instrumented) PartSize() int64 {
 	if p, ok := in.d.(PartSizer); ok {
 		return p.PartSize()

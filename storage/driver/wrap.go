@@ -60,6 +60,8 @@ func (w *wrapped) Name() string { return w.d.Name() }
 
 func (w *wrapped) DirTimes() bool { return HasDirTimes(w.d) }
 
+func (w *wrapped) RacyCreate() bool { return !AtomicCreate(w.d) }
+
 // fail makes err a *PathError for op on path. A *PathError from the driver
 // keeps its detail, with what it lacks filled in.
 func (w *wrapped) fail(op, path string, err error) error {

@@ -49,7 +49,7 @@ func (s *suite) testConcurrentCreates(t *testing.T) {
 		}
 		wg.Wait()
 		got := get(t, s.driver(t), p)
-		if racy, _ := unwrap(s.driver(t)).(interface{ RacyCreate() bool }); racy != nil && racy.RacyCreate() {
+		if !driver.AtomicCreate(s.driver(t)) {
 			// A backend without an atomic create (Swift) may let
 			// overlapping creates both win; one of them must, and the
 			// file holds one winner's bytes whole.

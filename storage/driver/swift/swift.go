@@ -216,7 +216,7 @@ func (d *Driver) Create(ctx context.Context, path string, content []byte) error 
 	return nil
 }
 
-// RacyCreate tells the driver suite that two Creates racing may both
+// RacyCreate implements driver.RacyCreator: two Creates racing may both
 // succeed on Swift.
 func (d *Driver) RacyCreate() bool { return true }
 
