@@ -119,6 +119,9 @@ type Options struct {
 	DeleteEnabled bool
 	// Validation is the validation.manifests section.
 	Validation ManifestValidation
+	// Shared is the cache every instance on the store shares (redis, with
+	// storage.cache.blobdescriptor: redis); nil for none.
+	Shared SharedCache
 }
 
 // ManifestValidation mirrors Distribution's validation.manifests section.

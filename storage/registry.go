@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/opencontainers/go-digest"
@@ -23,6 +24,7 @@ type Registry struct {
 	log    *slog.Logger
 	cache  *cache
 	gen    genWatch
+	now    func() time.Time // the clock cache entries age by
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp
@@ -38,7 +40,8 @@ func New(d driver.Driver, opts Options, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, cache: newCache()}
+	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now}
+	r.cache = newCache(func() time.Time { return r.now() })
 	for _, p := range opts.Validation.URLsAllow {
 		re, err := regexp.Compile(p)
 		if err != nil {

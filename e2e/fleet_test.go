@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/testenv"
+	"github.com/opencontainers/go-digest"
+)
+
+// testImage is an image a test pushes by hand, as a client does: HEAD each
+// blob, upload only those the registry says it lacks, then PUT the
+// manifest. That HEAD is where a stale cache turns into a broken push.
+type testImage struct {
+	blobs    [][]byte // the config, then the layers
+	manifest []byte
+	digest   digest.Digest
+}
+
+func newTestImage(t *testing.T, layers ...string) testImage {
+	t.Helper()
+	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"comment":%q}`, strings.Join(layers, ",")))
+	im := testImage{blobs: [][]byte{cfg}}
+	type desc struct {
+		MediaType string        `json:"mediaType"`
+		Digest    digest.Digest `json:"digest"`
+		Size      int           `json:"size"`
+	}
+	m := struct {
+		SchemaVersion int    `json:"schemaVersion"`
+		MediaType     string `json:"mediaType"`
+		Config        desc   `json:"config"`
+		Layers        []desc `json:"layers"`
+	}{
+		SchemaVersion: 2,
+		MediaType:     "application/vnd.oci.image.manifest.v1+json",
+		Config:        desc{"application/vnd.oci.image.config.v1+json", digest.FromBytes(cfg), len(cfg)},
+	}
+	for _, l := range layers {
+		b := []byte(l)
+		im.blobs = append(im.blobs, b)
+		m.Layers = append(m.Layers, desc{"application/vnd.oci.image.layer.v1.tar", digest.FromBytes(b), len(b)})
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.manifest, im.digest = b, digest.FromBytes(b)
+	return im
+}
+
+func (im testImage) layer(i int) digest.Digest { return digest.FromBytes(im.blobs[i+1]) }
+
+// push pushes the image's blobs and manifest through base and returns the
+// manifest PUT's answer; a blob upload that fails fails the test.
+func (im testImage) push(t *testing.T, base, repo, tag string) response {
+	t.Helper()
+	for _, b := range im.blobs {
+		d := digest.FromBytes(b)
+		if do(t, http.MethodHead, base+"/v2/"+repo+"/blobs/"+d.String(), nil, nil).StatusCode == http.StatusOK {
+			continue // "already exists": a client skips the upload
+		}
+		res := do(t, http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/?digest="+d.String(), b,
+			map[string]string{"Content-Type": "application/octet-stream"})
+		expectStatus(t, res, http.StatusCreated)
+	}
+	return do(t, http.MethodPut, base+"/v2/"+repo+"/manifests/"+tag, im.manifest,
+		map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+}
+
+// validate runs crane validate --remote on repo@digest through every
+// instance: every blob of the image is fetched and checked.
+func validate(t *testing.T, crane, repo string, d digest.Digest, bases ...string) {
+	t.Helper()
+	for _, base := range bases {
+		ref := strings.TrimPrefix(base, "http://") + "/" + repo + "@" + d.String()
+		if err := testenv.RunQuiet(crane, "validate", "--insecure", "--remote", ref); err != nil {
+			t.Errorf("an acknowledged push does not validate through %s: %v", base, err)
+		}
+	}
+}
