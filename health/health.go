@@ -24,12 +24,14 @@ const DefaultInterval = 10 * time.Second
 type Check func(ctx context.Context) error
 
 // Checker runs checks and keeps their status. Add every check, then Start
-// it (or drive it with RunOnce). It is safe for concurrent use.
+// it (or drive it with RunOnce); a check added after Start runs from then
+// on. It is safe for concurrent use.
 type Checker struct {
 	log *slog.Logger
 
-	mu     sync.Mutex
-	checks []*check
+	mu      sync.Mutex
+	checks  []*check
+	started context.Context // set by Start
 }
 
 type check struct {
@@ -62,30 +64,38 @@ func (c *Checker) Add(name string, interval time.Duration, threshold int, run Ch
 	if threshold < 1 {
 		threshold = 1
 	}
+	ch := &check{name: name, interval: interval, threshold: threshold, run: run}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.checks = append(c.checks, &check{name: name, interval: interval, threshold: threshold, run: run})
+	c.checks = append(c.checks, ch)
+	if c.started != nil {
+		go c.loop(c.started, ch)
+	}
 }
 
 // Start runs every check now and then at its interval, each in its own
 // goroutine, until ctx is done.
 func (c *Checker) Start(ctx context.Context) {
 	c.mu.Lock()
+	c.started = ctx
 	checks := append([]*check(nil), c.checks...)
 	c.mu.Unlock()
 	for _, ch := range checks {
-		go func() {
-			t := time.NewTicker(ch.interval)
-			defer t.Stop()
-			for {
-				c.runCheck(ctx, ch)
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
-		}()
+		go c.loop(ctx, ch)
+	}
+}
+
+// loop runs ch now and then at its interval until ctx is done.
+func (c *Checker) loop(ctx context.Context, ch *check) {
+	t := time.NewTicker(ch.interval)
+	defer t.Stop()
+	for {
+		c.runCheck(ctx, ch)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
