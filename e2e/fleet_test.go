@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,9 +23,38 @@ type testImage struct {
 	digest   digest.Digest
 }
 
+// newTestImage makes an image with one layer per string: a gzipped tar
+// holding one file with that content, as crane validate expects.
 func newTestImage(t *testing.T, layers ...string) testImage {
 	t.Helper()
-	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"comment":%q}`, strings.Join(layers, ",")))
+	var gz [][]byte
+	var diffIDs []string
+	for i, l := range layers {
+		var tarred bytes.Buffer
+		tw := tar.NewWriter(&tarred)
+		hdr := &tar.Header{Name: fmt.Sprintf("file%d", i), Mode: 0o644, Size: int64(len(l)), Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(l)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		diffIDs = append(diffIDs, digest.FromBytes(tarred.Bytes()).String())
+		var zipped bytes.Buffer
+		zw := gzip.NewWriter(&zipped)
+		if _, err := zw.Write(tarred.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		gz = append(gz, zipped.Bytes())
+	}
+	ids, _ := json.Marshal(diffIDs)
+	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":%s},"config":{}}`, ids))
 	im := testImage{blobs: [][]byte{cfg}}
 	type desc struct {
 		MediaType string        `json:"mediaType"`
@@ -39,10 +71,9 @@ func newTestImage(t *testing.T, layers ...string) testImage {
 		MediaType:     "application/vnd.oci.image.manifest.v1+json",
 		Config:        desc{"application/vnd.oci.image.config.v1+json", digest.FromBytes(cfg), len(cfg)},
 	}
-	for _, l := range layers {
-		b := []byte(l)
+	for _, b := range gz {
 		im.blobs = append(im.blobs, b)
-		m.Layers = append(m.Layers, desc{"application/vnd.oci.image.layer.v1.tar", digest.FromBytes(b), len(b)})
+		m.Layers = append(m.Layers, desc{"application/vnd.oci.image.layer.v1.tar+gzip", digest.FromBytes(b), len(b)})
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
