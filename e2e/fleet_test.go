@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -89,17 +90,53 @@ func (im testImage) layer(i int) digest.Digest { return digest.FromBytes(im.blob
 // manifest PUT's answer; a blob upload that fails fails the test.
 func (im testImage) push(t *testing.T, base, repo, tag string) response {
 	t.Helper()
+	res, err := im.tryPush(base, repo, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// tryPush is push for any goroutine: a failed blob upload is an error.
+func (im testImage) tryPush(base, repo, tag string) (response, error) {
 	for _, b := range im.blobs {
 		d := digest.FromBytes(b)
-		if do(t, http.MethodHead, base+"/v2/"+repo+"/blobs/"+d.String(), nil, nil).StatusCode == http.StatusOK {
+		res, err := send(http.MethodHead, base+"/v2/"+repo+"/blobs/"+d.String(), nil, nil)
+		if err != nil {
+			return response{}, err
+		}
+		if res.StatusCode == http.StatusOK {
 			continue // "already exists": a client skips the upload
 		}
-		res := do(t, http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/?digest="+d.String(), b,
+		res, err = send(http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/?digest="+d.String(), b,
 			map[string]string{"Content-Type": "application/octet-stream"})
-		expectStatus(t, res, http.StatusCreated)
+		if err != nil {
+			return response{}, err
+		}
+		if res.StatusCode != http.StatusCreated {
+			return res, fmt.Errorf("upload of %s: %d %s", d, res.StatusCode, res.body)
+		}
 	}
-	return do(t, http.MethodPut, base+"/v2/"+repo+"/manifests/"+tag, im.manifest,
+	return send(http.MethodPut, base+"/v2/"+repo+"/manifests/"+tag, im.manifest,
 		map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+}
+
+// send is one request, its body read.
+func send(method, url string, body []byte, hdr map[string]string) (response, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return response{res, b}, err
 }
 
 // validate runs crane validate --remote on repo@digest through every
