@@ -39,6 +39,7 @@ type check struct {
 	interval  time.Duration
 	threshold int
 	run       Check
+	advisory  bool // reported, but does not fail Err
 
 	// Guarded by Checker.mu.
 	failures int   // consecutive, capped at threshold
@@ -71,6 +72,17 @@ func (c *Checker) Add(name string, interval time.Duration, threshold int, run Ch
 	if c.started != nil {
 		go c.loop(c.started, ch)
 	}
+}
+
+// AddAdvisory registers a check, as Add does, for a dependency the
+// registry degrades without rather than fails: a failure shows in Status
+// and /debug/health, but not in Err, so /v2/ keeps answering and a load
+// balancer probing it keeps the instance.
+func (c *Checker) AddAdvisory(name string, interval time.Duration, threshold int, run Check) {
+	c.Add(name, interval, threshold, run)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks[len(c.checks)-1].advisory = true
 }
 
 // Start runs every check now and then at its interval, each in its own
@@ -141,21 +153,28 @@ func (c *Checker) runCheck(ctx context.Context, ch *check) {
 // Status returns the error of every failing check by name; an empty map
 // means healthy.
 func (c *Checker) Status() map[string]string {
+	return c.failing(true)
+}
+
+// failing returns the error of every failing check by name, the advisory
+// ones too when asked.
+func (c *Checker) failing(advisory bool) map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string]string{}
 	for _, ch := range c.checks {
-		if ch.failures >= ch.threshold {
+		if ch.failures >= ch.threshold && (advisory || !ch.advisory) {
 			out[ch.name] = ch.last.Error()
 		}
 	}
 	return out
 }
 
-// Err is nil while every check passes, and otherwise names the failing
-// ones: what the registry's /v2/ asks before answering.
+// Err is nil while every check but the advisory ones passes, and
+// otherwise names the failing ones: what the registry's /v2/ asks before
+// answering.
 func (c *Checker) Err() error {
-	st := c.Status()
+	st := c.failing(false)
 	if len(st) == 0 {
 		return nil
 	}

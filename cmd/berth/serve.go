@@ -66,7 +66,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	if shared != nil {
 		defer shared.Close()
 		sopts.Shared = shared
-		obs.checker.Add("redis", 0, 0, shared.Check)
+		obs.checker.AddAdvisory("redis", 0, 0, shared.Check)
 	}
 	reg := storage.New(obs.driver, sopts, log)
 	obs.watchStorage(reg)
