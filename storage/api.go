@@ -122,6 +122,9 @@ type Options struct {
 	// Shared is the cache every instance on the store shares (redis, with
 	// storage.cache.blobdescriptor: redis); nil for none.
 	Shared SharedCache
+	// BlobDescriptors is how many blob descriptors this instance keeps in
+	// memory (storage.cache.blobdescriptorsize); 0 for the default.
+	BlobDescriptors int
 }
 
 // ManifestValidation mirrors Distribution's validation.manifests section.

@@ -61,11 +61,16 @@ type cache struct {
 	tagLists  *lru[string, tagList]
 }
 
-func newCache(now func() time.Time) *cache {
+// newCache returns empty caches; blobs bounds the blob descriptors (0 for
+// the default).
+func newCache(now func() time.Time, blobs int) *cache {
 	links := newLRU[linkKey, digest.Digest](linkCacheEntries)
 	links.ttl, links.now = StaleBound, now
+	if blobs <= 0 {
+		blobs = blobCacheEntries
+	}
 	return &cache{
-		blobs:     newLRU[digest.Digest, blobInfo](blobCacheEntries),
+		blobs:     newLRU[digest.Digest, blobInfo](int64(blobs)),
 		links:     links,
 		manifests: newLRU[digest.Digest, *manifestInfo](manifestCacheMax),
 		tagLists:  newLRU[string, tagList](tagListCacheMax),

@@ -136,3 +136,13 @@ func redisTLSSection(dir string) (r config.Redis) {
 	r.TLS.RootCAs = []string{filepath.Join(dir, "ca.pem")}
 	return r
 }
+
+// TestStorageOptionsTakeBlobDescriptorSize: the key reaches the content
+// model (whose cache test checks the bound).
+func TestStorageOptionsTakeBlobDescriptorSize(t *testing.T) {
+	var cfg config.Config
+	cfg.Storage.Cache.BlobDescriptorSize = 7
+	if got := storageOptions(&cfg).BlobDescriptors; got != 7 {
+		t.Fatalf("BlobDescriptors = %d, want 7", got)
+	}
+}
