@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,4 +72,39 @@ func StartRedisSentinel(t testing.TB, master *Redis, masterName string) string {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	WaitTCP(t, addr, 30*time.Second)
 	return addr
+}
+
+// StartRedisCluster starts a Redis cluster of three masters (no replicas)
+// on free loopback ports, creates it with redis-cli --cluster create and
+// waits until it serves every slot. It returns the nodes' addresses.
+func StartRedisCluster(t testing.TB) []string {
+	t.Helper()
+	cli := Tool(t, "redis-cli")
+	var addrs []string
+	for _, port := range FreePorts(t, 3) {
+		// Each process runs in its own directory, so each writes its own
+		// nodes.conf.
+		r := startRedis(t, port, "--port", strconv.Itoa(port), "--cluster-enabled", "yes")
+		addrs = append(addrs, r.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if err := RunQuiet(cli, args...); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	host, port, _ := net.SplitHostPort(addrs[0])
+	err := poll(30*time.Second, nil, func() error {
+		out, err := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(out), "cluster_state:ok") {
+			return fmt.Errorf("cluster not ready: %s", out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("testenv: redis cluster: %v", err)
+	}
+	return addrs
 }

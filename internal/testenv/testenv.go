@@ -84,6 +84,7 @@ var systemTools = map[string]string{
 	"dockerd":      "apt-get install -y docker.io",
 	"skopeo":       "apt-get install -y skopeo",
 	"redis-server": "apt-get install -y redis-server",
+	"redis-cli":    "apt-get install -y redis-server",
 	"haproxy":      "apt-get install -y haproxy",
 }
 

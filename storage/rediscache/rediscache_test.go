@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -263,4 +264,33 @@ func imageManifest(t *testing.T, cfg []byte, layers ...[]byte) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestCluster spreads the keys of one lookup (an entry, the global and the
+// repository generation) over a three-master cluster: a pipeline across
+// slots still answers, and an invalidation through another client is seen.
+func TestCluster(t *testing.T) {
+	ctx := context.Background()
+	addrs := testenv.StartRedisCluster(t)
+	a := newCache(t, &redis.UniversalOptions{Addrs: addrs})
+	b := newCache(t, &redis.UniversalOptions{Addrs: addrs[1:]})
+	for i := range 20 {
+		k := storage.SharedLinkKey{Repo: fmt.Sprintf("team%d/app", i), Digest: digest.FromString(fmt.Sprint(i))}
+		gen, err := a.Begin(ctx, k.Repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.PutLink(ctx, gen, k, k.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := b.Link(ctx, k); err != nil || !ok {
+			t.Fatalf("%s: B.Link = %v, %v", k.Repo, ok, err)
+		}
+		if err := b.Invalidate(ctx, k.Repo, k); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := a.Link(ctx, k); err != nil || ok {
+			t.Fatalf("%s: A.Link after B invalidated = %v, %v", k.Repo, ok, err)
+		}
+	}
 }
