@@ -294,3 +294,63 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisGoingAwayNeverGivesWrongAnswers freezes Redis under two content
+// models that both cached a manifest: B deletes it (and cannot tell Redis),
+// A answers unknown once StaleBound has passed, and after Redis returns
+// neither answers the entry written before the outage.
+func TestRedisGoingAwayNeverGivesWrongAnswers(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartRedis(t)
+	store := inmemory.New()
+	var caches []*Cache
+	newReg := func() storage.Repository {
+		c := newCache(t, &redis.UniversalOptions{Addrs: []string{srv.Addr},
+			ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
+		caches = append(caches, c)
+		return storage.New(store, storage.Options{DeleteEnabled: true, Shared: c}, nil).Repository("fleet/app")
+	}
+	ra, rb := newReg(), newReg()
+	cfg := []byte(`{"os":"linux"}`)
+	push(t, ra, cfg)
+	m, err := ra.PutManifest(ctx, "1.0", "application/vnd.oci.image.manifest.v1+json", imageManifest(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []storage.Repository{ra, rb} {
+		if _, err := r.GetManifest(ctx, m.Digest.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	proc := srv.Process.Cmd.Process
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer proc.Signal(syscall.SIGCONT)
+	if err := rb.DeleteManifest(ctx, m.Digest); err != nil {
+		t.Fatalf("delete with Redis frozen: %v", err)
+	}
+	time.Sleep(storage.StaleBound)
+	if _, err := ra.GetManifest(ctx, m.Digest.String()); !errors.Is(err, storage.ErrManifestUnknown) {
+		t.Fatalf("A with Redis frozen, StaleBound after B deleted: %v, want ErrManifestUnknown", err)
+	}
+
+	if err := proc.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range caches {
+		for c.Check(ctx) != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("cache not back: %v", c.Check(ctx))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for name, r := range map[string]storage.Repository{"A": ra, "B": rb} {
+		if _, err := r.GetManifest(ctx, m.Digest.String()); !errors.Is(err, storage.ErrManifestUnknown) {
+			t.Errorf("%s after Redis returned: %v, want ErrManifestUnknown", name, err)
+		}
+	}
+}
