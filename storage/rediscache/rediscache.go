@@ -122,6 +122,15 @@ func (c *Cache) fail(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
+// failRead is fail for a lookup or a put: a request that gave up (its
+// context ended) says nothing of Redis, and loses nothing a delete needs.
+func (c *Cache) failRead(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return c.fail(err)
+}
+
 func (c *Cache) recover() {
 	defer c.done.Done()
 	t := time.NewTicker(retryEvery)
@@ -172,7 +181,7 @@ func (c *Cache) Begin(ctx context.Context, repo string) (string, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", c.fail(err)
+		return "", c.failRead(ctx, err)
 	}
 	return generation(g, r), nil
 }
@@ -211,7 +220,7 @@ func (c *Cache) Link(ctx context.Context, k storage.SharedLinkKey) (digest.Diges
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", false, c.fail(err)
+		return "", false, c.failRead(ctx, err)
 	}
 	v := fields.Val()
 	target, _ := v[0].(string)
@@ -245,7 +254,7 @@ func (c *Cache) PutLink(ctx context.Context, gen string, k storage.SharedLinkKey
 		return nil
 	})
 	if err != nil {
-		return c.fail(err)
+		return c.failRead(ctx, err)
 	}
 	return nil
 }
@@ -263,7 +272,7 @@ func (c *Cache) Blob(ctx context.Context, d digest.Digest) (storage.SharedBlob, 
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return storage.SharedBlob{}, false, c.fail(err)
+		return storage.SharedBlob{}, false, c.failRead(ctx, err)
 	}
 	v := fields.Val()
 	size, _ := v[0].(string)
@@ -294,7 +303,7 @@ func (c *Cache) PutBlob(ctx context.Context, gen string, d digest.Digest, b stor
 		return nil
 	})
 	if err != nil {
-		return c.fail(err)
+		return c.failRead(ctx, err)
 	}
 	return nil
 }

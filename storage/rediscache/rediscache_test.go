@@ -354,3 +354,26 @@ func TestRedisGoingAwayNeverGivesWrongAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestARequestThatGaveUpDoesNotTakeRedisDown: a lookup whose client went
+// away fails, but the cache stays up (going down forgets every entry on
+// every instance); an invalidation that could not be sent does take it
+// down, since a delete may then be unrecorded.
+func TestARequestThatGaveUpDoesNotTakeRedisDown(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	c := newCache(t, &redis.UniversalOptions{Addrs: []string{srv.Addr}})
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := c.Link(gone, layer); err == nil {
+		t.Fatal("Link with a cancelled context succeeded")
+	}
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatalf("a cancelled lookup took the cache down: %v", err)
+	}
+	if err := c.Invalidate(gone, layer.Repo, layer); err == nil {
+		t.Fatal("Invalidate with a cancelled context succeeded")
+	}
+	if err := c.Check(context.Background()); err == nil {
+		t.Fatal("an invalidation that was not sent left the cache up")
+	}
+}
