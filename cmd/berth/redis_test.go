@@ -146,3 +146,52 @@ func TestStorageOptionsTakeBlobDescriptorSize(t *testing.T) {
 		t.Fatalf("BlobDescriptors = %d, want 7", got)
 	}
 }
+
+// TestRedisOptionsMapTheSection: the keys the real-server tests cannot
+// tell apart reach go-redis; Distribution 2's pool keys fill in where the
+// go-redis ones are unset; tls.enabled alone turns TLS on.
+func TestRedisOptionsMapTheSection(t *testing.T) {
+	r := config.Redis{
+		Addr: "a:1", Addrs: []string{"b:2"}, ClientName: "berth", MasterName: "m",
+		SentinelUsername: "su", SentinelPassword: "sp", MaxRetries: 4,
+		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 3 * time.Second,
+		PoolSize: 9, PoolTimeout: 4 * time.Second, MinIdleConns: 1, ConnMaxLifetime: time.Hour,
+		MaxRedirects: 5, RouteRandomly: true, DisableIdentity: true,
+		Pool: config.RedisPool{MaxIdle: 7, MaxActive: 8, IdleTimeout: time.Minute},
+		TLS:  config.RedisTLS{Enabled: true},
+	}
+	o, err := redisOptions(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"addrs", strings.Join(o.Addrs, ","), "a:1,b:2"},
+		{"clientname", o.ClientName, "berth"},
+		{"mastername", o.MasterName, "m"},
+		{"sentinel credentials", o.SentinelUsername + "/" + o.SentinelPassword, "su/sp"},
+		{"maxretries", o.MaxRetries, 4},
+		{"timeouts", [3]time.Duration{o.DialTimeout, o.ReadTimeout, o.WriteTimeout}, [3]time.Duration{time.Second, 2 * time.Second, 3 * time.Second}},
+		{"poolsize", o.PoolSize, 9},
+		{"pooltimeout", o.PoolTimeout, 4 * time.Second},
+		{"minidleconns", o.MinIdleConns, 1},
+		{"connmaxlifetime", o.ConnMaxLifetime, time.Hour},
+		{"maxredirects", o.MaxRedirects, 5},
+		{"routerandomly", o.RouteRandomly, true},
+		{"disableidentity", o.DisableIdentity, true},
+		{"pool.maxidle", o.MaxIdleConns, 7},
+		{"pool.maxactive", o.MaxActiveConns, 8},
+		{"pool.idletimeout", o.ConnMaxIdleTime, time.Minute},
+		{"tls.enabled", o.TLSConfig != nil, true},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if _, err := redisOptions(config.Redis{TLS: config.RedisTLS{Certificate: "c.pem"}}); err == nil {
+		t.Error("a certificate without its key was accepted")
+	}
+}
