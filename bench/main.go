@@ -235,7 +235,7 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 		}
 	}()
 	start := func(s int) error {
-		srv, err := h.startServer(ctx, h.specs[s], h.debugAddr(s))
+		srv, err := h.startServer(ctx, h.specs[s], h.debugAddr(s), sc.redis)
 		if err != nil {
 			return err
 		}

@@ -77,6 +77,8 @@ type scenario struct {
 	// measurement: writes must not find their content already there, and
 	// peak RSS must be the scenario's own.
 	fresh bool
+	// redis gives each server a Redis as its blob descriptor cache.
+	redis bool
 	// skip returns why the scenario cannot run here, or "".
 	skip    func(h *harness) string
 	setup   func(ctx context.Context, h *harness, c *client) error
@@ -161,14 +163,16 @@ func (h *harness) scenarios() []scenario {
 			setup: func(ctx context.Context, h *harness, c *client) error {
 				return h.pushImage(ctx, c, "bench/manifest", "latest")
 			},
-			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
-				accept := "Accept: " + ociManifest + ", application/vnd.docker.distribution.manifest.v2+json"
-				reqs := [][]byte{
-					rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/latest", accept),
-					rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/"+h.manifest.String(), accept),
-				}
-				return loadVals(rawHammer(ctx, s, 32, sz.load, reqs, false, int64(len(h.manifestPayload))))
+			measure: measureManifestGets,
+		},
+		{
+			rows:  hammerRows("7r", "the same with the Redis cache (blobdescriptor: redis), 32 connections", 0),
+			redis: true,
+			skip:  redisSkip,
+			setup: func(ctx context.Context, h *harness, c *client) error {
+				return h.pushImage(ctx, c, "bench/manifest", "latest")
 			},
+			measure: measureManifestGets,
 		},
 		{
 			rows: []row{
@@ -204,6 +208,17 @@ func (h *harness) scenarios() []scenario {
 // hammerRows are the rows of a request-rate scenario: the rate, with its
 // target, and, for the record, what each server spent per request and
 // what the load generator spent beside it (see load).
+// measureManifestGets GETs the pushed image's manifest by tag and by
+// digest, alternately, on 32 connections.
+func measureManifestGets(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+	accept := "Accept: " + ociManifest + ", application/vnd.docker.distribution.manifest.v2+json"
+	reqs := [][]byte{
+		rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/latest", accept),
+		rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/"+h.manifest.String(), accept),
+	}
+	return loadVals(rawHammer(ctx, s, 32, h.sz.load, reqs, false, int64(len(h.manifestPayload))))
+}
+
 func hammerRows(id, name string, target float64) []row {
 	return []row{
 		{id, name, "req/s", throughput, target},

@@ -65,6 +65,8 @@ type server struct {
 	// retire takes the server's directories out of the way once it
 	// stopped (harness.retire).
 	retire func(dir string)
+	// stopRedis ends the server's Redis, when it has one.
+	stopRedis func()
 }
 
 // serverSpec says how to start one of the two registries.
@@ -75,8 +77,9 @@ type serverSpec struct {
 
 // startServer starts spec on a free loopback port over a fresh storage
 // root and waits until /v2/ answers. debugAddr, when not empty, is its
-// http.debug.addr (pprof on Berth).
-func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr string) (*server, error) {
+// http.debug.addr (pprof on Berth). With redis, the server gets a Redis of
+// its own as its blob descriptor cache.
+func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr string, redis bool) (*server, error) {
 	stor, err := h.newStorage(ctx)
 	if err != nil {
 		return nil, err
@@ -90,18 +93,31 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 	if debugAddr != "" {
 		debug = "  debug:\n    addr: " + debugAddr
 	}
+	cfgText := fmt.Sprintf(registryConfig, stor.yaml, debug)
+	stopRedis := func() {}
+	if redis {
+		addr, stop, err := startRedis(ctx, dir)
+		if err != nil {
+			stor.cleanup()
+			return nil, err
+		}
+		cfgText, stopRedis = withRedis(cfgText, addr), stop
+	}
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(registryConfig, stor.yaml, debug)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
+		stopRedis()
 		stor.cleanup()
 		return nil, err
 	}
 	addr, err := freeAddr()
 	if err != nil {
+		stopRedis()
 		stor.cleanup()
 		return nil, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
+		stopRedis()
 		stor.cleanup()
 		return nil, err
 	}
@@ -112,10 +128,11 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
+		stopRedis()
 		stor.cleanup()
 		return nil, fmt.Errorf("start %s: %w", spec.name, err)
 	}
-	s := &server{name: spec.name, addr: addr, cmd: cmd, done: make(chan struct{}), dir: dir, debug: debugAddr, logf: logf, stor: stor, retire: h.retire}
+	s := &server{name: spec.name, addr: addr, cmd: cmd, done: make(chan struct{}), dir: dir, debug: debugAddr, logf: logf, stor: stor, retire: h.retire, stopRedis: stopRedis}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	if err := waitHTTP(ctx, "http://"+addr+"/v2/", s.done, 30*time.Second); err != nil {
 		s.stop()
@@ -242,6 +259,7 @@ func (s *server) stop() {
 		}
 	}
 	s.logf.Close()
+	s.stopRedis()
 	s.stor.cleanup()
 	s.retire(s.dir)
 	syscall.Sync()

@@ -24,12 +24,14 @@ const DefaultInterval = 10 * time.Second
 type Check func(ctx context.Context) error
 
 // Checker runs checks and keeps their status. Add every check, then Start
-// it (or drive it with RunOnce). It is safe for concurrent use.
+// it (or drive it with RunOnce); a check added after Start runs from then
+// on. It is safe for concurrent use.
 type Checker struct {
 	log *slog.Logger
 
-	mu     sync.Mutex
-	checks []*check
+	mu      sync.Mutex
+	checks  []*check
+	started context.Context // set by Start
 }
 
 type check struct {
@@ -37,6 +39,7 @@ type check struct {
 	interval  time.Duration
 	threshold int
 	run       Check
+	advisory  bool // reported, but does not fail Err
 
 	// Guarded by Checker.mu.
 	failures int   // consecutive, capped at threshold
@@ -62,30 +65,49 @@ func (c *Checker) Add(name string, interval time.Duration, threshold int, run Ch
 	if threshold < 1 {
 		threshold = 1
 	}
+	ch := &check{name: name, interval: interval, threshold: threshold, run: run}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.checks = append(c.checks, &check{name: name, interval: interval, threshold: threshold, run: run})
+	c.checks = append(c.checks, ch)
+	if c.started != nil {
+		go c.loop(c.started, ch)
+	}
+}
+
+// AddAdvisory registers a check, as Add does, for a dependency the
+// registry degrades without rather than fails: a failure shows in Status
+// and /debug/health, but not in Err, so /v2/ keeps answering and a load
+// balancer probing it keeps the instance.
+func (c *Checker) AddAdvisory(name string, interval time.Duration, threshold int, run Check) {
+	c.Add(name, interval, threshold, run)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks[len(c.checks)-1].advisory = true
 }
 
 // Start runs every check now and then at its interval, each in its own
 // goroutine, until ctx is done.
 func (c *Checker) Start(ctx context.Context) {
 	c.mu.Lock()
+	c.started = ctx
 	checks := append([]*check(nil), c.checks...)
 	c.mu.Unlock()
 	for _, ch := range checks {
-		go func() {
-			t := time.NewTicker(ch.interval)
-			defer t.Stop()
-			for {
-				c.runCheck(ctx, ch)
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
-		}()
+		go c.loop(ctx, ch)
+	}
+}
+
+// loop runs ch now and then at its interval until ctx is done.
+func (c *Checker) loop(ctx context.Context, ch *check) {
+	t := time.NewTicker(ch.interval)
+	defer t.Stop()
+	for {
+		c.runCheck(ctx, ch)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -131,21 +153,28 @@ func (c *Checker) runCheck(ctx context.Context, ch *check) {
 // Status returns the error of every failing check by name; an empty map
 // means healthy.
 func (c *Checker) Status() map[string]string {
+	return c.failing(true)
+}
+
+// failing returns the error of every failing check by name, the advisory
+// ones too when asked.
+func (c *Checker) failing(advisory bool) map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string]string{}
 	for _, ch := range c.checks {
-		if ch.failures >= ch.threshold {
+		if ch.failures >= ch.threshold && (advisory || !ch.advisory) {
 			out[ch.name] = ch.last.Error()
 		}
 	}
 	return out
 }
 
-// Err is nil while every check passes, and otherwise names the failing
-// ones: what the registry's /v2/ asks before answering.
+// Err is nil while every check but the advisory ones passes, and
+// otherwise names the failing ones: what the registry's /v2/ asks before
+// answering.
 func (c *Checker) Err() error {
-	st := c.Status()
+	st := c.failing(false)
 	if len(st) == 0 {
 		return nil
 	}

@@ -343,3 +343,44 @@ func TestStartRunsChecksRepeatedly(t *testing.T) {
 		t.Fatalf("Err = %v, want the failing check named", err)
 	}
 }
+
+// TestAdvisoryCheckReportsWithoutTakingTheRegistryOut: a dependency the
+// registry degrades without (the shared cache) shows in /debug/health but
+// leaves Err, which /v2/ asks, nil.
+func TestAdvisoryCheckReportsWithoutTakingTheRegistryOut(t *testing.T) {
+	c := health.New(nil)
+	var s switchable
+	c.AddAdvisory("redis", 0, 0, s.check)
+	s.fail.Store(true)
+	c.RunOnce(context.Background())
+	if err := c.Err(); err != nil {
+		t.Errorf("Err = %v with only an advisory check failing", err)
+	}
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/health", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"redis":"down"`) {
+		t.Errorf("/debug/health: %d %s, want 503 naming redis", rec.Code, rec.Body.String())
+	}
+}
+
+// TestCheckAddedAfterStartRuns: the shared cache's check is added once
+// the checker runs.
+func TestCheckAddedAfterStartRuns(t *testing.T) {
+	c := health.New(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.Start(ctx)
+	ran := make(chan struct{}, 1)
+	c.Add("late", time.Hour, 0, func(context.Context) error {
+		select {
+		case ran <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a check added after Start never ran")
+	}
+}

@@ -119,6 +119,12 @@ type Options struct {
 	DeleteEnabled bool
 	// Validation is the validation.manifests section.
 	Validation ManifestValidation
+	// Shared is the cache every instance on the store shares (redis, with
+	// storage.cache.blobdescriptor: redis); nil for none.
+	Shared SharedCache
+	// BlobDescriptors is how many blob descriptors this instance keeps in
+	// memory (storage.cache.blobdescriptorsize); 0 for the default.
+	BlobDescriptors int
 
 	// skew, when set, replaces leaseSkew: tests let leases lapse in
 	// seconds rather than minutes.

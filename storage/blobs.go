@@ -21,7 +21,7 @@ type blobInfo struct {
 // for blobs (neither does Distribution).
 const blobMediaType = "application/octet-stream"
 
-// statGlobal describes the blob d in the global store, from the cache when
+// statGlobal describes the blob d in the global store, from a cache when
 // it can. ErrBlobUnknown when there is no such blob.
 func (r *Registry) statGlobal(ctx context.Context, d digest.Digest) (blobInfo, error) {
 	r.noticeCollections(ctx)
@@ -29,6 +29,14 @@ func (r *Registry) statGlobal(ctx context.Context, d digest.Digest) (blobInfo, e
 		return bi, nil
 	}
 	token := r.cache.blobs.begin()
+	if sh := r.opts.Shared; sh != nil {
+		if b, ok, err := sh.Blob(ctx, d); err == nil && ok {
+			bi := blobInfo{size: b.Size, modTime: b.ModTime}
+			r.cache.blobs.add(token, d, bi, 1)
+			return bi, nil
+		}
+	}
+	gen, shared := r.sharedBegin(ctx, "")
 	fi, err := r.driver.Stat(ctx, blobDataPath(d))
 	if err != nil {
 		if isNotFound(err) {
@@ -44,6 +52,9 @@ func (r *Registry) statGlobal(ctx context.Context, d digest.Digest) (blobInfo, e
 	}
 	bi := blobInfo{size: fi.Size, modTime: fi.ModTime}
 	r.cache.blobs.add(token, d, bi, 1)
+	if shared {
+		_ = r.opts.Shared.PutBlob(ctx, gen, d, SharedBlob{Size: fi.Size, ModTime: fi.ModTime})
+	}
 	return bi, nil
 }
 
@@ -55,19 +66,27 @@ func (r *Registry) forgetBlob(d digest.Digest) { r.cache.blobs.remove(d) }
 // digest it points at. Usually that is d itself; Distribution also links a
 // blob pushed with a sha512 digest to its canonical sha256 content.
 // notFound is returned (ErrBlobUnknown or ErrManifestUnknown) when there is
-// no link.
-func (r *repository) linkTarget(ctx context.Context, kind linkKind, d digest.Digest, notFound error) (digest.Digest, error) {
+// no link. A cached lookup asks the shared cache when there is one that
+// answers, else this instance's (bounded by StaleBound); a fresh one reads
+// storage, and forgets the link everywhere it finds it gone.
+func (r *repository) linkTarget(ctx context.Context, kind linkKind, d digest.Digest, notFound error, how freshness) (digest.Digest, error) {
 	r.reg.noticeCollections(ctx)
 	key := linkKey{repo: r.name, kind: kind, d: d}
 	links := r.reg.cache.links
-	if t, ok := links.get(key); ok {
-		return t, nil
+	if how == cached {
+		if t, ok := r.cachedLink(ctx, key); ok {
+			return t, nil
+		}
 	}
 	token := links.begin()
+	gen, shared := r.reg.sharedBegin(ctx, r.name)
 	path := r.linkPath(kind, d)
 	t, err := r.readLink(ctx, path)
 	if err != nil {
 		if isNotFound(err) {
+			if how == fresh {
+				links.remove(key)
+			}
 			return "", &Error{Err: notFound, Digest: d}
 		}
 		return "", wrapDriverErr("reading link", err)
@@ -76,7 +95,21 @@ func (r *repository) linkTarget(ctx context.Context, kind linkKind, d digest.Dig
 		return "", fmt.Errorf("storage: link %s points at %q: %w", path, t, err)
 	}
 	links.add(token, key, t, 1)
+	if shared {
+		_ = r.reg.opts.Shared.PutLink(ctx, gen, sharedKey(key), t)
+	}
 	return t, nil
+}
+
+// cachedLink looks key up in the shared cache when it answers (a miss
+// there is a miss for every instance), else in this instance's.
+func (r *repository) cachedLink(ctx context.Context, key linkKey) (digest.Digest, bool) {
+	if sh := r.reg.opts.Shared; sh != nil {
+		if t, ok, err := sh.Link(ctx, sharedKey(key)); err == nil {
+			return t, ok
+		}
+	}
+	return r.reg.cache.links.get(key)
 }
 
 func (r *repository) forgetLink(kind linkKind, d digest.Digest) {
@@ -87,10 +120,15 @@ func (r *repository) forgetLink(kind linkKind, d digest.Digest) {
 func (r *repository) addLink(ctx context.Context, kind linkKind, d, target digest.Digest) error {
 	links := r.reg.cache.links
 	token := links.begin()
+	gen, shared := r.reg.sharedBegin(ctx, r.name)
 	if err := r.writeLink(ctx, r.linkPath(kind, d), target); err != nil {
 		return err
 	}
-	links.add(token, linkKey{repo: r.name, kind: kind, d: d}, target, 1)
+	key := linkKey{repo: r.name, kind: kind, d: d}
+	links.add(token, key, target, 1)
+	if shared {
+		_ = r.reg.opts.Shared.PutLink(ctx, gen, sharedKey(key), target)
+	}
 	return nil
 }
 
@@ -113,17 +151,22 @@ func (r *repository) takeBackLink(ctx context.Context, kind linkKind, d digest.D
 	}
 	// Again: a lookup that began after the first forget may have read the
 	// link before it was deleted and cached it since.
-	r.forgetLink(kind, d)
+	r.reg.invalidate(ctx, r.name, kind, d)
 	r.reg.log.Warn("write refused: garbage collection", "repo", r.name, "digest", d)
 }
 
 // statLinked describes the blob d as this repository serves it: linked
 // under _layers and present in the global store.
 func (r *repository) statLinked(ctx context.Context, d digest.Digest) (digest.Digest, blobInfo, error) {
+	return r.statLink(ctx, d, cached)
+}
+
+// statLink is statLinked with the link looked up as how says.
+func (r *repository) statLink(ctx context.Context, d digest.Digest, how freshness) (digest.Digest, blobInfo, error) {
 	if err := validDigest(d); err != nil {
 		return "", blobInfo{}, err
 	}
-	target, err := r.linkTarget(ctx, layerLink, d, ErrBlobUnknown)
+	target, err := r.linkTarget(ctx, layerLink, d, ErrBlobUnknown, how)
 	if err != nil {
 		return "", blobInfo{}, err
 	}
@@ -194,16 +237,16 @@ func (r *repository) DeleteBlob(ctx context.Context, d digest.Digest) error {
 	if err := validDigest(d); err != nil {
 		return err
 	}
-	if _, err := r.linkTarget(ctx, layerLink, d, ErrBlobUnknown); err != nil {
+	if _, err := r.linkTarget(ctx, layerLink, d, ErrBlobUnknown, cached); err != nil {
 		return err
 	}
 	// Forget first and again after: a reader racing the delete cannot
-	// re-add the link (see lru.begin).
+	// re-add the link (see lru.begin); after, on every instance.
 	r.forgetLink(layerLink, d)
 	// The link's directory goes with it, so no empty directory is left
 	// behind on a filesystem.
 	err := r.driver().Delete(ctx, path.Dir(layerLinkPath(r.name, d)))
-	r.forgetLink(layerLink, d)
+	r.reg.invalidate(ctx, r.name, layerLink, d)
 	if err != nil {
 		if isNotFound(err) {
 			return &Error{Err: ErrBlobUnknown, Digest: d}

@@ -98,3 +98,22 @@ func pushQuietly(ctx context.Context, repo Repository, content []byte) error {
 	_, err = u.Commit(ctx, digest.FromBytes(content))
 	return err
 }
+
+// TestBlobDescriptorsBoundsTheBlobCache: storage.cache.blobdescriptorsize
+// is how many blob descriptors an instance keeps.
+func TestBlobDescriptorsBoundsTheBlobCache(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		reg := newRegistry(open, Options{BlobDescriptors: 2})
+		repo := reg.Repository("app")
+		for i := range 5 {
+			d := pushBlob(t, repo, []byte{byte(i)})
+			if _, err := repo.StatBlob(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := reg.CacheStats()["blobs"].Entries; n != 2 {
+			t.Errorf("blob descriptors cached: %d, want 2", n)
+		}
+	})
+}

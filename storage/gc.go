@@ -138,13 +138,17 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (res GCRe
 		return res, err
 	}
 	if !opts.DryRun {
+		if len(swept) > 0 {
+			// Every instance's descriptors of the swept blobs go at once.
+			r.invalidate(ctx, "", layerLink, "")
+		}
 		for name, rs := range repos {
 			for d := range rs.layers {
 				if swept[d] {
 					if err := deleteIfExists(ctx, r.driver, path.Dir(layerLinkPath(name, d))); err != nil {
 						return res, err
 					}
-					r.cache.links.remove(linkKey{repo: name, kind: layerLink, d: d})
+					r.invalidate(ctx, name, layerLink, d)
 				}
 			}
 		}
@@ -388,7 +392,7 @@ func (g *collector) deleteUntagged(ctx context.Context, repos map[string]*gcRepo
 				if err := deleteIfExists(ctx, g.reg.driver, path.Dir(revisionLinkPath(name, d))); err != nil {
 					return err
 				}
-				g.reg.cache.links.remove(linkKey{repo: name, kind: revisionLink, d: d})
+				g.reg.invalidate(ctx, name, revisionLink, d)
 				if m != nil && m.subject != "" && validDigest(m.subject) == nil {
 					if err := deleteIfExists(ctx, g.reg.driver, referrerLinkDir(name, m.subject, d)); err != nil {
 						return err

@@ -37,7 +37,13 @@ func (r *repository) resolve(ctx context.Context, ref string) (digest.Digest, er
 // loadManifest returns the manifest d of this repository: linked under
 // _manifests/revisions, its payload in the global store.
 func (r *repository) loadManifest(ctx context.Context, d digest.Digest) (*manifestInfo, error) {
-	target, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown)
+	return r.loadManifestAs(ctx, d, cached)
+}
+
+// loadManifestAs is loadManifest with the revision link looked up as how
+// says. The payload, content by digest, may come from the cache either way.
+func (r *repository) loadManifestAs(ctx context.Context, d digest.Digest, how freshness) (*manifestInfo, error) {
+	target, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown, how)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +189,8 @@ func (r *repository) Tag(ctx context.Context, tag string, d digest.Digest) error
 	if err := validDigest(d); err != nil {
 		return err
 	}
-	if _, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown); err != nil {
+	// Fresh: a tag must not point at a manifest deleted on another instance.
+	if _, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown, fresh); err != nil {
 		return err
 	}
 	return r.setTag(ctx, tag, d)
@@ -209,7 +216,7 @@ func (r *repository) DeleteManifest(ctx context.Context, d digest.Digest) error 
 	if err := validDigest(d); err != nil {
 		return err
 	}
-	if _, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown); err != nil {
+	if _, err := r.linkTarget(ctx, revisionLink, d, ErrManifestUnknown, cached); err != nil {
 		return err
 	}
 	// The payload tells the subject to unindex; a manifest whose payload
@@ -222,7 +229,7 @@ func (r *repository) DeleteManifest(ctx context.Context, d digest.Digest) error 
 
 	r.forgetLink(revisionLink, d)
 	err = r.driver().Delete(ctx, path.Dir(revisionLinkPath(r.name, d)))
-	r.forgetLink(revisionLink, d)
+	r.reg.invalidate(ctx, r.name, revisionLink, d)
 	if err != nil {
 		if isNotFound(err) {
 			return &Error{Err: ErrManifestUnknown, Digest: d}

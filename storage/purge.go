@@ -19,28 +19,43 @@ type PurgeOptions struct {
 	DryRun bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Every is how often each instance purges (maintenance.uploadpurging
+	// .interval). When set, a purge that another instance on the store
+	// finished less than Every/2 ago is skipped (purgeturn.go).
+	Every time.Duration
 }
 
 // PurgeResult counts what PurgeUploads removed (or would have).
 type PurgeResult struct {
-	Uploads    int // _uploads/<id> directories
-	Unfinished int // driver-level unfinished writes cancelled
+	Uploads    int  // _uploads/<id> directories
+	Unfinished int  // driver-level unfinished writes cancelled
+	Skipped    bool // another instance purged recently
 }
 
 // PurgeUploads removes the upload sessions started more than Age ago, and
 // cancels the unfinished writes (multipart uploads, uncommitted blocks,
 // partial files) the driver reports as older than Age: a client that gave
 // up leaves both behind, and on object stores the second is billed.
-func (r *Registry) PurgeUploads(ctx context.Context, opts PurgeOptions) (PurgeResult, error) {
+func (r *Registry) PurgeUploads(ctx context.Context, opts PurgeOptions) (res PurgeResult, err error) {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
 	cutoff := now().Add(-opts.Age)
-	var res PurgeResult
+	if opts.Every > 0 && r.purgedRecently(ctx, now(), opts.Every/2) {
+		res.Skipped = true
+		return res, nil
+	}
+	if !opts.DryRun {
+		defer func() {
+			if err == nil {
+				r.notePurge(ctx, now())
+			}
+		}()
+	}
 
 	var old []string
-	err := driver.Walk(ctx, r.driver, repositoriesRoot, func(fi driver.FileInfo) error {
+	err = driver.Walk(ctx, r.driver, repositoriesRoot, func(fi driver.FileInfo) error {
 		if !fi.IsDir || path.Base(path.Dir(fi.Path)) != "_uploads" {
 			return nil
 		}

@@ -138,3 +138,40 @@ func TestPurgeUploadsDryRunRemovesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestPurgeTakesTurnsAcrossInstances: instances on one store purging at
+// the same interval do not each list the store: a purge another instance
+// finished less than half an interval ago is skipped; a dry run counts for
+// nothing.
+func TestPurgeTakesTurnsAcrossInstances(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		a, b, clock := twoInstances(t, open)
+		opts := PurgeOptions{Age: time.Hour, Every: 24 * time.Hour, Now: clock.now}
+		dry := opts
+		dry.DryRun = true
+		steps := []struct {
+			name        string
+			reg         *Registry
+			opts        PurgeOptions
+			advance     time.Duration
+			wantSkipped bool
+		}{
+			{"a dry run on A", a, dry, 0, false},
+			{"B after a dry run", b, opts, 0, false},
+			{"A just after B", a, opts, time.Hour, true},
+			{"A a half interval after B", a, opts, 11 * time.Hour, false},
+			{"B at once after A", b, opts, 0, true},
+		}
+		for _, s := range steps {
+			clock.advance(s.advance)
+			res, err := s.reg.PurgeUploads(ctx, s.opts)
+			if err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+			if res.Skipped != s.wantSkipped {
+				t.Errorf("%s: skipped = %v, want %v", s.name, res.Skipped, s.wantSkipped)
+			}
+		}
+	})
+}

@@ -28,6 +28,7 @@ type Registry struct {
 	// sessions are the upload sessions requests of this instance are
 	// using (uploads.go).
 	sessions sync.Map
+	now      func() time.Time // the clock cache entries age by
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp
@@ -52,7 +53,8 @@ func New(d driver.Driver, opts Options, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, cache: newCache()}
+	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now}
+	r.cache = newCache(func() time.Time { return r.now() }, opts.BlobDescriptors)
 	for _, p := range opts.Validation.URLsAllow {
 		re, err := regexp.Compile(p)
 		if err != nil {

@@ -80,9 +80,11 @@ func (r *repository) mustExist(m ocispec.Descriptor) bool {
 	}
 }
 
-// blobLinked returns the content the repository's link for d points at.
+// blobLinked returns the content the repository's link for d points at,
+// read from storage: a manifest is acknowledged only over links that are
+// there now, whatever another instance deleted.
 func (r *repository) blobLinked(ctx context.Context, d digest.Digest) (digest.Digest, error) {
-	target, _, err := r.statLinked(ctx, d)
+	target, _, err := r.statLink(ctx, d, fresh)
 	if err != nil {
 		if errors.Is(err, ErrBlobUnknown) {
 			return "", &Error{Err: ErrManifestBlobUnknown, Digest: d, Detail: "blob " + string(d) + " is not in the repository"}
@@ -93,7 +95,7 @@ func (r *repository) blobLinked(ctx context.Context, d digest.Digest) (digest.Di
 }
 
 func (r *repository) manifestExists(ctx context.Context, d digest.Digest) error {
-	if _, err := r.loadManifest(ctx, d); err != nil {
+	if _, err := r.loadManifestAs(ctx, d, fresh); err != nil {
 		if errors.Is(err, ErrManifestUnknown) {
 			return &Error{Err: ErrManifestBlobUnknown, Digest: d, Detail: "manifest " + string(d) + " is not in the repository"}
 		}

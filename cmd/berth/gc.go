@@ -54,10 +54,11 @@ func garbageCollect(ctx context.Context, args []string, stdout, stderr io.Writer
 		return errNotReadOnly
 	}
 	log := newLogger(stderr, cfg.Log)
-	reg, err := openStorage(ctx, cfg, log)
+	reg, closeStorage, err := openStorage(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	defer closeStorage()
 	verb := "deleted"
 	if *dryRun {
 		verb = "would delete"

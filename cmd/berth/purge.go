@@ -33,10 +33,13 @@ func runUploadPurger(ctx context.Context, reg *storage.Registry, log *slog.Logge
 			return
 		case <-timer.C:
 		}
-		res, err := reg.PurgeUploads(ctx, storage.PurgeOptions{Age: up.Age, DryRun: up.DryRun})
-		if err != nil && ctx.Err() == nil {
+		res, err := reg.PurgeUploads(ctx, storage.PurgeOptions{Age: up.Age, DryRun: up.DryRun, Every: up.Interval})
+		switch {
+		case err != nil && ctx.Err() == nil:
 			log.Error("upload purge failed", "err", err)
-		} else if err == nil {
+		case err == nil && res.Skipped:
+			log.Info("upload purge skipped: another instance purged recently")
+		case err == nil:
 			log.Info("upload purge done", "uploads", res.Uploads, "unfinished_writes", res.Unfinished, "dry_run", up.DryRun)
 		}
 		timer.Reset(up.Interval)

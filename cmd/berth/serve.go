@@ -58,7 +58,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 			log.Warn("observability shutdown", "error", err)
 		}
 	}()
-	reg := storage.New(obs.driver, storageOptions(cfg), log)
+	shared, err := openSharedCache(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	sopts := storageOptions(cfg)
+	if shared != nil {
+		defer shared.Close()
+		sopts.Shared = shared
+		obs.checker.AddAdvisory("redis", 0, 0, shared.Check)
+	}
+	reg := storage.New(obs.driver, sopts, log)
 	obs.watchStorage(reg)
 	opts := registryOptions(cfg)
 	obs.apply(&opts)

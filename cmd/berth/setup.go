@@ -57,14 +57,26 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	return log
 }
 
-// openStorage opens the configured driver and the content model over it.
-func openStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*storage.Registry, error) {
+// openStorage opens the configured driver and the content model over it,
+// with the shared cache when one is configured, so that what a collection
+// deletes is forgotten by every serving instance. close releases the
+// shared cache.
+func openStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (reg *storage.Registry, close func(), err error) {
 	name, params := cfg.Storage.Driver()
 	d, err := driver.Open(ctx, name, params)
 	if err != nil {
-		return nil, placeDriverError(cfg, name, err)
+		return nil, nil, placeDriverError(cfg, name, err)
 	}
-	return storage.New(d, storageOptions(cfg), log), nil
+	opts := storageOptions(cfg)
+	close = func() {}
+	shared, err := openSharedCache(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if shared != nil {
+		opts.Shared, close = shared, func() { shared.Close() }
+	}
+	return storage.New(d, opts, log), close, nil
 }
 
 // placeDriverError prefixes each bad driver key, or a driver this build
@@ -99,7 +111,8 @@ func placeDriverError(cfg *config.Config, name string, err error) error {
 func storageOptions(cfg *config.Config) storage.Options {
 	v := cfg.Validation
 	opts := storage.Options{
-		DeleteEnabled: cfg.Storage.Delete.Enabled,
+		DeleteEnabled:   cfg.Storage.Delete.Enabled,
+		BlobDescriptors: cfg.Storage.Cache.BlobDescriptorSize,
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,

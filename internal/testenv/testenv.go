@@ -80,9 +80,12 @@ func isBerthModule(gomod string) bool {
 // systemTools says how to install the tools that come from the OS rather
 // than from scripts/tools.sh.
 var systemTools = map[string]string{
-	"docker":  "apt-get install -y docker.io",
-	"dockerd": "apt-get install -y docker.io",
-	"skopeo":  "apt-get install -y skopeo",
+	"docker":       "apt-get install -y docker.io",
+	"dockerd":      "apt-get install -y docker.io",
+	"skopeo":       "apt-get install -y skopeo",
+	"redis-server": "apt-get install -y redis-server",
+	"redis-cli":    "apt-get install -y redis-server",
+	"haproxy":      "apt-get install -y haproxy",
 }
 
 // Tool returns the path of the named tool: the pinned build in .cache/bin
