@@ -71,6 +71,9 @@ type server struct {
 type serverSpec struct {
 	name string
 	bin  string
+	// extra, when set, gives config sections to append, for a server
+	// whose directory is dir.
+	extra func(dir string) string
 }
 
 // startServer starts spec on a free loopback port over a fresh storage
@@ -91,7 +94,11 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 		debug = "  debug:\n    addr: " + debugAddr
 	}
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(registryConfig, stor.yaml, debug)), 0o644); err != nil {
+	yaml := fmt.Sprintf(registryConfig, stor.yaml, debug)
+	if spec.extra != nil {
+		yaml += spec.extra(dir)
+	}
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		stor.cleanup()
 		return nil, err
 	}
