@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -49,8 +50,10 @@ func TestServePullFloodKeepsPushAndDeleteEvents(t *testing.T) {
 	defer up()
 
 	const spoolMax = 32 << 10 // a few dozen pulls
+	debug := testenv.FreeAddr(t)
 	addr := testenv.StartBerth(t, "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "+t.TempDir()+
-		"\n  delete:\n    enabled: true\nnotifications:\n  spool: "+t.TempDir()+"\n  spoolmaxbytes: "+itoa(spoolMax)+
+		"\n  delete:\n    enabled: true\nhttp:\n  debug:\n    addr: "+debug+"\n    prometheus:\n      enabled: true"+
+		"\nnotifications:\n  spool: "+t.TempDir()+"\n  spoolmaxbytes: "+itoa(spoolMax)+
 		"\n  endpoints:\n    - name: hook\n      url: "+hook.URL+"\n      backoff: 10ms\n      timeout: 1h\n")
 	base := "http://" + addr + "/v2/flood/"
 	do := func(method, url, ctype string, body []byte, want int) *http.Response {
@@ -91,6 +94,25 @@ func TestServePullFloodKeepsPushAndDeleteEvents(t *testing.T) {
 	flood()
 	do("DELETE", base+"manifests/"+md.String(), "", nil, http.StatusAccepted)
 	flood()
+	// Only pulls were dropped, and the metrics say so.
+	resp, err := http.Get("http://" + debug + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`registry_notifications_dropped_total{action="push",endpoint="hook"} 0`,
+		`registry_notifications_dropped_total{action="delete",endpoint="hook"} 0`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(string(metrics), `registry_notifications_dropped_total{action="pull",endpoint="hook"} `) ||
+		strings.Contains(string(metrics), `registry_notifications_dropped_total{action="pull",endpoint="hook"} 0`+"\n") {
+		t.Errorf("metrics show no pull dropped:\n%s", grepLines(string(metrics), "dropped_total"))
+	}
 	up()
 
 	var pushed, deleted bool
@@ -113,3 +135,14 @@ func TestServePullFloodKeepsPushAndDeleteEvents(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
