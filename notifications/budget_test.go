@@ -176,3 +176,27 @@ func TestSpoolOfOneFilePerEventIsRead(t *testing.T) {
 		return len(left) == 0
 	})
 }
+
+// TestPullsWaitingForAWriteAreCapped holds the write back (as a stalled
+// disk would) while a client pulls in a loop: the pulls waiting in memory
+// stop growing at their cap, the rest are dropped and counted, and a push
+// that comes after is still taken and written.
+func TestPullsWaitingForAWriteAreCapped(t *testing.T) {
+	down := newReceiver(t, func(int, http.ResponseWriter, *http.Request) int { return http.StatusServiceUnavailable })
+	ep := fastEndpoint(t, "a", down.srv.URL)
+	ep.pullDelay = time.Hour
+	n := openNotifier(t, Config{Endpoints: []EndpointConfig{ep}})
+	size := len(mustJSON(t, pullEvent(0)))
+	pulls := 2*maxBufferedPulls/size + 1
+	for i := range pulls {
+		publish(t, n, pullEvent(i))
+	}
+	m := n.Metrics()[0]
+	if kept := pulls - int(m.Dropped); kept > maxBufferedPulls/size+1 || m.DroppedByAction[ActionPull] != m.Dropped || m.Dropped == 0 {
+		t.Fatalf("metrics %+v: want at most %d pulls kept, the rest dropped", m, maxBufferedPulls/size+1)
+	}
+	publish(t, n, pushEvent(0))
+	if m := n.Metrics()[0]; m.SpoolWrites != 1 || m.SpoolErrors != 0 {
+		t.Fatalf("metrics %+v: want the push and the kept pulls written", m)
+	}
+}

@@ -111,23 +111,44 @@ func (e *endpoint) writeLoop() {
 	}
 }
 
-// flush writes the batch being filled and starts a new one.
+// flush writes the batch being filled and starts a new one: take the
+// batch, lay out its files, write them, record what was written.
 func (e *endpoint) flush() {
+	b := e.take()
+	if b == nil {
+		return
+	}
+	files, entries := layout(b.recs)
+	syncs, err := e.spool.write(files)
+	drop, gone := e.record(len(b.recs), entries, syncs, err)
+	if err != nil {
+		b.err = fmt.Errorf("endpoint %s: %w", e.cfg.Name, err)
+	}
+	close(b.done)
+	e.forget(drop, gone)
+	signal(e.wake)
+}
+
+// take swaps the batch being filled for a new one; nil when it is empty.
+func (e *endpoint) take() *batch {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	b := e.buf
 	if len(b.recs) == 0 {
-		e.mu.Unlock()
-		return
+		return nil
 	}
 	e.buf = newBatch()
 	e.writing = len(b.recs)
-	e.mu.Unlock()
+	return b
+}
 
-	// One file per class: pulls, then pushes, mounts and deletes.
+// layout puts a batch's events in one file per class (pulls; pushes,
+// mounts and deletes) and says where each one lies.
+func layout(recs []spooled) ([]batchFile, []entry) {
 	var segs [2]*segment
 	var data [2][]byte
-	entries := make([]entry, 0, len(b.recs))
-	for _, r := range b.recs {
+	entries := make([]entry, 0, len(recs))
+	for _, r := range recs {
 		c := 1
 		if r.action == ActionPull {
 			c = 0
@@ -149,41 +170,39 @@ func (e *endpoint) flush() {
 			files = append(files, batchFile{name: seg.name, data: data[c]})
 		}
 	}
-	syncs, err := e.spool.write(files)
+	return files, entries
+}
 
+// record queues the entries of a written batch and trims the spool to its
+// cap, or counts the batch's n events as lost when the write failed. It
+// returns what trim dropped.
+func (e *endpoint) record(n int, entries []entry, syncs int, err error) (drop []entry, gone []string) {
 	e.mu.Lock()
 	e.writing = 0
 	e.m.SpoolSyncs += uint64(syncs)
-	var drop []entry
-	var gone []string
-	var logFailed uint64
-	if err != nil {
-		e.m.SpoolErrors += uint64(len(b.recs))
-		e.m.LastError, e.m.LastErrorAt = err.Error(), time.Now()
-		e.failedUnlogged += uint64(len(b.recs))
-		if now := time.Now(); now.Sub(e.failureLoggedAt) >= time.Minute {
-			logFailed, e.failedUnlogged, e.failureLoggedAt = e.failedUnlogged, 0, now
-		}
-	} else {
+	if err == nil {
 		e.m.SpoolWrites++
 		for _, en := range entries {
 			e.push(en)
 		}
 		drop, gone = e.trim()
+		e.mu.Unlock()
+		return drop, gone
+	}
+	e.m.SpoolErrors += uint64(n)
+	e.m.LastError, e.m.LastErrorAt = err.Error(), time.Now()
+	e.failedUnlogged += uint64(n)
+	var lost uint64
+	if now := time.Now(); now.Sub(e.failureLoggedAt) >= time.Minute {
+		lost, e.failedUnlogged, e.failureLoggedAt = e.failedUnlogged, 0, now
 	}
 	e.mu.Unlock()
-
-	if err != nil {
-		b.err = fmt.Errorf("endpoint %s: %w", e.cfg.Name, err)
-	}
-	close(b.done)
-	if logFailed > 0 {
+	if lost > 0 {
 		// Requests whose events wait for the write log their own failure;
 		// this line reports pulls too, which nothing else would.
-		e.log.Error("notification spool write failed, events lost", "events", logFailed, "error", err)
+		e.log.Error("notification spool write failed, events lost", "events", lost, "error", err)
 	}
-	e.forget(drop, gone)
-	signal(e.wake)
+	return nil, nil
 }
 
 // push appends a spooled event to its class's queue. Called with mu held,
