@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -199,4 +201,40 @@ func TestPullsWaitingForAWriteAreCapped(t *testing.T) {
 	if m := n.Metrics()[0]; m.SpoolWrites != 1 || m.SpoolErrors != 0 {
 		t.Fatalf("metrics %+v: want the push and the kept pulls written", m)
 	}
+}
+
+// TestConcurrentPublishersShareWrites publishes pushes and pulls from
+// several goroutines at once: every event arrives once, each goroutine's
+// in the order it published them. How many writes the pushes shared
+// depends on timing, so it is only logged.
+func TestConcurrentPublishersShareWrites(t *testing.T) {
+	const workers, each = 8, 40
+	rc := newReceiver(t, nil)
+	n := openNotifier(t, Config{Endpoints: []EndpointConfig{fastEndpoint(t, "a", rc.srv.URL)}})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				ev := Event{ID: fmt.Sprintf("w%d-%03d", w, i), Action: ActionPush}
+				if i%2 == 1 {
+					ev.Action = ActionPull
+				}
+				if err := n.Publish(context.Background(), ev); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	last := map[string]string{}
+	seen := map[string]bool{}
+	for _, id := range rc.nextIDs(t, workers*each) {
+		w, _, _ := strings.Cut(id, "-")
+		if seen[id] || id < last[w] {
+			t.Fatalf("event %s after %s, or twice", id, last[w])
+		}
+		seen[id], last[w] = true, id
+	}
+	m := n.Metrics()[0]
+	t.Logf("%d pushes and %d pulls in %d writes", workers*each/2, workers*each/2, m.SpoolWrites)
 }
