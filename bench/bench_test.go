@@ -31,13 +31,15 @@ func TestQuickRunProducesTable(t *testing.T) {
 	ids := map[string]bool{}
 	for _, r := range res.rows {
 		ids[r.id] = true
-		if r.skipped == "" && (r.dist <= 0 || r.berth <= 0) && !(r.id == "10b" && r.dist >= 0 && r.berth >= 0) {
+		if r.skipped == "" && (r.dist <= 0 || r.berth <= 0) && !(r.id == "10b" && r.dist >= 0 && r.berth >= 0) && !((r.id == "11d" || r.id == "11e") && r.dist == 0 && r.berth >= 0) {
 			// 10b may round to zero: /proc counts CPU in 10 ms ticks, and
-			// a quick run's registry work is about that.
+			// a quick run's registry work is about that. 11d and 11e's
+			// first server has no endpoint, and its second may deliver
+			// everything during the GETs (or nothing).
 			t.Errorf("row %s has a non-positive value: distribution %v, berth %v", r.id, r.dist, r.berth)
 		}
 	}
-	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "7r", "7rb", "7rc", "8", "8b", "9", "9b", "9c", "10", "10b", "10c"} {
+	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "7r", "7rb", "7rc", "8", "8b", "9", "9b", "9c", "10", "10b", "10c", "11", "11b", "11c", "11d", "11e"} {
 		if !ids[id] {
 			t.Errorf("no row %s in the results", id)
 		}

@@ -63,6 +63,7 @@ type harness struct {
 	dockerSkip string
 	log        io.Writer
 	devNull    *os.File // where big pulls are spliced to
+	webhook    *webhook // the notification endpoint of scenario 11
 
 	big             *bigBlob
 	small           digest.Digest
@@ -168,7 +169,11 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 			return nil, err
 		}
 	}
-	h.specs = [2]serverSpec{{"distribution", dist}, {"berth", berth}}
+	h.specs = [2]serverSpec{{name: "distribution", bin: dist}, {name: "berth", bin: berth}}
+	if h.webhook, err = startWebhook(); err != nil {
+		return nil, err
+	}
+	defer h.webhook.close()
 	h.dockerSkip = dockerCheck(ctx)
 	fmt.Fprintf(log, "bench: writing a %s test blob\n", sizeText(h.sz.big))
 	if h.big, err = newBigBlob(h.work, h.sz.big); err != nil {
@@ -234,8 +239,12 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 			}
 		}
 	}()
+	specs := h.specs
+	if sc.servers != nil {
+		specs = sc.servers(h)
+	}
 	start := func(s int) error {
-		srv, err := h.startServer(ctx, h.specs[s], h.debugAddr(s), sc.redis)
+		srv, err := h.startServer(ctx, specs[s], h.debugAddr(s), sc.redis)
 		if err != nil {
 			return err
 		}

@@ -79,6 +79,9 @@ type scenario struct {
 	fresh bool
 	// redis gives each server a Redis as its blob descriptor cache.
 	redis bool
+	// servers, when set, are the two servers to compare instead of
+	// Distribution and Berth.
+	servers func(h *harness) [2]serverSpec
 	// skip returns why the scenario cannot run here, or "".
 	skip    func(h *harness) string
 	setup   func(ctx context.Context, h *harness, c *client) error
@@ -143,12 +146,9 @@ func (h *harness) scenarios() []scenario {
 			measure: measureSmallPushes,
 		},
 		{
-			rows:  hammerRows("5", "GET a 1 KiB blob, 32 connections", 10),
-			setup: setupSmallBlob,
-			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
-				req := rawRequest("GET", s.addr, "/v2/bench/small/blobs/"+h.small.String())
-				return loadVals(rawHammer(ctx, s, 32, sz.load, [][]byte{req}, false, 1024))
-			},
+			rows:    hammerRows("5", "GET a 1 KiB blob, 32 connections", 10),
+			setup:   setupSmallBlob,
+			measure: measureSmallGets,
 		},
 		{
 			rows:  hammerRows("6", "HEAD a blob, 32 connections", 5),
@@ -202,6 +202,16 @@ func (h *harness) scenarios() []scenario {
 			setup:   setupDocker,
 			measure: measureDocker,
 		},
+		{
+			// Every GET is a pull event, spooled and sent to the endpoint:
+			// Berth without an endpoint stands in Distribution's column.
+			rows: append(hammerRows("11", "GET a 1 KiB blob, 32 connections, one webhook endpoint: Berth with it (Berth column) against Berth without (Distribution column)", 0.5),
+				row{"11d", "events the endpoint received during the GETs, per request served", "events/req", info, 0},
+				row{"11e", "then the time until it received the last one", "s", info, 0}),
+			servers: (*harness).webhookSpecs,
+			setup:   setupSmallBlob,
+			measure: measureWebhookGets,
+		},
 	}
 }
 
@@ -236,6 +246,33 @@ func loadVals(l load, err error) ([]float64, error) {
 func (h *harness) pushBig(ctx context.Context, c *client, repo string, i int) error {
 	v := h.big.variant(i)
 	return c.pushBlob(ctx, repo, v.d, v.reader(), v.size())
+}
+
+// measureSmallGets is scenario 5: GETs of the small blob, as fast as 32
+// connections go.
+func measureSmallGets(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+	req := rawRequest("GET", s.addr, "/v2/bench/small/blobs/"+h.small.String())
+	return loadVals(rawHammer(ctx, s, 32, h.sz.load, [][]byte{req}, false, 1024))
+}
+
+// measureWebhookGets is measureSmallGets with what the webhook received
+// meanwhile (below 1 per request, Berth's sender fell behind and the
+// spool grew), and then how long the rest took to arrive: the next
+// measurement starts only once it did, so that no server pays for the
+// deliveries of another.
+func measureWebhookGets(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+	before := h.webhook.events.Load()
+	vals, err := measureSmallGets(ctx, h, s, c)
+	if err != nil {
+		return nil, err
+	}
+	during := h.webhook.events.Load() - before
+	served := vals[0] * h.sz.load.Seconds()
+	rest, err := h.webhook.drained(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(vals, float64(during)/served, rest.Seconds()), nil
 }
 
 func setupSmallBlob(ctx context.Context, h *harness, c *client) error {

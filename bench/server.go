@@ -73,6 +73,9 @@ type server struct {
 type serverSpec struct {
 	name string
 	bin  string
+	// extra, when set, gives config sections to append, for a server
+	// whose directory is dir.
+	extra func(dir string) string
 }
 
 // startServer starts spec on a free loopback port over a fresh storage
@@ -104,6 +107,9 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 		cfgText, stopRedis = withRedis(cfgText, addr), stop
 	}
 	cfg := filepath.Join(dir, "config.yml")
+	if spec.extra != nil {
+		cfgText += spec.extra(dir)
+	}
 	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
 		stopRedis()
 		stor.cleanup()

@@ -32,7 +32,7 @@ func server(t *testing.T) (*httptest.Server, *metrics.Metrics) {
 	m.WatchCaches(reg.CacheStats)
 	m.WatchQueues(func() map[string]metrics.QueueStats {
 		return map[string]metrics.QueueStats{
-			"audit": {Pending: 3, Delivered: 7, Failed: 2, Dropped: 1, LastErrorAt: time.Unix(1700000000, 0)},
+			"audit": {Pending: 3, Delivered: 7, Failed: 2, Dropped: map[string]uint64{"pull": 1, "push": 0}, LastErrorAt: time.Unix(1700000000, 0)},
 			"quiet": {},
 		}
 	})
@@ -138,7 +138,8 @@ func TestMetricsExposeNamedSeriesAfterPushAndPull(t *testing.T) {
 		`registry_notifications_pending{endpoint="audit"} 3`,
 		`registry_notifications_delivered_total{endpoint="audit"} 7`,
 		`registry_notifications_failed_total{endpoint="audit"} 2`,
-		`registry_notifications_dropped_total{endpoint="audit"} 1`,
+		`registry_notifications_dropped_total{action="pull",endpoint="audit"} 1`,
+		`registry_notifications_dropped_total{action="push",endpoint="audit"} 0`,
 		`registry_notifications_last_error_timestamp_seconds{endpoint="audit"} 1.7e+09`,
 		`registry_notifications_delivered_total{endpoint="quiet"} 0`,
 		`go_goroutines`,

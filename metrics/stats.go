@@ -45,16 +45,19 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 type QueueStats struct {
 	// Pending is the number of events queued and not yet delivered.
 	Pending int
-	// Delivered, Failed and Dropped count events answered 2xx, failed
-	// delivery attempts (each retry counts) and events removed undelivered.
-	Delivered, Failed, Dropped uint64
+	// Delivered and Failed count events answered 2xx and failed delivery
+	// attempts (each retry counts).
+	Delivered, Failed uint64
+	// Dropped counts events removed undelivered, by their action.
+	Dropped map[string]uint64
 	// LastErrorAt is when the latest failure happened; zero if none has.
 	LastErrorAt time.Time
 }
 
 // WatchQueues exposes, at every scrape, each notification endpoint's queue
 // as stats returns it by endpoint name:
-// registry_notifications_{pending,delivered_total,failed_total,dropped_total,last_error_timestamp_seconds}{endpoint}.
+// registry_notifications_{pending,delivered_total,failed_total,last_error_timestamp_seconds}{endpoint}
+// and registry_notifications_dropped_total{endpoint,action}.
 // Call it once.
 func (m *Metrics) WatchQueues(stats func() map[string]QueueStats) {
 	desc := func(name, help string) *prometheus.Desc {
@@ -65,7 +68,9 @@ func (m *Metrics) WatchQueues(stats func() map[string]QueueStats) {
 		pending:   desc("pending", "Events queued for a notification endpoint and not yet delivered."),
 		delivered: desc("delivered_total", "Events a notification endpoint answered with a 2xx."),
 		failed:    desc("failed_total", "Failed delivery attempts to a notification endpoint; each retry counts."),
-		dropped:   desc("dropped_total", "Events removed undelivered: the oldest when the spool was full."),
+		dropped: prometheus.NewDesc(namespace+"_notifications_dropped_total",
+			"Events removed undelivered, by action: pulls first when the spool was full, then the oldest of the others.",
+			[]string{"endpoint", "action"}, nil),
 		lastError: desc("last_error_timestamp_seconds", "When delivery to a notification endpoint last failed (Unix time); absent if never."),
 	})
 }
@@ -86,7 +91,9 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(s.Pending), name)
 		ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(s.Delivered), name)
 		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(s.Failed), name)
-		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.Dropped), name)
+		for action, n := range s.Dropped {
+			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), name, action)
+		}
 		if !s.LastErrorAt.IsZero() {
 			ch <- prometheus.MustNewConstMetric(c.lastError, prometheus.GaugeValue, float64(s.LastErrorAt.UnixNano())/1e9, name)
 		}

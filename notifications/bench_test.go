@@ -6,14 +6,20 @@ import (
 )
 
 // BenchmarkPublish measures what an event costs the request that causes
-// it: encoding it and writing it durably (fsync of the file and of the
-// spool directory) on this machine's disk.
+// it: for a push, encoding it and waiting for the batch that holds it to
+// be written durably (fsync of the file and of the spool directory) on
+// this machine's disk; for a pull, encoding it and adding it to the
+// batch.
 func BenchmarkPublish(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		endpoints int
 		parallel  bool
-	}{{"1endpoint", 1, false}, {"1endpoint-parallel", 1, true}, {"2endpoints", 2, false}} {
+		pull      bool
+	}{
+		{"1endpoint", 1, false, false}, {"1endpoint-parallel", 1, true, false}, {"2endpoints", 2, false, false},
+		{"pull-1endpoint-parallel", 1, true, true},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var cfg Config
 			for i := range bc.endpoints {
@@ -26,6 +32,9 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			defer n.Close(context.Background())
 			ev := pushEvent(1)
+			if bc.pull {
+				ev = pullEvent(1)
+			}
 			ev.ID = ""
 			ctx := context.Background()
 			b.ResetTimer()

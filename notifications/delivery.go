@@ -18,8 +18,10 @@ import (
 // which is what keeps its events in order.
 func (e *endpoint) run(ctx context.Context) {
 	defer close(e.done)
+	rd := &spoolReader{s: e.spool}
+	defer rd.close()
 	for {
-		seq, ok := e.head()
+		en, ok := e.head()
 		if !ok {
 			select {
 			case <-e.wake:
@@ -28,19 +30,19 @@ func (e *endpoint) run(ctx context.Context) {
 				return
 			}
 		}
-		data, err := e.spool.read(seq)
+		data, err := rd.read(en)
 		if err == nil && !json.Valid(data) {
 			err = errors.New("not JSON")
 		}
 		if err != nil {
-			e.discard(seq, err)
+			e.settle(en.seq, err)
 			continue
 		}
 		body := envelope(data)
 		for {
 			err := e.send(ctx, body)
 			if err == nil {
-				e.ack(seq)
+				e.settle(en.seq, nil)
 				break
 			}
 			if ctx.Err() != nil {
@@ -55,21 +57,44 @@ func (e *endpoint) run(ctx context.Context) {
 				return
 			}
 			// A full spool may have dropped this event while it waited.
-			if h, ok := e.head(); !ok || h != seq {
+			if h, ok := e.head(); !ok || h.seq != en.seq {
 				break
 			}
 		}
 	}
 }
 
-// head is the sequence number of the oldest pending event.
-func (e *endpoint) head() (uint64, bool) {
+// head is the oldest pending event: the older of the heads of the two
+// queues.
+func (e *endpoint) head() (entry, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.pending) == 0 {
-		return 0, false
+	switch {
+	case len(e.pulls) == 0 && len(e.changes) == 0:
+		return entry{}, false
+	case len(e.pulls) == 0:
+		return e.changes[0], true
+	case len(e.changes) == 0 || e.pulls[0].seq < e.changes[0].seq:
+		return e.pulls[0], true
 	}
-	return e.pending[0].seq, true
+	return e.changes[0], true
+}
+
+// popHead takes the event seq off its queue, if it is still a head (a
+// full spool may have dropped it meanwhile), and returns the name of its
+// file when no other event needs that any more. Called with mu held.
+func (e *endpoint) popHead(seq uint64) (en entry, gone string, ok bool) {
+	for _, q := range []*[]entry{&e.pulls, &e.changes} {
+		if len(*q) > 0 && (*q)[0].seq == seq {
+			en, *q = (*q)[0], (*q)[1:]
+			e.bytes -= en.disk
+			if en.seg.live--; en.seg.live == 0 {
+				gone = en.seg.name
+			}
+			return en, gone, true
+		}
+	}
+	return entry{}, "", false
 }
 
 // envelope wraps one spooled event, already JSON, as Distribution 3 sends
@@ -108,23 +133,34 @@ func (e *endpoint) send(ctx context.Context, body []byte) error {
 	return nil
 }
 
-// ack removes a delivered event.
-func (e *endpoint) ack(seq uint64) {
+// settle removes an event that was delivered (err nil) or cannot be sent
+// (err says why: its file is gone, or unreadable).
+func (e *endpoint) settle(seq uint64, err error) {
 	e.mu.Lock()
-	if len(e.pending) > 0 && e.pending[0].seq == seq {
-		e.bytes -= e.pending[0].size
-		e.pending = e.pending[1:]
-	}
-	e.m.Delivered++
+	en, gone, ok := e.popHead(seq)
 	streak := e.streak
-	e.streak = 0
-	pending := len(e.pending)
+	lost := ok && err != nil && !errors.Is(err, fs.ErrNotExist)
+	switch {
+	case err == nil:
+		e.m.Delivered++
+		e.streak = 0
+	case lost:
+		e.countDropped(en.action, 1)
+		e.m.LastError, e.m.LastErrorAt = err.Error(), time.Now()
+	}
+	pending := len(e.pulls) + len(e.changes)
 	e.mu.Unlock()
-	if streak >= e.cfg.Threshold {
+	if err == nil && streak >= e.cfg.Threshold {
 		e.log.Info("notification endpoint recovered", "failures", streak, "pending", pending)
 	}
-	if err := e.spool.remove(seq); err != nil {
-		// The event will be sent again after a restart; receivers
+	if lost {
+		e.log.Error("notification event unreadable, dropped", "seq", seq, "error", err)
+	}
+	if gone == "" {
+		return
+	}
+	if err := e.spool.remove(gone); err != nil {
+		// Its events will be sent again after a restart; receivers
 		// de-duplicate by id.
 		e.log.Error("notification spool remove failed", "error", err)
 	}
@@ -137,7 +173,7 @@ func (e *endpoint) failed(err error) time.Duration {
 	e.m.Failed++
 	e.m.LastError, e.m.LastErrorAt = err.Error(), time.Now()
 	e.streak++
-	streak, pending := e.streak, len(e.pending)
+	streak, pending := e.streak, len(e.pulls)+len(e.changes)
 	e.mu.Unlock()
 	wait := backoff(e.cfg.Backoff, e.cfg.MaxBackoff, streak)
 	switch {
@@ -147,27 +183,6 @@ func (e *endpoint) failed(err error) time.Duration {
 		e.log.Debug("notification delivery failed", "failures", streak, "pending", pending, "retry_in", wait, "error", err)
 	}
 	return wait
-}
-
-// discard drops an event whose spooled file cannot be sent: gone (an
-// operator removed it) or unreadable.
-func (e *endpoint) discard(seq uint64, err error) {
-	e.mu.Lock()
-	if len(e.pending) > 0 && e.pending[0].seq == seq {
-		e.bytes -= e.pending[0].size
-		e.pending = e.pending[1:]
-	}
-	gone := errors.Is(err, fs.ErrNotExist)
-	if !gone {
-		e.m.Dropped++
-		e.m.LastError, e.m.LastErrorAt = err.Error(), time.Now()
-	}
-	e.mu.Unlock()
-	if gone {
-		return
-	}
-	e.log.Error("notification event unreadable, dropped", "file", fileName(seq), "error", err)
-	_ = e.spool.remove(seq)
 }
 
 // backoff is base doubled for each failure in a row after the first,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -19,6 +20,16 @@ const (
 	DefaultBackoff       = time.Second
 	DefaultMaxBackoff    = time.Minute
 	DefaultSpoolMaxBytes = 256 << 20
+	// DefaultPullDelay is how long a pull event may wait in memory before
+	// it is written to the spool, with every other event of that moment:
+	// a pull is not worth an fsync of its own, and its request does not
+	// wait for it. A crash loses the pulls of that moment, never a push,
+	// mount or delete.
+	DefaultPullDelay = 10 * time.Millisecond
+	// maxBufferedPulls caps the pulls waiting in memory for a write (a
+	// stalled disk must not let a flood of pulls fill memory); past it new
+	// pulls are dropped and counted.
+	maxBufferedPulls = 4 << 20
 )
 
 // ErrClosed is returned by Publish after Close.
@@ -50,11 +61,17 @@ type EndpointConfig struct {
 	// Spool is the directory of this endpoint's undelivered events; the
 	// Notifier fills it from Config.Spool when empty.
 	Spool string
-	// SpoolMaxBytes caps the spool: past it the oldest events are dropped.
+	// SpoolMaxBytes caps the spool: past it the oldest pulls are dropped,
+	// then, when only pushes, mounts and deletes are left, the oldest of
+	// those.
 	SpoolMaxBytes int64
 	// Transport sends the requests; nil uses a transport of the endpoint's
 	// own, so a hanging endpoint holds no connection another one needs.
 	Transport http.RoundTripper
+
+	// pullDelay is how long pulls wait in memory to be written with the
+	// next batch; DefaultPullDelay when zero. Tests set it.
+	pullDelay time.Duration
 }
 
 func (c *EndpointConfig) defaults() {
@@ -77,6 +94,9 @@ func (c *EndpointConfig) defaults() {
 	if c.SpoolMaxBytes <= 0 {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
+	if c.pullDelay <= 0 {
+		c.pullDelay = DefaultPullDelay
+	}
 	if c.Transport == nil {
 		c.Transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
@@ -87,19 +107,26 @@ type Metrics struct {
 	Name string
 	// URL is the endpoint's URL with any password masked.
 	URL string
-	// Pending and PendingBytes are what the spool holds.
+	// Pending and PendingBytes are what the spool holds; Pending also
+	// counts events waiting in memory to be written.
 	Pending      int
 	PendingBytes int64
 	// Delivered counts events the endpoint answered 2xx to.
 	Delivered uint64
 	// Failed counts failed delivery attempts (each retry counts).
 	Failed uint64
-	// Dropped counts events removed undelivered: the oldest when the spool
-	// was full, or a spooled file that could not be read.
-	Dropped uint64
+	// Dropped counts events removed undelivered: pulls, and then the
+	// oldest of the others, when the spool was full; pulls when too many
+	// waited in memory for a write; a spooled event that could not be
+	// read. DroppedByAction splits it by the events' actions.
+	Dropped         uint64
+	DroppedByAction map[string]uint64
 	// SpoolErrors counts events that could not be written to the spool,
 	// and so will never be sent.
 	SpoolErrors uint64
+	// SpoolWrites counts the batches written to the spool and SpoolSyncs
+	// the fsyncs they took.
+	SpoolWrites, SpoolSyncs uint64
 	// LastError is the latest failure, of delivery or of the spool.
 	LastError   string
 	LastErrorAt time.Time
@@ -117,22 +144,33 @@ type endpoint struct {
 	ignoreActions []string
 	spool         *spool
 
-	mu      sync.Mutex
-	pending []entry // oldest first; pending[0] is the one being delivered
-	bytes   int64
-	next    uint64
-	closed  bool
-	streak  int // failures in a row
-	m       Metrics
+	mu sync.Mutex
+	// pulls and changes are the spooled events, each oldest first; the
+	// one with the lower sequence number of their heads is the next to
+	// send.
+	pulls, changes []entry
+	bytes          int64  // spooled, in both
+	buf            *batch // events waiting to be written
+	writing        int    // events of the batch being written
+	next           uint64
+	closed         bool
+	streak         int // failures in a row
+	m              Metrics
 	// droppedUnlogged counts drops since the last log line about them, so
-	// a full spool logs once a minute rather than once per event.
+	// a full spool logs once a minute rather than once per event; the
+	// same for spool write failures of pulls, which no request reports.
 	droppedUnlogged uint64
 	dropLoggedAt    time.Time
+	failedUnlogged  uint64
+	failureLoggedAt time.Time
 
-	writers sync.WaitGroup // Publish calls writing to the spool
-	wake    chan struct{}
+	urgent  chan struct{} // a push, mount or delete waits for a write
+	lazy    chan struct{} // pulls wait for a write
+	closing chan struct{} // closed by close: write what is left and stop
+	flushed chan struct{} // closed when the writer stopped
+	wake    chan struct{} // the sender has something new
 	cancel  context.CancelFunc
-	done    chan struct{}
+	done    chan struct{} // closed when the sender stopped
 }
 
 // openEndpoint opens cfg's spool and starts delivering what it holds.
@@ -144,7 +182,7 @@ func openEndpoint(cfg EndpointConfig, log *slog.Logger) (*endpoint, error) {
 	if cfg.MediaType != MediaTypeV2 && cfg.MediaType != MediaTypeV1 {
 		return nil, fmt.Errorf("endpoint %s: media type %q is neither %s nor %s", cfg.Name, cfg.MediaType, MediaTypeV2, MediaTypeV1)
 	}
-	sp, entries, err := openSpool(cfg.Spool)
+	sp, entries, bad, err := openSpool(cfg.Spool)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", cfg.Name, err)
 	}
@@ -155,20 +193,35 @@ func openEndpoint(cfg EndpointConfig, log *slog.Logger) (*endpoint, error) {
 		ignoreTypes:   slices.Clone(cfg.IgnoredMediaTypes),
 		ignoreActions: slices.Clone(cfg.IgnoredActions),
 		spool:         sp,
-		pending:       entries,
+		buf:           newBatch(),
+		urgent:        make(chan struct{}, 1),
+		lazy:          make(chan struct{}, 1),
+		closing:       make(chan struct{}),
+		flushed:       make(chan struct{}),
 		wake:          make(chan struct{}, 1),
 		done:          make(chan struct{}),
 	}
 	e.m.Name = cfg.Name
 	e.m.URL = redactURL(cfg.URL)
+	// Every action is reported, at zero until one of its events is dropped.
+	e.m.DroppedByAction = map[string]uint64{ActionPull: 0, ActionPush: 0, ActionMount: 0, ActionDelete: 0}
+	if bad > 0 {
+		e.log.Error("notification spool lines unreadable, skipped", "lines", bad)
+	}
 	for _, en := range entries {
-		e.bytes += en.size
+		e.push(en)
 	}
 	if n := len(entries); n > 0 {
 		e.next = entries[n-1].seq + 1
 	}
+	// The cap may have been lowered since the spool was written.
+	e.mu.Lock()
+	drop, gone := e.trim()
+	e.mu.Unlock()
+	e.forget(drop, gone)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
+	go e.writeLoop()
 	go e.run(ctx)
 	return e, nil
 }
@@ -178,96 +231,20 @@ func (e *endpoint) ignored(ev *Event) bool {
 	return slices.Contains(e.ignoreActions, ev.Action) || slices.Contains(e.ignoreTypes, ev.Target.MediaType)
 }
 
-// publish spools the records the endpoint wants. It returns once they are
-// on stable storage.
-func (e *endpoint) publish(recs []record) error {
-	var errs []error
-	for _, r := range recs {
-		if e.ignored(r.ev) {
-			continue
-		}
-		if err := e.enqueue(r.data); err != nil {
-			errs = append(errs, fmt.Errorf("endpoint %s: %w", e.cfg.Name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (e *endpoint) enqueue(data []byte) error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return ErrClosed
-	}
-	seq := e.next
-	e.next++
-	e.writers.Add(1)
-	e.mu.Unlock()
-	defer e.writers.Done()
-
-	// Writes run in parallel; only the sequence number is taken under the
-	// lock, so one slow fsync does not serialize every request.
-	if err := e.spool.write(seq, data); err != nil {
-		e.mu.Lock()
-		e.m.SpoolErrors++
-		e.m.LastError, e.m.LastErrorAt = err.Error(), time.Now()
-		e.mu.Unlock()
-		return err
-	}
-
-	e.mu.Lock()
-	// Concurrent writers may finish out of order; keep the queue in
-	// sequence order, which is also the order a restart reads.
-	i := len(e.pending)
-	for i > 0 && e.pending[i-1].seq > seq {
-		i--
-	}
-	e.pending = slices.Insert(e.pending, i, entry{seq: seq, size: int64(len(data))})
-	e.bytes += int64(len(data))
-	var drop []entry
-	for e.bytes > e.cfg.SpoolMaxBytes && len(e.pending) > 1 {
-		drop = append(drop, e.pending[0])
-		e.bytes -= e.pending[0].size
-		e.pending = e.pending[1:]
-	}
-	var logDropped uint64
-	if len(drop) > 0 {
-		e.m.Dropped += uint64(len(drop))
-		e.droppedUnlogged += uint64(len(drop))
-		if now := time.Now(); now.Sub(e.dropLoggedAt) >= time.Minute {
-			logDropped, e.droppedUnlogged, e.dropLoggedAt = e.droppedUnlogged, 0, now
-		}
-	}
-	total, bytes := e.m.Dropped, e.bytes
-	e.mu.Unlock()
-
-	for _, d := range drop {
-		if err := e.spool.remove(d.seq); err != nil {
-			e.log.Error("notification spool remove failed", "error", err)
-		}
-	}
-	if logDropped > 0 {
-		e.log.Warn("notification spool full, oldest events dropped",
-			"dropped", logDropped, "dropped_total", total, "spool_bytes", bytes, "spool_max_bytes", e.cfg.SpoolMaxBytes)
-	}
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
 // metrics returns a snapshot.
 func (e *endpoint) metrics() Metrics {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m := e.m
-	m.Pending, m.PendingBytes = len(e.pending), e.bytes
+	m.DroppedByAction = maps.Clone(e.m.DroppedByAction)
+	m.Pending = len(e.pulls) + len(e.changes) + e.writing + len(e.buf.recs)
+	m.PendingBytes = e.bytes
 	m.Failing = e.streak >= e.cfg.Threshold
 	return m
 }
 
-// close stops delivery; what is pending stays spooled for the next start.
+// close writes what waits in memory, stops delivery and closes the spool;
+// what is pending stays spooled for the next start.
 func (e *endpoint) close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -276,6 +253,8 @@ func (e *endpoint) close(ctx context.Context) error {
 	}
 	e.closed = true
 	e.mu.Unlock()
+	close(e.closing)
+	<-e.flushed
 	e.cancel()
 	var err error
 	select {
@@ -283,7 +262,6 @@ func (e *endpoint) close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("endpoint %s: %w", e.cfg.Name, ctx.Err())
 	}
-	e.writers.Wait()
 	if cerr := e.spool.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("endpoint %s: %w", e.cfg.Name, cerr)
 	}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"time"
 )
 
@@ -71,8 +70,10 @@ func New(cfg Config, log *slog.Logger) (*Notifier, error) {
 
 // Publish stamps events (id, timestamp and source, where unset) and spools
 // them for every endpoint that does not ignore them. When it returns nil,
-// they are on stable storage and will be delivered even if the process
-// dies. ctx is not consulted: an event that happened is recorded even if
+// pushes, mounts and deletes are on stable storage and will be delivered
+// even if the process dies; pulls are written with the next batch, within
+// DefaultPullDelay, and the pulls of that moment are lost if the process
+// dies before. ctx is not consulted: an event that happened is recorded even if
 // the request that caused it has gone.
 func (n *Notifier) Publish(_ context.Context, events ...Event) error {
 	if len(events) == 0 || len(n.endpoints) == 0 {
@@ -96,17 +97,22 @@ func (n *Notifier) Publish(_ context.Context, events ...Event) error {
 		}
 		recs[i] = record{ev: ev, data: data}
 	}
-	if len(n.endpoints) == 1 {
-		return n.endpoints[0].publish(recs)
+	// Every endpoint takes the events into its batch first, then Publish
+	// waits for those that must be durable: the endpoints write their
+	// spools side by side, at the cost of one write's time.
+	var errs []error
+	var waits []*batch
+	for _, e := range n.endpoints {
+		b, err := e.enqueue(recs)
+		if err != nil {
+			errs = append(errs, err)
+		} else if b != nil {
+			waits = append(waits, b)
+		}
 	}
-	// Each endpoint syncs its own spool; doing them side by side costs one
-	// fsync's time, not one per endpoint.
-	errs := make([]error, len(n.endpoints))
-	var wg sync.WaitGroup
-	for i, e := range n.endpoints {
-		wg.Go(func() { errs[i] = e.publish(recs) })
+	for _, b := range waits {
+		errs = append(errs, b.wait())
 	}
-	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
@@ -18,6 +19,37 @@ import (
 // events are queued or delivered.
 type EventSink interface {
 	Publish(ctx context.Context, events ...notifications.Event) error
+}
+
+// Bounds on what a client controls in an event. Every pull is an event,
+// spooled and sent to each endpoint: without a bound a client sending a
+// User-Agent of hundreds of KiB makes each of its pulls that big, and
+// fills the spool with a few hundred of them. Real values are far
+// shorter: a User-Agent of docker, containerd or buildkit is under 300
+// bytes, a host name at most 253 bytes and its port, an address at most
+// an IPv6 one with a zone and a port.
+const (
+	maxEventUserAgent = 512
+	maxEventHost      = 270
+	maxEventAddr      = 128
+	maxEventURL       = 2048
+	maxEventActor     = 256
+)
+
+// bounded cuts s to at most n bytes, at a character boundary.
+func bounded(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	// Drop a character cut in two; JSON would turn it into U+FFFD.
+	for i := 0; i < utf8.UTFMax && len(s) > 0; i++ {
+		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // publish hands events to the sink. A failure is logged, never sent to the
@@ -36,13 +68,14 @@ func newEvent(w http.ResponseWriter, r *http.Request, req *request, action strin
 		Target: notifications.Target{Repository: req.name},
 		Request: notifications.RequestRecord{
 			// ServeHTTP set it before dispatch; it is the id in the logs.
-			ID:        w.Header().Get("X-Request-Id"),
-			Addr:      r.RemoteAddr, // the client behind trusted proxies (forwardedClient)
-			Host:      r.Host,
+			ID: w.Header().Get("X-Request-Id"),
+			// The client behind trusted proxies (forwardedClient).
+			Addr:      bounded(r.RemoteAddr, maxEventAddr),
+			Host:      bounded(r.Host, maxEventHost),
 			Method:    r.Method,
-			UserAgent: r.UserAgent(),
+			UserAgent: bounded(r.UserAgent(), maxEventUserAgent),
 		},
-		Actor: notifications.ActorRecord{Name: UserFromContext(r.Context())},
+		Actor: notifications.ActorRecord{Name: bounded(UserFromContext(r.Context()), maxEventActor)},
 	}
 }
 
@@ -58,7 +91,7 @@ func (a *api) notifyBlob(w http.ResponseWriter, r *http.Request, req *request, a
 	ev.Target.Descriptor = v1.Descriptor{MediaType: notifications.MediaTypeBlob, Digest: desc.Digest, Size: desc.Size}
 	ev.Target.Length = desc.Size
 	ev.Target.FromRepository = from
-	ev.Target.URL = a.location(r, blobPath(req.name, desc.Digest.String()), nil)
+	ev.Target.URL = bounded(a.location(r, blobPath(req.name, desc.Digest.String()), nil), maxEventURL)
 	a.publish(r, req, ev)
 }
 
@@ -71,7 +104,7 @@ func (a *api) notifyManifest(w http.ResponseWriter, r *http.Request, req *reques
 	ev := newEvent(w, r, req, action)
 	ev.Target.Descriptor = v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}
 	ev.Target.Length = desc.Size
-	ev.Target.URL = a.location(r, manifestPath(req.name, desc.Digest.String()), nil)
+	ev.Target.URL = bounded(a.location(r, manifestPath(req.name, desc.Digest.String()), nil), maxEventURL)
 	if a.opts.EventReferences {
 		ev.Target.References = manifestReferences(payload)
 	}

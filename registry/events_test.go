@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,5 +210,72 @@ func TestHangingReceiverDoesNotDelayPush(t *testing.T) {
 	s.pushImage("x", "latest", image{layers: 5})
 	if m := n.Metrics()[0]; m.Delivered != 0 || m.Pending != 8 {
 		t.Fatalf("metrics %+v: want all 8 events pending behind the held one", m)
+	}
+}
+
+// TestEventRequestFieldsAreBounded pulls with headers a hostile client
+// chooses, each far longer than any real one: what reaches the event is
+// cut to a bound, so a pull cannot make an event of hundreds of KiB.
+func TestEventRequestFieldsAreBounded(t *testing.T) {
+	h, n := newHook(t, nil)
+	s := newServer(t, &setup{opts: Options{Events: n, Authorize: asAlice}})
+	blob := []byte("bounded")
+	d := s.pushBlob("a", blob)
+	h.next(t) // the push
+
+	huge := func(c byte, n int) string { return strings.Repeat(string(c), n) }
+	req, err := http.NewRequest(http.MethodGet, s.srv.URL+"/v2/a/blobs/"+d.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", "docker/27 "+huge('u', 400<<10))
+	req.Header.Set("X-Forwarded-For", huge('1', 200<<10)+", 10.0.0.1")
+	req.Host = huge('h', 100<<10)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %s", resp.Status)
+	}
+	ev := h.next(t)
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{
+		{"request.useragent", ev.Request.UserAgent, maxEventUserAgent},
+		{"request.addr", ev.Request.Addr, maxEventAddr},
+		{"request.host", ev.Request.Host, maxEventHost},
+		{"target.url", ev.Target.URL, maxEventURL},
+	} {
+		if len(f.value) > f.max || len(f.value) == 0 {
+			t.Errorf("%s is %d bytes, want 1 to %d", f.name, len(f.value), f.max)
+		}
+	}
+	if !strings.HasPrefix(ev.Request.UserAgent, "docker/27 uuu") {
+		t.Errorf("user agent %.40q…: want its beginning kept", ev.Request.UserAgent)
+	}
+	if b, _ := json.Marshal(ev); len(b) > 8<<10 {
+		t.Errorf("the pull's event is %d bytes", len(b))
+	}
+}
+
+func TestBoundedCutsAtACharacter(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"abcdef", 3, "abc"},
+		{"ab€", 4, "ab"}, // € is three bytes: not cut in two
+		{"ab€", 5, "ab€"},
+	}
+	for _, tt := range tests {
+		if got := bounded(tt.in, tt.n); got != tt.want {
+			t.Errorf("bounded(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
 	}
 }

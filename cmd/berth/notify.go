@@ -81,7 +81,7 @@ func notificationStats(sink registry.EventSink) func() map[string]metrics.QueueS
 		for _, m := range ms {
 			stats[m.Name] = metrics.QueueStats{
 				Pending: m.Pending, Delivered: m.Delivered, Failed: m.Failed,
-				Dropped: m.Dropped, LastErrorAt: m.LastErrorAt,
+				Dropped: m.DroppedByAction, LastErrorAt: m.LastErrorAt,
 			}
 		}
 		return stats

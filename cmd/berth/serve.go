@@ -24,6 +24,12 @@ import (
 // shutdown signal when http.draintimeout is not set.
 const defaultDrainTimeout = 30 * time.Second
 
+// maxHeaderBytes bounds a request's headers: a bearer token with many
+// scopes (tens of KiB) fits, while a client can no longer send a megabyte
+// of headers, Go's default, on every request (every pull's User-Agent and
+// Host go into its event). A request over it is answered 431 by net/http.
+const maxHeaderBytes = 64 << 10
+
 // logFlushDelay is how late a log line below warning level may reach
 // stderr.
 const logFlushDelay = 10 * time.Millisecond
@@ -101,6 +107,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if cfg.HTTP.Secret == "" {
