@@ -26,6 +26,7 @@ type Config struct {
 	Proxy         Proxy         `yaml:"proxy,omitempty"`
 	Validation    Validation    `yaml:"validation,omitempty"`
 	Policy        Policy        `yaml:"policy,omitempty"`
+	Berth         Berth         `yaml:"berth,omitempty"`
 
 	// Warnings are things a program should log at start: deprecated keys,
 	// environment variables that match no key.
@@ -81,7 +82,6 @@ type Storage struct {
 	Redirect    Redirect    `yaml:"redirect,omitempty"`
 	Cache       Cache       `yaml:"cache,omitempty"`
 	Tag         Tag         `yaml:"tag,omitempty"`
-	GC          GC          `yaml:"gc"`
 
 	driver string
 	params driver.Params
@@ -115,7 +115,26 @@ type UploadPurging struct {
 	DryRun   bool          `yaml:"dryrun"`
 }
 
-// GC configures `berth garbage-collect`.
+// Berth holds the keys Distribution does not have. Distribution ignores an
+// unknown top-level section, so a file with one still starts registry:3
+// and one file can serve both during a migration; inside Distribution's
+// own sections a Berth key could break it (storage.gc reads as a second
+// storage driver). The subsections mirror Distribution's section names.
+type Berth struct {
+	Storage BerthStorage `yaml:"storage,omitempty"`
+	HTTP    BerthHTTP    `yaml:"http,omitempty"`
+}
+
+// BerthStorage is berth.storage.
+type BerthStorage struct {
+	GC GC `yaml:"gc,omitempty"`
+}
+
+// BerthHTTP is berth.http.
+type BerthHTTP struct{}
+
+// GC configures `berth garbage-collect` (berth.storage.gc; storage.gc
+// before).
 type GC struct {
 	// GracePeriod is how young a blob must be for an --online collection to
 	// keep it unreferenced: an upload or push in progress may be about to

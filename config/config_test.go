@@ -39,7 +39,7 @@ func TestParseAppliesDistributionDefaults(t *testing.T) {
 		{"uploadpurging.enabled", up.Enabled, true},
 		{"uploadpurging.age", up.Age, 168 * time.Hour},
 		{"uploadpurging.interval", up.Interval, 24 * time.Hour},
-		{"gc.graceperiod", c.Storage.GC.GracePeriod, time.Hour},
+		{"gc.graceperiod", c.Berth.Storage.GC.GracePeriod, time.Hour},
 		{"delete.enabled", c.Storage.Delete.Enabled, false},
 		{"http.net", c.HTTP.Net, "tcp"},
 		{"prometheus.path", c.HTTP.Debug.Prometheus.Path, "/metrics"},
@@ -71,7 +71,6 @@ storage:
   redirect: {disable: true}
   cache: {blobdescriptor: redis}
   tag: {concurrencylimit: 8}
-  gc: {graceperiod: 30m}
   maintenance:
     uploadpurging: {enabled: false, age: 1h, interval: 2h, dryrun: true}
     readonly: {enabled: true}
@@ -129,6 +128,9 @@ validation:
     indexes:
       platforms: List
       platformlist: [{architecture: amd64, os: linux}]
+berth:
+  storage:
+    gc: {graceperiod: 30m}
 `)
 	name, params := c.Storage.Driver()
 	checks := []struct {
@@ -142,7 +144,7 @@ validation:
 		{"uploadpurging", c.Storage.Maintenance.UploadPurging, UploadPurging{Age: time.Hour, Interval: 2 * time.Hour, DryRun: true}},
 		{"readonly", c.Storage.Maintenance.ReadOnly.Enabled, true},
 		{"tag", c.Storage.Tag.ConcurrencyLimit, 8},
-		{"gc.graceperiod", c.Storage.GC.GracePeriod, 30 * time.Minute},
+		{"gc.graceperiod", c.Berth.Storage.GC.GracePeriod, 30 * time.Minute},
 		{"auth", *c.Auth.Htpasswd, Htpasswd{Realm: "basic", Path: "/auth/htpasswd"}},
 		{"draintimeout", c.HTTP.DrainTimeout, time.Minute},
 		{"headers", c.HTTP.Headers, map[string][]string{"X-Content-Type-Options": {"nosniff"}}},
@@ -197,8 +199,12 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:6: http.draintimeout: expected a duration such as "10s" or "24h", got "soon"`}},
 		{"invalid duration in storage", minimal + "  maintenance:\n    uploadpurging:\n      age: a week\n",
 			[]string{`config.yml:7: storage.maintenance.uploadpurging.age: expected a duration`}},
-		{"negative gc grace period", minimal + "  gc:\n    graceperiod: -1h\n",
+		{"negative gc grace period", minimal + "berth:\n  storage:\n    gc:\n      graceperiod: -1h\n",
+			[]string{`config.yml:8: berth.storage.gc.graceperiod: must not be negative`}},
+		{"negative gc grace period, old spelling", minimal + "  gc:\n    graceperiod: -1h\n",
 			[]string{`config.yml:6: storage.gc.graceperiod: must not be negative`}},
+		{"gc in both places", minimal + "  gc:\n    graceperiod: 1m\nberth:\n  storage:\n    gc:\n      graceperiod: 2m\n",
+			[]string{`config.yml:5: storage.gc: set both here and in berth.storage.gc`}},
 		{"two storage drivers", minimal + "  s3:\n    bucket: b\n",
 			[]string{`config.yml:2: storage: more than one storage driver configured (filesystem, s3)`}},
 		{"no storage driver", "version: 0.1\nstorage:\n  delete:\n    enabled: true\n",
@@ -300,5 +306,34 @@ func TestWherePlacesDriverKeys(t *testing.T) {
 		if got := c.Where(key); got != want {
 			t.Errorf("Where(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+func TestBerthSectionHoldsGC(t *testing.T) {
+	tests := []struct {
+		name, data string
+		env        []string
+		want       time.Duration
+		warning    string
+	}{
+		{"berth section", minimal + "berth:\n  storage:\n    gc:\n      graceperiod: 30m\n", nil, 30 * time.Minute, ""},
+		{"environment", minimal, []string{"REGISTRY_BERTH_STORAGE_GC_GRACEPERIOD=2h"}, 2 * time.Hour, ""},
+		{"old spelling", minimal + "  gc:\n    graceperiod: 45m\n", nil, 45 * time.Minute, "storage.gc is deprecated"},
+		{"old spelling from the environment", minimal, []string{"REGISTRY_STORAGE_GC_GRACEPERIOD=3h"}, 3 * time.Hour, "storage.gc is deprecated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.data, tt.env...)
+			if got := c.Berth.Storage.GC.GracePeriod; got != tt.want {
+				t.Errorf("graceperiod %v, want %v", got, tt.want)
+			}
+			found := tt.warning == ""
+			for _, w := range c.Warnings {
+				found = found || strings.Contains(w, tt.warning)
+			}
+			if !found {
+				t.Errorf("warnings %q, want one containing %q", c.Warnings, tt.warning)
+			}
+		})
 	}
 }

@@ -29,7 +29,8 @@ func defaults() *Config {
 		Log: Log{Level: "info", Formatter: "text"},
 		Storage: Storage{Maintenance: Maintenance{UploadPurging: UploadPurging{
 			Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour,
-		}}, GC: GC{GracePeriod: time.Hour}},
+		}}},
+		Berth:   Berth{Storage: BerthStorage{GC: GC{GracePeriod: time.Hour}}},
 		HTTP:    HTTP{Net: "tcp"},
 		Catalog: Catalog{MaxEntries: 1000},
 		Tags:    Tags{MaxTags: 1000},
@@ -69,6 +70,7 @@ func (p *parser) decode(root map[string]any) *Config {
 		p.auth(k, auth, &cfg.Auth)
 	}
 	p.decodeInto("", root, cfg)
+	p.legacyGC(cfg)
 
 	if oldLevel != "" {
 		if _, _, set := lookup(mapOf(root["log"]), "level"); !set {
@@ -112,6 +114,9 @@ func (p *parser) storage(key string, section any, s *Storage) {
 		}
 		drivers = append(drivers, k)
 	}
+	if k, v, ok := take(shared, "gc"); ok {
+		p.oldGC = &rawSection{key: join(key, k), value: v}
+	}
 	p.decodeInto(key, shared, s)
 	switch len(drivers) {
 	case 0:
@@ -138,6 +143,29 @@ func (p *parser) storage(key string, section any, s *Storage) {
 		return
 	}
 	s.driver, s.params = name, params
+}
+
+// rawSection is a section kept undecoded until its place is known.
+type rawSection struct {
+	key   string
+	value any
+}
+
+// legacyGC reads storage.gc, where Berth's gc settings were before the
+// berth section: Distribution reads it as a second storage driver and
+// refuses to start, so it is accepted with a warning to move it.
+func (p *parser) legacyGC(cfg *Config) {
+	p.gcKey = "berth.storage.gc"
+	if p.oldGC == nil {
+		return
+	}
+	if _, set := p.sources["berth.storage.gc"]; set {
+		p.fail(p.oldGC.key, "set both here and in berth.storage.gc: keep berth.storage.gc only")
+		return
+	}
+	p.warn("%s is deprecated: CNCF Distribution takes it for a second storage driver and refuses to start; move it to berth.storage.gc", p.oldGC.key)
+	p.gcKey = p.oldGC.key
+	p.decodeInto(p.oldGC.key, p.oldGC.value, &cfg.Berth.Storage.GC)
 }
 
 func (p *parser) auth(key string, section any, a *Auth) {
@@ -242,8 +270,8 @@ func (p *parser) check(c *Config) {
 		st.Cache.BlobDescriptorSize = 10000
 	}
 	p.notNegative("storage.tag.concurrencylimit", st.Tag.ConcurrencyLimit)
-	if st.GC.GracePeriod < 0 {
-		p.fail("storage.gc.graceperiod", "must not be negative")
+	if c.Berth.Storage.GC.GracePeriod < 0 {
+		p.fail(p.gcKey+".graceperiod", "must not be negative")
 	}
 	if up := st.Maintenance.UploadPurging; up.Enabled && (up.Age <= 0 || up.Interval <= 0) {
 		p.fail("storage.maintenance.uploadpurging", "age and interval must be positive when upload purging is enabled")

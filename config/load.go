@@ -96,6 +96,10 @@ type parser struct {
 	sources  map[string]string // lower-case key path → where it was set
 	problems []Problem
 	warnings []string
+	// oldGC is storage.gc as written, for legacyGC; gcKey is where the gc
+	// settings were read from, for messages.
+	oldGC *rawSection
+	gcKey string
 }
 
 func (p *parser) fileLine(line int) string { return p.name + ":" + strconv.Itoa(line) }

@@ -27,7 +27,7 @@ func garbageCollect(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.BoolVar(dryRun, "m", false, "short for --dry-run")
 	untagged := fs.Bool("delete-untagged", false, "also delete manifests no tag keeps")
 	fs.BoolVar(untagged, "u", false, "short for --delete-untagged")
-	online := fs.Bool("online", false, "collect while the registry takes pushes (keeps blobs younger than storage.gc.graceperiod)")
+	online := fs.Bool("online", false, "collect while the registry takes pushes (keeps blobs younger than berth.storage.gc.graceperiod)")
 	fs.Usage = func() { fmt.Fprintln(stderr, gcUsage); fs.PrintDefaults() }
 
 	// Flags may come before or after CONFIG, as in Distribution's runbooks.
@@ -66,7 +66,7 @@ func garbageCollect(ctx context.Context, args []string, stdout, stderr io.Writer
 		DryRun:         *dryRun,
 		DeleteUntagged: *untagged,
 		Online:         *online,
-		GracePeriod:    cfg.Storage.GC.GracePeriod,
+		GracePeriod:    cfg.Berth.Storage.GC.GracePeriod,
 		Report: func(it storage.GCItem) {
 			if it.Kind == "manifest" {
 				fmt.Fprintf(stdout, "%s manifest %s@%s (%d bytes)\n", verb, it.Repository, it.Digest, it.Size)
