@@ -32,6 +32,9 @@ type Config struct {
 	// environment variables that match no key.
 	Warnings []string `yaml:"-"`
 
+	// noEffect are the present keys whose status is NoEffect.
+	noEffect []string
+
 	// sources maps a key path to where it was set ("config.yml:12" or
 	// "REGISTRY_HTTP_ADDR"), for Where.
 	sources map[string]string

@@ -86,8 +86,6 @@ http:
   headers: {X-Content-Type-Options: [nosniff]}
   debug: {addr: "127.0.0.1:5001", prometheus: {enabled: true}}
   tls:
-    certificate: /c.pem
-    key: /k.pem
     clientcas: [/ca.pem]
     minimumtls: tls1.3
     ciphersuites: [TLS_AES_128_GCM_SHA256]
@@ -230,6 +228,8 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:6: auth.token.rootcertbundle: required unless jwks is set`}},
 		{"endpoint needs a url", minimal + "notifications:\n  endpoints:\n    - name: a\n",
 			[]string{`config.yml:7: notifications.endpoints[0].url: required`}},
+		{"tls certificate and letsencrypt", minimal + "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n    letsencrypt:\n      cachefile: /le\n",
+			[]string{`config.yml:9: http.tls.letsencrypt: set either http.tls.certificate or http.tls.letsencrypt, not both`}},
 		{"tls key without certificate", minimal + "http:\n  tls:\n    key: /k.pem\n",
 			[]string{`config.yml:6: http.tls.certificate: required when http.tls.key is set`}},
 		{"reporting is gone", minimal + "reporting:\n  bugsnag: {apikey: x}\n",

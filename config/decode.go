@@ -385,6 +385,10 @@ func (p *parser) checkHTTP(h *HTTP) {
 		}
 	}
 	le := t.LetsEncrypt
+	if t.Certificate != "" && le.CacheFile != "" {
+		// Distribution refuses this pair too: which would it serve?
+		p.fail("http.tls.letsencrypt", "set either http.tls.certificate or http.tls.letsencrypt, not both")
+	}
 	if le.Email != "" || len(le.Hosts) > 0 || le.DirectoryURL != "" {
 		p.required("http.tls.letsencrypt", map[string]string{"cachefile": le.CacheFile, "email": le.Email})
 	}

@@ -314,3 +314,7 @@ func sortedKeys(m map[string]any) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// NoEffect lists the key paths present in the configuration that Berth
+// accepts for compatibility and ignores, sorted.
+func (c *Config) NoEffect() []string { return c.noEffect }

@@ -30,20 +30,8 @@ func garbageCollect(ctx context.Context, args []string, stdout, stderr io.Writer
 	online := fs.Bool("online", false, "collect while the registry takes pushes (keeps blobs younger than berth.storage.gc.graceperiod)")
 	fs.Usage = func() { fmt.Fprintln(stderr, gcUsage); fs.PrintDefaults() }
 
-	// Flags may come before or after CONFIG, as in Distribution's runbooks.
-	var positional []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return errors.New(gcUsage)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(positional) != 1 {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil || len(positional) != 1 {
 		return errors.New(gcUsage)
 	}
 	cfg, err := loadConfig(positional, environ)

@@ -113,14 +113,3 @@ func storageOptions(cfg *config.Config) storage.Options {
 	}
 	return opts
 }
-
-// checkDriverParams decodes the storage driver's section the way serve
-// would, so `config check` catches a bad key inside it too.
-func checkDriverParams(ctx context.Context, cfg *config.Config) error {
-	name, params := cfg.Storage.Driver()
-	_, err := driver.Open(ctx, name, params)
-	if err != nil {
-		return placeDriverError(cfg, name, err)
-	}
-	return nil
-}
