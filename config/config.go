@@ -28,6 +28,11 @@ type Config struct {
 	Policy        Policy        `yaml:"policy,omitempty"`
 	Berth         Berth         `yaml:"berth,omitempty"`
 
+	// Reporting (bugsnag, newrelic) and Compatibility (schema1) are
+	// registry:2 sections that Distribution 3 ignores; so does Berth.
+	Reporting     map[string]any `yaml:"reporting,omitempty"`
+	Compatibility map[string]any `yaml:"compatibility,omitempty"`
+
 	// Warnings are things a program should log at start: deprecated keys,
 	// environment variables that match no key.
 	Warnings []string `yaml:"-"`
@@ -371,6 +376,10 @@ type Redis struct {
 	UnstableResp3         bool          `yaml:"unstableresp3,omitempty"`
 	Pool                  RedisPool     `yaml:"pool,omitempty"` // Distribution 2
 	TLS                   RedisTLS      `yaml:"tls,omitempty"`
+	// Harbor's registry template writes these; they are copied to
+	// TLS.Enabled and MasterName, their Distribution meaning.
+	EnableTLS         bool   `yaml:"enabletls,omitempty"`
+	SentinelMasterSet string `yaml:"sentinelmasterset,omitempty"`
 }
 
 // Addresses merges addr and addrs.

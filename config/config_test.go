@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,10 +187,6 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 		name, data string
 		want       []string // each a line of the error, in order
 	}{
-		{"unknown top-level key", minimal + "htp:\n  addr: :5000\n",
-			[]string{`config.yml:5: htp: unknown key (accepted: `}},
-		{"unknown nested key", minimal + "http:\n  adr: :5000\n",
-			[]string{`config.yml:6: http.adr: unknown key (accepted: addr, `}},
 		{"wrong type", minimal + "http:\n  relativeurls: often\n",
 			[]string{`config.yml:6: http.relativeurls: expected a boolean, got "often"`}},
 		{"wrong type in a list item", minimal + "notifications:\n  endpoints:\n    - name: a\n      url: http://a.example.com\n      threshold: lots\n",
@@ -232,10 +230,12 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:9: http.tls.letsencrypt: set either http.tls.certificate or http.tls.letsencrypt, not both`}},
 		{"tls key without certificate", minimal + "http:\n  tls:\n    key: /k.pem\n",
 			[]string{`config.yml:6: http.tls.certificate: required when http.tls.key is set`}},
-		{"reporting is gone", minimal + "reporting:\n  bugsnag: {apikey: x}\n",
-			[]string{`config.yml:5: reporting: bugsnag and newrelic reporting were removed`}},
-		{"same key twice", minimal + "http:\n  addr: a\n  addr: b\n",
-			[]string{`config.yml:7: http.addr: key given twice`}},
+		{"unknown middleware", minimal + "middleware:\n  registry:\n    - name: nosuch\n",
+			[]string{`config.yml:7: middleware.registry[0].name: no registry middleware named "nosuch"`}},
+		{"unknown storage middleware", minimal + "middleware:\n  storage:\n    - name: nosuch\n",
+			[]string{`config.yml:7: middleware.storage[0].name: no storage middleware named "nosuch" (CNCF Distribution has cloudfront, redirect, rewrite`}},
+		{"wrong type in a no-effect section", minimal + "redis:\n  db: first\n",
+			[]string{`config.yml:6: redis.db: expected an integer, got "first"`}},
 		{"several problems at once", minimal + "http:\n  addr: 5\n  net: udp\n  relativeurls: x\nlog:\n  level: loud\n",
 			[]string{
 				`config.yml:8: http.relativeurls: expected a boolean, got "x"`,
@@ -333,6 +333,61 @@ func TestBerthSectionHoldsGC(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("warnings %q, want one containing %q", c.Warnings, tt.warning)
+			}
+		})
+	}
+}
+
+func TestParseToleratesWhatDistributionTolerates(t *testing.T) {
+	tests := []struct {
+		name, data string
+		warnings   []string
+		check      func(*Config) error
+	}{
+		{"unknown top-level key", minimal + "delete:\n  enabled: true\n",
+			[]string{UnknownKeyWarning + "delete"}, nil},
+		{"unknown nested key", minimal + "http:\n  debug:\n    addr: :5001\n    prometheus:\n      disabled: true\n",
+			[]string{UnknownKeyWarning + "http.debug.prometheus.disabled"}, nil},
+		{"reporting", minimal + "reporting:\n  bugsnag:\n    apikey: k\n  newrelic:\n    licensekey: l\n",
+			[]string{NoEffectWarning + "reporting"}, nil},
+		{"compatibility", minimal + "compatibility:\n  schema1:\n    enabled: true\n",
+			[]string{NoEffectWarning + "compatibility"}, nil},
+		{"log hooks", minimal + "log:\n  hooks:\n    - type: mail\n      options: {smtp: {addr: 'm:25'}}\n",
+			[]string{NoEffectWarning + "log.hooks"}, nil},
+		{"same key twice, last wins", minimal + "http:\n  secret: a\n  secret: b\n",
+			[]string{"http.secret is set twice (config.yml:6 and config.yml:7): the last one is used"},
+			func(c *Config) error {
+				if c.HTTP.Secret != "b" {
+					return fmt.Errorf("http.secret %q, want the last, b", c.HTTP.Secret)
+				}
+				return nil
+			}},
+		{"harbor redis keys", minimal + "redis:\n  addr: r:6379\n  enableTLS: true\n  sentinelMasterSet: mymaster\n",
+			[]string{NoEffectWarning + "redis.addr", NoEffectWarning + "redis.enableTLS", NoEffectWarning + "redis.sentinelMasterSet"},
+			func(c *Config) error {
+				if !c.Redis.TLS.Enabled || c.Redis.MasterName != "mymaster" {
+					return fmt.Errorf("redis tls.enabled %v mastername %q, want true and mymaster", c.Redis.TLS.Enabled, c.Redis.MasterName)
+				}
+				return nil
+			}},
+		{"no-effect keys in a list", minimal + "middleware:\n  storage:\n    - name: cloudfront\n      options: {baseurl: 'https://d.example.com'}\n",
+			[]string{NoEffectWarning + "middleware.storage[0].name", NoEffectWarning + "middleware.storage[0].options"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.data)
+			for _, w := range tt.warnings {
+				if !slices.ContainsFunc(c.Warnings, func(s string) bool { return strings.HasPrefix(s, w) }) {
+					t.Errorf("warnings %q, want one starting %q", c.Warnings, w)
+				}
+			}
+			if len(c.Warnings) != len(tt.warnings) {
+				t.Errorf("warnings %q, want %d", c.Warnings, len(tt.warnings))
+			}
+			if tt.check != nil {
+				if err := tt.check(c); err != nil {
+					t.Error(err)
+				}
 			}
 		})
 	}

@@ -48,9 +48,6 @@ func (p *parser) decode(root map[string]any) *Config {
 	} else {
 		cfg.Version = "0.1"
 	}
-	if _, _, ok := take(root, "reporting"); ok {
-		p.fail("reporting", "bugsnag and newrelic reporting were removed in Distribution 3 and Berth does not have them; remove this section")
-	}
 	var oldLevel string
 	if _, v, ok := take(root, "loglevel"); ok {
 		p.warn("loglevel is deprecated; use log.level")
@@ -78,6 +75,8 @@ func (p *parser) decode(root map[string]any) *Config {
 		}
 	}
 	p.check(cfg)
+	p.noEffectWarnings()
+	cfg.noEffect = p.noEffect
 	cfg.Warnings = p.warnings
 	return cfg
 }
@@ -330,10 +329,9 @@ func (p *parser) check(c *Config) {
 		p.fail("proxy.exec.command", "required")
 	}
 
+	p.checkRedis(&c.Redis)
+
 	v := &c.Validation
-	if v.Enabled {
-		p.warn("validation.enabled is deprecated; validation is on unless validation.disabled is true")
-	}
 	for _, list := range []struct {
 		key string
 		res []string
@@ -353,12 +351,48 @@ func (p *parser) check(c *Config) {
 		p.fail("validation.manifests.indexes.platforms", "invalid value %q (accepted: all, none, list)", ix.Platforms)
 	}
 
-	for point, list := range map[string][]Middleware{"registry": c.Middleware.Registry, "repository": c.Middleware.Repository, "storage": c.Middleware.Storage} {
-		for i, mw := range list {
-			if mw.Name == "" {
-				p.fail("middleware."+point+"["+itoa(i)+"].name", "required")
+	p.checkMiddleware(&c.Middleware)
+}
+
+// middlewareNames are the middlewares CNCF Distribution 3 has, by
+// injection point: it refuses to start with any other name, and so does
+// Berth.
+var middlewareNames = map[string][]string{
+	"registry":   nil,
+	"repository": nil,
+	"storage":    {"cloudfront", "redirect", "rewrite"},
+}
+
+func (p *parser) checkMiddleware(m *Middlewares) {
+	for _, point := range []struct {
+		name string
+		list []Middleware
+	}{{"registry", m.Registry}, {"repository", m.Repository}, {"storage", m.Storage}} {
+		for i, mw := range point.list {
+			key := "middleware." + point.name + "[" + itoa(i) + "].name"
+			known := middlewareNames[point.name]
+			switch {
+			case mw.Name == "":
+				p.fail(key, "required")
+			case !slices.Contains(known, mw.Name) && len(known) == 0:
+				p.fail(key, "no %s middleware named %q: CNCF Distribution has none at this point and refuses to start too", point.name, mw.Name)
+			case !slices.Contains(known, mw.Name):
+				p.fail(key, "no %s middleware named %q (CNCF Distribution has %s and refuses any other name too)", point.name, mw.Name, strings.Join(known, ", "))
 			}
 		}
+	}
+}
+
+// checkRedis maps Harbor's redis keys to their Distribution meaning.
+func (p *parser) checkRedis(r *Redis) {
+	if r.EnableTLS {
+		r.TLS.Enabled = true
+	}
+	if r.SentinelMasterSet != "" {
+		if r.MasterName != "" && r.MasterName != r.SentinelMasterSet {
+			p.fail("redis.sentinelmasterset", "differs from redis.mastername: keep one (sentinelmasterset is Harbor's name for mastername)")
+		}
+		r.MasterName = r.SentinelMasterSet
 	}
 }
 

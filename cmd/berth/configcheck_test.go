@@ -7,9 +7,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/berth-registry/berth/config"
 )
 
 // runCmd runs one berth command. serve gets a cancelled context: it
@@ -193,6 +196,9 @@ log:
 	}
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	if !slices.Contains(out.NoEffect, "log.hooks") || !slices.Contains(out.Warnings, config.NoEffectWarning+"log.hooks") {
+		t.Errorf("--json noeffect %q, warnings %q: want log.hooks in both", out.NoEffect, out.Warnings)
 	}
 	if out.Config["version"] != "0.1" {
 		t.Errorf("--json config version %v, want 0.1", out.Config["version"])
