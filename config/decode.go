@@ -448,6 +448,9 @@ func (p *parser) checkHTTP(h *HTTP) {
 			p.fail("http.tls.ciphersuites["+itoa(i)+"]", "unknown cipher suite %q", name)
 		}
 	}
+	if h.H2C.Enabled && t.Certificate != "" || h.H2C.Enabled && le.CacheFile != "" {
+		p.warn("http.h2c.enabled has no effect with http.tls: HTTP/2 is negotiated over TLS (see http.http2.disabled)")
+	}
 	if h.Debug.Prometheus.Path == "" {
 		h.Debug.Prometheus.Path = "/metrics"
 	}

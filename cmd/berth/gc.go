@@ -12,8 +12,8 @@ import (
 
 const gcUsage = "usage: berth garbage-collect CONFIG [--dry-run] [--delete-untagged] [--online]"
 
-// errNotReadOnly is the refusal to collect under a registry that may be
-// taking pushes.
+// errNotReadOnly is the refusal to collect (other than a dry run) under a
+// registry that may be taking pushes.
 var errNotReadOnly = errors.New("garbage-collect: refusing to run: storage.maintenance.readonly.enabled is not true in the configuration, " +
 	"so a push may be in progress and lose blobs it is about to reference; put the registry in read-only mode " +
 	"(REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED=true) or pass --online")
@@ -38,7 +38,14 @@ func garbageCollect(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if !cfg.Storage.Maintenance.ReadOnly.Enabled && !*online {
+	live := !cfg.Storage.Maintenance.ReadOnly.Enabled
+	switch {
+	case live && *dryRun:
+		// A dry run deletes nothing, so it may run beside a registry
+		// taking pushes, as Distribution's docs run it; its list is only
+		// as true as the moment it was read.
+		fmt.Fprintln(stderr, "garbage-collect: dry run on a registry that is not read-only: it may change while this runs, so the list below may already be out of date; nothing is deleted")
+	case live && !*online:
 		return errNotReadOnly
 	}
 	log := newLogger(stderr, cfg.Log)

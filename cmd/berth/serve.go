@@ -106,6 +106,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	if st.tls != nil {
 		srv.TLSConfig = st.tls
 		ln = tls.NewListener(ln, st.tls)
+	} else if cfg.HTTP.H2C.Enabled {
+		// HTTP/2 with prior knowledge on the plain listener, beside
+		// HTTP/1.1, as Distribution's http.h2c.enabled does.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "storage", driverName(cfg), "version", version)
