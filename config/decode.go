@@ -253,7 +253,7 @@ func (p *parser) check(c *Config) {
 
 	st := &c.Storage
 	if st.Cache.LayerInfo != "" {
-		p.warn("storage.cache.layerinfo is deprecated; use storage.cache.blobdescriptor")
+		// Distribution's old name; no effect in Berth, which says so.
 		if st.Cache.BlobDescriptor == "" {
 			st.Cache.BlobDescriptor = st.Cache.LayerInfo
 		}
