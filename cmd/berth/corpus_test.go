@@ -73,16 +73,16 @@ var corpus = map[string]corpusFile{
 	"distribution-config-cache-official.yml": {refused: `no registry middleware named "proxy"`},
 	"distribution-config-cache.yml": {warnings: warnings(unknownKey("proxy.cacheTTL"),
 		noEffect("proxy.password", "proxy.remoteurl", "proxy.username"), redisV2, noEffect("storage.cache.blobdescriptor")), distribution: true},
-	"distribution-config-dev.yml": {warnings: warnings(inmemoryCache, tagLimit), distribution: true},
+	"distribution-config-dev.yml": {warnings: inmemoryCache, distribution: true},
 	// Distribution 3.1.2 refuses its own sample: ciphersuites as one
 	// comma-separated string is not a list to its YAML reader. Berth reads
 	// such a string as a list, as it does for every list.
 	"distribution-config-example-ciphers.yml":         {warnings: inmemoryCache},
 	"distribution-config-example-with-extensions.yml": {warnings: warnings(unknownKey("extensions"), inmemoryCache), distribution: true},
-	"distribution-config-example.yml":                 {warnings: warnings(inmemoryCache, tagLimit), distribution: true},
+	"distribution-config-example.yml":                 {warnings: inmemoryCache, distribution: true},
 	"distribution-config-v2-hooks.yml":                {warnings: warnings(noEffect("log.hooks"), redisV2, inmemoryCache), distribution: true},
 	"distribution-docs-recipes-osx.yml":               {warnings: inmemoryCache, distribution: true},
-	"distribution-library-image-config-example.yml":   {warnings: warnings(inmemoryCache, tagLimit), distribution: true},
+	"distribution-library-image-config-example.yml":   {warnings: inmemoryCache, distribution: true},
 	"distribution-tokenserver-oauth-notls.yml":        {warnings: warnings(loglevel, noEffect("compatibility"), inmemoryCache), distribution: true},
 	"distribution-tokenserver-registry-config.yml":    {warnings: warnings(loglevel, noEffect("compatibility"), inmemoryCache), distribution: true},
 	"harbor-helm-registry-azure.yml":                  {warnings: harborHelm, distribution: true},
@@ -103,7 +103,6 @@ var corpus = map[string]corpusFile{
 }
 
 var (
-	tagLimit = noEffect("storage.tag.concurrencylimit")
 	loglevel = []string{"loglevel is deprecated"}
 	// redisV2 is Distribution 2's redis section as its sample configs write it.
 	redisV2    = noEffect("redis.addr", "redis.dialtimeout", "redis.pool.idletimeout", "redis.pool.maxactive", "redis.pool.maxidle", "redis.readtimeout", "redis.writetimeout")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -49,6 +50,9 @@ func TestH2CServesUnencryptedHTTP2(t *testing.T) {
 			resp.Body.Close()
 			if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
 				t.Errorf("got %s %d, want HTTP/2.0 200", resp.Proto, resp.StatusCode)
+			}
+			if strings.Contains(stderr.String(), "http.h2c") {
+				t.Errorf("serve warns about http.h2c, which takes effect:\n%s", stderr.String())
 			}
 			// HTTP/1.1 still works beside it.
 			resp, err = http.Get("http://" + addr + "/v2/")

@@ -99,7 +99,8 @@ func placeDriverError(cfg *config.Config, name string, err error) error {
 func storageOptions(cfg *config.Config) storage.Options {
 	v := cfg.Validation
 	opts := storage.Options{
-		DeleteEnabled: cfg.Storage.Delete.Enabled,
+		DeleteEnabled:       cfg.Storage.Delete.Enabled,
+		TagConcurrencyLimit: cfg.Storage.Tag.ConcurrencyLimit,
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,
