@@ -210,6 +210,7 @@ func TestServeExposesHealthAndMetricsOnTheDebugAddress(t *testing.T) {
 		"REGISTRY_HTTP_DEBUG_ADDR=" + debug,
 		"REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED=true",
 		"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=" + t.TempDir(),
+		"REGISTRY_POLICY_REPOSITORY_CLASSES=[image]", // no effect in Berth
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -229,6 +230,9 @@ func TestServeExposesHealthAndMetricsOnTheDebugAddress(t *testing.T) {
 	}
 	if code, body := get("http://" + debug + "/metrics"); code != http.StatusOK || !strings.Contains(body, "registry_http_requests_total") {
 		t.Errorf("debug /metrics: %d, lacks registry_http_requests_total:\n%.500s", code, body)
+	}
+	if _, body := get("http://" + debug + "/metrics"); !strings.Contains(body, `berth_config_noeffect_keys{key="policy.repository.classes"} 1`) {
+		t.Errorf("debug /metrics lacks the no-effect key policy.repository.classes:\n%.500s", body)
 	}
 	if code, _ := get("http://" + addr + "/metrics"); code == http.StatusOK {
 		t.Error("the registry listener serves /metrics")
