@@ -230,6 +230,8 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:9: http.tls.letsencrypt: set either http.tls.certificate or http.tls.letsencrypt, not both`}},
 		{"tls key without certificate", minimal + "http:\n  tls:\n    key: /k.pem\n",
 			[]string{`config.yml:6: http.tls.certificate: required when http.tls.key is set`}},
+		{"unknown key in the berth section", minimal + "berth:\n  storage:\n    gc:\n      graceperoid: 1h\n",
+			[]string{`config.yml:8: berth.storage.gc.graceperoid: unknown key (accepted: graceperiod)`}},
 		{"unknown middleware", minimal + "middleware:\n  registry:\n    - name: nosuch\n",
 			[]string{`config.yml:7: middleware.registry[0].name: no registry middleware named "nosuch"`}},
 		{"unknown storage middleware", minimal + "middleware:\n  storage:\n    - name: nosuch\n",
@@ -354,6 +356,8 @@ func TestParseToleratesWhatDistributionTolerates(t *testing.T) {
 			[]string{NoEffectWarning + "compatibility"}, nil},
 		{"log hooks", minimal + "log:\n  hooks:\n    - type: mail\n      options: {smtp: {addr: 'm:25'}}\n",
 			[]string{NoEffectWarning + "log.hooks"}, nil},
+		{"unknown key inside a no-effect section", minimal + "log:\n  hooks:\n    - type: mail\n      options: {smtp: {addr: 'm:25', tls: true}}\n",
+			[]string{UnknownKeyWarning + "log.hooks[0].options.smtp.tls", NoEffectWarning + "log.hooks"}, nil},
 		{"same key twice, last wins", minimal + "http:\n  secret: a\n  secret: b\n",
 			[]string{"http.secret is set twice (config.yml:6 and config.yml:7): the last one is used"},
 			func(c *Config) error {

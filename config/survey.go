@@ -21,7 +21,16 @@ const UnknownKeyWarning = "unknown key, ignored as CNCF Distribution ignores it:
 // key present whose status is NoEffect. storage's driver sections and
 // auth's types are left to their own checks, which refuse what
 // Distribution refuses; so is the old top-level loglevel.
+//
+// Inside a NoEffect section unknown keys are still dropped, but no key
+// below it is noted again. The berth section is Berth's own and
+// Distribution ignores all of it, so an unknown key there is left for the
+// decoder to refuse: a typo in it would otherwise pass unseen.
 func (p *parser) survey(m map[string]any, t reflect.Type, path, schema string) {
+	p.surveyIn(m, t, path, schema, false)
+}
+
+func (p *parser) surveyIn(m map[string]any, t reflect.Type, path, schema string, quiet bool) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -36,28 +45,29 @@ func (p *parser) survey(m map[string]any, t reflect.Type, path, schema string) {
 		lk := strings.ToLower(k)
 		f, ok := fields[lk]
 		if !ok {
-			if t == storageType || t == authType || path == "" && lk == "loglevel" {
-				continue // a driver or an auth type, decided elsewhere
+			if t == storageType || t == authType || path == "" && lk == "loglevel" || schema == "berth" || strings.HasPrefix(schema, "berth.") {
+				continue // decided elsewhere: a driver, an auth type, a Berth key
 			}
 			p.warn("%s%s", UnknownKeyWarning, join(path, k))
 			delete(m, k)
 			continue
 		}
 		childPath, childSchema := join(path, k), join(schema, lk)
-		if st, _ := statusOf(childSchema); st == NoEffect {
+		childQuiet := quiet
+		if st, _ := statusOf(childSchema); st == NoEffect && !quiet {
 			p.noEffect = append(p.noEffect, childPath)
-			continue
+			childQuiet = true
 		}
 		switch v := m[k].(type) {
 		case map[string]any:
 			if isStruct(f.Type) {
-				p.survey(v, f.Type, childPath, childSchema)
+				p.surveyIn(v, f.Type, childPath, childSchema, childQuiet)
 			}
 		case []any:
 			if f.Type.Kind() == reflect.Slice && isStruct(f.Type.Elem()) {
 				for i, item := range v {
 					if im, isMap := item.(map[string]any); isMap {
-						p.survey(im, f.Type.Elem(), childPath+"["+strconv.Itoa(i)+"]", childSchema+"[]")
+						p.surveyIn(im, f.Type.Elem(), childPath+"["+strconv.Itoa(i)+"]", childSchema+"[]", childQuiet)
 					}
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/berth-registry/berth/config"
+	"github.com/berth-registry/berth/storage/driver"
 )
 
 // runCmd runs one berth command. serve gets a cancelled context: it
@@ -202,5 +204,15 @@ log:
 	}
 	if out.Config["version"] != "0.1" {
 		t.Errorf("--json config version %v, want 0.1", out.Config["version"])
+	}
+}
+
+// TestEveryDriverChecksWithoutOpening keeps config check free of side
+// effects: a driver without a Checker could only be checked by opening it.
+func TestEveryDriverChecksWithoutOpening(t *testing.T) {
+	for _, name := range driver.Registered() {
+		if err := driver.Check(name, driver.Params{}); errors.Is(err, driver.ErrNoChecker) {
+			t.Errorf("storage driver %s registers no Checker (driver.RegisterCheck)", name)
+		}
 	}
 }
