@@ -32,9 +32,17 @@ type Config struct {
 	// section Distribution ignores.
 	Berth Berth `yaml:"berth,omitempty"`
 
+	// Reporting (bugsnag, newrelic) and Compatibility (schema1) are
+	// registry:2 sections that Distribution 3 ignores; so does Berth.
+	Reporting     map[string]any `yaml:"reporting,omitempty"`
+	Compatibility map[string]any `yaml:"compatibility,omitempty"`
+
 	// Warnings are things a program should log at start: deprecated keys,
 	// environment variables that match no key.
 	Warnings []string `yaml:"-"`
+
+	// noEffect are the present keys whose status is NoEffect.
+	noEffect []string
 
 	// sources maps a key path to where it was set ("config.yml:12" or
 	// "REGISTRY_HTTP_ADDR"), for Where.
@@ -86,7 +94,6 @@ type Storage struct {
 	Redirect    Redirect    `yaml:"redirect,omitempty"`
 	Cache       Cache       `yaml:"cache,omitempty"`
 	Tag         Tag         `yaml:"tag,omitempty"`
-	GC          GC          `yaml:"gc"`
 
 	driver string
 	params driver.Params
@@ -120,7 +127,24 @@ type UploadPurging struct {
 	DryRun   bool          `yaml:"dryrun"`
 }
 
-// GC configures `berth garbage-collect`.
+// Berth holds the keys Distribution does not have. Distribution ignores an
+// unknown top-level section, so a file with one still starts registry:3
+// and one file can serve both during a migration; inside Distribution's
+// own sections a Berth key could break it (storage.gc reads as a second
+// storage driver). The subsections mirror Distribution's section names.
+type Berth struct {
+	Storage BerthStorage `yaml:"storage,omitempty"`
+	HTTP    BerthHTTP    `yaml:"http,omitempty"`
+	Auth    BerthAuth    `yaml:"auth,omitempty"`
+}
+
+// BerthStorage is berth.storage.
+type BerthStorage struct {
+	GC GC `yaml:"gc,omitempty"`
+}
+
+// GC configures `berth garbage-collect` (berth.storage.gc; storage.gc
+// before).
 type GC struct {
 	// GracePeriod is how young a blob must be for an --online collection to
 	// keep it unreferenced: an upload or push in progress may be about to
@@ -229,14 +253,6 @@ type HTTP struct {
 	Debug        Debug               `yaml:"debug,omitempty"`
 	HTTP2        HTTP2               `yaml:"http2,omitempty"`
 	H2C          H2C                 `yaml:"h2c,omitempty"`
-}
-
-// Berth holds the keys Distribution does not have, in subsections named
-// as Distribution's sections are; Distribution ignores an unknown
-// top-level section, so one file still serves both.
-type Berth struct {
-	HTTP BerthHTTP `yaml:"http,omitempty"`
-	Auth BerthAuth `yaml:"auth,omitempty"`
 }
 
 // BerthHTTP is berth.http.
@@ -403,6 +419,10 @@ type Redis struct {
 	UnstableResp3         bool          `yaml:"unstableresp3,omitempty"`
 	Pool                  RedisPool     `yaml:"pool,omitempty"` // Distribution 2
 	TLS                   RedisTLS      `yaml:"tls,omitempty"`
+	// Harbor's registry template writes these; they are copied to
+	// TLS.Enabled and MasterName, their Distribution meaning.
+	EnableTLS         bool   `yaml:"enabletls,omitempty"`
+	SentinelMasterSet string `yaml:"sentinelmasterset,omitempty"`
 }
 
 // Addresses merges addr and addrs.

@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,7 @@ func TestParseAppliesDistributionDefaults(t *testing.T) {
 		{"uploadpurging.enabled", up.Enabled, true},
 		{"uploadpurging.age", up.Age, 168 * time.Hour},
 		{"uploadpurging.interval", up.Interval, 24 * time.Hour},
-		{"gc.graceperiod", c.Storage.GC.GracePeriod, time.Hour},
+		{"gc.graceperiod", c.Berth.Storage.GC.GracePeriod, time.Hour},
 		{"delete.enabled", c.Storage.Delete.Enabled, false},
 		{"http.net", c.HTTP.Net, "tcp"},
 		{"prometheus.path", c.HTTP.Debug.Prometheus.Path, "/metrics"},
@@ -71,7 +73,6 @@ storage:
   redirect: {disable: true}
   cache: {blobdescriptor: redis}
   tag: {concurrencylimit: 8}
-  gc: {graceperiod: 30m}
   maintenance:
     uploadpurging: {enabled: false, age: 1h, interval: 2h, dryrun: true}
     readonly: {enabled: true}
@@ -87,8 +88,6 @@ http:
   headers: {X-Content-Type-Options: [nosniff]}
   debug: {addr: "127.0.0.1:5001", prometheus: {enabled: true}}
   tls:
-    certificate: /c.pem
-    key: /k.pem
     clientcas: [/ca.pem]
     minimumtls: tls1.3
     ciphersuites: [TLS_AES_128_GCM_SHA256]
@@ -129,6 +128,9 @@ validation:
     indexes:
       platforms: List
       platformlist: [{architecture: amd64, os: linux}]
+berth:
+  storage:
+    gc: {graceperiod: 30m}
 `)
 	name, params := c.Storage.Driver()
 	checks := []struct {
@@ -142,7 +144,7 @@ validation:
 		{"uploadpurging", c.Storage.Maintenance.UploadPurging, UploadPurging{Age: time.Hour, Interval: 2 * time.Hour, DryRun: true}},
 		{"readonly", c.Storage.Maintenance.ReadOnly.Enabled, true},
 		{"tag", c.Storage.Tag.ConcurrencyLimit, 8},
-		{"gc.graceperiod", c.Storage.GC.GracePeriod, 30 * time.Minute},
+		{"gc.graceperiod", c.Berth.Storage.GC.GracePeriod, 30 * time.Minute},
 		{"auth", *c.Auth.Htpasswd, Htpasswd{Realm: "basic", Path: "/auth/htpasswd"}},
 		{"draintimeout", c.HTTP.DrainTimeout, time.Minute},
 		{"headers", c.HTTP.Headers, map[string][]string{"X-Content-Type-Options": {"nosniff"}}},
@@ -185,10 +187,6 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 		name, data string
 		want       []string // each a line of the error, in order
 	}{
-		{"unknown top-level key", minimal + "htp:\n  addr: :5000\n",
-			[]string{`config.yml:5: htp: unknown key (accepted: `}},
-		{"unknown nested key", minimal + "http:\n  adr: :5000\n",
-			[]string{`config.yml:6: http.adr: unknown key (accepted: addr, `}},
 		{"wrong type", minimal + "http:\n  relativeurls: often\n",
 			[]string{`config.yml:6: http.relativeurls: expected a boolean, got "often"`}},
 		{"wrong type in a list item", minimal + "notifications:\n  endpoints:\n    - name: a\n      url: http://a.example.com\n      threshold: lots\n",
@@ -197,8 +195,12 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:6: http.draintimeout: expected a duration such as "10s" or "24h", got "soon"`}},
 		{"invalid duration in storage", minimal + "  maintenance:\n    uploadpurging:\n      age: a week\n",
 			[]string{`config.yml:7: storage.maintenance.uploadpurging.age: expected a duration`}},
-		{"negative gc grace period", minimal + "  gc:\n    graceperiod: -1h\n",
+		{"negative gc grace period", minimal + "berth:\n  storage:\n    gc:\n      graceperiod: -1h\n",
+			[]string{`config.yml:8: berth.storage.gc.graceperiod: must not be negative`}},
+		{"negative gc grace period, old spelling", minimal + "  gc:\n    graceperiod: -1h\n",
 			[]string{`config.yml:6: storage.gc.graceperiod: must not be negative`}},
+		{"gc in both places", minimal + "  gc:\n    graceperiod: 1m\nberth:\n  storage:\n    gc:\n      graceperiod: 2m\n",
+			[]string{`config.yml:5: storage.gc: set both here and in berth.storage.gc`}},
 		{"two storage drivers", minimal + "  s3:\n    bucket: b\n",
 			[]string{`config.yml:2: storage: more than one storage driver configured (filesystem, s3)`}},
 		{"no storage driver", "version: 0.1\nstorage:\n  delete:\n    enabled: true\n",
@@ -224,12 +226,18 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:6: auth.token.rootcertbundle: required unless jwks is set`}},
 		{"endpoint needs a url", minimal + "notifications:\n  endpoints:\n    - name: a\n",
 			[]string{`config.yml:7: notifications.endpoints[0].url: required`}},
+		{"tls certificate and letsencrypt", minimal + "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n    letsencrypt:\n      cachefile: /le\n",
+			[]string{`config.yml:9: http.tls.letsencrypt: set either http.tls.certificate or http.tls.letsencrypt, not both`}},
 		{"tls key without certificate", minimal + "http:\n  tls:\n    key: /k.pem\n",
 			[]string{`config.yml:6: http.tls.certificate: required when http.tls.key is set`}},
-		{"reporting is gone", minimal + "reporting:\n  bugsnag: {apikey: x}\n",
-			[]string{`config.yml:5: reporting: bugsnag and newrelic reporting were removed`}},
-		{"same key twice", minimal + "http:\n  addr: a\n  addr: b\n",
-			[]string{`config.yml:7: http.addr: key given twice`}},
+		{"unknown key in the berth section", minimal + "berth:\n  storage:\n    gc:\n      graceperoid: 1h\n",
+			[]string{`config.yml:8: berth.storage.gc.graceperoid: unknown key (accepted: graceperiod)`}},
+		{"unknown middleware", minimal + "middleware:\n  registry:\n    - name: nosuch\n",
+			[]string{`config.yml:7: middleware.registry[0].name: no registry middleware named "nosuch"`}},
+		{"unknown storage middleware", minimal + "middleware:\n  storage:\n    - name: nosuch\n",
+			[]string{`config.yml:7: middleware.storage[0].name: no storage middleware named "nosuch" (CNCF Distribution has cloudfront, redirect, rewrite`}},
+		{"wrong type in a no-effect section", minimal + "redis:\n  db: first\n",
+			[]string{`config.yml:6: redis.db: expected an integer, got "first"`}},
 		{"several problems at once", minimal + "http:\n  addr: 5\n  net: udp\n  relativeurls: x\nlog:\n  level: loud\n",
 			[]string{
 				`config.yml:8: http.relativeurls: expected a boolean, got "x"`,
@@ -300,5 +308,91 @@ func TestWherePlacesDriverKeys(t *testing.T) {
 		if got := c.Where(key); got != want {
 			t.Errorf("Where(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+func TestBerthSectionHoldsGC(t *testing.T) {
+	tests := []struct {
+		name, data string
+		env        []string
+		want       time.Duration
+		warning    string
+	}{
+		{"berth section", minimal + "berth:\n  storage:\n    gc:\n      graceperiod: 30m\n", nil, 30 * time.Minute, ""},
+		{"environment", minimal, []string{"REGISTRY_BERTH_STORAGE_GC_GRACEPERIOD=2h"}, 2 * time.Hour, ""},
+		{"old spelling", minimal + "  gc:\n    graceperiod: 45m\n", nil, 45 * time.Minute, "storage.gc is deprecated"},
+		{"old spelling from the environment", minimal, []string{"REGISTRY_STORAGE_GC_GRACEPERIOD=3h"}, 3 * time.Hour, "storage.gc is deprecated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.data, tt.env...)
+			if got := c.Berth.Storage.GC.GracePeriod; got != tt.want {
+				t.Errorf("graceperiod %v, want %v", got, tt.want)
+			}
+			found := tt.warning == ""
+			for _, w := range c.Warnings {
+				found = found || strings.Contains(w, tt.warning)
+			}
+			if !found {
+				t.Errorf("warnings %q, want one containing %q", c.Warnings, tt.warning)
+			}
+		})
+	}
+}
+
+func TestParseToleratesWhatDistributionTolerates(t *testing.T) {
+	tests := []struct {
+		name, data string
+		warnings   []string
+		check      func(*Config) error
+	}{
+		{"unknown top-level key", minimal + "delete:\n  enabled: true\n",
+			[]string{UnknownKeyWarning + "delete"}, nil},
+		{"unknown nested key", minimal + "http:\n  debug:\n    addr: :5001\n    prometheus:\n      disabled: true\n",
+			[]string{UnknownKeyWarning + "http.debug.prometheus.disabled"}, nil},
+		{"reporting", minimal + "reporting:\n  bugsnag:\n    apikey: k\n  newrelic:\n    licensekey: l\n",
+			[]string{NoEffectWarning + "reporting"}, nil},
+		{"compatibility", minimal + "compatibility:\n  schema1:\n    enabled: true\n",
+			[]string{NoEffectWarning + "compatibility"}, nil},
+		{"log hooks", minimal + "log:\n  hooks:\n    - type: mail\n      options: {smtp: {addr: 'm:25'}}\n",
+			[]string{NoEffectWarning + "log.hooks"}, nil},
+		{"unknown key inside a no-effect section", minimal + "log:\n  hooks:\n    - type: mail\n      options: {smtp: {addr: 'm:25', tls: true}}\n",
+			[]string{UnknownKeyWarning + "log.hooks[0].options.smtp.tls", NoEffectWarning + "log.hooks"}, nil},
+		{"same key twice, last wins", minimal + "http:\n  secret: a\n  secret: b\n",
+			[]string{"http.secret is set twice (config.yml:6 and config.yml:7): the last one is used"},
+			func(c *Config) error {
+				if c.HTTP.Secret != "b" {
+					return fmt.Errorf("http.secret %q, want the last, b", c.HTTP.Secret)
+				}
+				return nil
+			}},
+		{"harbor redis keys", minimal + "redis:\n  addr: r:6379\n  enableTLS: true\n  sentinelMasterSet: mymaster\n",
+			nil,
+			func(c *Config) error {
+				if !c.Redis.TLS.Enabled || c.Redis.MasterName != "mymaster" {
+					return fmt.Errorf("redis tls.enabled %v mastername %q, want true and mymaster", c.Redis.TLS.Enabled, c.Redis.MasterName)
+				}
+				return nil
+			}},
+		{"no-effect keys in a list", minimal + "middleware:\n  storage:\n    - name: cloudfront\n      options: {baseurl: 'https://d.example.com'}\n",
+			[]string{NoEffectWarning + "middleware.storage[0].name", NoEffectWarning + "middleware.storage[0].options"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.data)
+			for _, w := range tt.warnings {
+				if !slices.ContainsFunc(c.Warnings, func(s string) bool { return strings.HasPrefix(s, w) }) {
+					t.Errorf("warnings %q, want one starting %q", c.Warnings, w)
+				}
+			}
+			if len(c.Warnings) != len(tt.warnings) {
+				t.Errorf("warnings %q, want %d", c.Warnings, len(tt.warnings))
+			}
+			if tt.check != nil {
+				if err := tt.check(c); err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }

@@ -29,13 +29,14 @@ func defaults() *Config {
 		Log: Log{Level: "info", Formatter: "text"},
 		Storage: Storage{Maintenance: Maintenance{UploadPurging: UploadPurging{
 			Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour,
-		}}, GC: GC{GracePeriod: time.Hour}},
+		}}},
 		HTTP:    HTTP{Net: "tcp"},
 		Catalog: Catalog{MaxEntries: 1000},
 		Tags:    Tags{MaxTags: 1000},
 		Berth: Berth{
-			HTTP: BerthHTTP{BodyIdleTimeout: DefaultBodyIdleTimeout},
-			Auth: BerthAuth{Htpasswd: BerthHtpasswd{MaxFailures: 10, FailureWindow: time.Minute}},
+			Storage: BerthStorage{GC: GC{GracePeriod: time.Hour}},
+			HTTP:    BerthHTTP{BodyIdleTimeout: DefaultBodyIdleTimeout},
+			Auth:    BerthAuth{Htpasswd: BerthHtpasswd{MaxFailures: 10, FailureWindow: time.Minute}},
 		},
 	}
 }
@@ -50,9 +51,6 @@ func (p *parser) decode(root map[string]any) *Config {
 		p.fail("version", "unsupported version %s; Berth reads version 0.1", s)
 	} else {
 		cfg.Version = "0.1"
-	}
-	if _, _, ok := take(root, "reporting"); ok {
-		p.fail("reporting", "bugsnag and newrelic reporting were removed in Distribution 3 and Berth does not have them; remove this section")
 	}
 	var oldLevel string
 	if _, v, ok := take(root, "loglevel"); ok {
@@ -73,6 +71,7 @@ func (p *parser) decode(root map[string]any) *Config {
 		p.auth(k, auth, &cfg.Auth)
 	}
 	p.decodeInto("", root, cfg)
+	p.legacyGC(cfg)
 
 	if oldLevel != "" {
 		if _, _, set := lookup(mapOf(root["log"]), "level"); !set {
@@ -80,6 +79,8 @@ func (p *parser) decode(root map[string]any) *Config {
 		}
 	}
 	p.check(cfg)
+	p.noEffectWarnings()
+	cfg.noEffect = p.noEffect
 	cfg.Warnings = p.warnings
 	return cfg
 }
@@ -115,6 +116,9 @@ func (p *parser) storage(key string, section any, s *Storage) {
 			continue
 		}
 		drivers = append(drivers, k)
+	}
+	if k, v, ok := take(shared, "gc"); ok {
+		p.oldGC = &rawSection{key: join(key, k), value: v}
 	}
 	p.decodeInto(key, shared, s)
 	switch len(drivers) {
@@ -230,7 +234,7 @@ func (p *parser) check(c *Config) {
 
 	st := &c.Storage
 	if st.Cache.LayerInfo != "" {
-		p.warn("storage.cache.layerinfo is deprecated; use storage.cache.blobdescriptor")
+		// Distribution's old name; no effect in Berth, which says so.
 		if st.Cache.BlobDescriptor == "" {
 			st.Cache.BlobDescriptor = st.Cache.LayerInfo
 		}
@@ -246,8 +250,8 @@ func (p *parser) check(c *Config) {
 		st.Cache.BlobDescriptorSize = 10000
 	}
 	p.notNegative("storage.tag.concurrencylimit", st.Tag.ConcurrencyLimit)
-	if st.GC.GracePeriod < 0 {
-		p.fail("storage.gc.graceperiod", "must not be negative")
+	if c.Berth.Storage.GC.GracePeriod < 0 {
+		p.fail(p.gcKey+".graceperiod", "must not be negative")
 	}
 	if up := st.Maintenance.UploadPurging; up.Enabled && (up.Age <= 0 || up.Interval <= 0) {
 		p.fail("storage.maintenance.uploadpurging", "age and interval must be positive when upload purging is enabled")
@@ -313,10 +317,9 @@ func (p *parser) check(c *Config) {
 		p.fail("proxy.exec.command", "required")
 	}
 
+	p.checkRedis(&c.Redis)
+
 	v := &c.Validation
-	if v.Enabled {
-		p.warn("validation.enabled is deprecated; validation is on unless validation.disabled is true")
-	}
 	for _, list := range []struct {
 		key string
 		res []string
@@ -336,13 +339,7 @@ func (p *parser) check(c *Config) {
 		p.fail("validation.manifests.indexes.platforms", "invalid value %q (accepted: all, none, list)", ix.Platforms)
 	}
 
-	for point, list := range map[string][]Middleware{"registry": c.Middleware.Registry, "repository": c.Middleware.Repository, "storage": c.Middleware.Storage} {
-		for i, mw := range list {
-			if mw.Name == "" {
-				p.fail("middleware."+point+"["+itoa(i)+"].name", "required")
-			}
-		}
-	}
+	p.checkMiddleware(&c.Middleware)
 }
 
 func (p *parser) checkBerthHTTP(h *BerthHTTP) {
@@ -379,6 +376,10 @@ func (p *parser) checkHTTP(h *HTTP) {
 		}
 	}
 	le := t.LetsEncrypt
+	if t.Certificate != "" && le.CacheFile != "" {
+		// Distribution refuses this pair too: which would it serve?
+		p.fail("http.tls.letsencrypt", "set either http.tls.certificate or http.tls.letsencrypt, not both")
+	}
 	if le.Email != "" || len(le.Hosts) > 0 || le.DirectoryURL != "" {
 		p.required("http.tls.letsencrypt", map[string]string{"cachefile": le.CacheFile, "email": le.Email})
 	}
@@ -403,6 +404,9 @@ func (p *parser) checkHTTP(h *HTTP) {
 		if !known[name] {
 			p.fail("http.tls.ciphersuites["+itoa(i)+"]", "unknown cipher suite %q", name)
 		}
+	}
+	if h.H2C.Enabled && t.Certificate != "" || h.H2C.Enabled && le.CacheFile != "" {
+		p.warn("http.h2c.enabled has no effect with http.tls: HTTP/2 is negotiated over TLS (see http.http2.disabled)")
 	}
 	if h.Debug.Prometheus.Path == "" {
 		h.Debug.Prometheus.Path = "/metrics"

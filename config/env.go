@@ -130,8 +130,9 @@ func (e *envSetter) setStruct(node any, t reflect.Type, segs []string, path stri
 	if !ok {
 		return node
 	}
-	if t == storageType && len(segs) >= 1 && !isStorageShared(segs[0]) {
-		// A driver's section: its keys belong to the driver.
+	if t == storageType && len(segs) >= 1 && !isStorageShared(segs[0]) || t == storageType && strings.EqualFold(segs[0], "gc") {
+		// A driver's section: its keys belong to the driver. storage.gc,
+		// the old place of berth.storage.gc, is decoded later.
 		return e.setMap(m, freeMap, segs, path)
 	}
 	var field reflect.StructField

@@ -77,6 +77,7 @@ func Parse(name string, data []byte, environ []string) (*Config, error) {
 	normalizeSection(root, "storage")
 	normalizeSection(root, "auth")
 	p.applyEnv(root, environ)
+	p.survey(root, configType, "", "")
 	cfg := p.decode(root)
 	if len(p.problems) > 0 {
 		return nil, &Error{Problems: p.problems}
@@ -96,6 +97,12 @@ type parser struct {
 	sources  map[string]string // lower-case key path → where it was set
 	problems []Problem
 	warnings []string
+	// oldGC is storage.gc as written, for legacyGC; gcKey is where the gc
+	// settings were read from, for messages.
+	oldGC *rawSection
+	gcKey string
+	// noEffect are the keys present, as written, whose status is NoEffect.
+	noEffect []string
 }
 
 func (p *parser) fileLine(line int) string { return p.name + ":" + strconv.Itoa(line) }
@@ -151,8 +158,8 @@ func (p *parser) mapping(n *yaml.Node, path string, where func(int) string, out 
 			continue
 		}
 		if _, dup := out[key]; dup {
-			p.problems = append(p.problems, Problem{Where: where(k.Line), Key: child, Msg: "key given twice"})
-			continue
+			// Distribution's YAML reader keeps the last; so does Berth.
+			p.warn("%s is set twice (%s and %s): the last one is used, as in CNCF Distribution", child, p.sources[strings.ToLower(child)], where(k.Line))
 		}
 		p.sources[strings.ToLower(child)] = where(k.Line)
 		out[key] = p.convert(v, child, where)
@@ -310,3 +317,7 @@ func sortedKeys(m map[string]any) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// NoEffect lists the key paths present in the configuration that Berth
+// accepts for compatibility and ignores, sorted; each also has a warning.
+func (c *Config) NoEffect() []string { return c.noEffect }

@@ -1,50 +1,119 @@
 package config
 
 import (
-	"maps"
+	"encoding/json"
+	"fmt"
+	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // Redaction replaces every secret in Redacted's output.
 const Redaction = "<redacted>"
 
-// secretParams are driver parameter names (at any depth) that hold
-// secrets: s3 accesskey/secretkey/sessiontoken, azure accountkey and
-// credentials.secret, swift password/secretkey, gcs credentials.private_key.
-var secretParams = []string{"accesskey", "secretkey", "sessiontoken", "accountkey", "secret", "password", "private_key", "private_key_id", "clientsecret", "sas", "sastoken"}
+// secretWords mark a key whose value is a secret when its name holds one
+// of them, at any depth and in any section: http.secret, redis.password,
+// storage.s3.accesskey, storage.azure.connectionstring, a header named
+// Authorization. The rule goes by name so that a key added later is
+// covered without anyone remembering to list it.
+var secretWords = []string{"key", "secret", "password", "passwd", "token", "credential", "connectionstring", "authorization", "cookie", "signature"}
 
-// Redacted returns a copy of c with every secret replaced by Redaction:
-// http.secret, passwords, the driver's keys, and header values that carry
-// credentials. Use it to show a configuration.
-func (c *Config) Redacted() *Config {
-	r := *c
-	r.Warnings = nil
-	redact(&r.HTTP.Secret)
-	redact(&r.Redis.Password)
-	redact(&r.Redis.SentinelPassword)
-	redact(&r.Proxy.Password)
-	r.Log.Hooks = cloneSlice(c.Log.Hooks)
-	for i := range r.Log.Hooks {
-		redact(&r.Log.Hooks[i].Options.SMTP.Password)
+var (
+	// userinfo is the user:password@ of a URL, anywhere in a value.
+	userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]+@`)
+	// connSecret is a secret inside a connection string
+	// (AccountKey=…; SharedAccessSignature=…; Password=…).
+	connSecret = regexp.MustCompile(`(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|Password|Pwd|sig)=[^;&\s]*`)
+)
+
+// isSecretKey reports whether a key's name says its value is a secret.
+func isSecretKey(k string) bool {
+	lower := strings.ToLower(k)
+	for _, w := range secretWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
 	}
-	r.Notifications.Endpoints = cloneSlice(c.Notifications.Endpoints)
-	for i := range r.Notifications.Endpoints {
-		r.Notifications.Endpoints[i].Headers = redactHeaders(r.Notifications.Endpoints[i].Headers)
-	}
-	r.Health.HTTP = cloneSlice(c.Health.HTTP)
-	for i := range r.Health.HTTP {
-		r.Health.HTTP[i].Headers = redactHeaders(r.Health.HTTP[i].Headers)
-	}
-	r.HTTP.Headers = redactHeaders(c.HTTP.Headers)
-	r.Storage.params = redactParams(c.Storage.params)
-	return &r
+	return false
 }
 
-// YAML renders c as YAML with defaults filled in. Call it on Redacted().
+// RedactedYAML renders c as YAML, defaults filled in, with every secret
+// replaced by Redaction.
+func (c *Config) RedactedYAML() ([]byte, error) {
+	n, err := c.redactedNode()
+	if err != nil {
+		return nil, err
+	}
+	return yaml.Marshal(n)
+}
+
+// RedactedMap is c as plain values (for JSON), redacted as RedactedYAML.
+func (c *Config) RedactedMap() (map[string]any, error) {
+	n, err := c.redactedNode()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		return nil, fmt.Errorf("config: redacted map: %w", err)
+	}
+	// JSON cannot hold every YAML value (map[any]any from odd keys):
+	// prove it marshals here rather than fail later.
+	if _, err := json.Marshal(m); err != nil {
+		return nil, fmt.Errorf("config: redacted map: %w", err)
+	}
+	return m, nil
+}
+
+func (c *Config) redactedNode() (*yaml.Node, error) {
+	var n yaml.Node
+	if err := n.Encode(c); err != nil {
+		return nil, fmt.Errorf("config: render: %w", err)
+	}
+	redactNode(&n, false)
+	return &n, nil
+}
+
+// redactNode hides, in place, the scalars under a secret key (secret
+// set by the caller) and the credentials inside any string.
+func redactNode(n *yaml.Node, secret bool) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			redactNode(c, false)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			redactNode(n.Content[i+1], isSecretKey(n.Content[i].Value))
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			redactNode(c, secret)
+		}
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!null" || n.Value == "" {
+			return
+		}
+		if secret {
+			n.Value, n.Tag, n.Style = Redaction, "!!str", 0
+			return
+		}
+		if n.ShortTag() == "!!str" {
+			n.Value = RedactString(n.Value)
+		}
+	}
+}
+
+// RedactString hides the credentials a string may carry: the userinfo
+// of every URL in it and the secrets of a connection string.
+func RedactString(s string) string {
+	s = userinfo.ReplaceAllString(s, "${1}"+Redaction+"@")
+	return connSecret.ReplaceAllString(s, "${1}="+Redaction)
+}
+
+// YAML renders c as YAML with defaults filled in, secrets included: use
+// RedactedYAML to show a configuration.
 func (c *Config) YAML() ([]byte, error) {
 	return yaml.Marshal(c)
 }
@@ -64,77 +133,4 @@ func (s Storage) MarshalYAML() (any, error) {
 	key := &yaml.Node{Kind: yaml.ScalarNode, Value: s.driver}
 	n.Content = append([]*yaml.Node{key, &params}, n.Content...)
 	return &n, nil
-}
-
-func redact(s *string) {
-	if *s != "" {
-		*s = Redaction
-	}
-}
-
-func cloneSlice[T any](s []T) []T {
-	if s == nil {
-		return nil
-	}
-	return append([]T(nil), s...)
-}
-
-// redactHeaders hides the values of headers that carry credentials.
-func redactHeaders(h map[string][]string) map[string][]string {
-	if h == nil {
-		return nil
-	}
-	out := make(map[string][]string, len(h))
-	for k, v := range h {
-		lower := strings.ToLower(k)
-		secret := false
-		for _, word := range []string{"auth", "token", "secret", "key", "cookie", "password", "signature"} {
-			secret = secret || strings.Contains(lower, word)
-		}
-		if secret {
-			v = []string{Redaction}
-		}
-		out[k] = v
-	}
-	return out
-}
-
-func redactParams(p driver.Params) driver.Params {
-	if p == nil {
-		return nil
-	}
-	out, _ := redactValue(map[string]any(p)).(map[string]any)
-	return out
-}
-
-func redactValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		out := maps.Clone(v)
-		for k, val := range out {
-			if isSecretParam(k) && val != nil {
-				out[k] = Redaction
-				continue
-			}
-			out[k] = redactValue(val)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, val := range v {
-			out[i] = redactValue(val)
-		}
-		return out
-	}
-	return v
-}
-
-func isSecretParam(k string) bool {
-	lower := strings.ToLower(k)
-	for _, s := range secretParams {
-		if lower == s {
-			return true
-		}
-	}
-	return false
 }

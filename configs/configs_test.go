@@ -19,8 +19,13 @@ func TestEverySampleParses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := config.Parse(name, data, nil); err != nil {
+			c, err := config.Parse(name, data, nil)
+			if err != nil {
 				t.Fatalf("parse:\n%v", err)
+			}
+			// A sample shows what to write: nothing Berth would warn about.
+			if len(c.Warnings) > 0 {
+				t.Errorf("warnings: %q", c.Warnings)
 			}
 		})
 	}

@@ -119,6 +119,11 @@ type Options struct {
 	DeleteEnabled bool
 	// Validation is the validation.manifests section.
 	Validation ManifestValidation
+	// TagConcurrencyLimit bounds the tag links read at once when a
+	// manifest delete looks for the tags that point at it
+	// (storage.tag.concurrencylimit); 0 means GOMAXPROCS, as in
+	// Distribution.
+	TagConcurrencyLimit int
 	// Shared is the cache every instance on the store shares (redis, with
 	// storage.cache.blobdescriptor: redis); nil for none.
 	Shared SharedCache

@@ -237,15 +237,11 @@ func (r *repository) DeleteManifest(ctx context.Context, d digest.Digest) error 
 		return wrapDriverErr("delete manifest", err)
 	}
 
-	tags, err := r.allTags(ctx)
-	if err != nil && !isNotFound(err) {
-		return wrapDriverErr("delete manifest tags", err)
+	tags, err := r.tagsPointingAt(ctx, d)
+	if err != nil {
+		return err
 	}
 	for _, t := range tags {
-		cur, err := r.readLink(ctx, tagCurrentLinkPath(r.name, t))
-		if err != nil || cur != d {
-			continue
-		}
 		if err := deleteIfExists(ctx, r.driver(), tagDir(r.name, t)); err != nil {
 			return err
 		}

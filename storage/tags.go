@@ -3,8 +3,12 @@ package storage
 import (
 	"context"
 	"path"
+	"runtime"
 	"slices"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-registry/berth/storage/driver"
 )
@@ -21,6 +25,45 @@ func (r *repository) allTags(ctx context.Context) ([]string, error) {
 		tags = append(tags, path.Base(e))
 	}
 	return tags, nil
+}
+
+// tagsPointingAt returns the tags whose current link points at d. A
+// repository has one link per tag and on an object store each read is a
+// round trip, so the links are read several at a time, at most
+// Options.TagConcurrencyLimit (GOMAXPROCS when 0), as Distribution does.
+func (r *repository) tagsPointingAt(ctx context.Context, d digest.Digest) ([]string, error) {
+	tags, err := r.allTags(ctx)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, wrapDriverErr("delete manifest tags", err)
+	}
+	limit := r.reg.opts.TagConcurrencyLimit
+	if limit <= 0 {
+		limit = runtime.GOMAXPROCS(0)
+	}
+	match := make([]bool, len(tags))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for i, t := range tags {
+		g.Go(func() error {
+			// A link that is missing or unreadable points at nothing.
+			cur, err := r.readLink(gctx, tagCurrentLinkPath(r.name, t))
+			match[i] = err == nil && cur == d
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, t := range tags {
+		if match[i] {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // Tags returns up to n tags (all when n <= 0) sorted lexically, strictly

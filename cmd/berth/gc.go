@@ -12,8 +12,8 @@ import (
 
 const gcUsage = "usage: berth garbage-collect CONFIG [--dry-run] [--delete-untagged] [--online]"
 
-// errNotReadOnly is the refusal to collect under a registry that may be
-// taking pushes.
+// errNotReadOnly is the refusal to collect (other than a dry run) under a
+// registry that may be taking pushes.
 var errNotReadOnly = errors.New("garbage-collect: refusing to run: storage.maintenance.readonly.enabled is not true in the configuration, " +
 	"so a push may be in progress and lose blobs it is about to reference; put the registry in read-only mode " +
 	"(REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED=true) or pass --online")
@@ -27,30 +27,25 @@ func garbageCollect(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.BoolVar(dryRun, "m", false, "short for --dry-run")
 	untagged := fs.Bool("delete-untagged", false, "also delete manifests no tag keeps")
 	fs.BoolVar(untagged, "u", false, "short for --delete-untagged")
-	online := fs.Bool("online", false, "collect while the registry takes pushes (keeps blobs younger than storage.gc.graceperiod)")
+	online := fs.Bool("online", false, "collect while the registry takes pushes (keeps blobs younger than berth.storage.gc.graceperiod)")
 	fs.Usage = func() { fmt.Fprintln(stderr, gcUsage); fs.PrintDefaults() }
 
-	// Flags may come before or after CONFIG, as in Distribution's runbooks.
-	var positional []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return errors.New(gcUsage)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(positional) != 1 {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil || len(positional) != 1 {
 		return errors.New(gcUsage)
 	}
 	cfg, err := loadConfig(positional, environ)
 	if err != nil {
 		return err
 	}
-	if !cfg.Storage.Maintenance.ReadOnly.Enabled && !*online {
+	live := !cfg.Storage.Maintenance.ReadOnly.Enabled
+	switch {
+	case live && *dryRun:
+		// A dry run deletes nothing, so it may run beside a registry
+		// taking pushes, as Distribution's docs run it; its list is only
+		// as true as the moment it was read.
+		fmt.Fprintln(stderr, "garbage-collect: dry run on a registry that is not read-only: it may change while this runs, so the list below may already be out of date; nothing is deleted")
+	case live && !*online:
 		return errNotReadOnly
 	}
 	log := newLogger(stderr, cfg.Log)
@@ -67,7 +62,7 @@ func garbageCollect(ctx context.Context, args []string, stdout, stderr io.Writer
 		DryRun:         *dryRun,
 		DeleteUntagged: *untagged,
 		Online:         *online,
-		GracePeriod:    cfg.Storage.GC.GracePeriod,
+		GracePeriod:    cfg.Berth.Storage.GC.GracePeriod,
 		Report: func(it storage.GCItem) {
 			if it.Kind == "manifest" {
 				fmt.Fprintf(stdout, "%s manifest %s@%s (%d bytes)\n", verb, it.Repository, it.Digest, it.Size)

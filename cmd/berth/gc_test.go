@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,7 +42,7 @@ func runGC(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
-func TestGarbageCollectRefusesUnlessReadOnlyOrOnline(t *testing.T) {
+func TestGarbageCollectRefusesUnlessReadOnlyOnlineOrDryRun(t *testing.T) {
 	root := t.TempDir()
 	tests := []struct {
 		name     string
@@ -48,7 +51,7 @@ func TestGarbageCollectRefusesUnlessReadOnlyOrOnline(t *testing.T) {
 		code     int
 	}{
 		{"writable registry", false, nil, 1},
-		{"writable registry dry run", false, []string{"--dry-run"}, 1},
+		{"writable registry dry run", false, []string{"--dry-run"}, 0},
 		{"read-only registry", true, nil, 0},
 		{"online", false, []string{"--online"}, 0},
 	}
@@ -61,6 +64,9 @@ func TestGarbageCollectRefusesUnlessReadOnlyOrOnline(t *testing.T) {
 			}
 			if tt.code != 0 && !strings.Contains(stderr, "storage.maintenance.readonly.enabled") {
 				t.Errorf("refusal does not name the setting: %s", stderr)
+			}
+			if slices.Contains(tt.flags, "--dry-run") && !tt.readOnly && !strings.Contains(stderr, "may change while this runs") {
+				t.Errorf("a dry run on a live registry does not say the registry may change: %s", stderr)
 			}
 			if tt.code == 0 && !strings.Contains(stdout, " 0 blobs, ") {
 				t.Errorf("summary missing: %s", stdout)
@@ -228,4 +234,63 @@ func TestGarbageCollectLeavesDistributionTreePullable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGarbageCollectDryRunOnALiveRegistryChangesNothing runs the dry run
+// as Distribution's docs write it, on a registry that is not read-only
+// and has something to collect: not a byte of the storage changes.
+func TestGarbageCollectDryRunOnALiveRegistryChangesNothing(t *testing.T) {
+	root := t.TempDir()
+	copyTree(t, filepath.Join("..", "..", "storage", "testdata", "distribution-v3"), root)
+	u, err := openRoot(t, root).Repository("hello").NewUpload(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := []byte("an orphan for the dry run")
+	if _, err := u.Write(orphan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Commit(context.Background(), digest.FromBytes(orphan)); err != nil {
+		t.Fatal(err)
+	}
+	before := treeState(t, root)
+	for _, flags := range [][]string{{"--dry-run"}, {"-m", "--delete-untagged"}, {"--dry-run", "--online"}} {
+		code, out, stderr := runGC(t, append([]string{gcConfig(t, root, false)}, flags...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", flags, code, stderr)
+		}
+		// --online keeps blobs younger than the grace period: the orphan too.
+		if !slices.Contains(flags, "--online") && !strings.Contains(out, "would delete blob "+digest.FromBytes(orphan).String()) {
+			t.Errorf("%v: output lacks the orphan:\n%s", flags, out)
+		}
+		if after := treeState(t, root); !maps.Equal(before, after) {
+			t.Errorf("%v: the dry run changed the storage:\nbefore %v\nafter  %v", flags, before, after)
+		}
+	}
+}
+
+// treeState maps every path under root to its size, mode and mtime and,
+// for files, its content.
+func treeState(t *testing.T, root string) map[string]string {
+	t.Helper()
+	state := map[string]string{}
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		s := fmt.Sprintf("%d %v %d", fi.Size(), fi.Mode(), fi.ModTime().UnixNano())
+		if !fi.IsDir() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			s += " " + digest.FromBytes(b).String()
+		}
+		state[p] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
 }

@@ -22,7 +22,8 @@ const usage = `usage: berth <command> [arguments]
 commands:
   serve [CONFIG]              run the registry (no CONFIG: the embedded default)
   garbage-collect CONFIG      remove blobs no manifest references
-  config check CONFIG         validate CONFIG and print the effective configuration
+  config check [--json] [--connect] CONFIG
+                              validate CONFIG as serve would and print it, secrets redacted
   version                     print the version
 `
 
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-		err = configCheck(args[2:], stdout, environ)
+		err = configCheck(ctx, args[2:], stdout, stderr, environ)
 	case "version", "--version", "-v":
 		// The drivers tell a build made with OMIT from the release.
 		fmt.Fprintf(stdout, "berth %s\nstorage drivers: %s\n", version, strings.Join(driver.Registered(), ", "))

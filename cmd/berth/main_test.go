@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/config"
 )
 
 func TestCommandsExitCodesAndOutput(t *testing.T) {
@@ -210,10 +212,12 @@ func TestServeExposesHealthAndMetricsOnTheDebugAddress(t *testing.T) {
 		"REGISTRY_HTTP_DEBUG_ADDR=" + debug,
 		"REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED=true",
 		"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=" + t.TempDir(),
+		"REGISTRY_POLICY_REPOSITORY_CLASSES=[image]", // no effect in Berth
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve"}, io.Discard, io.Discard, env) }()
+	var stderr syncBuffer
+	go func() { done <- run(ctx, []string{"serve"}, io.Discard, &stderr, env) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitUp(t, "http://"+addr+"/v2/")
 	waitUp(t, "http://"+debug+"/debug/health")
@@ -229,6 +233,12 @@ func TestServeExposesHealthAndMetricsOnTheDebugAddress(t *testing.T) {
 	}
 	if code, body := get("http://" + debug + "/metrics"); code != http.StatusOK || !strings.Contains(body, "registry_http_requests_total") {
 		t.Errorf("debug /metrics: %d, lacks registry_http_requests_total:\n%.500s", code, body)
+	}
+	if !strings.Contains(stderr.String(), config.NoEffectWarning+"policy.repository.classes") {
+		t.Errorf("serve's log lacks the no-effect warning for policy.repository.classes:\n%s", stderr.String())
+	}
+	if _, body := get("http://" + debug + "/metrics"); !strings.Contains(body, `berth_config_noeffect_keys{key="policy.repository.classes"} 1`) {
+		t.Errorf("debug /metrics lacks the no-effect key policy.repository.classes:\n%.500s", body)
 	}
 	if code, _ := get("http://" + addr + "/metrics"); code == http.StatusOK {
 		t.Error("the registry listener serves /metrics")

@@ -57,6 +57,7 @@ func setupObservability(ctx context.Context, cfg *config.Config, d driver.Driver
 			path = "/metrics"
 		}
 		o.debug[path] = o.metrics.Handler()
+		o.metrics.ConfigNoEffect(cfg.NoEffect())
 		driverObs = append(driverObs, o.metrics)
 		reqObs = append(reqObs, o.metrics.Observe)
 	}

@@ -48,6 +48,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "warning", w)
 	}
+	st, err := prepare(cfg, log)
+	if err != nil {
+		return err
+	}
 	name, params := cfg.Storage.Driver()
 	d, err := driver.Open(ctx, name, params)
 	if err != nil {
@@ -78,9 +82,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	obs.watchStorage(reg)
 	opts := registryOptions(cfg)
 	obs.apply(&opts)
-	if opts.Authorize, err = setupAuth(cfg, log); err != nil {
-		return err
-	}
+	opts.Authorize = st.authorize
 	events, closeEvents, err := setupNotifications(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -118,14 +120,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	}
 
 	errc := make(chan error, 2)
-	if cfg.HTTP.TLS.Enabled() {
-		tlsCfg, err := serverTLS(cfg.HTTP, log)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		srv.TLSConfig = tlsCfg
-		ln = tls.NewListener(ln, tlsCfg)
+	if st.tls != nil {
+		srv.TLSConfig = st.tls
+		ln = tls.NewListener(ln, st.tls)
+	} else if cfg.HTTP.H2C.Enabled {
+		// HTTP/2 with prior knowledge on the plain listener, beside
+		// HTTP/1.1, as Distribution's http.h2c.enabled does.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "storage", driverName(cfg), "version", version)

@@ -111,8 +111,9 @@ func placeDriverError(cfg *config.Config, name string, err error) error {
 func storageOptions(cfg *config.Config) storage.Options {
 	v := cfg.Validation
 	opts := storage.Options{
-		DeleteEnabled:   cfg.Storage.Delete.Enabled,
-		BlobDescriptors: cfg.Storage.Cache.BlobDescriptorSize,
+		DeleteEnabled:       cfg.Storage.Delete.Enabled,
+		BlobDescriptors:     cfg.Storage.Cache.BlobDescriptorSize,
+		TagConcurrencyLimit: cfg.Storage.Tag.ConcurrencyLimit,
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,
@@ -125,15 +126,4 @@ func storageOptions(cfg *config.Config) storage.Options {
 			storage.Platform{OS: p.OS, Architecture: p.Architecture})
 	}
 	return opts
-}
-
-// checkDriverParams decodes the storage driver's section the way serve
-// would, so `config check` catches a bad key inside it too.
-func checkDriverParams(ctx context.Context, cfg *config.Config) error {
-	name, params := cfg.Storage.Driver()
-	_, err := driver.Open(ctx, name, params)
-	if err != nil {
-		return placeDriverError(cfg, name, err)
-	}
-	return nil
 }

@@ -16,10 +16,51 @@ type Params map[string]any
 // Factory builds a driver from its configuration section.
 type Factory func(ctx context.Context, params Params) (Driver, error)
 
+// Checker checks a configuration section as the driver's Factory would,
+// without touching anything: no directory created, no network, no
+// credentials looked up. `berth config check` runs it.
+type Checker func(params Params) error
+
 var (
 	factoriesMu sync.RWMutex
 	factories   = map[string]Factory{}
+	checkers    = map[string]Checker{}
 )
+
+// RegisterCheck makes the named driver's section checkable without opening
+// the driver. Drivers call it from init, beside Register.
+func RegisterCheck(name string, c Checker) {
+	factoriesMu.Lock()
+	defer factoriesMu.Unlock()
+	if _, dup := checkers[name]; dup {
+		panic("driver: RegisterCheck called twice for " + name)
+	}
+	checkers[name] = c
+}
+
+// ErrNoChecker is returned by Check for a driver that registered no
+// Checker: its section can only be checked by opening it.
+var ErrNoChecker = errors.New("storage driver cannot check its parameters without opening")
+
+// Check checks the named driver's section without opening the driver.
+// Errors are those Open would give: *ParamError values inside an
+// *OpenError, or ErrUnknownDriver.
+func Check(name string, params Params) error {
+	factoriesMu.RLock()
+	_, known := factories[name]
+	c, ok := checkers[name]
+	factoriesMu.RUnlock()
+	switch {
+	case !known:
+		return fmt.Errorf("%w %q (known: %v)", ErrUnknownDriver, name, Registered())
+	case !ok:
+		return fmt.Errorf("%w: %s", ErrNoChecker, name)
+	}
+	if err := c(params); err != nil {
+		return &OpenError{Driver: name, Err: err}
+	}
+	return nil
+}
 
 // Register makes a driver available by name. Drivers call it from init; it
 // is the one package-level registry the program has.

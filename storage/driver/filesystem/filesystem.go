@@ -49,6 +49,10 @@ func init() {
 		}
 		return New(p)
 	})
+	driver.RegisterCheck(Name, func(params driver.Params) error {
+		var p Params
+		return driver.DecodeParams(params, &p)
+	})
 }
 
 // Driver stores files below a root directory.

@@ -57,6 +57,14 @@ func init() {
 	driver.Register(driverName, func(ctx context.Context, p driver.Params) (driver.Driver, error) {
 		return FromParams(ctx, p)
 	})
+	driver.RegisterCheck(driverName, func(params driver.Params) error {
+		p := Params{ChunkSize: defaultChunkSize, MaxConcurrency: defaultMaxConcurrency}
+		if err := driver.DecodeParams(params, &p); err != nil {
+			return err
+		}
+		_, err := p.check()
+		return err
+	})
 }
 
 // Params is the driver's configuration section.
@@ -127,64 +135,20 @@ type serviceAccount struct {
 
 // New builds a driver from decoded parameters.
 func New(ctx context.Context, p Params) (*Driver, error) {
-	if p.Bucket == "" {
-		return nil, &driver.ParamError{Key: "bucket", Msg: "required"}
-	}
-	if p.ChunkSize < minChunk || p.ChunkSize%minChunk != 0 {
-		return nil, &driver.ParamError{Key: "chunksize",
-			Msg: fmt.Sprintf("%d is not a positive multiple of %d (256 KiB)", p.ChunkSize, minChunk)}
+	c, err := p.check()
+	if err != nil {
+		return nil, err
 	}
 	if p.MaxConcurrency < minConcurrency {
 		p.MaxConcurrency = minConcurrency
 	}
-	if p.Keyfile != "" && len(p.Credentials) > 0 {
-		return nil, &driver.ParamError{Key: "credentials", Msg: "give keyfile or credentials, not both"}
-	}
-
-	var keyJSON []byte
-	switch {
-	case p.Keyfile != "":
-		b, err := os.ReadFile(p.Keyfile)
-		if err != nil {
-			return nil, &driver.ParamError{Key: "keyfile", Msg: err.Error()}
-		}
-		keyJSON = b
-	case len(p.Credentials) > 0:
-		b, err := json.Marshal(p.Credentials)
-		if err != nil {
-			return nil, &driver.ParamError{Key: "credentials", Msg: err.Error()}
-		}
-		keyJSON = b
-	}
-	var sa serviceAccount
-	if keyJSON != nil {
-		if err := json.Unmarshal(keyJSON, &sa); err != nil {
-			return nil, &driver.ParamError{Key: keyParam(p), Msg: "not a JSON service account key: " + err.Error()}
-		}
-		if sa.Type != "service_account" || sa.ClientEmail == "" || sa.PrivateKey == "" {
-			return nil, &driver.ParamError{Key: keyParam(p),
-				Msg: `need a service account key (type "service_account" with client_email and private_key)`}
-		}
-	}
-
-	emulator := p.Endpoint
-	if emulator == "" {
-		// The Go client reads this too; reading it here keeps the upload
-		// endpoint and signed URLs on the same host.
-		emulator = os.Getenv("STORAGE_EMULATOR_HOST")
-	}
+	keyJSON, sa, emuURL := c.keyJSON, c.sa, c.emulator
 	opts := []option.ClientOption{option.WithScopes(storage.ScopeFullControl)}
 	if p.UserAgent != "" {
 		opts = append(opts, option.WithUserAgent(p.UserAgent))
 	}
-	var emuURL *url.URL
-	if emulator != "" {
-		u, err := emulatorURL(emulator)
-		if err != nil {
-			return nil, &driver.ParamError{Key: "endpoint", Msg: err.Error()}
-		}
-		emuURL = u
-		opts = append(opts, option.WithEndpoint(u.JoinPath("storage", "v1").String()+"/"))
+	if emuURL != nil {
+		opts = append(opts, option.WithEndpoint(emuURL.JoinPath("storage", "v1").String()+"/"))
 	}
 	switch {
 	case keyJSON != nil:
@@ -222,6 +186,66 @@ func New(ctx context.Context, p Params) (*Driver, error) {
 		d.signHost, d.insecure = emuURL.Host, emuURL.Scheme == "http"
 	}
 	return d, nil
+}
+
+// checked is what check derives from the parameters.
+type checked struct {
+	keyJSON  []byte
+	sa       serviceAccount
+	emulator *url.URL
+}
+
+// check validates the parameters and reads the key file, without any
+// network: New and `berth config check` share it.
+func (p Params) check() (checked, error) {
+	var c checked
+	if p.Bucket == "" {
+		return c, &driver.ParamError{Key: "bucket", Msg: "required"}
+	}
+	if p.ChunkSize < minChunk || p.ChunkSize%minChunk != 0 {
+		return c, &driver.ParamError{Key: "chunksize",
+			Msg: fmt.Sprintf("%d is not a positive multiple of %d (256 KiB)", p.ChunkSize, minChunk)}
+	}
+	if p.Keyfile != "" && len(p.Credentials) > 0 {
+		return c, &driver.ParamError{Key: "credentials", Msg: "give keyfile or credentials, not both"}
+	}
+	switch {
+	case p.Keyfile != "":
+		b, err := os.ReadFile(p.Keyfile)
+		if err != nil {
+			return c, &driver.ParamError{Key: "keyfile", Msg: err.Error()}
+		}
+		c.keyJSON = b
+	case len(p.Credentials) > 0:
+		b, err := json.Marshal(p.Credentials)
+		if err != nil {
+			return c, &driver.ParamError{Key: "credentials", Msg: err.Error()}
+		}
+		c.keyJSON = b
+	}
+	if c.keyJSON != nil {
+		if err := json.Unmarshal(c.keyJSON, &c.sa); err != nil {
+			return c, &driver.ParamError{Key: keyParam(p), Msg: "not a JSON service account key: " + err.Error()}
+		}
+		if c.sa.Type != "service_account" || c.sa.ClientEmail == "" || c.sa.PrivateKey == "" {
+			return c, &driver.ParamError{Key: keyParam(p),
+				Msg: `need a service account key (type "service_account" with client_email and private_key)`}
+		}
+	}
+	emulator := p.Endpoint
+	if emulator == "" {
+		// The Go client reads this too; reading it here keeps the upload
+		// endpoint and signed URLs on the same host.
+		emulator = os.Getenv("STORAGE_EMULATOR_HOST")
+	}
+	if emulator != "" {
+		u, err := emulatorURL(emulator)
+		if err != nil {
+			return c, &driver.ParamError{Key: "endpoint", Msg: err.Error()}
+		}
+		c.emulator = u
+	}
+	return c, nil
 }
 
 func keyParam(p Params) string {

@@ -25,11 +25,19 @@ const Name = "inmemory"
 
 func init() {
 	driver.Register(Name, func(_ context.Context, params driver.Params) (driver.Driver, error) {
-		if len(params) > 0 {
-			return nil, fmt.Errorf("inmemory takes no parameters, got %q", slices.Sorted(maps.Keys(params)))
+		if err := checkParams(params); err != nil {
+			return nil, err
 		}
 		return New(), nil
 	})
+	driver.RegisterCheck(Name, checkParams)
+}
+
+func checkParams(params driver.Params) error {
+	if len(params) > 0 {
+		return fmt.Errorf("inmemory takes no parameters, got %q", slices.Sorted(maps.Keys(params)))
+	}
+	return nil
 }
 
 // Driver keeps files in a tree in memory. It is safe for concurrent use.

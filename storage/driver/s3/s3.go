@@ -41,6 +41,10 @@ func init() {
 	driver.Register(name, func(ctx context.Context, params driver.Params) (driver.Driver, error) {
 		return New(ctx, params)
 	})
+	driver.RegisterCheck(name, func(params driver.Params) error {
+		_, err := parseParams(params)
+		return err
+	})
 }
 
 // stateDir holds unfinished-write state below the root; see the package doc.

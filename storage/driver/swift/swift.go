@@ -33,6 +33,10 @@ func init() {
 	driver.Register(driverName, func(ctx context.Context, params driver.Params) (driver.Driver, error) {
 		return New(ctx, params)
 	})
+	driver.RegisterCheck(driverName, func(params driver.Params) error {
+		_, err := newConfig(params)
+		return err
+	})
 }
 
 // Driver stores files as objects in one Swift container.

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/berth-registry/berth/config"
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// runCmd runs one berth command. serve gets a cancelled context: it
+// returns as soon as it would be listening, so "started" is exit code 0.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if args[0] == "serve" {
+		cancel()
+	}
+	var out, errb bytes.Buffer
+	code = run(ctx, args, &out, &errb, nil)
+	return code, out.String(), errb.String()
+}
+
+// countingListener accepts connections on 127.0.0.1 and counts them: a
+// command that must need no network is pointed at it.
+func countingListener(t *testing.T) (addr string, accepted *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String(), accepted
+}
+
+func TestConfigCheckTouchesNothingWithoutConnect(t *testing.T) {
+	addr, accepted := countingListener(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	tests := []struct {
+		name    string
+		storage string
+		created string // a path --connect creates and the check must not
+	}{
+		{"filesystem root", "  filesystem:\n    rootdirectory: " + root + "\n", root},
+		{"azure container", "  azure:\n    accountname: devstoreaccount1\n    accountkey: " +
+			"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==\n" +
+			"    container: c\n    realm: core.windows.net\n    serviceurl: http://" + addr + "/devstoreaccount1\n", ""},
+		{"swift auth", "  swift:\n    authurl: http://" + addr + "/v3\n    username: u\n    password: p\n    container: c\n    tenant: t\n    domain: d\n", ""},
+		{"s3", "  s3:\n    bucket: b\n    region: us-east-1\n    regionendpoint: http://" + addr + "\n    accesskey: a\n    secretkey: s\n", ""},
+		{"gcs", "  gcs:\n    bucket: b\n    endpoint: http://" + addr + "\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			writeFile(t, cfg, "version: 0.1\nstorage:\n"+tt.storage)
+			before := accepted.Load()
+			code, _, stderr := runCmd(t, "config", "check", cfg)
+			if code != 0 {
+				t.Fatalf("config check exit %d: %s", code, stderr)
+			}
+			if n := accepted.Load() - before; n != 0 {
+				t.Errorf("config check made %d connections", n)
+			}
+			if tt.created != "" {
+				if _, err := os.Stat(tt.created); !os.IsNotExist(err) {
+					t.Fatalf("config check created %s (stat: %v)", tt.created, err)
+				}
+				if code, _, stderr := runCmd(t, "config", "check", "--connect", cfg); code != 0 {
+					t.Fatalf("config check --connect exit %d: %s", code, stderr)
+				}
+				if _, err := os.Stat(tt.created); err != nil {
+					t.Errorf("config check --connect did not open the driver: %v", err)
+				}
+			}
+		})
+	}
+	// --connect does go to the network: the Azure container is asked for.
+	cfg := filepath.Join(dir, "azure-container.yml")
+	before := accepted.Load()
+	runCmd(t, "config", "check", "--connect", cfg)
+	if accepted.Load() == before {
+		t.Error("config check --connect made no connection to the Azure endpoint")
+	}
+}
+
+func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, "ca")
+	tlsOK := tlsFiles(t, ca, dir, 1)
+	htpasswdFile := filepath.Join(dir, "htpasswd")
+	writeFile(t, htpasswdFile, "")
+	base := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + filepath.Join(dir, "root") + "\nhttp:\n  addr: 127.0.0.1:0\n"
+	tests := []struct {
+		name, extra string
+		refused     string // "" when both start
+	}{
+		{"plain", "", ""},
+		{"tls files present", "  tls:\n    certificate: " + tlsOK.Certificate + "\n    key: " + tlsOK.Key + "\n", ""},
+		{"tls certificate missing", "  tls:\n    certificate: " + filepath.Join(dir, "none.pem") + "\n    key: " + tlsOK.Key + "\n", "none.pem"},
+		{"tls key missing", "  tls:\n    certificate: " + tlsOK.Certificate + "\n    key: " + filepath.Join(dir, "nokey.pem") + "\n", "nokey.pem"},
+		{"tls certificate and letsencrypt", "  tls:\n    certificate: " + tlsOK.Certificate + "\n    key: " + tlsOK.Key + "\n    letsencrypt:\n      cachefile: " + filepath.Join(dir, "le") + "\n      email: a@example.com\n", "not both"},
+		{"clientcas missing", "  tls:\n    certificate: " + tlsOK.Certificate + "\n    key: " + tlsOK.Key + "\n    clientcas: [" + filepath.Join(dir, "noca.pem") + "]\n", "noca.pem"},
+		{"rootcertbundle missing", "auth:\n  token:\n    realm: https://auth.example.com/token\n    service: s\n    issuer: i\n    rootcertbundle: " + filepath.Join(dir, "nobundle.pem") + "\n", "nobundle.pem"},
+		{"htpasswd missing", "auth:\n  htpasswd:\n    realm: r\n    path: " + filepath.Join(dir, "nohtpasswd") + "\n", "nohtpasswd"},
+		{"htpasswd present", "auth:\n  htpasswd:\n    realm: r\n    path: " + htpasswdFile + "\n", ""},
+		{"auth silly, as Distribution", "auth:\n  silly:\n    realm: r\n    service: s\n", ""},
+		{"bad driver key", "", "colour"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := base + tt.extra
+			if tt.name == "bad driver key" {
+				data = strings.Replace(data, "  filesystem:\n", "  filesystem:\n    colour: blue\n", 1)
+			}
+			cfg := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			writeFile(t, cfg, data)
+			for _, cmd := range [][]string{{"config", "check", cfg}, {"serve", cfg}} {
+				code, _, stderr := runCmd(t, cmd...)
+				if tt.refused == "" {
+					if code != 0 {
+						t.Errorf("%s refused: %s", cmd[0], stderr)
+					}
+					continue
+				}
+				if code != 1 || !strings.Contains(stderr, tt.refused) {
+					t.Errorf("%s: exit %d, stderr %q; want refused naming %q", cmd[0], code, stderr, tt.refused)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigCheckRedactsSecretsInTextAndJSON(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "azure.yml")
+	writeFile(t, cfg, `version: 0.1
+storage:
+  azure:
+    accountname: acct
+    container: c
+    connectionstring: "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=QUNDT1VOVEtFWQ==;BlobEndpoint=http://127.0.0.1:1/acct"
+http:
+  secret: HTTPSECRET
+notifications:
+  endpoints:
+    - name: hook
+      url: https://hookuser:HOOKPW@hooks.example.com/e
+      headers: {Authorization: [Basic QkFTSUNQVw==]}
+proxy:
+  remoteurl: https://puller:PROXYPW@upstream.example.com
+log:
+  hooks:
+    - type: mail
+      options: {smtp: {addr: "mail.example.com:25", username: u, password: SMTPPW}}
+`)
+	secrets := []string{"QUNDT1VOVEtFWQ==", "HTTPSECRET", "HOOKPW", "QkFTSUNQVw==", "PROXYPW", "SMTPPW"}
+	for _, args := range [][]string{{"config", "check", cfg}, {"config", "check", "--json", cfg}} {
+		code, stdout, stderr := runCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		for _, s := range secrets {
+			if strings.Contains(stdout, s) || strings.Contains(stderr, s) {
+				t.Errorf("%v shows %s:\n%s\n%s", args, s, stdout, stderr)
+			}
+		}
+		if !strings.Contains(stdout, "hooks.example.com") {
+			t.Errorf("%v lost the endpoint's host:\n%s", args, stdout)
+		}
+	}
+	_, stdout, _ := runCmd(t, "config", "check", "--json", cfg)
+	var out struct {
+		Warnings []string       `json:"warnings"`
+		NoEffect []string       `json:"noeffect"`
+		Config   map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	if !slices.Contains(out.NoEffect, "log.hooks") || !slices.Contains(out.Warnings, config.NoEffectWarning+"log.hooks") {
+		t.Errorf("--json noeffect %q, warnings %q: want log.hooks in both", out.NoEffect, out.Warnings)
+	}
+	if out.Config["version"] != "0.1" {
+		t.Errorf("--json config version %v, want 0.1", out.Config["version"])
+	}
+}
+
+// TestEveryDriverChecksWithoutOpening keeps config check free of side
+// effects: a driver without a Checker could only be checked by opening it.
+func TestEveryDriverChecksWithoutOpening(t *testing.T) {
+	for _, name := range driver.Registered() {
+		if err := driver.Check(name, driver.Params{}); errors.Is(err, driver.ErrNoChecker) {
+			t.Errorf("storage driver %s registers no Checker (driver.RegisterCheck)", name)
+		}
+	}
+}
