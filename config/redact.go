@@ -27,6 +27,10 @@ func (c *Config) Redacted() *Config {
 	redact(&r.Redis.Password)
 	redact(&r.Redis.SentinelPassword)
 	redact(&r.Proxy.Password)
+	r.Berth.Mirrors = cloneSlice(c.Berth.Mirrors)
+	for i := range r.Berth.Mirrors {
+		redact(&r.Berth.Mirrors[i].Password)
+	}
 	r.Log.Hooks = cloneSlice(c.Log.Hooks)
 	for i := range r.Log.Hooks {
 		redact(&r.Log.Hooks[i].Options.SMTP.Password)

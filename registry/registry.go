@@ -5,6 +5,7 @@
 package registry
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -79,9 +80,29 @@ type Access struct {
 // context.
 type Authorizer func(w http.ResponseWriter, r *http.Request, access []Access) (*http.Request, error)
 
+// Store is the content the API serves: a *storage.Registry, or a
+// pull-through mirror over one (storage/mirror), which answers from an
+// upstream what it has no copy of.
+type Store interface {
+	Repository(name string) storage.Repository
+	Catalog(ctx context.Context, n int, last string) ([]string, error)
+	// Driver is the driver content is stored with, asked for what it can
+	// do (redirects, part size).
+	Driver() driver.Driver
+}
+
+// Namespacer is a Store that serves other registries' content under a
+// repository prefix. Given the distribution spec's ns query parameter
+// (the registry a client meant, "docker.io"), Namespace returns the
+// prefix that registry's repositories have here, and whether there is
+// one; the answer then carries OCI-Namespace.
+type Namespacer interface {
+	Namespace(ns string) (prefix string, ok bool)
+}
+
 // api serves the HTTP API.
 type api struct {
-	reg  *storage.Registry
+	reg  Store
 	opts Options
 	log  *slog.Logger
 	// chunkMin is the OCI-Chunk-Min-Length a new upload advertises: the
@@ -98,7 +119,7 @@ type request struct {
 }
 
 // New returns the handler of the whole API over reg.
-func New(reg *storage.Registry, opts Options, log *slog.Logger) http.Handler {
+func New(reg Store, opts Options, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -127,6 +148,9 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 	t, ok := parsePath(p)
 	if !ok {
 		return errNotFound
+	}
+	if err := a.namespace(w, r, &t); err != nil {
+		return err
 	}
 	rt, allow := findRoute(r.Method, t.kind)
 	if rt == nil {
@@ -163,6 +187,30 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 		req.repo = a.reg.Repository(t.name)
 	}
 	return rt.handle(a, w, r, req)
+}
+
+// namespace applies the ns query parameter: a repository of the
+// registry ns is served under the prefix the Store keeps it at, and the
+// answer names the namespace served. An ns the Store does not serve is
+// ignored, as the spec allows.
+func (a *api) namespace(w *responseWriter, r *http.Request, t *target) error {
+	ns := r.URL.Query().Get("ns")
+	if ns == "" || t.name == "" {
+		return nil
+	}
+	nsr, ok := a.reg.(Namespacer)
+	if !ok {
+		return nil
+	}
+	prefix, ok := nsr.Namespace(ns)
+	if !ok {
+		return nil
+	}
+	if prefix != "" && !strings.HasPrefix(t.name+"/", prefix+"/") {
+		t.name = prefix + "/" + t.name
+	}
+	w.Header().Set("OCI-Namespace", ns)
+	return nil
 }
 
 // errNotFound answers a path that is no part of the API.

@@ -80,7 +80,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 		opts.Events, opts.EventReferences = events, cfg.Notifications.Events.IncludeReferences
 		obs.watchQueues(notificationStats(events))
 	}
-	handler := registry.New(reg, opts, log)
+	store, _, err := setupMirror(ctx, cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	handler := registry.New(store, opts, log)
 	startUploadPurger(ctx, cfg, reg, log)
 
 	ln, err := listen(cfg.HTTP)
