@@ -92,7 +92,7 @@ func (m *Mirror) joinFill(ctx context.Context, r *repository, d digest.Digest) (
 		size: -1, key: key, changed: make(chan struct{}), refs: 3,
 	}
 	m.fills.m[key] = f
-	go f.fetch(r.remote)
+	m.work.Go(func() { f.fetch(r.remote) })
 	return f, nil
 }
 
@@ -131,7 +131,7 @@ func (f *fill) fetch(remote string) {
 	if err != nil {
 		f.finish(err)
 		close(f.ready)
-		go f.store(ctx) // to end the store's reference
+		f.m.work.Go(func() { f.store(ctx) }) // to end the store's reference
 		return
 	}
 	defer resp.Body.Close()
@@ -139,7 +139,7 @@ func (f *fill) fetch(remote string) {
 		f.size = resp.ContentLength
 		close(f.ready)
 	}
-	go f.store(context.Background())
+	f.m.work.Go(func() { f.store(context.Background()) })
 	h := f.d.Algorithm().Hash()
 	buf := make([]byte, fillBuffer)
 	var off int64

@@ -172,6 +172,7 @@ func startMirror(t testing.TB, root string, ups ...mirror.Upstream) *served {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(registry.New(m, registry.Options{}, nil))
+	t.Cleanup(m.Wait) // after the server: a fetch outlives its clients
 	t.Cleanup(srv.Close)
 	return &served{m: m, reg: reg, srv: srv, root: root, client: client{base: srv.URL}}
 }

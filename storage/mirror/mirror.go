@@ -96,7 +96,12 @@ type Mirror struct {
 	fills   fills
 	flights flights
 	fresh   freshness
+	// work are the fetches under way, which no client's request bounds.
+	work sync.WaitGroup
 }
+
+// Wait waits for the fetches under way to end: each is stored or failed.
+func (m *Mirror) Wait() { m.work.Wait() }
 
 // source is one configured upstream with its client and counters.
 type source struct {
@@ -126,6 +131,7 @@ func New(reg *storage.Registry, opts Options) (*Mirror, error) {
 	m := &Mirror{reg: reg, spool: opts.SpoolDir, fill: opts.Fill, log: opts.Log}
 	m.fills.m = map[fillKey]*fill{}
 	m.flights.m = map[string]*flight{}
+	m.flights.work = &m.work
 	m.fresh.m = map[string]time.Time{}
 	seen := map[string]bool{}
 	for _, u := range opts.Upstreams {
@@ -219,8 +225,9 @@ func (m *Mirror) Stats() map[string]Stats {
 
 // flights lets one manifest fetch serve every concurrent request for it.
 type flights struct {
-	mu sync.Mutex
-	m  map[string]*flight
+	mu   sync.Mutex
+	m    map[string]*flight
+	work *sync.WaitGroup
 }
 
 type flight struct {
@@ -237,13 +244,13 @@ func (f *flights) do(ctx context.Context, key string, fn func() (storage.Manifes
 	if !ok {
 		fl = &flight{done: make(chan struct{})}
 		f.m[key] = fl
-		go func() {
+		f.work.Go(func() {
 			fl.val, fl.err = fn()
 			f.mu.Lock()
 			delete(f.m, key)
 			f.mu.Unlock()
 			close(fl.done)
-		}()
+		})
 	}
 	f.mu.Unlock()
 	select {
