@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/berth-registry/berth/config"
+	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/registry"
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/mirror"
@@ -14,12 +18,16 @@ import (
 // setupMirror returns what the API serves: reg itself, or, with a proxy
 // section or berth.mirrors, a pull-through mirror over it whose eviction
 // runs until ctx ends.
-func setupMirror(ctx context.Context, cfg *config.Config, reg *storage.Registry, log *slog.Logger) (registry.Store, *mirror.Mirror, error) {
+func setupMirror(ctx context.Context, cfg *config.Config, reg *storage.Registry, events registry.EventSink, log *slog.Logger) (registry.Store, *mirror.Mirror, error) {
 	ups := mirrorUpstreams(cfg)
 	if len(ups) == 0 {
 		return reg, nil, nil
 	}
-	m, err := mirror.New(reg, mirror.Options{Upstreams: ups, Log: log})
+	opts := mirror.Options{Upstreams: ups, Log: log}
+	if events != nil {
+		opts.Fill = fillEvents(events, log)
+	}
+	m, err := mirror.New(reg, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,4 +99,29 @@ func credentials(remote, user, password, passwordFile string, exec *config.Exec)
 		return mirror.Static{Username: user, Password: password}
 	}
 	return nil
+}
+
+// fillEvents publishes a fill event for each piece of content a mirror
+// stored, marked with the action "fill" and the upstream.
+func fillEvents(events registry.EventSink, log *slog.Logger) func(context.Context, mirror.Filled) {
+	return func(ctx context.Context, f mirror.Filled) {
+		mt := f.Descriptor.MediaType
+		if !f.Manifest {
+			mt = notifications.MediaTypeBlob
+		}
+		ev := notifications.Event{
+			Action: notifications.ActionFill,
+			Target: notifications.Target{
+				Descriptor: v1.Descriptor{MediaType: mt, Digest: f.Descriptor.Digest, Size: f.Descriptor.Size},
+				Length:     f.Descriptor.Size,
+				Repository: f.Repository,
+				Tag:        f.Tag,
+				Upstream:   f.Upstream,
+			},
+			Request: notifications.RequestRecord{Method: http.MethodGet},
+		}
+		if err := events.Publish(ctx, ev); err != nil {
+			log.Error("event publish failed", "repo", f.Repository, "action", ev.Action, "error", err)
+		}
+	}
 }

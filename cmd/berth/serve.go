@@ -80,10 +80,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 		opts.Events, opts.EventReferences = events, cfg.Notifications.Events.IncludeReferences
 		obs.watchQueues(notificationStats(events))
 	}
-	store, _, err := setupMirror(ctx, cfg, reg, log)
+	store, mir, err := setupMirror(ctx, cfg, reg, opts.Events, log)
 	if err != nil {
 		return err
 	}
+	obs.watchMirror(mir)
 	handler := registry.New(store, opts, log)
 	startUploadPurger(ctx, cfg, reg, log)
 
