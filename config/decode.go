@@ -464,7 +464,7 @@ func (p *parser) checkMirrors(c *Config) {
 	seen := map[string]bool{}
 	for i := range b.Mirrors {
 		m := &b.Mirrors[i]
-		key := fmt.Sprintf("berth.mirrors.%d", i)
+		key := fmt.Sprintf("berth.mirrors[%d]", i)
 		m.Prefix = strings.Trim(m.Prefix, "/")
 		switch {
 		case m.Prefix == "":

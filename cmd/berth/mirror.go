@@ -69,6 +69,9 @@ func mirrorUpstreams(cfg *config.Config) []mirror.Upstream {
 		if px.TTL != nil {
 			u.TTL = *px.TTL
 		}
+		if px.CacheWriteTimeout != nil {
+			u.WriteTimeout = *px.CacheWriteTimeout
+		}
 		u.Credentials = credentials(px.RemoteURL, px.Username, px.Password, "", px.Exec)
 		ups = append(ups, u)
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/berth-registry/berth/metrics"
 	"github.com/berth-registry/berth/registry"
 	"github.com/berth-registry/berth/storage"
-	"github.com/berth-registry/berth/storage/mirror"
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/mirror"
 	"github.com/berth-registry/berth/tracing"
 )
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -290,5 +292,54 @@ func waitStored(t *testing.T, mr *served, repo string, d digest.Digest) {
 			t.Fatalf("blob %s never reached storage", d)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// proxy.cachewritetimeout bounds storing what was fetched: past it the
+// client is still served, nothing is stored, and the next pull fetches
+// again.
+func TestCacheWriteTimeoutGivesUpStoringButServes(t *testing.T) {
+	up, uc := startUpstream(t)
+	img := uc.push(t, "slowcache/app", "v1", randomBytes(1<<20))
+	u := basicUpstream(up)
+	u.WriteTimeout = time.Nanosecond
+	mr := startMirror(t, "", u)
+	status, _, body := mr.get(t, "/v2/slowcache/app/manifests/v1")
+	if status != http.StatusOK || !bytes.Equal(body, img.payload) {
+		t.Fatalf("manifest: %d", status)
+	}
+	status, _, body = mr.get(t, "/v2/slowcache/app/blobs/"+img.layers[0].String())
+	if status != http.StatusOK || digest.FromBytes(body) != img.layers[0] {
+		t.Fatalf("blob: %d", status)
+	}
+	mr.m.Wait()
+	repo := mr.reg.Repository("slowcache/app")
+	if _, err := repo.StatBlob(context.Background(), img.layers[0]); err == nil {
+		t.Fatal("the blob was stored although the write timeout had passed")
+	}
+	if _, err := repo.GetManifest(context.Background(), "v1"); err == nil {
+		t.Fatal("the manifest was stored although the write timeout had passed")
+	}
+}
+
+// proxy.exec: a Docker credential helper gives the upstream's password.
+func TestCredentialHelperLogsIn(t *testing.T) {
+	up, uc := startUpstream(t)
+	img := uc.push(t, "helper/app", "v1", randomBytes(100))
+	dir := t.TempDir()
+	helper := filepath.Join(dir, "docker-credential-test")
+	script := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread url\necho \"$url\" >> " + filepath.Join(dir, "asked") + "\n" +
+		`printf '{"ServerURL":"%s","Username":"` + upstreamUser + `","Secret":"` + upstreamPass + `"}' "$url"` + "\n"
+	if err := os.WriteFile(helper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	u := mirror.Upstream{RemoteURL: "http://" + up.Addr, Credentials: &mirror.Helper{Command: helper, ServerURL: "http://" + up.Addr}}
+	mr := startMirror(t, "", u)
+	if status, h, _ := mr.get(t, "/v2/helper/app/manifests/v1"); status != http.StatusOK || h.Get("Docker-Content-Digest") != img.manifest.String() {
+		t.Fatalf("pull with the helper's credentials: %d", status)
+	}
+	asked, _ := os.ReadFile(filepath.Join(dir, "asked"))
+	if strings.TrimSpace(string(asked)) != "http://"+up.Addr {
+		t.Fatalf("the helper was asked for %q", asked)
 	}
 }

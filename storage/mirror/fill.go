@@ -239,12 +239,15 @@ func (f *fill) store(ctx context.Context) {
 		}
 		return
 	}
-	desc, err := up.Commit(ctx, f.d)
+	// The download has ended: what is left is the storage's own work.
+	cctx, cancel := context.WithTimeout(ctx, f.src.WriteTimeout)
+	defer cancel()
+	desc, err := up.Commit(cctx, f.d)
 	if err != nil {
 		f.m.log.Error("mirror fill not stored", "digest", f.d, "err", err)
 		return
 	}
-	f.m.expire(ctx, f.src, repo, f.d, false)
+	f.m.expire(cctx, f.src, repo, f.d, false)
 	if f.m.fill != nil {
 		f.m.fill(ctx, Filled{Upstream: f.src.RemoteURL, Repository: repo, Descriptor: desc})
 	}

@@ -81,11 +81,20 @@ func (r *repository) fetchManifest(ctx context.Context, ref string) (storage.Man
 			return storage.Manifest{}, err
 		}
 		r.src.stats.bytes.Add(int64(len(rm.payload)))
-		wctx, cancel := context.WithTimeout(fctx, r.src.up.timeout)
+		wctx, cancel := context.WithTimeout(fctx, r.src.WriteTimeout)
 		defer cancel()
 		m, err := r.filler().PutManifest(wctx, ref, rm.mediaType, rm.payload)
 		if err != nil {
-			return storage.Manifest{}, err
+			if errors.Is(err, storage.ErrManifestInvalid) || errors.Is(err, storage.ErrDigestInvalid) {
+				return storage.Manifest{}, err
+			}
+			// Storage failed, not the upstream: the client is served what
+			// was fetched, and the next pull fetches it again.
+			r.m.log.Error("mirror manifest not stored", "repo", r.Name(), "ref", ref, "err", err)
+			return storage.Manifest{
+				Descriptor: storage.Descriptor{MediaType: rm.mediaType, Digest: rm.digest, Size: int64(len(rm.payload))},
+				Payload:    rm.payload,
+			}, nil
 		}
 		if !strings.Contains(ref, ":") {
 			r.m.fresh.mark(r.Name() + ":" + ref)

@@ -55,6 +55,11 @@ type Upstream struct {
 	Freshness time.Duration
 	// Timeout bounds each upstream call (DefaultTimeout when zero).
 	Timeout time.Duration
+	// WriteTimeout bounds storing what was fetched: a manifest, or a blob
+	// from the end of its download (proxy.cachewritetimeout; the upstream
+	// Timeout when zero). A write that takes longer is given up: the
+	// clients were served, and the next pull fetches again.
+	WriteTimeout time.Duration
 	// Transport, when not nil, replaces the HTTP transport (tests).
 	Transport http.RoundTripper
 }
@@ -145,6 +150,12 @@ func New(reg *storage.Registry, opts Options) (*Mirror, error) {
 		seen[u.Prefix] = true
 		if u.Freshness == 0 {
 			u.Freshness = DefaultFreshness
+		}
+		if u.Timeout <= 0 {
+			u.Timeout = DefaultTimeout
+		}
+		if u.WriteTimeout <= 0 {
+			u.WriteTimeout = u.Timeout
 		}
 		up, err := newUpstream(u.RemoteURL, u.Credentials, u.Timeout, u.Transport)
 		if err != nil {
