@@ -214,3 +214,78 @@ berth:
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestMirrorTTLEvictsAcrossARestart fills a mirror with a short TTL,
+// restarts it before the TTL passes, and sees the restarted one evict the
+// content (data too, as every repository is a mirror) and fetch it again.
+func TestMirrorTTLEvictsAcrossARestart(t *testing.T) {
+	crane := testenv.Tool(t, "crane")
+	up, upRef := mirrorUpstream(t, "library/ttl")
+	var m struct {
+		Layers []struct{ Digest string }
+	}
+	if err := json.Unmarshal([]byte(testenv.Run(t, crane, "manifest", "--insecure", upRef)), &m); err != nil || len(m.Layers) != 1 {
+		t.Fatalf("upstream manifest: %v", err)
+	}
+	layer := m.Layers[0].Digest
+	root := t.TempDir()
+	cfg := filesystemConfig(root) + fmt.Sprintf("proxy:\n  remoteurl: http://%s\n  username: puller\n  password: pull-pw\n  ttl: 3s\n", up.Addr)
+
+	first, p := testenv.StartBerthProcess(t, cfg)
+	testenv.Run(t, crane, "export", "--insecure", first+"/library/ttl:1.0", "-")
+	data := filepath.Join(root, "docker/registry/v2/blobs/sha256", layer[7:9], layer[7:], "data")
+	link := filepath.Join(root, "docker/registry/v2/repositories/library/ttl/_layers/sha256", layer[7:], "link")
+	waitFile(t, data, true)
+	waitFile(t, filepath.Join(root, "docker/registry/v2/_berth/mirror/expiry/library/ttl/_blobs/sha256", layer[7:]), true)
+	p.Stop()
+
+	again := testenv.StartBerth(t, cfg)
+	waitFile(t, link, false)
+	waitFile(t, data, false)
+	// The whole round: no entry left for the repository.
+	waitNoFiles(t, filepath.Join(root, "docker/registry/v2/_berth/mirror/expiry/library/ttl"))
+	if out := testenv.Run(t, crane, "export", "--insecure", again+"/library/ttl:1.0", "-"); !strings.Contains(out, "hello through the mirror") {
+		t.Fatal("pull after eviction lacks the file")
+	}
+	if n := up.Requests(http.MethodGet, "/v2/library/ttl/blobs/"+layer); n != 2 {
+		t.Fatalf("upstream served the layer %d times, want 2 (before and after eviction)", n)
+	}
+}
+
+// waitFile waits, a bounded time, until path exists (or is gone).
+func waitFile(t *testing.T, path string, exists bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := os.Stat(path)
+		if (err == nil) == exists {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: exists=%v after 60s, want %v", path, err == nil, exists)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitNoFiles waits, a bounded time, until no file is left below dir.
+func waitNoFiles(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n := 0
+		_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d files left below %s after 60s", n, dir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

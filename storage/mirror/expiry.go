@@ -96,7 +96,7 @@ func (m *Mirror) Evict(ctx context.Context, now time.Time) (int, error) {
 	}
 	n := 0
 	for _, p := range due {
-		if err := m.evict(ctx, p); err != nil {
+		if err := m.evict(ctx, p, now); err != nil {
 			return n, err
 		}
 		n++
@@ -104,9 +104,18 @@ func (m *Mirror) Evict(ctx context.Context, now time.Time) (int, error) {
 	return n, nil
 }
 
-// evict removes the content of one expiry entry, then the entry.
-func (m *Mirror) evict(ctx context.Context, p string) error {
+// evict removes the content of one expiry entry, then the entry, unless
+// the content was fetched again since the entry was read (a new expiry).
+// A fetch racing the eviction can still find its blob data deleted after
+// it linked it; the link then reads as missing and the next pull fetches
+// again.
+func (m *Mirror) evict(ctx context.Context, p string, now time.Time) error {
 	drv := m.reg.Driver()
+	if b, err := driver.GetContent(ctx, drv, p, 64); err == nil {
+		if at, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); perr == nil && now.Before(time.Unix(at, 0)) {
+			return nil
+		}
+	}
 	repo, d, manifest, ok := parseExpiryPath(p)
 	if ok {
 		r := m.reg.Mirrored(repo)
@@ -119,7 +128,8 @@ func (m *Mirror) evict(ctx context.Context, p string) error {
 		if err != nil && !errors.Is(err, storage.ErrManifestUnknown) && !errors.Is(err, storage.ErrBlobUnknown) {
 			return err
 		}
-		if m.all {
+		// Manifest payloads are small and stay for garbage collection.
+		if m.all && !manifest {
 			if err := m.reg.RemoveBlobData(ctx, d); err != nil {
 				return err
 			}
