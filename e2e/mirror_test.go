@@ -289,3 +289,22 @@ func waitNoFiles(t *testing.T, dir string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestDockerPullThroughRegistryMirrors points a second dockerd's
+// registry-mirrors at Berth: a pull of a Docker Hub name is answered from
+// the upstream through the mirror (this machine cannot reach Docker Hub,
+// so the pull succeeds only through it).
+func TestDockerPullThroughRegistryMirrors(t *testing.T) {
+	docker := testenv.Tool(t, "docker")
+	up, _ := mirrorUpstream(t, "library/hello")
+	addr := testenv.StartBerth(t, filesystemConfig(t.TempDir())+fmt.Sprintf("proxy:\n  remoteurl: http://%s\n  username: puller\n  password: pull-pw\n", up.Addr))
+	d := testenv.StartDockerd(t, map[string]any{
+		"registry-mirrors":    []string{"http://" + addr},
+		"insecure-registries": []string{addr},
+	})
+	testenv.Run(t, docker, "-H", d.Host, "pull", "hello:1.0")
+	out := testenv.Run(t, docker, "-H", d.Host, "image", "inspect", "--format", "{{len .RootFS.Layers}}", "hello:1.0")
+	if strings.TrimSpace(out) != "1" {
+		t.Fatalf("pulled image has %s layers, want 1", out)
+	}
+}
