@@ -126,3 +126,44 @@ func TestBearerTokenStaysWithTheUpstream(t *testing.T) {
 		t.Errorf("upstream saw %q, want an anonymous try and then the token", got)
 	}
 }
+
+// An upstream answering 5xx: a cached tag is served stale with a warning,
+// what was never cached is a 502 naming the upstream.
+func TestUpstream5xxServesStaleOr502(t *testing.T) {
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}`)
+	d := digest.FromBytes(manifest)
+	var mu sync.Mutex
+	broken := false
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		b := broken
+		mu.Unlock()
+		if b {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path != "/v2/five/app/manifests/v1" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		w.Header().Set("Docker-Content-Digest", d.String())
+		_, _ = w.Write(manifest)
+	}))
+	defer upstream.Close()
+	mr := startMirror(t, "", mirror.Upstream{RemoteURL: upstream.URL, Freshness: -1})
+	if status, _, _ := mr.get(t, "/v2/five/app/manifests/v1"); status != http.StatusOK {
+		t.Fatalf("fill: %d", status)
+	}
+	mu.Lock()
+	broken = true
+	mu.Unlock()
+	status, h, body := mr.get(t, "/v2/five/app/manifests/v1")
+	if status != http.StatusOK || digest.FromBytes(body) != d || !strings.Contains(h.Get("Warning"), upstream.URL) {
+		t.Fatalf("cached tag with a 503 upstream: %d, Warning %q", status, h.Get("Warning"))
+	}
+	status, _, body = mr.get(t, "/v2/five/app/manifests/v2")
+	if code, msg := errorCode(body); status != http.StatusBadGateway || code != "UNAVAILABLE" || !strings.Contains(msg, upstream.URL) || !strings.Contains(msg, "503") {
+		t.Fatalf("uncached tag with a 503 upstream: %d %s", status, body)
+	}
+}
