@@ -308,3 +308,38 @@ func TestDockerPullThroughRegistryMirrors(t *testing.T) {
 		t.Fatalf("pulled image has %s layers, want 1", out)
 	}
 }
+
+// TestContainerdHostsTomlSelectsTheUpstreamByNs pulls docker.io and a
+// second registry's names through one Berth with containerd's mirror
+// configuration (hosts.toml per registry): containerd adds ?ns=<registry>
+// and Berth serves the upstream configured for that prefix.
+func TestContainerdHostsTomlSelectsTheUpstreamByNs(t *testing.T) {
+	ctr := testenv.Tool(t, "ctr")
+	hub, _ := mirrorUpstream(t, "library/hello")
+	other, _ := mirrorUpstream(t, "team/tool")
+	addr := testenv.StartBerth(t, filesystemConfig(t.TempDir())+fmt.Sprintf(`berth:
+  mirrors:
+    - {prefix: docker.io, remoteurl: "http://%s", username: puller, password: pull-pw}
+    - {prefix: quay.io, remoteurl: "http://%s", username: puller, password: pull-pw}
+`, hub.Addr, other.Addr))
+	d := testenv.StartDockerd(t, nil)
+	hosts := t.TempDir()
+	for reg, server := range map[string]string{"docker.io": "https://registry-1.docker.io", "quay.io": "https://quay.io"} {
+		if err := os.MkdirAll(filepath.Join(hosts, reg), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		toml := fmt.Sprintf("server = %q\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", server, addr)
+		if err := os.WriteFile(filepath.Join(hosts, reg, "hosts.toml"), []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ref := range []string{"docker.io/library/hello:1.0", "quay.io/team/tool:1.0"} {
+		testenv.Run(t, ctr, "-a", d.Containerd, "-n", "berth", "images", "pull", "--hosts-dir", hosts, ref)
+	}
+	out := testenv.Run(t, ctr, "-a", d.Containerd, "-n", "berth", "images", "ls", "-q")
+	for _, ref := range []string{"docker.io/library/hello:1.0", "quay.io/team/tool:1.0"} {
+		if !strings.Contains(out, ref) {
+			t.Fatalf("containerd lacks %s after the pull:\n%s", ref, out)
+		}
+	}
+}

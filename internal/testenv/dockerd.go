@@ -15,7 +15,10 @@ import (
 // touch the machine's daemon. Run docker against it with Host.
 type Dockerd struct {
 	Host string // unix:///…/docker.sock, for docker -H
-	Proc *Process
+	// Containerd is the socket of the containerd this daemon runs, for
+	// ctr -a.
+	Containerd string
+	Proc       *Process
 }
 
 // StartDockerd starts dockerd with settings written as its daemon.json
@@ -53,7 +56,7 @@ func StartDockerd(t testing.TB, settings map[string]any) *Dockerd {
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := &Dockerd{Host: "unix://" + sock}
+	d := &Dockerd{Host: "unix://" + sock, Containerd: filepath.Join(dir, "exec", "containerd", "containerd.sock")}
 	d.Proc = StartProcess(t, bin, []string{"--config-file", cfgPath}, nil)
 	err = poll(90*time.Second, d.Proc.done, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
