@@ -81,6 +81,9 @@ type scenario struct {
 	skip    func(h *harness) string
 	setup   func(ctx context.Context, h *harness, c *client) error
 	measure func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error)
+	// extra, when not nil, gives what is appended to both servers'
+	// config (scenario 11's proxy section).
+	extra func(ctx context.Context, h *harness) (string, error)
 }
 
 const (
@@ -197,6 +200,16 @@ func (h *harness) scenarios() []scenario {
 			skip:    func(h *harness) string { return h.dockerSkip },
 			setup:   setupDocker,
 			measure: measureDocker,
+		},
+		{
+			rows: []row{
+				{"11", fmt.Sprintf("mirror: cold pull of a %d-layer image", sz.layers), "s", duration, 0},
+				{"11b", "mirror: warm pull of it", "s", duration, 0},
+				{"11c", fmt.Sprintf("mirror: upstream MiB for %d concurrent cold pulls of one %s blob", mirrorClients, sizeText(sz.mirrorBlob())), "MiB", cost, 0},
+			},
+			fresh:   true,
+			extra:   func(ctx context.Context, h *harness) (string, error) { return h.mirrorConfig(ctx) },
+			measure: measureMirror,
 		},
 	}
 }

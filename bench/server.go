@@ -75,8 +75,9 @@ type serverSpec struct {
 
 // startServer starts spec on a free loopback port over a fresh storage
 // root and waits until /v2/ answers. debugAddr, when not empty, is its
-// http.debug.addr (pprof on Berth).
-func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr string) (*server, error) {
+// http.debug.addr (pprof on Berth); extra is appended to the config (a
+// proxy section).
+func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr, extra string) (*server, error) {
 	stor, err := h.newStorage(ctx)
 	if err != nil {
 		return nil, err
@@ -91,7 +92,7 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 		debug = "  debug:\n    addr: " + debugAddr
 	}
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(registryConfig, stor.yaml, debug)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(registryConfig, stor.yaml, debug)+extra), 0o644); err != nil {
 		stor.cleanup()
 		return nil, err
 	}

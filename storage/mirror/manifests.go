@@ -99,7 +99,12 @@ func (r *repository) fetchManifest(ctx context.Context, ref string) (storage.Man
 		if !strings.Contains(ref, ":") {
 			r.m.fresh.mark(r.Name() + ":" + ref)
 		}
-		r.m.expire(wctx, r.src, r.Name(), m.Digest, true)
+		// Off the client's path: a lost expiry only keeps the copy longer.
+		r.m.work.Go(func() {
+			ectx, cancel := context.WithTimeout(fctx, r.src.WriteTimeout)
+			defer cancel()
+			r.m.expire(ectx, r.src, r.Name(), m.Digest, true)
+		})
 		if r.m.fill != nil {
 			tag := ""
 			if !strings.Contains(ref, ":") {
