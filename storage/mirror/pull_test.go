@@ -2,6 +2,7 @@ package mirror_test
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"testing"
 
@@ -42,5 +43,32 @@ func TestColdThenWarmPullFetchesOnce(t *testing.T) {
 	// The catalog holds what was fetched.
 	if _, _, body := mr.get(t, "/v2/_catalog"); !bytes.Contains(body, []byte(`"library/app"`)) {
 		t.Fatalf("catalog: %s", body)
+	}
+}
+
+// A Range request for a blob the mirror is still fetching gets the
+// requested bytes (the reader waits for them), as from a stored blob.
+func TestRangeOfAColdBlob(t *testing.T) {
+	up, uc := startUpstream(t)
+	layer := randomBytes(4 << 20)
+	img := uc.push(t, "range/app", "v1", layer)
+	mr := startMirror(t, "", basicUpstream(up))
+	for _, tc := range []struct {
+		name, header string
+		from, to     int
+	}{
+		{"cold, middle", "bytes=1000000-1000099", 1000000, 1000100},
+		{"warm, tail", "bytes=4194000-", 4194000, len(layer)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := mr.do(t, http.MethodGet, "/v2/range/app/blobs/"+img.layers[0].String(), nil, http.Header{"Range": {tc.header}})
+			defer resp.Body.Close()
+			body := make([]byte, tc.to-tc.from+1)
+			n, _ := io.ReadFull(resp.Body, body)
+			if resp.StatusCode != http.StatusPartialContent || n != tc.to-tc.from || !bytes.Equal(body[:n], layer[tc.from:tc.to]) {
+				t.Fatalf("%s: %s, %d bytes", tc.header, resp.Status, n)
+			}
+		})
+		mr.m.Wait()
 	}
 }
