@@ -166,7 +166,15 @@ func startMirror(t testing.TB, root string, ups ...mirror.Upstream) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := storage.New(driver.Driver(d), storage.Options{}, nil)
+	mr := startMirrorOn(t, d, ups...)
+	mr.root = root
+	return mr
+}
+
+// startMirrorOn serves a mirror of ups storing with d.
+func startMirrorOn(t testing.TB, d driver.Driver, ups ...mirror.Upstream) *served {
+	t.Helper()
+	reg := storage.New(d, storage.Options{}, nil)
 	m, err := mirror.New(reg, mirror.Options{Upstreams: ups, SpoolDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +182,7 @@ func startMirror(t testing.TB, root string, ups ...mirror.Upstream) *served {
 	srv := httptest.NewServer(registry.New(m, registry.Options{}, nil))
 	t.Cleanup(m.Wait) // after the server: a fetch outlives its clients
 	t.Cleanup(srv.Close)
-	return &served{m: m, reg: reg, srv: srv, root: root, client: client{base: srv.URL}}
+	return &served{m: m, reg: reg, srv: srv, client: client{base: srv.URL}}
 }
 
 // upstream starts Distribution with basic auth and returns it with a
