@@ -16,7 +16,7 @@ import (
 // fillBuffer is how much of a blob body is read at a time.
 const fillBuffer = 256 << 10
 
-// fills are the blob fetches under way, one per digest.
+// fills are the blob fetches under way, one per repository and digest.
 type fills struct {
 	mu sync.Mutex
 	m  map[fillKey]*fill
@@ -40,14 +40,13 @@ type fillKey struct {
 type fill struct {
 	m     *Mirror
 	src   *source
+	key   fillKey
 	d     digest.Digest
 	start time.Time
 	spool *os.File
 	// ready is closed once the size is known or the fetch failed.
 	ready chan struct{}
 	size  int64
-
-	key fillKey
 
 	mu       sync.Mutex
 	written  int64
@@ -75,9 +74,7 @@ func (m *Mirror) joinFill(ctx context.Context, r *repository, d digest.Digest) (
 	m.fills.mu.Lock()
 	defer m.fills.mu.Unlock()
 	if f, ok := m.fills.m[key]; ok {
-		f.mu.Lock()
-		f.refs++
-		f.mu.Unlock()
+		f.hold()
 		return f, nil
 	}
 	spool, err := os.CreateTemp(m.spool, "berth-mirror-")
@@ -104,10 +101,15 @@ func (fs *fills) join(key fillKey) *fill {
 	if !ok {
 		return nil
 	}
+	f.hold()
+	return f
+}
+
+// hold takes a reference on the fill (see release).
+func (f *fill) hold() {
 	f.mu.Lock()
 	f.refs++
 	f.mu.Unlock()
-	return f
 }
 
 // filling reports whether a fetch of key is under way.
