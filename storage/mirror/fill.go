@@ -131,6 +131,10 @@ func (f *fill) fetch(remote string) {
 	defer idle.Stop()
 	resp, err := f.src.up.blob(ctx, remote, f.d)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The idle timer, not the transport's own, ran out first.
+			err = f.src.up.fail("GET blob "+f.d.String(), fmt.Errorf("no answer in %s: %w", f.src.up.timeout, context.DeadlineExceeded))
+		}
 		f.finish(err)
 		close(f.ready)
 		f.m.work.Go(func() { f.store(ctx) }) // to end the store's reference
