@@ -29,8 +29,11 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h["Docker-Distribution-Api-Version"] = apiVersion
 	h.Set("X-Request-Id", id)
-	rw := &responseWriter{ResponseWriter: w, warnings: new(storage.Warnings)}
-	r = r.WithContext(storage.WithWarnings(r.Context(), rw.warnings))
+	rw := &responseWriter{ResponseWriter: w}
+	if a.warns {
+		rw.warnings = new(storage.Warnings)
+		r = r.WithContext(storage.WithWarnings(r.Context(), rw.warnings))
+	}
 	log := requestLog(a.log, id)
 	var body *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
@@ -130,6 +133,9 @@ func (w *responseWriter) WriteHeader(code int) {
 // addWarnings sets a Warning header, in the form the distribution spec
 // asks (code 299, no agent), for each warning storage gave.
 func (w *responseWriter) addWarnings() {
+	if w.warnings == nil {
+		return
+	}
 	for _, m := range w.warnings.List() {
 		w.Header().Add("Warning", `299 - "`+strings.ReplaceAll(m, `"`, `'`)+`"`)
 	}

@@ -100,11 +100,20 @@ type Namespacer interface {
 	Namespace(ns string) (prefix string, ok bool)
 }
 
+// Warner is a Store whose answers may carry warnings (storage.Warn): a
+// mirror serving a copy it could not revalidate. Only for such a Store
+// does a request carry a collector, which costs allocations per request.
+type Warner interface {
+	Warns() bool
+}
+
 // api serves the HTTP API.
 type api struct {
-	reg  Store
-	opts Options
-	log  *slog.Logger
+	reg Store
+	// warns is set when reg is a Warner that warns.
+	warns bool
+	opts  Options
+	log   *slog.Logger
 	// chunkMin is the OCI-Chunk-Min-Length a new upload advertises: the
 	// driver's part size, or 0 (no header) when any chunk size is as good.
 	chunkMin int64
@@ -132,6 +141,9 @@ func New(reg Store, opts Options, log *slog.Logger) http.Handler {
 		opts.CatalogMaxEntries = 1000
 	}
 	a := &api{reg: reg, opts: opts, log: log}
+	if w, ok := reg.(Warner); ok {
+		a.warns = w.Warns()
+	}
 	if p, ok := reg.Driver().(driver.PartSizer); ok {
 		a.chunkMin = p.PartSize()
 	}

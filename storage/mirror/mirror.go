@@ -201,6 +201,9 @@ func (m *Mirror) Catalog(ctx context.Context, n int, last string) ([]string, err
 	return m.reg.Catalog(ctx, n, last)
 }
 
+// Warns tells the API that answers may carry warnings (a stale copy).
+func (m *Mirror) Warns() bool { return true }
+
 // Driver is the driver the content is stored with.
 func (m *Mirror) Driver() driver.Driver { return m.reg.Driver() }
 
