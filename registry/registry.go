@@ -206,12 +206,12 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 // answer names the namespace served. An ns the Store does not serve is
 // ignored, as the spec allows.
 func (a *api) namespace(w *responseWriter, r *http.Request, t *target) error {
-	ns := r.URL.Query().Get("ns")
-	if ns == "" || t.name == "" {
-		return nil
-	}
 	nsr, ok := a.reg.(Namespacer)
-	if !ok {
+	if !ok || t.name == "" || !strings.Contains(r.URL.RawQuery, "ns=") {
+		return nil // without parsing the query on the hot path
+	}
+	ns := r.URL.Query().Get("ns")
+	if ns == "" {
 		return nil
 	}
 	prefix, ok := nsr.Namespace(ns)
