@@ -161,9 +161,7 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 	if !ok {
 		return errNotFound
 	}
-	if err := a.namespace(w, r, &t); err != nil {
-		return err
-	}
+	a.namespace(w, r, &t)
 	rt, allow := findRoute(r.Method, t.kind)
 	if rt == nil {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
@@ -205,24 +203,23 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 // registry ns is served under the prefix the Store keeps it at, and the
 // answer names the namespace served. An ns the Store does not serve is
 // ignored, as the spec allows.
-func (a *api) namespace(w *responseWriter, r *http.Request, t *target) error {
+func (a *api) namespace(w *responseWriter, r *http.Request, t *target) {
 	nsr, ok := a.reg.(Namespacer)
 	if !ok || t.name == "" || !strings.Contains(r.URL.RawQuery, "ns=") {
-		return nil // without parsing the query on the hot path
+		return // without parsing the query on the hot path
 	}
 	ns := r.URL.Query().Get("ns")
 	if ns == "" {
-		return nil
+		return
 	}
 	prefix, ok := nsr.Namespace(ns)
 	if !ok {
-		return nil
+		return
 	}
 	if prefix != "" && !strings.HasPrefix(t.name+"/", prefix+"/") {
 		t.name = prefix + "/" + t.name
 	}
 	w.Header().Set("OCI-Namespace", ns)
-	return nil
 }
 
 // errNotFound answers a path that is no part of the API.
