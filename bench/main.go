@@ -71,6 +71,8 @@ type harness struct {
 	manifestPayload []byte
 	smallOnce       sync.Once
 	smallData       [][]byte
+
+	mirror mirrorUpstream // scenario 11's upstream, started on first use
 }
 
 type options struct {
@@ -161,6 +163,7 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(h.work)
+	defer h.stopMirrorUpstream()
 
 	berth := o.berth
 	if berth == "" {
@@ -244,7 +247,14 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 		specs = sc.servers(h)
 	}
 	start := func(s int) error {
-		srv, err := h.startServer(ctx, specs[s], h.debugAddr(s), sc.redis)
+		extra := ""
+		if sc.extra != nil {
+			var err error
+			if extra, err = sc.extra(ctx, h); err != nil {
+				return err
+			}
+		}
+		srv, err := h.startServer(ctx, specs[s], h.debugAddr(s), sc.redis, extra)
 		if err != nil {
 			return err
 		}

@@ -86,6 +86,9 @@ type scenario struct {
 	skip    func(h *harness) string
 	setup   func(ctx context.Context, h *harness, c *client) error
 	measure func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error)
+	// extra, when not nil, gives what is appended to both servers'
+	// config (scenario 11's proxy section).
+	extra func(ctx context.Context, h *harness) (string, error)
 }
 
 const (
@@ -211,6 +214,16 @@ func (h *harness) scenarios() []scenario {
 			servers: (*harness).webhookSpecs,
 			setup:   setupSmallBlob,
 			measure: measureWebhookGets,
+		},
+		{
+			rows: []row{
+				{"12", fmt.Sprintf("mirror: cold pull of a %d-layer image", sz.layers), "s", duration, 0},
+				{"12b", "mirror: warm pull of it", "s", duration, 0},
+				{"12c", fmt.Sprintf("mirror: upstream MiB for %d concurrent cold pulls of one %s blob", mirrorClients, sizeText(sz.mirrorBlob())), "MiB", cost, 0},
+			},
+			fresh:   true,
+			extra:   func(ctx context.Context, h *harness) (string, error) { return h.mirrorConfig(ctx) },
+			measure: measureMirror,
 		},
 	}
 }

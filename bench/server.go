@@ -81,8 +81,9 @@ type serverSpec struct {
 // startServer starts spec on a free loopback port over a fresh storage
 // root and waits until /v2/ answers. debugAddr, when not empty, is its
 // http.debug.addr (pprof on Berth). With redis, the server gets a Redis of
-// its own as its blob descriptor cache.
-func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr string, redis bool) (*server, error) {
+// its own as its blob descriptor cache; extra is appended to the config (a
+// proxy section).
+func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr string, redis bool, extra string) (*server, error) {
 	stor, err := h.newStorage(ctx)
 	if err != nil {
 		return nil, err
@@ -110,6 +111,7 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 	if spec.extra != nil {
 		cfgText += spec.extra(dir)
 	}
+	cfgText += extra
 	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
 		stopRedis()
 		stor.cleanup()

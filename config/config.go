@@ -136,6 +136,10 @@ type Berth struct {
 	Storage BerthStorage `yaml:"storage,omitempty"`
 	HTTP    BerthHTTP    `yaml:"http,omitempty"`
 	Auth    BerthAuth    `yaml:"auth,omitempty"`
+	Proxy   BerthProxy   `yaml:"proxy,omitempty"`
+	// Mirrors are pull-through caches of several upstreams, each serving
+	// the repositories under its prefix.
+	Mirrors []Mirror `yaml:"mirrors,omitempty"`
 }
 
 // BerthStorage is berth.storage.
@@ -507,6 +511,31 @@ type Proxy struct {
 	Exec              *Exec          `yaml:"exec,omitempty"`
 	TTL               *time.Duration `yaml:"ttl,omitempty"` // default 168h when RemoteURL is set; 0: never expire
 	CacheWriteTimeout *time.Duration `yaml:"cachewritetimeout,omitempty"`
+}
+
+// BerthProxy tunes the pull-through cache of the proxy section, and is
+// the default of every mirror.
+type BerthProxy struct {
+	// Freshness is how long a tag is served from the cache before the
+	// upstream is asked whether it moved. Default 30s; 0 asks every time.
+	Freshness *time.Duration `yaml:"freshness,omitempty"`
+	// Timeout bounds each upstream call (30s by default).
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+}
+
+// Mirror is one upstream of berth.mirrors.
+type Mirror struct {
+	// Prefix is the repository prefix served from the upstream
+	// ("docker.io": docker.io/library/alpine is its library/alpine).
+	Prefix       string         `yaml:"prefix"`
+	RemoteURL    string         `yaml:"remoteurl"`
+	Username     string         `yaml:"username,omitempty"`
+	Password     string         `yaml:"password,omitempty"`
+	PasswordFile string         `yaml:"passwordfile,omitempty"`
+	Exec         *Exec          `yaml:"exec,omitempty"`
+	TTL          *time.Duration `yaml:"ttl,omitempty"` // default 168h; 0: never expire
+	Freshness    *time.Duration `yaml:"freshness,omitempty"`
+	Timeout      time.Duration  `yaml:"timeout,omitempty"`
 }
 
 // Exec runs a credential helper for the upstream registry.

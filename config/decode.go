@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -316,6 +317,7 @@ func (p *parser) check(c *Config) {
 	if px.Exec != nil && px.Exec.Command == "" {
 		p.fail("proxy.exec.command", "required")
 	}
+	p.checkMirrors(c)
 
 	p.checkRedis(&c.Redis)
 
@@ -473,6 +475,74 @@ func defaultSpool(st *Storage) string {
 		}
 	}
 	return filepath.Join(root, "berth", "notifications")
+}
+
+// checkMirrors checks berth.mirrors and berth.proxy: a prefix and a URL
+// for each mirror, one mirror per prefix, one way of giving a password.
+func (p *parser) checkMirrors(c *Config) {
+	b := &c.Berth
+	if b.Proxy.Freshness != nil && *b.Proxy.Freshness < 0 {
+		p.fail("berth.proxy.freshness", "must not be negative")
+	}
+	if b.Proxy.Timeout < 0 {
+		p.fail("berth.proxy.timeout", "must not be negative")
+	}
+	seen := map[string]bool{}
+	for i := range b.Mirrors {
+		m := &b.Mirrors[i]
+		key := fmt.Sprintf("berth.mirrors[%d]", i)
+		m.Prefix = strings.Trim(m.Prefix, "/")
+		switch {
+		case m.Prefix == "":
+			p.fail(key+".prefix", "required: the repository prefix this upstream serves (docker.io); the proxy section mirrors every repository")
+		case !validPrefix(m.Prefix):
+			p.fail(key+".prefix", "%q is not a repository name prefix (lower-case letters, digits, '.', '_', '-', '/')", m.Prefix)
+		case seen[m.Prefix]:
+			p.fail(key+".prefix", "%q is served by an earlier mirror", m.Prefix)
+		}
+		seen[m.Prefix] = true
+		if m.RemoteURL == "" {
+			p.fail(key+".remoteurl", "required")
+		} else {
+			p.checkURL(key+".remoteurl", m.RemoteURL)
+		}
+		if m.Password != "" && m.PasswordFile != "" {
+			p.fail(key+".passwordfile", "set password or passwordfile, not both")
+		}
+		if m.Exec != nil && m.Exec.Command == "" {
+			p.fail(key+".exec.command", "required")
+		}
+		if m.TTL == nil {
+			ttl := 168 * time.Hour
+			m.TTL = &ttl
+		} else if *m.TTL < 0 {
+			p.fail(key+".ttl", "must not be negative")
+		}
+		if m.Freshness != nil && *m.Freshness < 0 {
+			p.fail(key+".freshness", "must not be negative")
+		}
+		if m.Timeout < 0 {
+			p.fail(key+".timeout", "must not be negative")
+		}
+	}
+	if len(b.Mirrors) > 0 && c.Proxy.RemoteURL != "" {
+		p.fail("berth.mirrors", "the proxy section mirrors every repository; use berth.mirrors or proxy, not both")
+	}
+}
+
+// validPrefix is the repository-name grammar's components joined by '/'.
+func validPrefix(s string) bool {
+	for comp := range strings.SplitSeq(s, "/") {
+		if comp == "" || !(comp[0] >= 'a' && comp[0] <= 'z' || comp[0] >= '0' && comp[0] <= '9') {
+			return false
+		}
+		for _, r := range comp {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (p *parser) checkURL(key, raw string) {

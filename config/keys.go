@@ -34,8 +34,8 @@ func (s Status) String() string {
 // here, so no key can be parsed and silently ignored: adding a key is one
 // field and one line here.
 //
-// proxy and middleware are being implemented; each of their keys turns
-// to Same when the code on main reads it.
+// middleware is being implemented; its keys turn to Same when the code
+// on main reads them.
 var keyStatus = map[string]Status{
 	"version":                Same,
 	"log.level":              Same,
@@ -172,13 +172,13 @@ var keyStatus = map[string]Status{
 	"health.tcp[].threshold":                      Same,
 	"catalog.maxentries":                          Same,
 	"tags.maxtags":                                Same,
-	"proxy.remoteurl":                             NoEffect,
-	"proxy.username":                              NoEffect,
-	"proxy.password":                              NoEffect,
-	"proxy.exec.command":                          NoEffect,
-	"proxy.exec.lifetime":                         NoEffect,
-	"proxy.ttl":                                   NoEffect,
-	"proxy.cachewritetimeout":                     NoEffect,
+	"proxy.remoteurl":                             Same,
+	"proxy.username":                              Same,
+	"proxy.password":                              Same,
+	"proxy.exec.command":                          Same,
+	"proxy.exec.lifetime":                         Same,
+	"proxy.ttl":                                   Same,
+	"proxy.cachewritetimeout":                     Same,
 	"validation.enabled":                          NoEffect,
 	"validation.disabled":                         Same,
 	"validation.manifests.urls.allow":             Same,
@@ -188,6 +188,18 @@ var keyStatus = map[string]Status{
 	"validation.manifests.indexes.platformlist[].os":           Same,
 	"policy.repository.classes":                                NoEffect,
 	"berth.storage.gc.graceperiod":                             BerthOnly,
+	"berth.proxy.freshness":                                    BerthOnly,
+	"berth.proxy.timeout":                                      BerthOnly,
+	"berth.mirrors[].prefix":                                   BerthOnly,
+	"berth.mirrors[].remoteurl":                                BerthOnly,
+	"berth.mirrors[].username":                                 BerthOnly,
+	"berth.mirrors[].password":                                 BerthOnly,
+	"berth.mirrors[].passwordfile":                             BerthOnly,
+	"berth.mirrors[].exec.command":                             BerthOnly,
+	"berth.mirrors[].exec.lifetime":                            BerthOnly,
+	"berth.mirrors[].ttl":                                      BerthOnly,
+	"berth.mirrors[].freshness":                                BerthOnly,
+	"berth.mirrors[].timeout":                                  BerthOnly,
 	"berth.http.bodyidletimeout":                               BerthOnly,
 	"berth.http.trustedproxies":                                BerthOnly,
 	"berth.auth.htpasswd.maxfailures":                          BerthOnly,

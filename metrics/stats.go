@@ -99,3 +99,45 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// MirrorStats are one mirror upstream's counters (storage/mirror.Stats).
+type MirrorStats struct {
+	Hits, Misses, BytesFetched, Errors, StaleServes, Evicted int64
+}
+
+// WatchMirrors exposes, at every scrape, each upstream's counters as
+// stats returns them by upstream:
+// registry_mirror_{hits,misses,fetched_bytes,errors,stale_serves,evicted}_total{upstream}.
+// Call it once.
+func (m *Metrics) WatchMirrors(stats func() map[string]MirrorStats) {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(namespace+"_mirror_"+name+"_total", help, []string{"upstream"}, nil)
+	}
+	m.reg.MustRegister(&mirrorCollector{stats: stats, descs: [6]*prometheus.Desc{
+		desc("hits", "Pulls a mirror answered from its cache."),
+		desc("misses", "Pulls a mirror fetched from its upstream."),
+		desc("fetched_bytes", "Bytes a mirror read from its upstream."),
+		desc("errors", "Upstream calls that failed (unreachable, timed out, 5xx)."),
+		desc("stale_serves", "Answers from the cache that could not be revalidated with the upstream."),
+		desc("evicted", "Cached manifests and blobs removed by the TTL."),
+	}})
+}
+
+type mirrorCollector struct {
+	stats func() map[string]MirrorStats
+	descs [6]*prometheus.Desc
+}
+
+func (c *mirrorCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *mirrorCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, s := range c.stats() {
+		for i, v := range []int64{s.Hits, s.Misses, s.BytesFetched, s.Errors, s.StaleServes, s.Evicted} {
+			ch <- prometheus.MustNewConstMetric(c.descs[i], prometheus.CounterValue, float64(v), name)
+		}
+	}
+}

@@ -25,6 +25,10 @@ const (
 	ActionPull   = "pull"
 	ActionMount  = "mount"
 	ActionDelete = "delete"
+	// ActionFill is Berth's: a pull-through mirror fetched content from
+	// its upstream (Target.Upstream) and stored it. Distribution's proxy
+	// sends no event for it.
+	ActionFill = "fill"
 )
 
 // Media types of the envelope. Distribution 3 sends v2; registry:2 sent v1
@@ -71,6 +75,9 @@ type Target struct {
 	// References are a manifest's config and layers, or an index's
 	// manifests, when notifications.events.includereferences is set.
 	References []v1.Descriptor `json:"references,omitempty"`
+	// Upstream is the registry a mirror fetched the target from, in a
+	// fill event (Berth only).
+	Upstream string `json:"upstream,omitempty"`
 }
 
 // RequestRecord is the HTTP request that caused an event.

@@ -92,7 +92,8 @@ func (a *api) redirectBlob(w http.ResponseWriter, r *http.Request, req *request,
 		return false, nil
 	}
 	p, err := req.repo.BlobPath(desc.Digest)
-	if err != nil {
+	if err != nil || p == "" {
+		// "": no stored data yet (a mirror streaming its fetch).
 		return false, err
 	}
 	u, err := rd.RedirectURL(r, p)

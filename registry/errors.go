@@ -150,6 +150,12 @@ func errorFor(err error) *Error {
 		code = CodeNameUnknown
 	case errors.Is(err, storage.ErrDeleteDisabled):
 		return &Error{Code: CodeUnsupported, Message: "deletes are disabled", Err: err}
+	case errors.Is(err, storage.ErrUnsupported):
+		return &Error{Code: CodeUnsupported, Message: err.Error(), Err: err}
+	case errors.Is(err, storage.ErrUpstreamTimeout):
+		return upstreamError(err, http.StatusServiceUnavailable)
+	case errors.Is(err, storage.ErrUpstreamUnavailable):
+		return upstreamError(err, http.StatusBadGateway)
 	}
 	if code == CodeUnknown {
 		var pe *driver.PathError
@@ -180,6 +186,13 @@ func errorFor(err error) *Error {
 		out.Message = "unsupported digest algorithm"
 	}
 	return out
+}
+
+// upstreamError is a mirror's upstream failing for content it has no copy
+// of: the message (the storage error's text) names the upstream and what
+// went wrong, which the client is meant to see.
+func upstreamError(err error, status int) *Error {
+	return &Error{Code: CodeUnavailable, Status: status, Message: err.Error(), Err: err}
 }
 
 type errorBody struct {

@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/berth-registry/berth/storage"
 )
 
 // ServeHTTP is the outermost layer: common headers, a request id, panic
@@ -28,6 +30,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["Docker-Distribution-Api-Version"] = apiVersion
 	h.Set("X-Request-Id", id)
 	rw := &responseWriter{ResponseWriter: w}
+	if a.warns {
+		rw.warnings = new(storage.Warnings)
+		r = r.WithContext(storage.WithWarnings(r.Context(), rw.warnings))
+	}
 	log := requestLog(a.log, id)
 	var body *requestBody
 	if r.Body != nil && r.Body != http.NoBody {
@@ -143,17 +149,33 @@ type responseWriter struct {
 	user        string
 	// uploadStarted is set by a request that completes an upload.
 	uploadStarted time.Time
+	// warnings are what storage said of its answer (a stale copy), sent
+	// as Warning headers.
+	warnings *storage.Warnings
 }
 
 func (w *responseWriter) WriteHeader(code int) {
 	if !w.wroteHeader && code >= 200 {
+		w.addWarnings()
 		w.code, w.wroteHeader = code, true
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// addWarnings sets a Warning header, in the form the distribution spec
+// asks (code 299, no agent), for each warning storage gave.
+func (w *responseWriter) addWarnings() {
+	if w.warnings == nil {
+		return
+	}
+	for _, m := range w.warnings.List() {
+		w.Header().Add("Warning", `299 - "`+strings.ReplaceAll(m, `"`, `'`)+`"`)
+	}
+}
+
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
+		w.addWarnings()
 		w.code, w.wroteHeader = http.StatusOK, true
 	}
 	n, err := w.ResponseWriter.Write(p)
@@ -165,6 +187,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 // is an *os.File.
 func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !w.wroteHeader {
+		w.addWarnings()
 		w.code, w.wroteHeader = http.StatusOK, true
 	}
 	var n int64

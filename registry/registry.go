@@ -5,6 +5,7 @@
 package registry
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -95,11 +96,40 @@ type Access struct {
 // context.
 type Authorizer func(w http.ResponseWriter, r *http.Request, access []Access) (*http.Request, error)
 
+// Store is the content the API serves: a *storage.Registry, or a
+// pull-through mirror over one (storage/mirror), which answers from an
+// upstream what it has no copy of.
+type Store interface {
+	Repository(name string) storage.Repository
+	Catalog(ctx context.Context, n int, last string) ([]string, error)
+	// Driver is the driver content is stored with, asked for what it can
+	// do (redirects, part size).
+	Driver() driver.Driver
+}
+
+// Namespacer is a Store that serves other registries' content under a
+// repository prefix. Given the distribution spec's ns query parameter
+// (the registry a client meant, "docker.io"), Namespace returns the
+// prefix that registry's repositories have here, and whether there is
+// one; the answer then carries OCI-Namespace.
+type Namespacer interface {
+	Namespace(ns string) (prefix string, ok bool)
+}
+
+// Warner is a Store whose answers may carry warnings (storage.Warn): a
+// mirror serving a copy it could not revalidate. Only for such a Store
+// does a request carry a collector, which costs allocations per request.
+type Warner interface {
+	Warns() bool
+}
+
 // api serves the HTTP API.
 type api struct {
-	reg  *storage.Registry
-	opts Options
-	log  *slog.Logger
+	reg Store
+	// warns is set when reg is a Warner that warns.
+	warns bool
+	opts  Options
+	log   *slog.Logger
 	// chunkMin is the OCI-Chunk-Min-Length a new upload advertises: the
 	// driver's part size, or 0 (no header) when any chunk size is as good.
 	chunkMin int64
@@ -117,7 +147,7 @@ type request struct {
 }
 
 // New returns the handler of the whole API over reg.
-func New(reg *storage.Registry, opts Options, log *slog.Logger) http.Handler {
+func New(reg Store, opts Options, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -130,6 +160,9 @@ func New(reg *storage.Registry, opts Options, log *slog.Logger) http.Handler {
 		opts.CatalogMaxEntries = 1000
 	}
 	a := &api{reg: reg, opts: opts, log: log}
+	if w, ok := reg.(Warner); ok {
+		a.warns = w.Warns()
+	}
 	if p, ok := reg.Driver().(driver.PartSizer); ok {
 		a.chunkMin = p.PartSize()
 	}
@@ -147,6 +180,7 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 	if !ok {
 		return errNotFound
 	}
+	a.namespace(w, r, &t)
 	rt, allow := findRoute(r.Method, t.kind)
 	if rt == nil {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
@@ -189,6 +223,29 @@ func (a *api) dispatch(w *responseWriter, r *http.Request, log *slog.Logger) err
 		req.mount = mountSource(r, pullable)
 	}
 	return rt.handle(a, w, r, req)
+}
+
+// namespace applies the ns query parameter: a repository of the
+// registry ns is served under the prefix the Store keeps it at, and the
+// answer names the namespace served. An ns the Store does not serve is
+// ignored, as the spec allows.
+func (a *api) namespace(w *responseWriter, r *http.Request, t *target) {
+	nsr, ok := a.reg.(Namespacer)
+	if !ok || t.name == "" || !strings.Contains(r.URL.RawQuery, "ns=") {
+		return // without parsing the query on the hot path
+	}
+	ns := r.URL.Query().Get("ns")
+	if ns == "" {
+		return
+	}
+	prefix, ok := nsr.Namespace(ns)
+	if !ok {
+		return
+	}
+	if prefix != "" && !strings.HasPrefix(t.name+"/", prefix+"/") {
+		t.name = prefix + "/" + t.name
+	}
+	w.Header().Set("OCI-Namespace", ns)
 }
 
 // errNotFound answers a path that is no part of the API.

@@ -37,6 +37,15 @@ var (
 	ErrNameUnknown         = errors.New("repository name not known to registry")
 	ErrDeleteDisabled      = errors.New("deletes are disabled")
 	ErrUnsupportedDigest   = errors.New("unsupported digest algorithm")
+	// ErrUnsupported is an operation this repository does not allow: a
+	// push or delete in a pull-through mirror.
+	ErrUnsupported = errors.New("the operation is unsupported")
+	// ErrUpstreamUnavailable is a mirror's upstream registry that could
+	// not be reached, timed out or answered with a server error, for
+	// content the mirror has no copy of.
+	ErrUpstreamUnavailable = errors.New("upstream registry unavailable")
+	// ErrUpstreamTimeout is an upstream that did not answer in time.
+	ErrUpstreamTimeout = errors.New("upstream registry timed out")
 )
 
 // Error adds detail to one of the sentinel errors above: which digest or
@@ -168,7 +177,9 @@ type Repository interface {
 	// Blobs.
 	StatBlob(ctx context.Context, d digest.Digest) (Descriptor, error)
 	OpenBlob(ctx context.Context, d digest.Digest) (Blob, error)
-	// BlobPath is the driver path of the blob's data, for a Redirector.
+	// BlobPath is the driver path of the blob's data, for a Redirector;
+	// "" when there is no stored data to send a client to (a mirror still
+	// fetching it).
 	BlobPath(d digest.Digest) (string, error)
 	DeleteBlob(ctx context.Context, d digest.Digest) error
 	// MountBlob links a blob into this repository from where src

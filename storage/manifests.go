@@ -118,9 +118,11 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 	if err != nil {
 		return Manifest{}, err
 	}
-	refs, err := r.verifyReferences(ctx, doc, mt)
-	if err != nil {
-		return Manifest{}, err
+	var refs []digest.Digest
+	if !r.mirrored {
+		if refs, err = r.verifyReferences(ctx, doc, mt); err != nil {
+			return Manifest{}, err
+		}
 	}
 
 	drv := r.driver()

@@ -95,6 +95,10 @@ func (r *Registry) Repository(name string) Repository {
 type repository struct {
 	reg  *Registry
 	name string
+	// mirrored marks the repository as a pull-through mirror fills it
+	// (mirrored.go): manifests stored before what they reference, deletes
+	// allowed whatever storage.delete.enabled says (TTL eviction).
+	mirrored bool
 }
 
 func (r *repository) Name() string { return r.name }
@@ -103,7 +107,7 @@ func (r *repository) driver() driver.Driver { return r.reg.driver }
 
 // deleteAllowed is the storage.delete.enabled gate.
 func (r *repository) deleteAllowed() error {
-	if !r.reg.opts.DeleteEnabled {
+	if !r.reg.opts.DeleteEnabled && !r.mirrored {
 		return ErrDeleteDisabled
 	}
 	return nil

@@ -58,8 +58,7 @@ func warnings(lists ...[]string) []string { return slices.Concat(lists...) }
 var corpus = map[string]corpusFile{
 	"astronomer-registry-configmap.yml": {distribution: true},
 	"deckhouse-system-registry-proxy.yml": {warnings: warnings(
-		unknownKey("auth.token.proxy", "http.realip", "proxy.ca", "proxy.localpathalias", "proxy.remotepathonly"),
-		noEffect("proxy.password", "proxy.remoteurl", "proxy.ttl", "proxy.username")), distribution: true},
+		unknownKey("auth.token.proxy", "http.realip", "proxy.ca", "proxy.localpathalias", "proxy.remotepathonly")), distribution: true},
 	"distribution-conf-e2e-cloud-storage.yml": {warnings: warnings(
 		[]string{"storage.s3.secure is set twice"}, unknownKey("cache")), distribution: true},
 	"distribution-conf-local-cloud.yml": {warnings: warnings(
@@ -67,9 +66,8 @@ var corpus = map[string]corpusFile{
 	"distribution-conf-local-s3.yml": {distribution: true},
 	// Distribution 3 has no proxy middleware either (it panics at start).
 	"distribution-config-cache-official.yml": {refused: `no registry middleware named "proxy"`},
-	"distribution-config-cache.yml": {warnings: warnings(unknownKey("proxy.cacheTTL"),
-		noEffect("proxy.password", "proxy.remoteurl", "proxy.username")), distribution: true},
-	"distribution-config-dev.yml": {distribution: true},
+	"distribution-config-cache.yml":          {warnings: unknownKey("proxy.cacheTTL"), distribution: true},
+	"distribution-config-dev.yml":            {distribution: true},
 	// Distribution 3.1.2 refuses its own sample: ciphersuites as one
 	// comma-separated string is not a list to its YAML reader. Berth reads
 	// such a string as a list, as it does for every list.
@@ -93,7 +91,7 @@ var corpus = map[string]corpusFile{
 	"kloudlite-registry-configmap.yml":           {distribution: true},
 	"kyma-docker-registry.yml":                   {distribution: true},
 	"twuni-chart-default.yml":                    {distribution: true},
-	"twuni-chart-s3-proxy-metrics.yml":           {warnings: noEffect("proxy.password", "proxy.remoteurl", "proxy.username"), distribution: true},
+	"twuni-chart-s3-proxy-metrics.yml":           {distribution: true},
 }
 
 var (

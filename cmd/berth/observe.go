@@ -13,6 +13,7 @@ import (
 	"github.com/berth-registry/berth/registry"
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/mirror"
 	"github.com/berth-registry/berth/tracing"
 )
 
@@ -109,6 +110,20 @@ func (o *observability) watchStorage(reg *storage.Registry) {
 	if o.metrics != nil {
 		o.metrics.WatchCaches(reg.CacheStats)
 	}
+}
+
+// watchMirror exposes each mirror upstream's counters as metrics.
+func (o *observability) watchMirror(m *mirror.Mirror) {
+	if o.metrics == nil || m == nil {
+		return
+	}
+	o.metrics.WatchMirrors(func() map[string]metrics.MirrorStats {
+		out := map[string]metrics.MirrorStats{}
+		for k, s := range m.Stats() {
+			out[k] = metrics.MirrorStats(s)
+		}
+		return out
+	})
 }
 
 // watchQueues exposes the notification queues' depths as metrics.

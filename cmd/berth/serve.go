@@ -98,7 +98,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 		opts.Events, opts.EventReferences = events, cfg.Notifications.Events.IncludeReferences
 		obs.watchQueues(notificationStats(events))
 	}
-	handler := registry.New(reg, opts, log)
+	store, mir, err := setupMirror(ctx, cfg, reg, opts.Events, log)
+	if err != nil {
+		return err
+	}
+	obs.watchMirror(mir)
+	handler := registry.New(store, opts, log)
 	startUploadPurger(ctx, cfg, reg, log)
 
 	ln, err := listen(cfg.HTTP)

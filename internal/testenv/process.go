@@ -145,3 +145,16 @@ func (p *Process) stop() {
 		<-p.done
 	}
 }
+
+// Stop ends the process now, as the test's end would: for tests of what
+// happens when a server goes away.
+func (p *Process) Stop() { p.stop() }
+
+// FullLog returns the whole of the process's output so far.
+func (p *Process) FullLog() string {
+	b, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
