@@ -26,6 +26,9 @@ type Config struct {
 	Proxy         Proxy         `yaml:"proxy,omitempty"`
 	Validation    Validation    `yaml:"validation,omitempty"`
 	Policy        Policy        `yaml:"policy,omitempty"`
+	// Berth holds the keys Distribution does not have, under section names
+	// that mirror Distribution's; Distribution ignores the whole section.
+	Berth Berth `yaml:"berth,omitempty"`
 
 	// Warnings are things a program should log at start: deprecated keys,
 	// environment variables that match no key.

@@ -199,6 +199,14 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:7: storage.maintenance.uploadpurging.age: expected a duration`}},
 		{"negative gc grace period", minimal + "  gc:\n    graceperiod: -1h\n",
 			[]string{`config.yml:6: storage.gc.graceperiod: must not be negative`}},
+		{"negative backend timeout", minimal + "berth:\n  storage:\n    timeouts:\n      read: -1s\n",
+			[]string{`config.yml:8: berth.storage.timeouts.read: must not be negative`}},
+		{"unknown backend timeout", minimal + "berth:\n  storage:\n    timeouts:\n      stat: 1s\n",
+			[]string{`config.yml:8: berth.storage.timeouts.stat: unknown key (accepted: commit, metadata, read, write)`}},
+		{"unknown storage middleware", minimal + "middleware:\n  storage:\n    - name: redirect\n      options: {baseurl: https://a.example.com}\n    - name: fastly\n",
+			[]string{`config.yml:9: middleware.storage[1].name: unknown storage middleware "fastly" (Berth has cloudfront, redirect, rewrite)`}},
+		{"registry middleware", minimal + "middleware:\n  registry:\n    - name: redirect\n",
+			[]string{`config.yml:7: middleware.registry[0].name: unknown registry middleware "redirect": Berth has none (storage middleware: cloudfront, redirect, rewrite)`}},
 		{"two storage drivers", minimal + "  s3:\n    bucket: b\n",
 			[]string{`config.yml:2: storage: more than one storage driver configured (filesystem, s3)`}},
 		{"no storage driver", "version: 0.1\nstorage:\n  delete:\n    enabled: true\n",
@@ -300,5 +308,14 @@ func TestWherePlacesDriverKeys(t *testing.T) {
 		if got := c.Where(key); got != want {
 			t.Errorf("Where(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+func TestParseReadsBackendTimeouts(t *testing.T) {
+	c := mustParse(t, minimal+"berth:\n  storage:\n    timeouts:\n      metadata: 3s\n      write: 4m\n",
+		"REGISTRY_BERTH_STORAGE_TIMEOUTS_COMMIT=10m")
+	want := StorageTimeouts{Metadata: 3 * time.Second, Write: 4 * time.Minute, Commit: 10 * time.Minute}
+	if got := c.Berth.Storage.Timeouts; got != want {
+		t.Fatalf("timeouts %+v, want %+v", got, want)
 	}
 }

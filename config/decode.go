@@ -250,6 +250,7 @@ func (p *parser) check(c *Config) {
 	}
 
 	p.checkHTTP(&c.HTTP)
+	p.checkBerth(&c.Berth)
 
 	p.checkNotifications(&c.Notifications, &c.Storage)
 
@@ -325,13 +326,7 @@ func (p *parser) check(c *Config) {
 		p.fail("validation.manifests.indexes.platforms", "invalid value %q (accepted: all, none, list)", ix.Platforms)
 	}
 
-	for point, list := range map[string][]Middleware{"registry": c.Middleware.Registry, "repository": c.Middleware.Repository, "storage": c.Middleware.Storage} {
-		for i, mw := range list {
-			if mw.Name == "" {
-				p.fail("middleware."+point+"["+itoa(i)+"].name", "required")
-			}
-		}
-	}
+	p.checkMiddleware(&c.Middleware)
 }
 
 func (p *parser) checkHTTP(h *HTTP) {

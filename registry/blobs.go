@@ -33,6 +33,13 @@ func (a *api) getBlob(w http.ResponseWriter, r *http.Request, req *request) erro
 	if done, err := a.redirectBlob(w, r, req, desc); done || err != nil {
 		return err
 	}
+	if off, ok := firstByte(r.Header.Get("Range"), desc.Size); ok {
+		// Reach the backend before the status line goes out: once a 200
+		// is sent, a backend that is down can only cut it short.
+		if err := b.Open(off); err != nil {
+			return err
+		}
+	}
 	setBlobHeaders(w.Header(), desc)
 	var content io.ReadSeeker = b
 	if f := b.File(); f != nil {
@@ -148,6 +155,36 @@ func plainRange(h string) bool {
 	}
 	to, err := strconv.ParseUint(last, 10, 64)
 	return err == nil && to >= from
+}
+
+// firstByte is the offset a GET with this Range header starts reading a
+// blob of size at: 0 without one, the first byte of a single range, and
+// false for what may read from several places or not at all (multiple
+// ranges, a range past the end, a malformed header).
+func firstByte(h string, size int64) (int64, bool) {
+	if h == "" {
+		return 0, size > 0
+	}
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return 0, false
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0, false
+	}
+	if first == "" {
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, false
+		}
+		return max(size-n, 0), size > 0
+	}
+	off, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || off < 0 || off >= size {
+		return 0, false
+	}
+	return off, true
 }
 
 // The constant values of blob headers, shared by every response instead

@@ -123,6 +123,12 @@ func errorFor(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	if errors.Is(err, driver.ErrTimeout) {
+		// First: a backend that stops answering is an outage, whatever
+		// the step that noticed it concluded. UNAVAILABLE tells clients
+		// to retry.
+		return &Error{Code: CodeUnavailable, Message: "storage backend did not answer in time, retry later", Err: err}
+	}
 	code := CodeUnknown
 	switch {
 	case errors.Is(err, storage.ErrCollecting):

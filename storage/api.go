@@ -66,6 +66,10 @@ type Blob interface {
 	ModTime() time.Time
 	// File returns the blob's *os.File when the driver can hand one out.
 	File() *os.File
+	// Open reaches the backend for a read from offset now, so that a
+	// failure comes before a response starts; the next Read from offset
+	// goes on from there.
+	Open(offset int64) error
 }
 
 // Upload is one blob upload session. Write streams bytes through the

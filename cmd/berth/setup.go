@@ -12,6 +12,7 @@ import (
 	"github.com/berth-registry/berth/configs"
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/middleware"
 
 	// The storage drivers register themselves by name. The cloud ones are
 	// linked from drivers_*.go, each of which a build tag can leave out.
@@ -59,12 +60,38 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 
 // openStorage opens the configured driver and the content model over it.
 func openStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*storage.Registry, error) {
+	d, err := openDriver(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return storage.New(d, storageOptions(cfg), log), nil
+}
+
+// openDriver opens the configured driver with the configured timeouts on
+// every backend call.
+func openDriver(ctx context.Context, cfg *config.Config) (driver.Driver, error) {
 	name, params := cfg.Storage.Driver()
 	d, err := driver.Open(ctx, name, params)
 	if err != nil {
 		return nil, placeDriverError(cfg, name, err)
 	}
-	return storage.New(d, storageOptions(cfg), log), nil
+	t := cfg.Berth.Storage.Timeouts
+	return driver.WithTimeouts(d, driver.Timeouts{
+		Metadata: t.Metadata, Read: t.Read, Write: t.Write, Commit: t.Commit,
+	}), nil
+}
+
+// applyStorageMiddleware puts the enabled storage middleware of the
+// config over d, in order.
+func applyStorageMiddleware(ctx context.Context, cfg *config.Config, d driver.Driver, log *slog.Logger) (driver.Driver, error) {
+	var specs []middleware.Spec
+	for i, mw := range cfg.Middleware.Storage {
+		if mw.Disabled {
+			continue
+		}
+		specs = append(specs, middleware.Spec{Key: fmt.Sprintf("middleware.storage[%d]", i), Name: mw.Name, Options: mw.Options})
+	}
+	return middleware.Apply(ctx, d, specs, log)
 }
 
 // placeDriverError prefixes each bad driver key, or a driver this build
