@@ -10,7 +10,6 @@ import (
 
 	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // getBlob sends a blob: a redirect to the backend when the driver offers
@@ -93,15 +92,7 @@ func (a *api) redirectBlob(w http.ResponseWriter, r *http.Request, req *request,
 	if a.opts.RedirectDisabled || !plainRange(r.Header.Get("Range")) {
 		return false, nil
 	}
-	rd, ok := a.reg.Driver().(driver.Redirector)
-	if !ok {
-		return false, nil
-	}
-	p, err := req.repo.BlobPath(desc.Digest)
-	if err != nil {
-		return false, err
-	}
-	u, err := rd.RedirectURL(r, p)
+	u, err := req.repo.BlobRedirectURL(r, desc.Digest)
 	if err != nil || u == "" {
 		return false, err
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/berth-registry/berth/storage"
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // Options configure the HTTP API. The zero value serves every API at /v2/
@@ -111,9 +110,7 @@ func New(reg *storage.Registry, opts Options, log *slog.Logger) http.Handler {
 		opts.CatalogMaxEntries = 1000
 	}
 	a := &api{reg: reg, opts: opts, log: log}
-	if p, ok := reg.Driver().(driver.PartSizer); ok {
-		a.chunkMin = p.PartSize()
-	}
+	a.chunkMin = reg.PartSize()
 	return a
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -157,8 +158,9 @@ type Repository interface {
 	// Blobs.
 	StatBlob(ctx context.Context, d digest.Digest) (Descriptor, error)
 	OpenBlob(ctx context.Context, d digest.Digest) (Blob, error)
-	// BlobPath is the driver path of the blob's data, for a Redirector.
-	BlobPath(d digest.Digest) (string, error)
+	// BlobRedirectURL is a URL to send the client to for the blob's bytes
+	// (a presigned URL, a CDN's), or "" to serve them.
+	BlobRedirectURL(req *http.Request, d digest.Digest) (string, error)
 	DeleteBlob(ctx context.Context, d digest.Digest) error
 	// MountBlob links a blob into this repository from the repository
 	// from, or, when from is "", from any repository that has it.
