@@ -145,6 +145,8 @@ type Berth struct {
 // BerthStorage is berth.storage.
 type BerthStorage struct {
 	GC GC `yaml:"gc,omitempty"`
+	// Timeouts bound each call to the storage backend (berth.go).
+	Timeouts StorageTimeouts `yaml:"timeouts,omitempty"`
 }
 
 // GC configures `berth garbage-collect` (berth.storage.gc; storage.gc

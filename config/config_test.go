@@ -201,6 +201,14 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 			[]string{`config.yml:6: storage.gc.graceperiod: must not be negative`}},
 		{"gc in both places", minimal + "  gc:\n    graceperiod: 1m\nberth:\n  storage:\n    gc:\n      graceperiod: 2m\n",
 			[]string{`config.yml:5: storage.gc: set both here and in berth.storage.gc`}},
+		{"negative backend timeout", minimal + "berth:\n  storage:\n    timeouts:\n      read: -1s\n",
+			[]string{`config.yml:8: berth.storage.timeouts.read: must not be negative`}},
+		{"unknown backend timeout", minimal + "berth:\n  storage:\n    timeouts:\n      stat: 1s\n",
+			[]string{`config.yml:8: berth.storage.timeouts.stat: unknown key (accepted: commit, metadata, read, write)`}},
+		{"unknown storage middleware", minimal + "middleware:\n  storage:\n    - name: redirect\n      options: {baseurl: https://a.example.com}\n    - name: fastly\n",
+			[]string{`config.yml:9: middleware.storage[1].name: unknown storage middleware "fastly" (Berth has cloudfront, redirect, rewrite)`}},
+		{"registry middleware", minimal + "middleware:\n  registry:\n    - name: redirect\n",
+			[]string{`config.yml:7: middleware.registry[0].name: unknown registry middleware "redirect": Berth has none (storage middleware: cloudfront, redirect, rewrite)`}},
 		{"two storage drivers", minimal + "  s3:\n    bucket: b\n",
 			[]string{`config.yml:2: storage: more than one storage driver configured (filesystem, s3)`}},
 		{"no storage driver", "version: 0.1\nstorage:\n  delete:\n    enabled: true\n",
@@ -233,9 +241,9 @@ func TestParseRefusesWithKeyPathAndLine(t *testing.T) {
 		{"unknown key in the berth section", minimal + "berth:\n  storage:\n    gc:\n      graceperoid: 1h\n",
 			[]string{`config.yml:8: berth.storage.gc.graceperoid: unknown key (accepted: graceperiod)`}},
 		{"unknown middleware", minimal + "middleware:\n  registry:\n    - name: nosuch\n",
-			[]string{`config.yml:7: middleware.registry[0].name: no registry middleware named "nosuch"`}},
+			[]string{`config.yml:7: middleware.registry[0].name: unknown registry middleware "nosuch": Berth has none`}},
 		{"unknown storage middleware", minimal + "middleware:\n  storage:\n    - name: nosuch\n",
-			[]string{`config.yml:7: middleware.storage[0].name: no storage middleware named "nosuch" (CNCF Distribution has cloudfront, redirect, rewrite`}},
+			[]string{`config.yml:7: middleware.storage[0].name: unknown storage middleware "nosuch" (Berth has cloudfront, redirect, rewrite)`}},
 		{"wrong type in a no-effect section", minimal + "redis:\n  db: first\n",
 			[]string{`config.yml:6: redis.db: expected an integer, got "first"`}},
 		{"several problems at once", minimal + "http:\n  addr: 5\n  net: udp\n  relativeurls: x\nlog:\n  level: loud\n",
@@ -374,8 +382,6 @@ func TestParseToleratesWhatDistributionTolerates(t *testing.T) {
 				}
 				return nil
 			}},
-		{"no-effect keys in a list", minimal + "middleware:\n  storage:\n    - name: cloudfront\n      options: {baseurl: 'https://d.example.com'}\n",
-			[]string{NoEffectWarning + "middleware.storage[0].name", NoEffectWarning + "middleware.storage[0].options"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,5 +400,14 @@ func TestParseToleratesWhatDistributionTolerates(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseReadsBackendTimeouts(t *testing.T) {
+	c := mustParse(t, minimal+"berth:\n  storage:\n    timeouts:\n      metadata: 3s\n      write: 4m\n",
+		"REGISTRY_BERTH_STORAGE_TIMEOUTS_COMMIT=10m")
+	want := StorageTimeouts{Metadata: 3 * time.Second, Write: 4 * time.Minute, Commit: 10 * time.Minute}
+	if got := c.Berth.Storage.Timeouts; got != want {
+		t.Fatalf("timeouts %+v, want %+v", got, want)
 	}
 }

@@ -260,6 +260,7 @@ func (p *parser) check(c *Config) {
 
 	p.checkHTTP(&c.HTTP)
 	p.checkBerthHTTP(&c.Berth.HTTP)
+	p.checkBerthTimeouts(&c.Berth.Storage.Timeouts)
 
 	p.checkNotifications(&c.Notifications, &c.Storage)
 

@@ -34,8 +34,9 @@ func (s Status) String() string {
 // here, so no key can be parsed and silently ignored: adding a key is one
 // field and one line here.
 //
-// middleware is being implemented; its keys turn to Same when the code
-// on main reads them.
+// middleware.registry and middleware.repository name nothing Berth (or
+// Distribution 3) has: a name there is refused, so their keys can only
+// be present empty.
 var keyStatus = map[string]Status{
 	"version":                Same,
 	"log.level":              Same,
@@ -73,9 +74,9 @@ var keyStatus = map[string]Status{
 	"middleware.repository[].name":                NoEffect,
 	"middleware.repository[].disabled":            NoEffect,
 	"middleware.repository[].options":             NoEffect,
-	"middleware.storage[].name":                   NoEffect,
-	"middleware.storage[].disabled":               NoEffect,
-	"middleware.storage[].options":                NoEffect,
+	"middleware.storage[].name":                   Same,
+	"middleware.storage[].disabled":               Same,
+	"middleware.storage[].options":                Same,
 	"http.addr":                                   Same,
 	"http.net":                                    Same,
 	"http.prefix":                                 Same,
@@ -200,6 +201,10 @@ var keyStatus = map[string]Status{
 	"berth.mirrors[].ttl":                                      BerthOnly,
 	"berth.mirrors[].freshness":                                BerthOnly,
 	"berth.mirrors[].timeout":                                  BerthOnly,
+	"berth.storage.timeouts.metadata":                          BerthOnly,
+	"berth.storage.timeouts.read":                              BerthOnly,
+	"berth.storage.timeouts.write":                             BerthOnly,
+	"berth.storage.timeouts.commit":                            BerthOnly,
 	"berth.http.bodyidletimeout":                               BerthOnly,
 	"berth.http.trustedproxies":                                BerthOnly,
 	"berth.auth.htpasswd.maxfailures":                          BerthOnly,

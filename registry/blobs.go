@@ -10,7 +10,6 @@ import (
 
 	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // getBlob sends a blob: a redirect to the backend when the driver offers
@@ -34,6 +33,13 @@ func (a *api) getBlob(w http.ResponseWriter, r *http.Request, req *request) erro
 		return err
 	}
 	r = withoutEmptySuffixes(r, desc.Size)
+	if off, ok := firstByte(r.Header.Get("Range"), desc.Size); ok {
+		// Reach the backend before the status line goes out: once a 200
+		// is sent, a backend that is down can only cut it short.
+		if err := b.Open(off); err != nil {
+			return err
+		}
+	}
 	setBlobHeaders(w.Header(), desc)
 	var content io.ReadSeeker = b
 	if f := b.File(); f != nil {
@@ -87,16 +93,7 @@ func (a *api) redirectBlob(w http.ResponseWriter, r *http.Request, req *request,
 	if a.opts.RedirectDisabled || !plainRange(r.Header.Get("Range")) {
 		return false, nil
 	}
-	rd, ok := a.reg.Driver().(driver.Redirector)
-	if !ok {
-		return false, nil
-	}
-	p, err := req.repo.BlobPath(desc.Digest)
-	if err != nil || p == "" {
-		// "": no stored data yet (a mirror streaming its fetch).
-		return false, err
-	}
-	u, err := rd.RedirectURL(r, p)
+	u, err := req.repo.BlobRedirectURL(r, desc.Digest)
 	if err != nil || u == "" {
 		return false, err
 	}
@@ -150,6 +147,36 @@ func plainRange(h string) bool {
 	}
 	to, err := strconv.ParseUint(last, 10, 64)
 	return err == nil && to >= from
+}
+
+// firstByte is the offset a GET with this Range header starts reading a
+// blob of size at: 0 without one, the first byte of a single range, and
+// false for what may read from several places or not at all (multiple
+// ranges, a range past the end, a malformed header).
+func firstByte(h string, size int64) (int64, bool) {
+	if h == "" {
+		return 0, size > 0
+	}
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return 0, false
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0, false
+	}
+	if first == "" {
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, false
+		}
+		return max(size-n, 0), size > 0
+	}
+	off, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || off < 0 || off >= size {
+		return 0, false
+	}
+	return off, true
 }
 
 // The constant values of blob headers, shared by every response instead

@@ -3,7 +3,9 @@ package registry
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -189,4 +191,51 @@ func TestBlobRedirect(t *testing.T) {
 
 func (r redirector) Create(ctx context.Context, path string, b []byte) error {
 	return driver.Create(ctx, r.Driver, path, b)
+}
+
+// brokenReader is a backend whose reads fail while everything else works:
+// it was reachable for the stat and went down before the bytes.
+type brokenReader struct {
+	driver.Driver
+	err error
+}
+
+func (b brokenReader) Reader(context.Context, string, int64) (io.ReadCloser, error) {
+	return nil, b.err
+}
+
+// A blob GET reaches the backend for the bytes before it sends a status:
+// a backend that fails there gives a 503, never a 200 cut short.
+func TestBlobGetWithBrokenBackendIs503NotAShort200(t *testing.T) {
+	backendErrs := []struct {
+		name string
+		err  error
+		code Code
+	}{
+		{"timeout", &driver.PathError{Op: "reader", Path: "/x", Driver: "s3", Err: fmt.Errorf("%w: %w", driver.ErrTimeout, context.DeadlineExceeded)}, CodeUnavailable},
+		{"connection refused", &driver.PathError{Op: "reader", Path: "/x", Driver: "s3", Err: errors.New("connection refused")}, CodeUnknown},
+	}
+	ranges := []string{"", "bytes=0-", "bytes=3-", "bytes=2-5", "bytes=-3"}
+	for _, be := range backendErrs {
+		for _, rng := range ranges {
+			t.Run(be.name+"/"+rng, func(t *testing.T) {
+				s := newServer(t, &setup{
+					storage: storage.Options{DeleteEnabled: true},
+					wrap:    func(d driver.Driver) driver.Driver { return brokenReader{Driver: d, err: be.err} },
+				})
+				d := s.pushBlob("repo", []byte("some content"))
+				var hdr []string
+				if rng != "" {
+					hdr = []string{"Range", rng}
+				}
+				res := s.do("GET", "/v2/repo/blobs/"+d.String(), nil, hdr...)
+				res.expect(t, http.StatusServiceUnavailable, be.code)
+				res.expectHeader(t, "Docker-Content-Digest", "")
+			})
+		}
+	}
+}
+
+func (b brokenReader) Create(ctx context.Context, path string, c []byte) error {
+	return driver.Create(ctx, b.Driver, path, c)
 }

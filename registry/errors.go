@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/berth-registry/berth/storage"
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // Code is an error code of the distribution API, sent in the "code" field
@@ -123,6 +122,12 @@ func errorFor(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	if errors.Is(err, storage.ErrBackendTimeout) {
+		// First: a backend that stops answering is an outage, whatever
+		// the step that noticed it concluded. UNAVAILABLE tells clients
+		// to retry.
+		return &Error{Code: CodeUnavailable, Message: "storage backend did not answer in time, retry later", Err: err}
+	}
 	code := CodeUnknown
 	switch {
 	case errors.Is(err, storage.ErrCollecting):
@@ -158,8 +163,7 @@ func errorFor(err error) *Error {
 		return upstreamError(err, http.StatusBadGateway)
 	}
 	if code == CodeUnknown {
-		var pe *driver.PathError
-		if errors.As(err, &pe) {
+		if drv, op, ok := storage.BackendFailure(err); ok {
 			// The backend failed (down, throttling past the driver's
 			// retries, out of space): 503 tells clients to retry, and
 			// nothing was stored half-way.
@@ -167,7 +171,7 @@ func errorFor(err error) *Error {
 				Code:    CodeUnknown,
 				Status:  http.StatusServiceUnavailable,
 				Message: "storage backend unavailable, retry later",
-				Detail:  map[string]string{"driver": pe.Driver, "operation": pe.Op},
+				Detail:  map[string]string{"driver": drv, "operation": op},
 				Err:     err,
 			}
 		}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/storage"
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // Options configure the HTTP API. The zero value serves every API at /v2/
@@ -102,9 +101,9 @@ type Authorizer func(w http.ResponseWriter, r *http.Request, access []Access) (*
 type Store interface {
 	Repository(name string) storage.Repository
 	Catalog(ctx context.Context, n int, last string) ([]string, error)
-	// Driver is the driver content is stored with, asked for what it can
-	// do (redirects, part size).
-	Driver() driver.Driver
+	// PartSize is the size of the parts the backend stores a write in, the
+	// smallest chunk an upload should send (0: no minimum).
+	PartSize() int64
 }
 
 // Namespacer is a Store that serves other registries' content under a
@@ -163,9 +162,7 @@ func New(reg Store, opts Options, log *slog.Logger) http.Handler {
 	if w, ok := reg.(Warner); ok {
 		a.warns = w.Warns()
 	}
-	if p, ok := reg.Driver().(driver.PartSizer); ok {
-		a.chunkMin = p.PartSize()
-	}
+	a.chunkMin = reg.PartSize()
 	return a
 }
 

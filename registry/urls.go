@@ -4,10 +4,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // location builds the URL of an API path ("/v2/...") for a Location
@@ -61,31 +64,96 @@ func firstValue(v string) string {
 }
 
 // uploadLocation is the URL of an upload session, signed when a secret is
-// configured.
+// configured, in Berth's own form, which CNCF Distribution does not accept.
+// uploadLocationAt signs it as Distribution does.
 func (a *api) uploadLocation(r *http.Request, name, id string) string {
 	var q url.Values
 	if a.opts.Secret != "" {
-		q = url.Values{"_state": {a.uploadState(name, id)}}
+		q = url.Values{"_state": {a.legacyUploadState(name, id)}}
 	}
 	return a.location(r, uploadPath(name, id), q)
 }
 
-// uploadState binds an upload id to its repository with http.secret.
-func (a *api) uploadState(name, id string) string {
+// uploadLocationAt is the URL of an upload session holding size bytes,
+// started at started, with its _state signed in CNCF Distribution's form
+// (see uploadState), so that a Distribution instance behind the same load
+// balancer, with the same http.secret, continues the upload.
+func (a *api) uploadLocationAt(r *http.Request, name, id string, size int64, started time.Time) string {
+	var q url.Values
+	if a.opts.Secret != "" {
+		q = url.Values{"_state": {a.packUploadState(uploadState{Name: name, UUID: id, Offset: size, StartedAt: started})}}
+	}
+	return a.location(r, uploadPath(name, id), q)
+}
+
+// uploadState is what an upload URL's _state carries in CNCF
+// Distribution's form: URL-safe base64 (padded) of HMAC-SHA256 with
+// http.secret over the JSON that follows it, then that JSON. The field
+// names are Distribution's. Distribution refuses a state whose Offset is
+// not the size of the upload it resumes; Berth checks the Content-Range
+// of each chunk against the stored size instead, and reads only the name
+// and the id.
+type uploadState struct {
+	Name      string
+	UUID      string
+	Offset    int64
+	StartedAt time.Time
+}
+
+func (a *api) packUploadState(s uploadState) string {
+	body, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // not reached: strings, an integer and a time
+	}
+	m := hmac.New(sha256.New, []byte(a.opts.Secret))
+	m.Write(body)
+	return base64.URLEncoding.EncodeToString(append(m.Sum(nil), body...))
+}
+
+var errUploadStateSignature = errors.New("upload state not signed with this http.secret")
+
+func (a *api) unpackUploadState(token string) (uploadState, error) {
+	var s uploadState
+	raw, err := base64.URLEncoding.DecodeString(token)
+	if err != nil {
+		return s, err
+	}
+	m := hmac.New(sha256.New, []byte(a.opts.Secret))
+	if len(raw) < m.Size() {
+		return s, errUploadStateSignature
+	}
+	m.Write(raw[m.Size():])
+	if !hmac.Equal(m.Sum(nil), raw[:m.Size()]) {
+		return s, errUploadStateSignature
+	}
+	if err := json.Unmarshal(raw[m.Size():], &s); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// legacyUploadState binds an upload id to its repository with http.secret,
+// as Berth signed upload URLs before it took up Distribution's form.
+func (a *api) legacyUploadState(name, id string) string {
 	m := hmac.New(sha256.New, []byte(a.opts.Secret))
 	m.Write([]byte(name + "\x00" + id))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // checkUploadState refuses an upload request whose _state was not signed
-// for this repository and id with http.secret.
+// for this repository and id with http.secret: in Distribution's form
+// (from Berth or from a Distribution instance sharing the secret), or in
+// Berth's earlier one.
 func (a *api) checkUploadState(r *http.Request, name, id string) error {
 	if a.opts.Secret == "" {
 		return nil
 	}
 	got := r.URL.Query().Get("_state")
-	if !hmac.Equal([]byte(got), []byte(a.uploadState(name, id))) {
-		return &Error{Code: CodeBlobUploadInvalid, Message: "upload URL state is missing or not signed with this registry's http.secret"}
+	if s, err := a.unpackUploadState(got); err == nil && s.Name == name && s.UUID == id {
+		return nil
 	}
-	return nil
+	if hmac.Equal([]byte(got), []byte(a.legacyUploadState(name, id))) {
+		return nil
+	}
+	return &Error{Code: CodeBlobUploadInvalid, Message: "upload URL state is missing or not signed with this registry's http.secret"}
 }

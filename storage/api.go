@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -75,6 +76,10 @@ type Blob interface {
 	ModTime() time.Time
 	// File returns the blob's *os.File when the driver can hand one out.
 	File() *os.File
+	// Open reaches the backend for a read from offset now, so that a
+	// failure comes before a response starts; the next Read from offset
+	// goes on from there.
+	Open(offset int64) error
 }
 
 // Upload is one blob upload session. Write streams bytes through the
@@ -177,10 +182,9 @@ type Repository interface {
 	// Blobs.
 	StatBlob(ctx context.Context, d digest.Digest) (Descriptor, error)
 	OpenBlob(ctx context.Context, d digest.Digest) (Blob, error)
-	// BlobPath is the driver path of the blob's data, for a Redirector;
-	// "" when there is no stored data to send a client to (a mirror still
-	// fetching it).
-	BlobPath(d digest.Digest) (string, error)
+	// BlobRedirectURL is a URL to send the client to for the blob's bytes
+	// (a presigned URL, a CDN's), or "" to serve them.
+	BlobRedirectURL(req *http.Request, d digest.Digest) (string, error)
 	DeleteBlob(ctx context.Context, d digest.Digest) error
 	// MountBlob links a blob into this repository from where src
 	// allows: a repository that links it, or the global store.

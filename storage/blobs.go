@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path"
 	"time"
 
@@ -216,9 +217,26 @@ func (r *repository) OpenBlob(ctx context.Context, d digest.Digest) (Blob, error
 	return &readerBlob{ctx: ctx, drv: drv, path: path, desc: desc, modTime: bi.modTime}, nil
 }
 
-// BlobPath is the driver path of d's data, for a driver.Redirector. It
-// follows a cached alias link when there is one, and does no I/O.
-func (r *repository) BlobPath(d digest.Digest) (string, error) {
+// BlobRedirectURL is where a client may fetch d's bytes instead of from
+// Berth: the driver's presigned URL, or storage middleware's. "" means
+// serve it. The caller has checked that d is linked here (OpenBlob): the
+// URL itself checks nothing. req is passed to the driver untouched (a URL
+// may depend on the method or the client's address).
+func (r *repository) BlobRedirectURL(req *http.Request, d digest.Digest) (string, error) {
+	p, err := r.blobPath(d)
+	if err != nil {
+		return "", err
+	}
+	rd, ok := r.driver().(driver.Redirector)
+	if !ok {
+		return "", nil
+	}
+	return rd.RedirectURL(req, p)
+}
+
+// blobPath is the driver path of d's data. It follows a cached alias link
+// when there is one, and does no I/O.
+func (r *repository) blobPath(d digest.Digest) (string, error) {
 	if err := validDigest(d); err != nil {
 		return "", err
 	}

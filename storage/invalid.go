@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -25,7 +26,9 @@ func (n invalidRepository) OpenBlob(context.Context, digest.Digest) (Blob, error
 	return nil, n.err()
 }
 
-func (n invalidRepository) BlobPath(digest.Digest) (string, error) { return "", n.err() }
+func (n invalidRepository) BlobRedirectURL(*http.Request, digest.Digest) (string, error) {
+	return "", n.err()
+}
 
 func (n invalidRepository) DeleteBlob(context.Context, digest.Digest) error { return n.err() }
 

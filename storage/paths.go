@@ -195,3 +195,8 @@ func newUploadID() string {
 // isDigestRef tells whether a manifest reference is a digest (it holds
 // a ':', which a tag cannot).
 func isDigestRef(ref string) bool { return strings.Contains(ref, ":") }
+
+// ValidDigest tells whether storage takes d: ErrUnsupportedDigest for an
+// algorithm Berth does not hash with, ErrDigestInvalid for anything else
+// malformed.
+func ValidDigest(d digest.Digest) error { return validDigest(d) }

@@ -65,7 +65,7 @@ var corpus = map[string]corpusFile{
 		[]string{"storage.s3.secure is set twice"}, unknownKey("cache")), distribution: true},
 	"distribution-conf-local-s3.yml": {distribution: true},
 	// Distribution 3 has no proxy middleware either (it panics at start).
-	"distribution-config-cache-official.yml": {refused: `no registry middleware named "proxy"`},
+	"distribution-config-cache-official.yml": {refused: `unknown registry middleware "proxy"`},
 	"distribution-config-cache.yml":          {warnings: unknownKey("proxy.cacheTTL"), distribution: true},
 	"distribution-config-dev.yml":            {distribution: true},
 	// Distribution 3.1.2 refuses its own sample: ciphersuites as one

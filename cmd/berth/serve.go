@@ -17,7 +17,6 @@ import (
 	"github.com/berth-registry/berth/internal/logbuf"
 	"github.com/berth-registry/berth/registry"
 	"github.com/berth-registry/berth/storage"
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // defaultDrainTimeout is how long in-flight requests may run after a
@@ -52,10 +51,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 	if err != nil {
 		return err
 	}
-	name, params := cfg.Storage.Driver()
-	d, err := driver.Open(ctx, name, params)
+	d, err := openDriver(ctx, cfg)
 	if err != nil {
-		return placeDriverError(cfg, name, err)
+		return err
+	}
+	if d, err = applyStorageMiddleware(ctx, cfg, d, log); err != nil {
+		return err
 	}
 	obs, err := setupObservability(ctx, cfg, d, log)
 	if err != nil {

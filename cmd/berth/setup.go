@@ -12,6 +12,7 @@ import (
 	"github.com/berth-registry/berth/configs"
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/middleware"
 
 	// The storage drivers register themselves by name. The cloud ones are
 	// linked from drivers_*.go, each of which a build tag can leave out.
@@ -62,10 +63,9 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 // deletes is forgotten by every serving instance. close releases the
 // shared cache.
 func openStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (reg *storage.Registry, close func(), err error) {
-	name, params := cfg.Storage.Driver()
-	d, err := driver.Open(ctx, name, params)
+	d, err := openDriver(ctx, cfg)
 	if err != nil {
-		return nil, nil, placeDriverError(cfg, name, err)
+		return nil, nil, err
 	}
 	opts := storageOptions(cfg)
 	close = func() {}
@@ -77,6 +77,33 @@ func openStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (reg
 		opts.Shared, close = shared, func() { shared.Close() }
 	}
 	return storage.New(d, opts, log), close, nil
+}
+
+// openDriver opens the configured driver with the configured timeouts on
+// every backend call.
+func openDriver(ctx context.Context, cfg *config.Config) (driver.Driver, error) {
+	name, params := cfg.Storage.Driver()
+	d, err := driver.Open(ctx, name, params)
+	if err != nil {
+		return nil, placeDriverError(cfg, name, err)
+	}
+	t := cfg.Berth.Storage.Timeouts
+	return driver.WithTimeouts(d, driver.Timeouts{
+		Metadata: t.Metadata, Read: t.Read, Write: t.Write, Commit: t.Commit,
+	}), nil
+}
+
+// applyStorageMiddleware puts the enabled storage middleware of the
+// config over d, in order.
+func applyStorageMiddleware(ctx context.Context, cfg *config.Config, d driver.Driver, log *slog.Logger) (driver.Driver, error) {
+	var specs []middleware.Spec
+	for i, mw := range cfg.Middleware.Storage {
+		if mw.Disabled {
+			continue
+		}
+		specs = append(specs, middleware.Spec{Key: fmt.Sprintf("middleware.storage[%d]", i), Name: mw.Name, Options: mw.Options})
+	}
+	return middleware.Apply(ctx, d, specs, log)
 }
 
 // placeDriverError prefixes each bad driver key, or a driver this build

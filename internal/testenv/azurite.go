@@ -2,14 +2,19 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 )
@@ -27,6 +32,8 @@ type Azurite struct {
 	ServiceURL string
 	Account    string
 	Key        string
+	// HTTPClient trusts the server's certificate (StartAzuriteTLS).
+	HTTPClient *http.Client
 	// Client is signed with the account key, for tests that inspect or
 	// prepare the server directly.
 	Client *service.Client
@@ -39,9 +46,24 @@ type Azurite struct {
 // answers, and stops it when the test ends.
 func StartAzurite(t testing.TB) *Azurite {
 	t.Helper()
+	return startAzurite(t, "", "", "")
+}
+
+// StartAzuriteTLS is StartAzurite serving HTTPS with the PEM certificate
+// and key given, which caFile's certificate signed: the SAS URLs the
+// azure driver redirects to are HTTPS-only (spr=https), and Azurite
+// refuses them over plain HTTP. Give caFile to clients as SSL_CERT_FILE
+// (Berth, docker's certs.d) or through HTTPClient.
+func StartAzuriteTLS(t testing.TB, certFile, keyFile, caFile string) *Azurite {
+	t.Helper()
+	return startAzurite(t, certFile, keyFile, caFile)
+}
+
+func startAzurite(t testing.TB, certFile, keyFile, caFile string) *Azurite {
+	t.Helper()
 	bin := Tool(t, "azurite-blob")
 	port := FreePort(t)
-	p := StartProcess(t, bin, []string{
+	args := []string{
 		"--blobHost", "127.0.0.1",
 		"--blobPort", strconv.Itoa(port),
 		"--location", t.TempDir(),
@@ -50,11 +72,21 @@ func StartAzurite(t testing.TB) *Azurite {
 		"--skipApiVersionCheck",
 		"--loose",
 		"--disableTelemetry",
-	}, nil)
+	}
+	scheme := "http"
+	if certFile != "" {
+		args = append(args, "--cert", certFile, "--key", keyFile)
+		scheme = "https"
+	}
+	p := StartProcess(t, bin, args, nil)
 	a := &Azurite{
-		ServiceURL: fmt.Sprintf("http://127.0.0.1:%d/%s", port, AzuriteAccount),
+		ServiceURL: fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, port, AzuriteAccount),
 		Account:    AzuriteAccount,
 		Key:        AzuriteKey,
+		HTTPClient: http.DefaultClient,
+	}
+	if caFile != "" {
+		a.HTTPClient = trustingClient(t, caFile)
 	}
 	// Any HTTP answer means it listens; an unsigned GET gets a 4xx.
 	if err := poll(60*time.Second, p.Done(), func() error {
@@ -70,7 +102,8 @@ func StartAzurite(t testing.TB) *Azurite {
 	if err != nil {
 		t.Fatalf("testenv: azurite key: %v", err)
 	}
-	a.Client, err = service.NewClientWithSharedKeyCredential(a.ServiceURL, cred, nil)
+	a.Client, err = service.NewClientWithSharedKeyCredential(a.ServiceURL, cred,
+		&service.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: a.HTTPClient}})
 	if err != nil {
 		t.Fatalf("testenv: azurite client: %v", err)
 	}
@@ -94,6 +127,22 @@ func (a *Azurite) Container(t testing.TB) string {
 // the account key.
 func (a *Azurite) ContainerClient(name string) *container.Client {
 	return a.Client.NewContainerClient(name)
+}
+
+// trustingClient is an HTTP client that trusts the certificates in caFile.
+func trustingClient(t testing.TB, caFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("testenv: no certificate in %s", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	return &http.Client{Transport: tr}
 }
 
 // containerName makes an Azure container name (3–63 of [a-z0-9-], no

@@ -21,6 +21,9 @@ type MinIO struct {
 	// Client is signed with the root credentials and addresses buckets by
 	// path, as tests inspecting the server directly need.
 	Client *s3.Client
+	// Process is the server, for tests that signal it (SIGSTOP freezes
+	// it with its connections open).
+	Process *Process
 }
 
 // StartMinIO starts MinIO (the pinned build from scripts/tools.sh) on a free
@@ -51,6 +54,7 @@ func StartMinIO(t testing.TB) *MinIO {
 			"MINIO_CI_CD=1", // no terminal colours, no interactive hints
 		})
 	p.WaitHTTP(t, m.Endpoint+"/minio/health/ready", 60*time.Second)
+	m.Process = p
 	m.Client = s3.New(s3.Options{
 		Region:       m.Region,
 		BaseEndpoint: aws.String(m.Endpoint),

@@ -30,6 +30,12 @@ type Driver interface {
 	// discarding any unfinished write at path. With append true it resumes
 	// the unfinished write left by an earlier writer's Close (possibly in
 	// another process), and ErrNotFound means there is none.
+	//
+	// The writer works under ctx until Commit, Cancel or Close returns:
+	// Write and Close, which take no context, use it, and cancelling it
+	// stops a call that hangs. The wrapper Open returns hands drivers one
+	// without the caller's cancellation and cancels it at the write
+	// timeout (see Timeouts).
 	Writer(ctx context.Context, path string, append bool) (FileWriter, error)
 
 	// Stat describes a committed file or a directory.
@@ -211,3 +217,10 @@ func (e *PathError) Error() string {
 }
 
 func (e *PathError) Unwrap() error { return e.Err }
+
+// ObjectKeyer is implemented by object-store drivers: the key under which
+// the bucket stores path, for a CDN in front of the bucket that serves
+// the same keys. Find it with Find, as wrappers do not pass it on.
+type ObjectKeyer interface {
+	ObjectKey(path string) string
+}

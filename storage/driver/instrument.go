@@ -65,7 +65,9 @@ func Instrument(d Driver, o Observer) Driver {
 		return d
 	}
 	if w, ok := d.(*wrapped); ok {
-		return Wrap(&instrumented{d: w.d, o: o})
+		out := *w
+		out.d = &instrumented{d: w.d, o: o}
+		return &out
 	}
 	return &instrumented{d: d, o: o}
 }

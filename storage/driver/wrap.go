@@ -22,15 +22,25 @@ import (
 // RedirectURL returns "" (serve it yourself), and OpenFile and Unfinished
 // return ErrUnsupported. Callers that must know what d itself offers use
 // Unwrap.
+//
+// Every call is bounded by DefaultTimeouts (WithTimeouts sets others), so
+// a backend that stops answering fails the call with ErrTimeout. A writer
+// runs under a context of its own, detached from the cancellation of the
+// one given to Writer: what a client sent is persisted by Close even when
+// the client is gone, within the write timeout.
 func Wrap(d Driver) Driver {
 	if w, ok := d.(*wrapped); ok {
 		return w
 	}
-	return &wrapped{d: d}
+	return &wrapped{d: d, t: DefaultTimeouts()}
 }
 
 type wrapped struct {
 	d Driver
+	t Timeouts
+	// rd makes redirect URLs in place of d's own when not nil (storage
+	// middleware: see WithRedirector).
+	rd Redirector
 }
 
 var (
@@ -103,37 +113,56 @@ func (w *wrapped) Reader(ctx context.Context, path string, offset int64) (io.Rea
 	if offset < 0 {
 		return nil, &PathError{Op: "reader", Path: path, Driver: w.d.Name(), Err: ErrInvalidOffset}
 	}
-	// The reader is returned as it is, not wrapped, so that an *os.File keeps
-	// its fast paths (sendfile, copy_file_range) through io.Copy.
-	r, err := w.d.Reader(ctx, path, offset)
-	return r, w.fail("reader", path, err)
+	wd := newWatchdog(ctx)
+	done := wd.arm(w.t.Metadata)
+	r, err := w.d.Reader(wd.ctx, path, offset)
+	if err = done(err); err != nil {
+		wd.release()
+		return nil, w.fail("reader", path, err)
+	}
+	if _, ok := r.(*os.File); ok {
+		// Returned as it is, so that it keeps its fast paths (sendfile,
+		// copy_file_range) through io.Copy; no context governs its reads.
+		wd.release()
+		return r, nil
+	}
+	return &idleReader{r: r, wd: wd, limit: w.t.Read, w: w, path: path}, nil
 }
 
 func (w *wrapped) Writer(ctx context.Context, path string, append bool) (FileWriter, error) {
 	if err := w.check("writer", path); err != nil {
 		return nil, err
 	}
-	fw, err := w.d.Writer(ctx, path, append)
-	if err != nil {
+	// The writer's context keeps the caller's values (a trace) but not its
+	// cancellation, which reaches only the opening.
+	wd := newWatchdog(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { wd.cancel(context.Cause(ctx)) })
+	done := wd.arm(w.t.Metadata)
+	fw, err := w.d.Writer(wd.ctx, path, append)
+	stop()
+	if err = done(err); err != nil {
+		wd.release()
 		return nil, w.fail("writer", path, err)
 	}
-	return &wrappedWriter{fw: fw, w: w, path: path}, nil
+	return &wrappedWriter{fw: fw, w: w, wd: wd, path: path}, nil
 }
 
 func (w *wrapped) Stat(ctx context.Context, path string) (FileInfo, error) {
 	if err := w.check("stat", path); err != nil {
 		return FileInfo{}, err
 	}
+	ctx, done := within(ctx, w.t.Metadata)
 	fi, err := w.d.Stat(ctx, path)
-	return fi, w.fail("stat", path, err)
+	return fi, w.fail("stat", path, done(err))
 }
 
 func (w *wrapped) List(ctx context.Context, dir string) ([]string, error) {
 	if err := w.check("list", dir); err != nil {
 		return nil, err
 	}
+	ctx, done := within(ctx, w.t.Metadata)
 	names, err := w.d.List(ctx, dir)
-	return names, w.fail("list", dir, err)
+	return names, w.fail("list", dir, done(err))
 }
 
 func (w *wrapped) Move(ctx context.Context, src, dst string) error {
@@ -143,14 +172,16 @@ func (w *wrapped) Move(ctx context.Context, src, dst string) error {
 	if err := w.check("move", dst); err != nil {
 		return err
 	}
-	return w.fail("move", src, w.d.Move(ctx, src, dst))
+	ctx, done := within(ctx, w.t.Commit)
+	return w.fail("move", src, done(w.d.Move(ctx, src, dst)))
 }
 
 func (w *wrapped) Delete(ctx context.Context, path string) error {
 	if err := w.check("delete", path); err != nil {
 		return err
 	}
-	return w.fail("delete", path, w.d.Delete(ctx, path))
+	ctx, done := within(ctx, w.t.Commit)
+	return w.fail("delete", path, done(w.d.Delete(ctx, path)))
 }
 
 // callerError marks an error returned by the caller's WalkFunc, which Walk
@@ -163,9 +194,16 @@ func (w *wrapped) Walk(ctx context.Context, root string, fn WalkFunc) error {
 	if err := w.check("walk", root); err != nil {
 		return err
 	}
+	// Each step of the walk is bounded, not the walk: a tree of any size
+	// may be walked, and the time fn takes does not count.
+	wd := newWatchdog(ctx)
+	defer wd.release()
+	done := wd.arm(w.t.Metadata)
 	var stop *callerError
 	mark := func(fi FileInfo) error {
+		wd.timer.Stop()
 		err := fn(fi)
+		wd.timer.Reset(w.t.Metadata)
 		if err == nil || err == ErrSkipDir {
 			return err
 		}
@@ -174,10 +212,11 @@ func (w *wrapped) Walk(ctx context.Context, root string, fn WalkFunc) error {
 	}
 	var err error
 	if wk, ok := w.d.(Walker); ok {
-		err = wk.Walk(ctx, root, mark)
+		err = wk.Walk(wd.ctx, root, mark)
 	} else {
-		err = walkList(ctx, w.d, root, mark)
+		err = walkList(wd.ctx, w.d, root, mark)
 	}
+	err = done(err)
 	if stop != nil && errors.Is(err, stop) {
 		return stop.err
 	}
@@ -188,33 +227,40 @@ func (w *wrapped) PutContent(ctx context.Context, path string, content []byte) e
 	if err := w.check("putcontent", path); err != nil {
 		return err
 	}
-	return w.fail("putcontent", path, PutContent(ctx, w.d, path, content))
+	ctx, done := within(ctx, w.t.Metadata)
+	return w.fail("putcontent", path, done(PutContent(ctx, w.d, path, content)))
 }
 
 func (w *wrapped) PutScratch(ctx context.Context, path string, content []byte) error {
 	if err := w.check("putscratch", path); err != nil {
 		return err
 	}
-	return w.fail("putscratch", path, PutScratch(ctx, w.d, path, content))
+	ctx, done := within(ctx, w.t.Metadata)
+	return w.fail("putscratch", path, done(PutScratch(ctx, w.d, path, content)))
 }
 
 func (w *wrapped) Create(ctx context.Context, path string, content []byte) error {
 	if err := w.check("create", path); err != nil {
 		return err
 	}
-	return w.fail("create", path, Create(ctx, w.d, path, content))
+	ctx, done := within(ctx, w.t.Metadata)
+	return w.fail("create", path, done(Create(ctx, w.d, path, content)))
 }
 
 func (w *wrapped) RedirectURL(r *http.Request, path string) (string, error) {
 	if err := w.check("redirect", path); err != nil {
 		return "", err
 	}
-	rd, ok := w.d.(Redirector)
-	if !ok {
-		return "", nil
+	rd := w.rd
+	if rd == nil {
+		var ok bool
+		if rd, ok = w.d.(Redirector); !ok {
+			return "", nil
+		}
 	}
-	u, err := rd.RedirectURL(r, path)
-	return u, w.fail("redirect", path, err)
+	ctx, done := within(r.Context(), w.t.Metadata)
+	u, err := rd.RedirectURL(r.WithContext(ctx), path)
+	return u, w.fail("redirect", path, done(err))
 }
 
 func (w *wrapped) OpenFile(ctx context.Context, path string) (*os.File, error) {
@@ -225,8 +271,9 @@ func (w *wrapped) OpenFile(ctx context.Context, path string) (*os.File, error) {
 	if !ok {
 		return nil, w.fail("openfile", path, ErrUnsupported)
 	}
+	ctx, done := within(ctx, w.t.Metadata)
 	f, err := fo.OpenFile(ctx, path)
-	return f, w.fail("openfile", path, err)
+	return f, w.fail("openfile", path, done(err))
 }
 
 func (w *wrapped) Unfinished(ctx context.Context, dir string) (map[string]time.Time, error) {
@@ -237,30 +284,52 @@ func (w *wrapped) Unfinished(ctx context.Context, dir string) (map[string]time.T
 	if !ok {
 		return nil, w.fail("unfinished", dir, ErrUnsupported)
 	}
+	ctx, done := within(ctx, w.t.Commit)
 	m, err := ul.Unfinished(ctx, dir)
-	return m, w.fail("unfinished", dir, err)
+	return m, w.fail("unfinished", dir, done(err))
 }
 
-// wrappedWriter tags the errors of a driver's FileWriter.
+// wrappedWriter bounds each call of a driver's FileWriter and tags its
+// errors. The driver's writer runs under wd's context, which the watchdog
+// cancels when one call overruns; Commit and Cancel also get a context
+// bounded by the commit timeout, as a driver may use either.
 type wrappedWriter struct {
 	fw   FileWriter
 	w    *wrapped
+	wd   *watchdog
 	path string
 }
 
 func (ww *wrappedWriter) Write(p []byte) (int, error) {
+	done := ww.wd.arm(ww.w.t.Write)
 	n, err := ww.fw.Write(p)
-	return n, ww.w.fail("write", ww.path, err)
+	return n, ww.w.fail("write", ww.path, done(err))
 }
 
 func (ww *wrappedWriter) Close() error {
-	return ww.w.fail("close", ww.path, ww.fw.Close())
+	done := ww.wd.arm(ww.w.t.Write)
+	err := done(ww.fw.Close())
+	ww.wd.release()
+	return ww.w.fail("close", ww.path, err)
 }
 
 func (ww *wrappedWriter) Size() int64 { return ww.fw.Size() }
 
+// finish runs the last call of a writer (Commit, CommitTo, Cancel) under
+// the commit timeout, on both contexts.
+func (ww *wrappedWriter) finish(ctx context.Context, call func(context.Context) error) error {
+	ctx, cdone := within(ctx, ww.w.t.Commit)
+	wdone := ww.wd.arm(ww.w.t.Commit)
+	err := call(ctx)
+	err = cdone(wdone(err))
+	if err == nil {
+		ww.wd.release()
+	}
+	return err
+}
+
 func (ww *wrappedWriter) Commit(ctx context.Context) error {
-	return ww.w.fail("commit", ww.path, ww.fw.Commit(ctx))
+	return ww.w.fail("commit", ww.path, ww.finish(ctx, ww.fw.Commit))
 }
 
 // CommitTo commits in one step when the driver's writer can, and returns
@@ -273,9 +342,9 @@ func (ww *wrappedWriter) CommitTo(ctx context.Context, path string) error {
 	if err := ww.w.check("commitTo", path); err != nil {
 		return err
 	}
-	return ww.w.fail("commitTo", path, cm.CommitTo(ctx, path))
+	return ww.w.fail("commitTo", path, ww.finish(ctx, func(ctx context.Context) error { return cm.CommitTo(ctx, path) }))
 }
 
 func (ww *wrappedWriter) Cancel(ctx context.Context) error {
-	return ww.w.fail("cancel", ww.path, ww.fw.Cancel(ctx))
+	return ww.w.fail("cancel", ww.path, ww.finish(ctx, ww.fw.Cancel))
 }

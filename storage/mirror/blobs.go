@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/berth-registry/berth/storage"
 	"github.com/opencontainers/go-digest"
@@ -36,7 +37,7 @@ func (r *repository) OpenBlob(ctx context.Context, d digest.Digest) (storage.Blo
 	if !errors.Is(err, storage.ErrBlobUnknown) {
 		return nil, err
 	}
-	if _, err := r.Repository.BlobPath(d); err != nil {
+	if err := storage.ValidDigest(d); err != nil {
 		return nil, err // not a digest storage takes
 	}
 	f, err := r.m.joinFill(ctx, r, d)
@@ -67,11 +68,11 @@ func (r *repository) OpenBlob(ctx context.Context, d digest.Digest) (storage.Blo
 	return &fillReader{f: f, ctx: ctx}, nil
 }
 
-// BlobPath is "" while the blob is being fetched: there is nothing in
-// the backend to redirect a client to yet.
-func (r *repository) BlobPath(d digest.Digest) (string, error) {
+// BlobRedirectURL is "" while the blob is being fetched: there is
+// nothing in the backend to redirect a client to yet.
+func (r *repository) BlobRedirectURL(req *http.Request, d digest.Digest) (string, error) {
 	if r.m.fills.filling(fillKey{r.Name(), d}) {
 		return "", nil
 	}
-	return r.Repository.BlobPath(d)
+	return r.Repository.BlobRedirectURL(req, d)
 }

@@ -282,9 +282,9 @@ func waitStored(t *testing.T, mr *served, repo string, d digest.Digest) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := r.StatBlob(context.Background(), d); err == nil {
-			// BlobPath is "" until the fill is retired, its expiry
-			// recorded.
-			if p, _ := mr.m.Repository(repo).BlobPath(d); p != "" {
+			// The fill is retired, its expiry recorded, once it is
+			// no longer fetching.
+			if !mr.m.Fetching(repo, d) {
 				return
 			}
 		}

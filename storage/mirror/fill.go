@@ -346,6 +346,14 @@ func (r *fillReader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
+// Open implements storage.Blob: the bytes come from the fill's spool, on
+// local disk, which has nothing to reach before a response starts; the
+// upstream's failures come as they happen, as for any fetch.
+func (r *fillReader) Open(offset int64) error {
+	_, err := r.Seek(offset, io.SeekStart)
+	return err
+}
+
 func (r *fillReader) Close() error {
 	if !r.closed {
 		r.closed = true

@@ -16,6 +16,7 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"github.com/opencontainers/go-digest"
 	"log/slog"
 	"net/http"
 	"os"
@@ -26,7 +27,6 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/storage"
-	"github.com/berth-registry/berth/storage/driver"
 )
 
 // DefaultTTL is how long fetched content is kept when a config says
@@ -205,7 +205,7 @@ func (m *Mirror) Catalog(ctx context.Context, n int, last string) ([]string, err
 func (m *Mirror) Warns() bool { return true }
 
 // Driver is the driver the content is stored with.
-func (m *Mirror) Driver() driver.Driver { return m.reg.Driver() }
+func (m *Mirror) PartSize() int64 { return m.reg.PartSize() }
 
 // Namespace answers the distribution spec's ns parameter: the prefix of
 // the upstream configured for that registry name. An upstream serving
@@ -309,4 +309,11 @@ func (f *freshness) forget(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.m, key)
+}
+
+// Fetching tells whether a fetch of d for repository repo is under way on
+// this instance: until it ends, its bytes are served from the fetch, not
+// from storage.
+func (m *Mirror) Fetching(repo string, d digest.Digest) bool {
+	return m.fills.filling(fillKey{repo, d})
 }

@@ -141,7 +141,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	}
 	w := &writer{
 		d:       d,
-		ctx:     context.WithoutCancel(ctx),
+		ctx:     ctx,
 		path:    path,
 		bb:      d.c.NewBlockBlobClient(name),
 		started: time.Now().Unix(),

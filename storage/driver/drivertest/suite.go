@@ -50,7 +50,6 @@ func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver, opts ...Optio
 		{"Concurrency", s.concurrencyTests()},
 		{"LargeFile", s.largeTests()},
 		{"Paths", s.pathTests()},
-		{"Maintenance", s.maintenanceTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

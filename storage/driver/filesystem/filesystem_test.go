@@ -13,6 +13,7 @@ import (
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/drivertest"
 	"github.com/berth-registry/berth/storage/driver/filesystem"
+	"github.com/berth-registry/berth/storage/storagetest"
 )
 
 func TestConformance(t *testing.T) {
@@ -20,7 +21,7 @@ func TestConformance(t *testing.T) {
 	// two processes on one volume would.
 	var mu sync.Mutex
 	roots := map[*testing.T]string{}
-	drivertest.Run(t, func(t *testing.T) driver.Driver {
+	newDriver := func(t *testing.T) driver.Driver {
 		mu.Lock()
 		root, ok := roots[t]
 		if !ok {
@@ -33,7 +34,9 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return d
-	})
+	}
+	drivertest.Run(t, newDriver)
+	t.Run("Maintenance", func(t *testing.T) { storagetest.Run(t, newDriver) })
 }
 
 func TestOpenDecodesParamsStrictly(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/drivertest"
+	"github.com/berth-registry/berth/storage/storagetest"
 )
 
 // TestConformance runs the shared driver suite against fake-gcs-server: one
@@ -21,9 +22,11 @@ func TestConformance(t *testing.T) {
 	if testing.Short() {
 		chunk = minChunk
 	}
-	drivertest.Run(t, func(t *testing.T) driver.Driver {
+	newDriver := func(t *testing.T) driver.Driver {
 		return newDriver(t, g, driver.Params{"rootdirectory": rootFor(t.Name()), "chunksize": chunk})
-	})
+	}
+	drivertest.Run(t, newDriver)
+	t.Run("Maintenance", func(t *testing.T) { storagetest.Run(t, newDriver) })
 }
 
 // newDriver builds a driver on g's bucket with extra parameters.

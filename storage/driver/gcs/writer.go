@@ -26,18 +26,13 @@ type sidecarHeader struct {
 
 const metaStarted = "berth-started" // RFC 3339
 
-// closeTimeout bounds how long Close may spend persisting a writer's state.
-// Close runs even when the request that wrote the bytes is gone, so that
-// what the client sent is not lost.
-const closeTimeout = 2 * time.Minute
-
 var errWriterDone = errors.New("gcs: writer already closed, committed or cancelled")
 
 // writer streams a file through a resumable upload session. Its buffer
 // grows up to one chunk; every full chunk goes to GCS as it fills.
 type writer struct {
 	d       *Driver
-	ctx     context.Context // for Write, which takes none
+	ctx     context.Context // for Write and Close, which take none
 	path    string
 	session string
 	stored  int64  // bytes the session holds
@@ -136,8 +131,11 @@ func (w *writer) Close() error {
 		return nil
 	}
 	w.done = true
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), closeTimeout)
-	defer cancel()
+	// Close must run even when the request that wrote the bytes is gone,
+	// so that what the client sent is not lost: the wrapper gives the
+	// writer a context without the request's cancellation, bounded by
+	// its write timeout.
+	ctx := w.ctx
 	for len(w.buf) >= minChunk {
 		if err := w.flush(ctx, len(w.buf)-len(w.buf)%minChunk); err != nil {
 			return err

@@ -8,13 +8,14 @@ import (
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/drivertest"
 	"github.com/berth-registry/berth/storage/driver/inmemory"
+	"github.com/berth-registry/berth/storage/storagetest"
 )
 
 func TestConformance(t *testing.T) {
 	// The store is the driver value: every call for one test gets the same.
 	var mu sync.Mutex
 	stores := map[*testing.T]*inmemory.Driver{}
-	drivertest.Run(t, func(t *testing.T) driver.Driver {
+	newDriver := func(t *testing.T) driver.Driver {
 		mu.Lock()
 		defer mu.Unlock()
 		if stores[t] == nil {
@@ -26,7 +27,9 @@ func TestConformance(t *testing.T) {
 			})
 		}
 		return stores[t]
-	}, drivertest.LargeFileSize(32<<20))
+	}
+	drivertest.Run(t, newDriver, drivertest.LargeFileSize(32<<20))
+	t.Run("Maintenance", func(t *testing.T) { storagetest.Run(t, newDriver) })
 }
 
 func TestOpenRefusesParameters(t *testing.T) {

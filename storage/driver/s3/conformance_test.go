@@ -6,6 +6,7 @@ import (
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/drivertest"
+	"github.com/berth-registry/berth/storage/storagetest"
 )
 
 // TestConformance runs the shared driver suite against MinIO: one server
@@ -13,9 +14,11 @@ import (
 // subtest builds share a store and different subtests never meet.
 func TestConformance(t *testing.T) {
 	s := newStore(t)
-	drivertest.Run(t, func(t *testing.T) driver.Driver {
+	newDriver := func(t *testing.T) driver.Driver {
 		return s.driver(t, rootFor(t.Name()), nil)
-	})
+	}
+	drivertest.Run(t, newDriver)
+	t.Run("Maintenance", func(t *testing.T) { storagetest.Run(t, newDriver) })
 }
 
 // rootFor turns a test name into a rootdirectory of valid key characters.

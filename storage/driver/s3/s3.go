@@ -148,6 +148,10 @@ func (d *Driver) Name() string { return name }
 
 // key maps a driver path to its object key: below the root, no leading slash.
 // The root "/" maps to the root prefix itself ("" or "dir/").
+// ObjectKey implements driver.ObjectKeyer: the bucket's key for path,
+// which a CloudFront distribution in front of the bucket serves.
+func (d *Driver) ObjectKey(path string) string { return d.key(path) }
+
 func (d *Driver) key(path string) string {
 	if path == "/" {
 		return d.cfg.root

@@ -33,6 +33,10 @@ var errClosed = errors.New("writer already closed, committed or cancelled")
 // created with the first full part, so a file smaller than chunksize costs
 // one PUT at Commit. Memory is one chunksize buffer.
 type writer struct {
+	// ctx is Writer's, for Write and Close, which take none: the caller
+	// keeps it alive for the writer's life and cancels it to stop a call
+	// that hangs (the wrapper Open returns does both).
+	ctx     context.Context
 	d       *Driver
 	path    string
 	key     string
@@ -50,7 +54,7 @@ type writer struct {
 
 // Writer implements driver.Driver.
 func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
-	w := &writer{d: d, path: path, key: d.key(path), started: time.Now().UTC()}
+	w := &writer{ctx: ctx, d: d, path: path, key: d.key(path), started: time.Now().UTC()}
 	var err error
 	if append {
 		err = w.resume(ctx)
@@ -223,9 +227,7 @@ func (w *writer) Write(p []byte) (int, error) {
 		n += c
 		p = p[c:]
 		if len(*w.buf) == cap(*w.buf) {
-			// Write has no context; the part upload is bounded by the
-			// SDK's retryer and the HTTP client's timeouts.
-			if err := w.flushPart(context.Background()); err != nil {
+			if err := w.flushPart(w.ctx); err != nil {
 				w.err = pathErr("write", w.path, err)
 				return n, w.err
 			}
@@ -271,7 +273,7 @@ func (w *writer) Close() error {
 		return w.err
 	}
 	tail := *w.buf
-	_, err := w.d.c.PutObject(context.Background(), &s3.PutObjectInput{
+	_, err := w.d.c.PutObject(w.ctx, &s3.PutObjectInput{
 		Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path)),
 		Body: bytes.NewReader(tail), ContentLength: aws.Int64(int64(len(tail))),
 		Metadata: map[string]string{

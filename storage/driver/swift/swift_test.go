@@ -8,6 +8,7 @@ import (
 	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/drivertest"
+	"github.com/berth-registry/berth/storage/storagetest"
 )
 
 // fixture is one Swift shared by a test's subtests, each with a container
@@ -67,9 +68,11 @@ func TestDriverSuite(t *testing.T) {
 			[]drivertest.Option{drivertest.LargeFileSize(24 << 20)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			drivertest.Run(t, func(t *testing.T) driver.Driver {
+			newDriver := func(t *testing.T) driver.Driver {
 				return f.driver(t, f.container(t), tc.extra)
-			}, tc.opts...)
+			}
+			drivertest.Run(t, newDriver, tc.opts...)
+			t.Run("Maintenance", func(t *testing.T) { storagetest.Run(t, newDriver) })
 		})
 	}
 }

@@ -97,7 +97,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	if err != nil && !isNotFound(err) {
 		return nil, mapErr("writer", path, err)
 	}
-	w := &writer{d: d, ctx: context.WithoutCancel(ctx), path: path}
+	w := &writer{d: d, ctx: ctx, path: path}
 	switch {
 	case append && !exists:
 		return nil, pathErr("writer", path, driver.ErrNotFound)

@@ -1,4 +1,10 @@
-package drivertest
+// Package storagetest is the suite that runs the content model's
+// maintenance (the upload purger, garbage collection) on a storage driver:
+// what they find and delete goes through the backend's own listings,
+// unfinished writes (multipart uploads, uncommitted blocks, segments) and
+// deletes. Every driver's tests run it beside the driver suite
+// (storage/driver/drivertest), which knows nothing of the content model.
+package storagetest
 
 import (
 	"bytes"
@@ -15,15 +21,33 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// The maintenance tests run the registry's upload purger and garbage
-// collector on the driver: what they find and delete goes through the
-// backend's own listings, unfinished writes (multipart uploads,
-// uncommitted blocks, segments) and deletes.
-func (s *suite) maintenanceTests() map[string]func(*testing.T) {
-	return map[string]func(*testing.T){
-		"PurgeRemovesOnlyOldUploads":     s.testPurgeUploads,
-		"GarbageCollectOfflineAndOnline": s.testGarbageCollect,
+// Run runs the maintenance suite. newDriver builds a driver (wrapped or
+// not; the suite wraps it with driver.Wrap); the drivers it returns for one
+// *testing.T must share one backing store, and drivers for different tests
+// must not see each other's files, as for drivertest.Run.
+func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver) {
+	s := &suite{newDriver: newDriver}
+	t.Run("PurgeRemovesOnlyOldUploads", s.testPurgeUploads)
+	t.Run("GarbageCollectOfflineAndOnline", s.testGarbageCollect)
+}
+
+type suite struct {
+	newDriver func(t *testing.T) driver.Driver
+}
+
+// driver returns a wrapped driver on the test's backing store.
+func (s *suite) driver(t *testing.T) driver.Driver {
+	t.Helper()
+	return driver.Wrap(s.newDriver(t))
+}
+
+// unwrap returns the driver without the wrapper, to see which optional
+// interfaces the driver itself implements.
+func unwrap(d driver.Driver) driver.Driver {
+	if u, ok := d.(interface{ Unwrap() driver.Driver }); ok {
+		return u.Unwrap()
 	}
+	return d
 }
 
 // reposRoot is where the registry keeps repositories (Distribution's
