@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -127,15 +125,9 @@ func redisOptions(r config.Redis) (*redis.UniversalOptions, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	if len(t.RootCAs) > 0 {
-		pool := x509.NewCertPool()
-		for _, f := range t.RootCAs {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("rootcas: %w", err)
-			}
-			if !pool.AppendCertsFromPEM(b) {
-				return nil, fmt.Errorf("rootcas: no certificate in %s", f)
-			}
+		pool, err := certPool(t.RootCAs)
+		if err != nil {
+			return nil, fmt.Errorf("rootcas: %w", err)
 		}
 		tc.RootCAs = pool
 	}

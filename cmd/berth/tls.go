@@ -68,15 +68,9 @@ func serverTLS(h config.HTTP, log *slog.Logger) (*tls.Config, error) {
 		log.Warn("http.tls.ciphersuites has no effect with minimumtls tls1.3: Go picks TLS 1.3 suites itself")
 	}
 	if len(t.ClientCAs) > 0 {
-		pool := x509.NewCertPool()
-		for _, path := range t.ClientCAs {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("http.tls.clientcas: %w", err)
-			}
-			if !pool.AppendCertsFromPEM(b) {
-				return nil, fmt.Errorf("http.tls.clientcas: %s: no PEM certificate", path)
-			}
+		pool, err := certPool(t.ClientCAs)
+		if err != nil {
+			return nil, fmt.Errorf("http.tls.clientcas: %w", err)
 		}
 		cfg.ClientCAs = pool
 		mode := t.ClientAuth
@@ -214,4 +208,19 @@ func (kp *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		kp.log.Warn("tls certificate reload failed, keeping the previous one", "certificate", kp.certPath, "error", err)
 	}
 	return kp.cert, nil
+}
+
+// certPool reads the PEM certificates of files into one pool.
+func certPool(files []string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	for _, path := range files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("%s: no PEM certificate", path)
+		}
+	}
+	return pool, nil
 }
