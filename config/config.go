@@ -235,9 +235,33 @@ type HTTP struct {
 // as Distribution's sections are; Distribution ignores an unknown
 // top-level section, so one file still serves both.
 type Berth struct {
-	HTTP BerthHTTP `yaml:"http,omitempty"`
-	Auth BerthAuth `yaml:"auth,omitempty"`
+	HTTP    BerthHTTP    `yaml:"http,omitempty"`
+	Auth    BerthAuth    `yaml:"auth,omitempty"`
+	Storage BerthStorage `yaml:"storage,omitempty"`
 }
+
+// BerthStorage is berth.storage: the leases through which instances on one
+// storage agree on who writes an upload session (and who collects garbage).
+type BerthStorage struct {
+	// UploadLease is how long a request holds its upload session between
+	// renewals: a request whose instance died blocks the session for this
+	// long plus LeaseSkew. Default DefaultUploadLease.
+	UploadLease time.Duration `yaml:"uploadlease,omitempty"`
+	// LeaseSkew is how long past its expiry a lease's claim is honoured by
+	// other instances: the clock difference between hosts, plus the time a
+	// write takes to land, that leases tolerate. Default DefaultLeaseSkew.
+	LeaseSkew time.Duration `yaml:"leaseskew,omitempty"`
+}
+
+// DefaultUploadLease and DefaultLeaseSkew are berth.storage's defaults:
+// a crashed instance blocks its sessions for 90 seconds.
+const (
+	DefaultUploadLease = time.Minute
+	DefaultLeaseSkew   = 30 * time.Second
+	// maxLeaseSkew keeps the skew below the garbage collection's lease
+	// (2m), which stops deleting a skew before its end.
+	maxLeaseSkew = time.Minute
+)
 
 // BerthHTTP is berth.http.
 type BerthHTTP struct {

@@ -35,7 +35,8 @@ func defaults() *Config {
 		Tags:    Tags{MaxTags: 1000},
 		Berth: Berth{
 			HTTP: BerthHTTP{BodyIdleTimeout: DefaultBodyIdleTimeout},
-			Auth: BerthAuth{Htpasswd: BerthHtpasswd{MaxFailures: 10, FailureWindow: time.Minute}},
+			Auth:    BerthAuth{Htpasswd: BerthHtpasswd{MaxFailures: 10, FailureWindow: time.Minute}},
+			Storage: BerthStorage{UploadLease: DefaultUploadLease, LeaseSkew: DefaultLeaseSkew},
 		},
 	}
 }
@@ -255,6 +256,7 @@ func (p *parser) check(c *Config) {
 
 	p.checkHTTP(&c.HTTP)
 	p.checkBerthHTTP(&c.Berth.HTTP)
+	p.checkBerthStorage(&c.Berth.Storage)
 
 	p.checkNotifications(&c.Notifications, &c.Storage)
 
@@ -353,6 +355,16 @@ func (p *parser) checkBerthHTTP(h *BerthHTTP) {
 		if _, err := parseProxy(s); err != nil {
 			p.fail("berth.http.trustedproxies["+itoa(i)+"]", "expected a CIDR such as 10.0.0.0/8 or an address, got %q", s)
 		}
+	}
+}
+
+func (p *parser) checkBerthStorage(s *BerthStorage) {
+	// A term under a second would be spent renewing it.
+	if s.UploadLease < time.Second {
+		p.fail("berth.storage.uploadlease", "must be at least 1s, got %s", s.UploadLease)
+	}
+	if s.LeaseSkew <= 0 || s.LeaseSkew > maxLeaseSkew {
+		p.fail("berth.storage.leaseskew", "must be positive and at most %s, got %s", maxLeaseSkew, s.LeaseSkew)
 	}
 }
 

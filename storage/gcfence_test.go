@@ -326,8 +326,8 @@ func TestGCLeaseThatLapsedStaysDead(t *testing.T) {
 	const term, skew = 2 * time.Second, 200 * time.Millisecond
 	tr := buildRaceTree(t, openFilesystem(t, t.TempDir()))
 	var cut atomic.Bool
-	collector := New(cutOff{tr.drv, &cut}, Options{DeleteEnabled: true, skew: skew}, nil)
-	writer := New(tr.drv, Options{skew: skew}, nil)
+	collector := New(cutOff{tr.drv, &cut}, Options{DeleteEnabled: true, LeaseSkew: skew}, nil)
+	writer := New(tr.drv, Options{LeaseSkew: skew}, nil)
 	var writeErr, secondErr error
 	var second *fence
 	_, err := collector.GarbageCollect(ctx, GCOptions{

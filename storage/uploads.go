@@ -49,8 +49,9 @@ type upload struct {
 }
 
 // uploadLeaseTerm is how long a request holds its session between
-// renewals. A request that dies (a killed instance) blocks the session
-// for this long plus leaseSkew; a live one renews every third of it.
+// renewals, unless Options.UploadLease says otherwise. A request that
+// dies (a killed instance) blocks the session for this long plus the
+// lease skew; a live one renews every third of it.
 const uploadLeaseTerm = time.Minute
 
 // ErrUploadBusy is returned when another request, on this instance or
@@ -108,7 +109,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	if !ok {
 		return nil, r.busy(ctx, id)
 	}
-	l, prev, err := acquireLease(ctx, r.driver(), uploadLeaseDir(r.name, id), uploadLeaseTerm, r.reg.leaseSkew(), false)
+	l, prev, err := acquireLease(ctx, r.driver(), uploadLeaseDir(r.name, id), r.reg.uploadLease(), r.reg.leaseSkew(), false)
 	if err != nil {
 		unhold()
 		var he *heldError

@@ -113,6 +113,8 @@ func storageOptions(cfg *config.Config) storage.Options {
 	opts := storage.Options{
 		DeleteEnabled:   cfg.Storage.Delete.Enabled,
 		BlobDescriptors: cfg.Storage.Cache.BlobDescriptorSize,
+		UploadLease:     cfg.Berth.Storage.UploadLease,
+		LeaseSkew:       cfg.Berth.Storage.LeaseSkew,
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,
