@@ -34,7 +34,7 @@ func defaults() *Config {
 		Catalog: Catalog{MaxEntries: 1000},
 		Tags:    Tags{MaxTags: 1000},
 		Berth: Berth{
-			HTTP: BerthHTTP{BodyIdleTimeout: DefaultBodyIdleTimeout},
+			HTTP:    BerthHTTP{BodyIdleTimeout: DefaultBodyIdleTimeout},
 			Auth:    BerthAuth{Htpasswd: BerthHtpasswd{MaxFailures: 10, FailureWindow: time.Minute}},
 			Storage: BerthStorage{UploadLease: DefaultUploadLease, LeaseSkew: DefaultLeaseSkew},
 		},
