@@ -125,6 +125,9 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	l.onEnd = unhold
 	l.keepAlive(ctx, 0)
 	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
+	if err == nil && (prev == nil || !prev.Released) {
+		fw, err = r.forkUpload(ctx, id, fw)
+	}
 	if isNotFound(err) {
 		fw, err = r.adoptUpload(ctx, id)
 	}
@@ -215,6 +218,25 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 	}
 	defer u.Close(ctx)
 	return u.Size(), nil
+}
+
+// forkUpload moves the upload id's bytes into a write of its own, for a
+// request taking over a session whose last request never released it (its
+// instance died or froze). A frozen request may still hold that request's
+// writer, past its lease check; on the file system, a write through it
+// would land in whatever file the old write becomes, including the blob
+// this session publishes. So the old write is committed where it is and
+// copied into a new one: whatever the frozen request still writes lands in
+// a file this session drops. On an object store, the old multipart upload
+// is completed and a late part to it fails. This costs a copy of the bytes
+// so far, only after a crash or a freeze.
+func (r *repository) forkUpload(ctx context.Context, id string, old driver.FileWriter) (driver.FileWriter, error) {
+	if err := old.Commit(ctx); err != nil {
+		_ = old.Close()
+		return nil, err
+	}
+	r.reg.log.Info("upload taken over from a request that did not end; its bytes are copied", "repo", r.name, "upload", id, "bytes", old.Size())
+	return r.adoptUpload(ctx, id)
 }
 
 // adoptUpload opens a writer for an upload with no unfinished write: one
