@@ -40,6 +40,11 @@ func TestUploadLeaseTermIsTheConfiguredOne(t *testing.T) {
 		if _, err := newRegistry(open, Options{}).Repository("app").ResumeUpload(ctx, id); !errors.Is(err, ErrUploadBusy) {
 			t.Fatalf("ResumeUpload with the default skew, %s after the claim: %v, want ErrUploadBusy", term+skew, err)
 		}
+		// What the client resumes from: the bytes the dead request wrote
+		// count, though no claim records them.
+		if size, err := other.StatUpload(ctx, id); err != nil || size != 110 {
+			t.Fatalf("StatUpload past the term and the skew: %d, %v, want the 110 bytes stored", size, err)
+		}
 		u, err := other.ResumeUpload(ctx, id)
 		if err != nil {
 			t.Fatalf("ResumeUpload past the term and the skew: %v", err)

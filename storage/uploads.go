@@ -203,11 +203,22 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 		}
 		return 0, wrapDriverErr("stat upload", err)
 	}
-	if size, err := r.releasedSize(ctx, id); !errors.Is(err, errNoRelease) {
-		return size, err
+	gen, cur, err := currentClaim(ctx, r.driver(), uploadLeaseDir(r.name, id))
+	if err != nil {
+		return 0, wrapDriverErr("stat upload", err)
+	}
+	// A session whose last request never ended (its instance was killed)
+	// holds more than any claim says once that claim lapsed: the bytes
+	// that request wrote before it died. The client resumes from what is
+	// stored, so the session is taken over below to learn it.
+	dead := gen > 0 && !cur.Released && !cur.live(time.Now(), r.reg.leaseSkew())
+	if !dead {
+		if size, err := r.releasedSize(ctx, id); !errors.Is(err, errNoRelease) {
+			return size, err
+		}
 	}
 	// A session no Berth request ended (one Distribution wrote during a
-	// migration): only its writer knows.
+	// migration), or one whose last request died: only its writer knows.
 	u, err := r.ResumeUpload(ctx, id)
 	var busy *BusyError
 	if errors.As(err, &busy) {
