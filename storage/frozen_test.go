@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -139,6 +140,113 @@ func TestWriteFrozenPastItsLeaseChangesNoBlob(t *testing.T) {
 		}
 		if got := readAll(t, b); !bytes.Equal(got, content) {
 			t.Fatalf("the blob %s serves %d bytes (digest %s) after the frozen write went through, want its %d", want, len(got), digest.FromBytes(got), len(content))
+		}
+	})
+}
+
+// TestCommitFrozenPastItsLeasePublishesNothingWrong: a request that passed
+// its commit's lease check and then froze (before its data reached the
+// blob's place) loses the session to another instance, which goes on
+// writing. When the frozen commit goes through, the blob under its digest
+// must be its bytes or nothing, never the other request's file.
+func TestCommitFrozenPastItsLeasePublishesNothingWrong(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		const term, skew = time.Second, 200 * time.Millisecond
+		opts := Options{UploadLease: term, LeaseSkew: skew}
+		head := append(bytesOf(100, 'a'), bytesOf(10, 'b')...)
+		id := startedUpload(t, newRegistry(open, opts).Repository("app"), head[:100])
+
+		store := &frozen{Driver: open()}
+		staleRepo := New(store, opts, nil).Repository("app")
+		stale, err := staleRepo.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stale.Write(head[100:]); err != nil {
+			t.Fatal(err)
+		}
+		d := digest.FromBytes(head)
+		store.freeze()
+		committed := make(chan error, 1)
+		go func() {
+			_, err := stale.Commit(ctx, d)
+			committed <- err
+		}()
+		time.Sleep(term + skew + 200*time.Millisecond)
+
+		u, err := newRegistry(open, opts).Repository("app").ResumeUpload(ctx, id)
+		if err != nil {
+			store.thaw()
+			t.Fatalf("ResumeUpload past the frozen commit's term: %v", err)
+		}
+		if _, err := u.Write(bytesOf(20, 'c')); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		store.thaw()
+		err = <-committed
+		t.Logf("the thawed commit: %v", err)
+
+		b, err := newRegistry(open, opts).Repository("app").OpenBlob(ctx, d)
+		if err != nil {
+			if !errors.Is(err, ErrBlobUnknown) {
+				t.Fatal(err)
+			}
+			return
+		}
+		if got := readAll(t, b); !bytes.Equal(got, head) {
+			t.Fatalf("the blob %s serves %d bytes (digest %s) after the frozen commit went through, want its %d", d, len(got), digest.FromBytes(got), len(head))
+		}
+	})
+}
+
+// TestStaleRequestLeavesTheSessionAlone: a request that stalled past its
+// lease, then fails (its commit or its write refused), is cancelled by
+// the API as any failed commit is. The session is another request's by
+// then: its bytes must stay for that request to commit.
+func TestStaleRequestLeavesTheSessionAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		const term, skew = time.Second, 200 * time.Millisecond
+		opts := Options{UploadLease: term, LeaseSkew: skew}
+		id := startedUpload(t, newRegistry(open, opts).Repository("app"), bytesOf(100, 'a'))
+
+		store := &frozen{Driver: open()}
+		stale, err := New(store, opts, nil).Repository("app").ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.freeze()
+		time.Sleep(term + skew + 200*time.Millisecond)
+		other := newRegistry(open, opts).Repository("app")
+		u, err := other.ResumeUpload(ctx, id)
+		if err != nil {
+			store.thaw()
+			t.Fatal(err)
+		}
+		if _, err := u.Write(bytesOf(20, 'c')); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		store.thaw()
+
+		if _, err := stale.Commit(ctx, digest.FromBytes(bytesOf(100, 'a'))); !errors.Is(err, ErrUploadInvalid) {
+			t.Fatalf("commit of the stale request: %v, want ErrUploadInvalid", err)
+		}
+		_ = stale.Cancel(ctx)
+
+		content := append(bytesOf(100, 'a'), bytesOf(20, 'c')...)
+		u, err = other.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatalf("the session after the stale request was cancelled: %v", err)
+		}
+		if _, err := u.Commit(ctx, digest.FromBytes(content)); err != nil {
+			t.Fatalf("commit of the request holding the session: %v", err)
 		}
 	})
 }

@@ -46,6 +46,10 @@ type upload struct {
 	// instance, until it ends; nil for a new session, which no one else
 	// knows of yet.
 	lease *lease
+	// lost is why the lease lapsed under this request, once it did: the
+	// session may be another request's, and nothing of it is this one's
+	// to write or delete.
+	lost error
 }
 
 // uploadLeaseTerm is how long a request holds its session between
@@ -357,7 +361,7 @@ func (u *upload) Write(p []byte) (int, error) {
 	if u.lease != nil {
 		// A request whose lease lapsed (its instance stalled) must not
 		// write: another may hold the session by now.
-		if err := u.lease.valid(); err != nil {
+		if err := u.holds(); err != nil {
 			return 0, &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
 		}
 	}
@@ -411,7 +415,7 @@ func (u *upload) Close(ctx context.Context) error {
 	}
 	u.ended = true
 	if u.lease != nil {
-		if err := u.lease.valid(); err != nil {
+		if err := u.holds(); err != nil {
 			// Closing would save the writer's state over that of the
 			// request holding the session now. Left unclosed, the
 			// writer is reclaimed with this request; the lapsed claim
@@ -470,10 +474,30 @@ func (u *upload) saveHashState(ctx context.Context, size int64) {
 	}
 }
 
+// holds tells whether the request still holds the session's lease, and
+// remembers when it lapsed.
+func (u *upload) holds() error {
+	if u.lost == nil {
+		u.lost = u.lease.valid()
+	}
+	return u.lost
+}
+
 // Cancel discards the upload.
 func (u *upload) Cancel(ctx context.Context) error {
 	if u.lease != nil {
 		defer u.lease.abandon()
+		if !u.ended {
+			_ = u.holds()
+		}
+		if u.lost != nil {
+			// The session is another request's by now (this one
+			// stalled past its lease): its files are not this one's to
+			// delete.
+			u.ended = true
+			u.repo.reg.log.Warn("upload lease lapsed; the session is left to the request holding it", "repo", u.repo.name, "upload", u.id, "err", u.lost)
+			return &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + u.lost.Error()}
+		}
 	}
 	if !u.ended {
 		u.ended = true
@@ -501,7 +525,7 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 		defer u.lease.abandon()
 		// The lease is renewed while the commit runs; a lapsed one means
 		// another request may have written since this one began.
-		if err := u.lease.valid(); err != nil {
+		if err := u.holds(); err != nil {
 			return Descriptor{}, &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
 		}
 	}
@@ -536,6 +560,9 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 	if err := <-link; err != nil && perr == nil {
 		perr = err
 	}
+	if perr == nil && !deduped {
+		perr = u.checkPublished(ctx, want, size)
+	}
 	if perr == nil && deduped {
 		perr = u.confirmDeduped(ctx, want, size)
 	}
@@ -554,6 +581,54 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 	}
 	r.reg.log.Info("blob committed", "repo", r.name, "digest", want, "bytes", size)
 	return Descriptor{MediaType: blobMediaType, Digest: want, Size: size}, nil
+}
+
+// checkPublished makes sure a commit that outlived its lease published
+// its own bytes. While the lease holds, no other request can have touched
+// the session, so what was published is what was verified. A commit that
+// froze past it (a stopped process, a hung disk) cannot tell: another
+// request may have taken the session over, and the file this one renamed
+// into the blob's place may be that request's. What is there is then read
+// back, and removed with the link when it is not want.
+func (u *upload) checkPublished(ctx context.Context, want digest.Digest, size int64) error {
+	if u.lease == nil {
+		return nil
+	}
+	lapsed := u.holds()
+	if lapsed == nil {
+		return nil
+	}
+	r := u.repo
+	dst := blobDataPath(want)
+	got, n, err := hashFile(ctx, r.driver(), dst, want.Algorithm())
+	if err == nil && got == want && n == size {
+		return nil
+	}
+	if err != nil && !isNotFound(err) {
+		return wrapDriverErr("verify blob", err)
+	}
+	r.reg.log.Error("commit outlived its upload lease and published other bytes; removed", "repo", r.name, "upload", u.id, "digest", want, "bytes", n, "err", lapsed)
+	r.reg.forgetBlob(want)
+	if err := deleteIfExists(ctx, r.driver(), dst); err != nil {
+		return wrapDriverErr("remove blob", err)
+	}
+	r.takeBackLink(ctx, layerLink, want)
+	return &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request during the commit: " + lapsed.Error()}
+}
+
+// hashFile digests the file at p with alg and counts its bytes.
+func hashFile(ctx context.Context, drv driver.Driver, p string, alg digest.Algorithm) (digest.Digest, int64, error) {
+	rc, err := drv.Reader(ctx, p, 0)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	dg := alg.Digester()
+	n, err := io.Copy(dg.Hash(), rc)
+	if err != nil {
+		return "", n, err
+	}
+	return dg.Digest(), n, nil
 }
 
 // addLinkAsync links the verified blob d into the repository while the
@@ -599,6 +674,10 @@ func (u *upload) mismatch(ctx context.Context, want, got digest.Digest) error {
 }
 
 func (u *upload) discard(ctx context.Context) error {
+	if u.lease != nil && u.holds() != nil {
+		// Not this request's session any more.
+		return nil
+	}
 	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
 }
 
