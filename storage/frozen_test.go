@@ -250,3 +250,30 @@ func TestStaleRequestLeavesTheSessionAlone(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewalLandingAfterTheLapseRevivesNothing: a renewal sent while the
+// lease held and held up in the store until after it lapsed (a hung
+// write) must not revive the lease: another instance may read the lapsed
+// claim and take the session before the late renewal lands.
+func TestRenewalLandingAfterTheLapseRevivesNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		const term, skew = time.Second, 100 * time.Millisecond
+		store := &frozen{Driver: open()}
+		l, _, err := acquireLease(ctx, driver.Wrap(store), "/docker/registry/v2/_berth/test/lease", term, skew, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Sent late in the term, the renewal hangs past the lapse.
+		time.Sleep(term * 8 / 10)
+		store.freeze()
+		renewed := make(chan error, 1)
+		go func() { renewed <- l.renew(ctx) }()
+		time.Sleep(term*2/10 + skew + 100*time.Millisecond)
+		store.thaw()
+		err = <-renewed
+		if err == nil || l.valid() == nil {
+			t.Fatalf("a renewal that landed after the lease lapsed: %v, lease valid: %v; want it lost", err, l.valid())
+		}
+	})
+}
