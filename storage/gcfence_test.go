@@ -239,7 +239,7 @@ func TestTombstonesCountOnlyWhileTheirLeaseLives(t *testing.T) {
 			drv := openFilesystem(t, t.TempDir())
 			reg := New(drv, Options{}, nil)
 			pushBlob(t, reg.Repository("a"), content)
-			if err := driver.PutContent(ctx, drv, blobTombstonePath(d), []byte("dead")); err != nil {
+			if err := driver.PutContent(ctx, drv, tombstonePath("dead", blobTombstonePath(d)), []byte("dead")); err != nil {
 				t.Fatal(err)
 			}
 			if tt.lease != nil {
