@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +75,35 @@ func startedUpload(t *testing.T, repo Repository, content []byte) string {
 		t.Fatal(err)
 	}
 	return u.ID()
+}
+
+// failingStates fails reading any saved digest state.
+type failingStates struct{ driver.Driver }
+
+func (f failingStates) Create(ctx context.Context, p string, b []byte) error {
+	return driver.Create(ctx, f.Driver, p, b)
+}
+
+func (f failingStates) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	if strings.Contains(p, "/hashstates/") {
+		return nil, errors.New("the store failed")
+	}
+	return f.Driver.Reader(ctx, p, off)
+}
+
+// TestStatAfterAFailedResumeReportsTheStoredBytes: a request that took
+// the session but failed before it could use it (the store failed reading
+// the digest state) leaves the session as it was: GET reports the bytes
+// stored, for the client to resume from, not an empty session.
+func TestStatAfterAFailedResumeReportsTheStoredBytes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		id := startedUpload(t, newRegistry(open, Options{}).Repository("app"), bytesOf(100, 'a'))
+		if _, err := New(failingStates{open()}, Options{}, nil).Repository("app").ResumeUpload(ctx, id); err == nil {
+			t.Fatal("ResumeUpload with the store failing: no error")
+		}
+		if size, err := newRegistry(open, Options{}).Repository("app").StatUpload(ctx, id); err != nil || size != 100 {
+			t.Fatalf("StatUpload after a failed resume: %d, %v, want 100", size, err)
+		}
+	})
 }

@@ -213,10 +213,12 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 	}
 	// A session whose last request never ended (its instance was killed)
 	// holds more than any claim says once that claim lapsed: the bytes
-	// that request wrote before it died. The client resumes from what is
-	// stored, so the session is taken over below to learn it.
-	dead := gen > 0 && !cur.Released && !cur.live(time.Now(), r.reg.leaseSkew())
-	if !dead {
+	// that request wrote before it died. One whose last request failed
+	// before it knew the size released it as unknown (-1). The client
+	// resumes from what is stored, so the session is taken over below to
+	// learn it.
+	unknown := gen > 0 && (cur.Released && cur.Size < 0 || !cur.Released && !cur.live(time.Now(), r.reg.leaseSkew()))
+	if !unknown {
 		if size, err := r.releasedSize(ctx, id); !errors.Is(err, errNoRelease) {
 			return size, err
 		}
