@@ -57,3 +57,41 @@ func TestBerthHTTPRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestBerthStorageKeys(t *testing.T) {
+	tests := []struct {
+		name        string
+		data        string
+		env         []string
+		lease, skew time.Duration
+	}{
+		{"defaults", minimal, nil, DefaultUploadLease, DefaultLeaseSkew},
+		{"from the file", minimal + "berth:\n  storage:\n    uploadlease: 10s\n    leaseskew: 2s\n", nil, 10 * time.Second, 2 * time.Second},
+		{"from the environment", minimal, []string{"REGISTRY_BERTH_STORAGE_UPLOADLEASE=5m", "REGISTRY_BERTH_STORAGE_LEASESKEW=1m"}, 5 * time.Minute, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.data, tt.env...)
+			if got := c.Berth.Storage; got.UploadLease != tt.lease || got.LeaseSkew != tt.skew {
+				t.Errorf("berth.storage = %+v, want uploadlease %v, leaseskew %v", got, tt.lease, tt.skew)
+			}
+		})
+	}
+}
+
+func TestBerthStorageRefusals(t *testing.T) {
+	tests := []struct{ name, data, want string }{
+		{"lease under a second", minimal + "berth:\n  storage:\n    uploadlease: 500ms\n", "berth.storage.uploadlease: must be at least 1s"},
+		{"no skew", minimal + "berth:\n  storage:\n    leaseskew: 0s\n", "berth.storage.leaseskew: must be positive and at most 1m0s"},
+		{"skew past the gc lease", minimal + "berth:\n  storage:\n    leaseskew: 2m\n", "berth.storage.leaseskew: must be positive and at most 1m0s"},
+		{"unknown key", minimal + "berth:\n  storage:\n    uploadleases: 1m\n", "berth.storage.uploadleases: unknown key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("config.yml", []byte(tt.data), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -147,6 +147,14 @@ type BerthStorage struct {
 	GC GC `yaml:"gc,omitempty"`
 	// Timeouts bound each call to the storage backend (berth.go).
 	Timeouts StorageTimeouts `yaml:"timeouts,omitempty"`
+	// UploadLease is how long a request holds its upload session between
+	// renewals: a request whose instance died blocks the session for this
+	// long plus LeaseSkew. Default DefaultUploadLease.
+	UploadLease time.Duration `yaml:"uploadlease,omitempty"`
+	// LeaseSkew is how long past its expiry a lease's claim is honoured by
+	// other instances: the clock difference between hosts, plus the time a
+	// write takes to land, that leases tolerate. Default DefaultLeaseSkew.
+	LeaseSkew time.Duration `yaml:"leaseskew,omitempty"`
 }
 
 // GC configures `berth garbage-collect` (berth.storage.gc; storage.gc
@@ -260,6 +268,16 @@ type HTTP struct {
 	HTTP2        HTTP2               `yaml:"http2,omitempty"`
 	H2C          H2C                 `yaml:"h2c,omitempty"`
 }
+
+// DefaultUploadLease and DefaultLeaseSkew are berth.storage's defaults:
+// a crashed instance blocks its sessions for 90 seconds.
+const (
+	DefaultUploadLease = time.Minute
+	DefaultLeaseSkew   = 30 * time.Second
+	// maxLeaseSkew keeps the skew below the garbage collection's lease
+	// (2m), which stops deleting a skew before its end.
+	maxLeaseSkew = time.Minute
+)
 
 // BerthHTTP is berth.http.
 type BerthHTTP struct {

@@ -35,7 +35,7 @@ func defaults() *Config {
 		Catalog: Catalog{MaxEntries: 1000},
 		Tags:    Tags{MaxTags: 1000},
 		Berth: Berth{
-			Storage: BerthStorage{GC: GC{GracePeriod: time.Hour}},
+			Storage: BerthStorage{GC: GC{GracePeriod: time.Hour}, UploadLease: DefaultUploadLease, LeaseSkew: DefaultLeaseSkew},
 			HTTP:    BerthHTTP{BodyIdleTimeout: DefaultBodyIdleTimeout},
 			Auth:    BerthAuth{Htpasswd: BerthHtpasswd{MaxFailures: 10, FailureWindow: time.Minute}},
 		},
@@ -261,6 +261,7 @@ func (p *parser) check(c *Config) {
 	p.checkHTTP(&c.HTTP)
 	p.checkBerthHTTP(&c.Berth.HTTP)
 	p.checkBerthTimeouts(&c.Berth.Storage.Timeouts)
+	p.checkBerthStorage(&c.Berth.Storage)
 
 	p.checkNotifications(&c.Notifications, &c.Storage)
 
@@ -353,6 +354,16 @@ func (p *parser) checkBerthHTTP(h *BerthHTTP) {
 		if _, err := parseProxy(s); err != nil {
 			p.fail("berth.http.trustedproxies["+itoa(i)+"]", "expected a CIDR such as 10.0.0.0/8 or an address, got %q", s)
 		}
+	}
+}
+
+func (p *parser) checkBerthStorage(s *BerthStorage) {
+	// A term under a second would be spent renewing it.
+	if s.UploadLease < time.Second {
+		p.fail("berth.storage.uploadlease", "must be at least 1s, got %s", s.UploadLease)
+	}
+	if s.LeaseSkew <= 0 || s.LeaseSkew > maxLeaseSkew {
+		p.fail("berth.storage.leaseskew", "must be positive and at most %s, got %s", maxLeaseSkew, s.LeaseSkew)
 	}
 }
 

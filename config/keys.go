@@ -205,6 +205,8 @@ var keyStatus = map[string]Status{
 	"berth.storage.timeouts.read":                              BerthOnly,
 	"berth.storage.timeouts.write":                             BerthOnly,
 	"berth.storage.timeouts.commit":                            BerthOnly,
+	"berth.storage.uploadlease":                                BerthOnly,
+	"berth.storage.leaseskew":                                  BerthOnly,
 	"berth.http.bodyidletimeout":                               BerthOnly,
 	"berth.http.trustedproxies":                                BerthOnly,
 	"berth.auth.htpasswd.maxfailures":                          BerthOnly,

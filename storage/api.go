@@ -144,10 +144,12 @@ type Options struct {
 	// BlobDescriptors is how many blob descriptors this instance keeps in
 	// memory (storage.cache.blobdescriptorsize); 0 for the default.
 	BlobDescriptors int
-
-	// skew, when set, replaces leaseSkew: tests let leases lapse in
-	// seconds rather than minutes.
-	skew time.Duration
+	// UploadLease is how long a request holds its upload session between
+	// renewals (berth.storage.uploadlease); 0 for uploadLeaseTerm.
+	UploadLease time.Duration
+	// LeaseSkew is how long past its expiry a lease's claim is honoured by
+	// other instances (berth.storage.leaseskew); 0 for leaseSkew.
+	LeaseSkew time.Duration
 }
 
 // ManifestValidation mirrors Distribution's validation.manifests section.

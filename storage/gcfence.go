@@ -16,8 +16,8 @@ import (
 // hosts:
 //
 //	/docker/registry/v2/_berth/gc/leases/<n>                           the collections' claims (lease.go): id, host, expiry
-//	/docker/registry/v2/_berth/gc/tombstones/blobs/<alg>/<hex>         a blob it may delete
-//	/docker/registry/v2/_berth/gc/tombstones/revisions/<name>/<alg>/<hex>  a revision it may delete
+//	/docker/registry/v2/_berth/gc/tombstones/<id>/blobs/<alg>/<hex>         a blob collection <id> may delete
+//	/docker/registry/v2/_berth/gc/tombstones/<id>/revisions/<name>/<alg>/<hex>  a revision it may delete
 //	/docker/registry/v2/_berth/gc/generation                           rewritten after every collection that deleted
 //
 // Distribution walks only blobs/ and repositories/, so it never sees these.
@@ -36,6 +36,9 @@ import (
 //
 // A tombstone is live only while the lease naming its collection is: a
 // collection that was killed leaves tombstones that writers then ignore.
+// Each collection writes and removes tombstones only below its own id, so
+// one whose lease lapsed can neither overwrite nor remove those of the
+// collection that took over.
 // The collection renews its lease and stops deleting, by its own clock,
 // well before a writer would consider the lease expired; a lease that
 // lapsed is never renewed, so a collection that stalled past it (a
@@ -62,12 +65,19 @@ var ErrCollecting = errors.New("content is being garbage-collected, retry later"
 // ErrGCRunning is returned when another collection holds the lease.
 var ErrGCRunning = errors.New("storage: gc: another garbage collection is running")
 
+// blobTombstonePath and revisionTombstonePath name a tombstone within its
+// collection's directory (tombstonePath).
 func blobTombstonePath(d digest.Digest) string {
-	return gcTombstonesRoot + "/blobs/" + digestDir(d)
+	return "blobs/" + digestDir(d)
 }
 
 func revisionTombstonePath(name string, d digest.Digest) string {
-	return gcTombstonesRoot + "/revisions/" + name + "/" + digestDir(d)
+	return "revisions/" + name + "/" + digestDir(d)
+}
+
+// tombstonePath is where the collection id keeps the tombstone key.
+func tombstonePath(id, key string) string {
+	return gcTombstonesRoot + "/" + id + "/" + key
 }
 
 // fence is a running collection's hold on the gc lease (lease.go): the
@@ -143,9 +153,9 @@ func (f *fence) check() error {
 	return nil
 }
 
-// tombstone marks p (a tombstone path) as this collection's to delete.
-func (f *fence) tombstone(ctx context.Context, p string) error {
-	if err := driver.PutContent(ctx, f.drv, p, []byte(f.id())); err != nil {
+// tombstone marks key (a tombstone path) as this collection's to delete.
+func (f *fence) tombstone(ctx context.Context, key string) error {
+	if err := driver.PutContent(ctx, f.drv, tombstonePath(f.id(), key), []byte(f.id())); err != nil {
 		return fmt.Errorf("storage: gc: writing tombstone: %w", err)
 	}
 	return nil
@@ -163,28 +173,31 @@ func (f *fence) release(ctx context.Context, deleted bool) error {
 			errs = append(errs, fmt.Errorf("storage: gc: writing generation: %w", err))
 		}
 	}
-	errs = append(errs, deleteIfExists(ctx, f.drv, gcTombstonesRoot))
+	errs = append(errs, deleteIfExists(ctx, f.drv, gcTombstonesRoot+"/"+f.id()))
 	if err := f.lease.release(ctx, 0); err != nil && !errors.Is(err, errLeaseLost) {
 		errs = append(errs, fmt.Errorf("storage: gc: releasing the lease: %w", err))
 	}
 	return errors.Join(errs...)
 }
 
-// tombstoneLive tells whether the tombstone at p belongs to a collection
-// whose lease has not expired.
-func (r *Registry) tombstoneLive(ctx context.Context, p string) (bool, error) {
-	id, err := driver.GetContent(ctx, r.driver, p, 256)
+// tombstoneLive tells whether the collection whose lease is live has the
+// tombstone key.
+func (r *Registry) tombstoneLive(ctx context.Context, key string) (bool, error) {
+	_, cur, err := currentClaim(ctx, r.driver, gcLeaseDir)
+	if err != nil {
+		return false, wrapDriverErr("checking tombstone", err)
+	}
+	if cur == nil || cur.Owner == "" || !cur.live(time.Now(), r.leaseSkew()) {
+		return false, nil
+	}
+	_, err = r.driver.Stat(ctx, tombstonePath(cur.Owner, key))
 	if isNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, wrapDriverErr("checking tombstone", err)
 	}
-	_, cur, err := currentClaim(ctx, r.driver, gcLeaseDir)
-	if err != nil {
-		return false, wrapDriverErr("checking tombstone", err)
-	}
-	return cur != nil && cur.Owner == string(id) && cur.live(time.Now(), r.leaseSkew()), nil
+	return true, nil
 }
 
 // confirmLinked is what a writer calls after writing the link that makes

@@ -239,7 +239,7 @@ func TestTombstonesCountOnlyWhileTheirLeaseLives(t *testing.T) {
 			drv := openFilesystem(t, t.TempDir())
 			reg := New(drv, Options{}, nil)
 			pushBlob(t, reg.Repository("a"), content)
-			if err := driver.PutContent(ctx, drv, blobTombstonePath(d), []byte("dead")); err != nil {
+			if err := driver.PutContent(ctx, drv, tombstonePath("dead", blobTombstonePath(d)), []byte("dead")); err != nil {
 				t.Fatal(err)
 			}
 			if tt.lease != nil {
@@ -326,8 +326,8 @@ func TestGCLeaseThatLapsedStaysDead(t *testing.T) {
 	const term, skew = 2 * time.Second, 200 * time.Millisecond
 	tr := buildRaceTree(t, openFilesystem(t, t.TempDir()))
 	var cut atomic.Bool
-	collector := New(cutOff{tr.drv, &cut}, Options{DeleteEnabled: true, skew: skew}, nil)
-	writer := New(tr.drv, Options{skew: skew}, nil)
+	collector := New(cutOff{tr.drv, &cut}, Options{DeleteEnabled: true, LeaseSkew: skew}, nil)
+	writer := New(tr.drv, Options{LeaseSkew: skew}, nil)
 	var writeErr, secondErr error
 	var second *fence
 	_, err := collector.GarbageCollect(ctx, GCOptions{

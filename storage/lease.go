@@ -37,7 +37,7 @@ import (
 //
 // The holder trusts its claim until validUntil by its own monotonic clock
 // (taken before the create was sent), renews well before, and stops using
-// the lease past it. Others honour the claim until its expiry plus
+// the lease past it; a renewal counts only if it landed before then. Others honour the claim until its expiry plus
 // leaseSkew by their wall clock, which covers clock differences between
 // hosts and the time a create takes to land.
 type lease struct {
@@ -218,7 +218,7 @@ func (l *lease) renew(ctx context.Context) error {
 	}
 	start := time.Now()
 	l.mu.Lock()
-	rec := l.rec
+	rec, until := l.rec, l.validUntil
 	l.mu.Unlock()
 	rec.Expires = start.Add(l.term).UTC()
 	if err := l.write(ctx, rec); err != nil {
@@ -234,6 +234,13 @@ func (l *lease) renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
+		return l.err
+	}
+	if !time.Now().Before(until) {
+		// It landed after the lease lapsed (a hung write): another
+		// holder may have read the lapsed claim and be creating the next
+		// one right now, too late for the check above to see it.
+		l.err = fmt.Errorf("%w: the renewal landed after it expired at %s", errLeaseLost, until.Format(time.RFC3339))
 		return l.err
 	}
 	// Valid from when the renewal was sent, as others see the new expiry

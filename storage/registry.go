@@ -40,10 +40,19 @@ type Registry struct {
 // leaseSkew is how long past its expiry a lease's claim is honoured by
 // others (lease.go).
 func (r *Registry) leaseSkew() time.Duration {
-	if r.opts.skew > 0 {
-		return r.opts.skew
+	if r.opts.LeaseSkew > 0 {
+		return r.opts.LeaseSkew
 	}
 	return leaseSkew
+}
+
+// uploadLease is how long a request holds its upload session between
+// renewals.
+func (r *Registry) uploadLease() time.Duration {
+	if r.opts.UploadLease > 0 {
+		return r.opts.UploadLease
+	}
+	return uploadLeaseTerm
 }
 
 // New returns the content model over d. d is wrapped (driver.Wrap) if it

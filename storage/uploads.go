@@ -46,11 +46,16 @@ type upload struct {
 	// instance, until it ends; nil for a new session, which no one else
 	// knows of yet.
 	lease *lease
+	// lost is why the lease lapsed under this request, once it did: the
+	// session may be another request's, and nothing of it is this one's
+	// to write or delete.
+	lost error
 }
 
 // uploadLeaseTerm is how long a request holds its session between
-// renewals. A request that dies (a killed instance) blocks the session
-// for this long plus leaseSkew; a live one renews every third of it.
+// renewals, unless Options.UploadLease says otherwise. A request that
+// dies (a killed instance) blocks the session for this long plus the
+// lease skew; a live one renews every third of it.
 const uploadLeaseTerm = time.Minute
 
 // ErrUploadBusy is returned when another request, on this instance or
@@ -108,7 +113,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	if !ok {
 		return nil, r.busy(ctx, id)
 	}
-	l, prev, err := acquireLease(ctx, r.driver(), uploadLeaseDir(r.name, id), uploadLeaseTerm, r.reg.leaseSkew(), false)
+	l, prev, err := acquireLease(ctx, r.driver(), uploadLeaseDir(r.name, id), r.reg.uploadLease(), r.reg.leaseSkew(), false)
 	if err != nil {
 		unhold()
 		var he *heldError
@@ -124,6 +129,9 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	l.onEnd = unhold
 	l.keepAlive(ctx, 0)
 	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
+	if err == nil && (prev == nil || !prev.Released) {
+		fw, err = r.forkUpload(ctx, id, fw)
+	}
 	if isNotFound(err) {
 		fw, err = r.adoptUpload(ctx, id)
 	}
@@ -199,11 +207,24 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 		}
 		return 0, wrapDriverErr("stat upload", err)
 	}
-	if size, err := r.releasedSize(ctx, id); !errors.Is(err, errNoRelease) {
-		return size, err
+	gen, cur, err := currentClaim(ctx, r.driver(), uploadLeaseDir(r.name, id))
+	if err != nil {
+		return 0, wrapDriverErr("stat upload", err)
+	}
+	// A session whose last request never ended (its instance was killed)
+	// holds more than any claim says once that claim lapsed: the bytes
+	// that request wrote before it died. One whose last request failed
+	// before it knew the size released it as unknown (-1). The client
+	// resumes from what is stored, so the session is taken over below to
+	// learn it.
+	unknown := gen > 0 && (cur.Released && cur.Size < 0 || !cur.Released && !cur.live(time.Now(), r.reg.leaseSkew()))
+	if !unknown {
+		if size, err := r.releasedSize(ctx, id); !errors.Is(err, errNoRelease) {
+			return size, err
+		}
 	}
 	// A session no Berth request ended (one Distribution wrote during a
-	// migration): only its writer knows.
+	// migration), or one whose last request died: only its writer knows.
 	u, err := r.ResumeUpload(ctx, id)
 	var busy *BusyError
 	if errors.As(err, &busy) {
@@ -214,6 +235,25 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 	}
 	defer u.Close(ctx)
 	return u.Size(), nil
+}
+
+// forkUpload moves the upload id's bytes into a write of its own, for a
+// request taking over a session whose last request never released it (its
+// instance died or froze). A frozen request may still hold that request's
+// writer, past its lease check; on the file system, a write through it
+// would land in whatever file the old write becomes, including the blob
+// this session publishes. So the old write is committed where it is and
+// copied into a new one: whatever the frozen request still writes lands in
+// a file this session drops. On an object store, the old multipart upload
+// is completed and a late part to it fails. This costs a copy of the bytes
+// so far, only after a crash or a freeze.
+func (r *repository) forkUpload(ctx context.Context, id string, old driver.FileWriter) (driver.FileWriter, error) {
+	if err := old.Commit(ctx); err != nil {
+		_ = old.Close()
+		return nil, err
+	}
+	r.reg.log.Info("upload taken over from a request that did not end; its bytes are copied", "repo", r.name, "upload", id, "bytes", old.Size())
+	return r.adoptUpload(ctx, id)
 }
 
 // adoptUpload opens a writer for an upload with no unfinished write: one
@@ -323,7 +363,7 @@ func (u *upload) Write(p []byte) (int, error) {
 	if u.lease != nil {
 		// A request whose lease lapsed (its instance stalled) must not
 		// write: another may hold the session by now.
-		if err := u.lease.valid(); err != nil {
+		if err := u.holds(); err != nil {
 			return 0, &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
 		}
 	}
@@ -377,7 +417,7 @@ func (u *upload) Close(ctx context.Context) error {
 	}
 	u.ended = true
 	if u.lease != nil {
-		if err := u.lease.valid(); err != nil {
+		if err := u.holds(); err != nil {
 			// Closing would save the writer's state over that of the
 			// request holding the session now. Left unclosed, the
 			// writer is reclaimed with this request; the lapsed claim
@@ -436,10 +476,30 @@ func (u *upload) saveHashState(ctx context.Context, size int64) {
 	}
 }
 
+// holds tells whether the request still holds the session's lease, and
+// remembers when it lapsed.
+func (u *upload) holds() error {
+	if u.lost == nil {
+		u.lost = u.lease.valid()
+	}
+	return u.lost
+}
+
 // Cancel discards the upload.
 func (u *upload) Cancel(ctx context.Context) error {
 	if u.lease != nil {
 		defer u.lease.abandon()
+		if !u.ended {
+			_ = u.holds()
+		}
+		if u.lost != nil {
+			// The session is another request's by now (this one
+			// stalled past its lease): its files are not this one's to
+			// delete.
+			u.ended = true
+			u.repo.reg.log.Warn("upload lease lapsed; the session is left to the request holding it", "repo", u.repo.name, "upload", u.id, "err", u.lost)
+			return &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + u.lost.Error()}
+		}
 	}
 	if !u.ended {
 		u.ended = true
@@ -467,7 +527,7 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 		defer u.lease.abandon()
 		// The lease is renewed while the commit runs; a lapsed one means
 		// another request may have written since this one began.
-		if err := u.lease.valid(); err != nil {
+		if err := u.holds(); err != nil {
 			return Descriptor{}, &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
 		}
 	}
@@ -502,6 +562,9 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 	if err := <-link; err != nil && perr == nil {
 		perr = err
 	}
+	if perr == nil && !deduped {
+		perr = u.checkPublished(ctx, want, size)
+	}
 	if perr == nil && deduped {
 		perr = u.confirmDeduped(ctx, want, size)
 	}
@@ -520,6 +583,54 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 	}
 	r.reg.log.Info("blob committed", "repo", r.name, "digest", want, "bytes", size)
 	return Descriptor{MediaType: blobMediaType, Digest: want, Size: size}, nil
+}
+
+// checkPublished makes sure a commit that outlived its lease published
+// its own bytes. While the lease holds, no other request can have touched
+// the session, so what was published is what was verified. A commit that
+// froze past it (a stopped process, a hung disk) cannot tell: another
+// request may have taken the session over, and the file this one renamed
+// into the blob's place may be that request's. What is there is then read
+// back, and removed with the link when it is not want.
+func (u *upload) checkPublished(ctx context.Context, want digest.Digest, size int64) error {
+	if u.lease == nil {
+		return nil
+	}
+	lapsed := u.holds()
+	if lapsed == nil {
+		return nil
+	}
+	r := u.repo
+	dst := blobDataPath(want)
+	got, n, err := hashFile(ctx, r.driver(), dst, want.Algorithm())
+	if err == nil && got == want && n == size {
+		return nil
+	}
+	if err != nil && !isNotFound(err) {
+		return wrapDriverErr("verify blob", err)
+	}
+	r.reg.log.Error("commit outlived its upload lease and published other bytes; removed", "repo", r.name, "upload", u.id, "digest", want, "bytes", n, "err", lapsed)
+	r.reg.forgetBlob(want)
+	if err := deleteIfExists(ctx, r.driver(), dst); err != nil {
+		return wrapDriverErr("remove blob", err)
+	}
+	r.takeBackLink(ctx, layerLink, want)
+	return &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request during the commit: " + lapsed.Error()}
+}
+
+// hashFile digests the file at p with alg and counts its bytes.
+func hashFile(ctx context.Context, drv driver.Driver, p string, alg digest.Algorithm) (digest.Digest, int64, error) {
+	rc, err := drv.Reader(ctx, p, 0)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	dg := alg.Digester()
+	n, err := io.Copy(dg.Hash(), rc)
+	if err != nil {
+		return "", n, err
+	}
+	return dg.Digest(), n, nil
 }
 
 // addLinkAsync links the verified blob d into the repository while the
@@ -565,6 +676,10 @@ func (u *upload) mismatch(ctx context.Context, want, got digest.Digest) error {
 }
 
 func (u *upload) discard(ctx context.Context) error {
+	if u.lease != nil && u.holds() != nil {
+		// Not this request's session any more.
+		return nil
+	}
 	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
 }
 

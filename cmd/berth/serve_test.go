@@ -32,3 +32,22 @@ berth:
 		t.Fatalf("options %v, want %v", got, want)
 	}
 }
+
+// TestStorageOptionsCarryTheLeases checks that berth.storage reaches the
+// content model, whose tests show what the term and the skew do.
+func TestStorageOptionsCarryTheLeases(t *testing.T) {
+	cfg, err := config.Parse("config.yml", []byte(`version: 0.1
+storage: inmemory
+berth:
+  storage:
+    uploadlease: 7s
+    leaseskew: 3s
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := storageOptions(cfg)
+	if opts.UploadLease != 7*time.Second || opts.LeaseSkew != 3*time.Second {
+		t.Fatalf("storage options: uploadlease %v, leaseskew %v, want 7s, 3s", opts.UploadLease, opts.LeaseSkew)
+	}
+}

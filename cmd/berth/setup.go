@@ -141,6 +141,8 @@ func storageOptions(cfg *config.Config) storage.Options {
 		DeleteEnabled:       cfg.Storage.Delete.Enabled,
 		BlobDescriptors:     cfg.Storage.Cache.BlobDescriptorSize,
 		TagConcurrencyLimit: cfg.Storage.Tag.ConcurrencyLimit,
+		UploadLease:         cfg.Berth.Storage.UploadLease,
+		LeaseSkew:           cfg.Berth.Storage.LeaseSkew,
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,

@@ -1,0 +1,109 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// TestUploadLeaseTermIsTheConfiguredOne: a request whose instance died
+// (its lease neither renewed nor released) blocks the session for
+// Options.UploadLease plus Options.LeaseSkew, then another instance takes
+// it over and does not trust the digest state, since no one knows what
+// the dead request wrote. An instance with the default term and skew
+// still honours the dead claim at that point.
+func TestUploadLeaseTermIsTheConfiguredOne(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		const term, skew = time.Second, 200 * time.Millisecond
+		opts := Options{UploadLease: term, LeaseSkew: skew}
+		id := startedUpload(t, newRegistry(open, opts).Repository("app"), bytesOf(100, 'a'))
+
+		dead, err := newRegistry(open, opts).Repository("app").ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dead.Write(bytesOf(10, 'b')); err != nil {
+			t.Fatal(err)
+		}
+		// Killed: nothing renews or releases its claim from now on.
+		dead.(*upload).lease.stopKeepAlive()
+
+		other := newRegistry(open, opts).Repository("app")
+		if _, err := other.ResumeUpload(ctx, id); !errors.Is(err, ErrUploadBusy) {
+			t.Fatalf("ResumeUpload while the dead claim lives: %v, want ErrUploadBusy", err)
+		}
+		time.Sleep(term + skew + 100*time.Millisecond)
+		if _, err := newRegistry(open, Options{}).Repository("app").ResumeUpload(ctx, id); !errors.Is(err, ErrUploadBusy) {
+			t.Fatalf("ResumeUpload with the default skew, %s after the claim: %v, want ErrUploadBusy", term+skew, err)
+		}
+		// What the client resumes from: the bytes the dead request wrote
+		// count, though no claim records them.
+		if size, err := other.StatUpload(ctx, id); err != nil || size != 110 {
+			t.Fatalf("StatUpload past the term and the skew: %d, %v, want the 110 bytes stored", size, err)
+		}
+		u, err := other.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatalf("ResumeUpload past the term and the skew: %v", err)
+		}
+		if u.Size() != 110 || u.(*upload).h != nil {
+			t.Fatalf("took over at %d bytes (digest state trusted: %v), want 110, not trusted", u.Size(), u.(*upload).h != nil)
+		}
+		if err := u.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// startedUpload starts an upload in repo holding content and returns its id.
+func startedUpload(t *testing.T, repo Repository, content []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	u, err := repo.NewUpload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return u.ID()
+}
+
+// failingStates fails reading any saved digest state.
+type failingStates struct{ driver.Driver }
+
+func (f failingStates) Create(ctx context.Context, p string, b []byte) error {
+	return driver.Create(ctx, f.Driver, p, b)
+}
+
+func (f failingStates) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	if strings.Contains(p, "/hashstates/") {
+		return nil, errors.New("the store failed")
+	}
+	return f.Driver.Reader(ctx, p, off)
+}
+
+// TestStatAfterAFailedResumeReportsTheStoredBytes: a request that took
+// the session but failed before it could use it (the store failed reading
+// the digest state) leaves the session as it was: GET reports the bytes
+// stored, for the client to resume from, not an empty session.
+func TestStatAfterAFailedResumeReportsTheStoredBytes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		id := startedUpload(t, newRegistry(open, Options{}).Repository("app"), bytesOf(100, 'a'))
+		if _, err := New(failingStates{open()}, Options{}, nil).Repository("app").ResumeUpload(ctx, id); err == nil {
+			t.Fatal("ResumeUpload with the store failing: no error")
+		}
+		if size, err := newRegistry(open, Options{}).Repository("app").StatUpload(ctx, id); err != nil || size != 100 {
+			t.Fatalf("StatUpload after a failed resume: %d, %v, want 100", size, err)
+		}
+	})
+}
