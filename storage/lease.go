@@ -160,6 +160,29 @@ func (e *heldError) Unwrap() error { return ErrLeaseHeld }
 // wrapping ErrLeaseHeld. It returns the claim it superseded (nil when
 // there was none), whose Released and Size tell how the last holder left.
 func acquireLease(ctx context.Context, drv driver.Driver, dir string, term, skew time.Duration, durable bool) (*lease, *leaseRecord, error) {
+	return acquireLeaseAfter(ctx, drv, dir, term, skew, durable, nil)
+}
+
+// leaseHint is a claim this process released itself: the next holder on
+// this instance creates the claim after it without reading the lease
+// first. A hint another instance has overtaken costs one failed create,
+// then the lease is read as usual.
+type leaseHint struct {
+	gen uint64
+	rec leaseRecord
+}
+
+// acquireLeaseAfter is acquireLease starting from hint when it is not nil.
+func acquireLeaseAfter(ctx context.Context, drv driver.Driver, dir string, term, skew time.Duration, durable bool, hint *leaseHint) (*lease, *leaseRecord, error) {
+	if hint != nil {
+		l, err := claimNext(ctx, drv, dir, term, skew, durable, hint.gen)
+		if err == nil {
+			return l, &hint.rec, nil
+		}
+		if !errors.Is(err, driver.ErrExist) {
+			return nil, nil, err
+		}
+	}
 	gen, cur, err := currentClaim(ctx, drv, dir)
 	if err != nil {
 		return nil, nil, err
@@ -171,6 +194,25 @@ func acquireLease(ctx context.Context, drv driver.Driver, dir string, term, skew
 		}
 		return nil, nil, he
 	}
+	l, err := claimNext(ctx, drv, dir, term, skew, durable, gen)
+	if err != nil {
+		if errors.Is(err, driver.ErrExist) {
+			// Another contender created the same number first.
+			rec, _ := readClaim(ctx, drv, dir, gen+1)
+			he := &heldError{prev: cur}
+			if rec != nil {
+				he.rec = *rec
+			}
+			return nil, nil, he
+		}
+		return nil, nil, err
+	}
+	return l, cur, nil
+}
+
+// claimNext creates the claim after gen: the lease is its creator's, or
+// ErrExist when the claim is there already.
+func claimNext(ctx context.Context, drv driver.Driver, dir string, term, skew time.Duration, durable bool, gen uint64) (*lease, error) {
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	host, _ := os.Hostname()
@@ -182,18 +224,9 @@ func acquireLease(ctx context.Context, drv driver.Driver, dir string, term, skew
 	}
 	b, _ := json.Marshal(l.rec)
 	if err := driver.Create(ctx, drv, leaseClaimPath(dir, l.gen), b); err != nil {
-		if errors.Is(err, driver.ErrExist) {
-			// Another contender created the same number first.
-			rec, _ := readClaim(ctx, drv, dir, l.gen)
-			he := &heldError{prev: cur}
-			if rec != nil {
-				he.rec = *rec
-			}
-			return nil, nil, he
-		}
-		return nil, nil, err
+		return nil, err
 	}
-	return l, cur, nil
+	return l, nil
 }
 
 // valid reports whether the holder may still act under the lease.

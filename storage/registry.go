@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -26,9 +27,11 @@ type Registry struct {
 	cache  *cache
 	gen    genWatch
 	// sessions are the upload sessions requests of this instance are
-	// using (uploads.go).
-	sessions sync.Map
-	now      func() time.Time // the clock cache entries age by
+	// using, and hints the lease claims it released on them (uploads.go).
+	sessions  sync.Map
+	hints     sync.Map
+	hintCount atomic.Int64
+	now       func() time.Time // the clock cache entries age by
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp

@@ -421,3 +421,51 @@ func TestUploadHasOneRequestAtATime(t *testing.T) {
 		}
 	})
 }
+
+// TestStaleLeaseHintFallsBackToTheLease: an instance that remembers the
+// claim it released, after another instance wrote to the session since,
+// must read the lease and resume where the other left it.
+func TestStaleLeaseHintFallsBackToTheLease(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		a := newRegistry(open, Options{}).Repository("app")
+		b := newRegistry(open, Options{}).Repository("app")
+		u, err := a.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := u.ID()
+		write := func(repo Repository, content []byte) {
+			t.Helper()
+			u, err := repo.ResumeUpload(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := u.Write(content); err != nil {
+				t.Fatal(err)
+			}
+			if err := u.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := u.Write(bytesOf(10, 'a')); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		write(a, bytesOf(20, 'b')) // a remembers the claim it released
+		write(b, bytesOf(30, 'c')) // b moves the session on
+		u, err = a.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Size() != 60 || u.(*upload).h == nil {
+			t.Fatalf("resumed at %d (digest state trusted: %v), want 60, trusted", u.Size(), u.(*upload).h != nil)
+		}
+		want := digest.FromBytes(bytes.Join([][]byte{bytesOf(10, 'a'), bytesOf(20, 'b'), bytesOf(30, 'c')}, nil))
+		if _, err := u.Commit(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
