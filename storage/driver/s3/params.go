@@ -22,6 +22,10 @@ const (
 	defaultCopyConcurrency = 100
 	defaultCopyThreshold   = 32 << 20
 
+	defaultWriteConcurrency = 4
+	maxWriteConcurrency     = 64
+	defaultWriteMemory      = 256 << 20
+
 	defaultRedirectExpiry = 20 * time.Minute
 	maxRedirectExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most a week
 
@@ -62,6 +66,12 @@ type Params struct {
 	// RedirectExpiry is Berth's own key: how long a presigned URL handed to
 	// a client stays valid, as a Go duration ("20m").
 	RedirectExpiry string `yaml:"redirectexpiry"`
+	// WriteConcurrency is Berth's own key: how many parts of one write are
+	// uploaded at a time.
+	WriteConcurrency int `yaml:"writeconcurrency"`
+	// WriteMemory is Berth's own key: the bytes of part buffers all writers
+	// together may hold beyond the one buffer each always has.
+	WriteMemory *int64 `yaml:"writememory"`
 }
 
 // config is Params checked and with its defaults filled in.
@@ -77,6 +87,11 @@ type config struct {
 	acl            types.ObjectCannedACL
 	logMode        aws.ClientLogMode
 	redirectExpiry time.Duration
+	// writeConcurrency is parts in flight per writer; writeBuffers is how
+	// many buffers beyond their first all writers may hold (writememory
+	// over chunksize).
+	writeConcurrency int
+	writeBuffers     int64
 }
 
 var storageClasses = []string{
@@ -152,6 +167,23 @@ func parseParams(raw driver.Params) (config, error) {
 	default:
 		c.copyParallel = int(n)
 	}
+
+	switch n := p.WriteConcurrency; {
+	case n == 0:
+		c.writeConcurrency = defaultWriteConcurrency
+	case n < 1 || n > maxWriteConcurrency:
+		return c, paramErr("writeconcurrency", "%d is not between 1 and %d", n, maxWriteConcurrency)
+	default:
+		c.writeConcurrency = n
+	}
+	mem := int64(defaultWriteMemory)
+	if p.WriteMemory != nil {
+		if *p.WriteMemory < 0 {
+			return c, paramErr("writememory", "%d is negative", *p.WriteMemory)
+		}
+		mem = *p.WriteMemory
+	}
+	c.writeBuffers = mem / c.chunkSize
 
 	if root := strings.Trim(p.RootDirectory, "/"); root != "" {
 		c.root = root + "/"

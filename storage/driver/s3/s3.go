@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/berth-registry/berth/storage/driver"
 )
@@ -52,7 +53,10 @@ type Driver struct {
 	presign *s3.PresignClient
 	cfg     config
 	bucket  *string
-	bufs    *partbuf.Pool // part buffers of cfg.chunkSize, one per open writer
+	bufs    *partbuf.Pool // part buffers of cfg.chunkSize
+	// memory counts the part buffers writers hold beyond their first
+	// (writememory).
+	memory *semaphore.Weighted
 }
 
 var (
@@ -136,6 +140,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 		bucket:  aws.String(cfg.Bucket),
 	}
 	d.bufs = partbuf.New(int(cfg.chunkSize), 4)
+	d.memory = semaphore.NewWeighted(cfg.writeBuffers)
 	return d, nil
 }
 
