@@ -23,8 +23,10 @@ const (
 	defaultCopyThreshold   = 32 << 20
 
 	defaultWriteConcurrency = 4
-	maxWriteConcurrency     = 64
+	maxConcurrency          = 64
 	defaultWriteMemory      = 256 << 20
+	defaultReadConcurrency  = 4
+	defaultReadMemory       = 256 << 20
 
 	defaultRedirectExpiry = 20 * time.Minute
 	maxRedirectExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most a week
@@ -72,6 +74,12 @@ type Params struct {
 	// WriteMemory is Berth's own key: the bytes of part buffers all writers
 	// together may hold beyond the one buffer each always has.
 	WriteMemory *int64 `yaml:"writememory"`
+	// ReadConcurrency is Berth's own key: how many ranges of one read are
+	// fetched at a time.
+	ReadConcurrency int `yaml:"readconcurrency"`
+	// ReadMemory is Berth's own key: the bytes of range buffers all
+	// readers together may hold.
+	ReadMemory *int64 `yaml:"readmemory"`
 }
 
 // config is Params checked and with its defaults filled in.
@@ -92,6 +100,8 @@ type config struct {
 	// over chunksize).
 	writeConcurrency int
 	writeBuffers     int64
+	readConcurrency  int
+	readBuffers      int64
 }
 
 var storageClasses = []string{
@@ -168,22 +178,18 @@ func parseParams(raw driver.Params) (config, error) {
 		c.copyParallel = int(n)
 	}
 
-	switch n := p.WriteConcurrency; {
-	case n == 0:
-		c.writeConcurrency = defaultWriteConcurrency
-	case n < 1 || n > maxWriteConcurrency:
-		return c, paramErr("writeconcurrency", "%d is not between 1 and %d", n, maxWriteConcurrency)
-	default:
-		c.writeConcurrency = n
+	if c.writeConcurrency, err = countParam("writeconcurrency", p.WriteConcurrency, defaultWriteConcurrency, maxConcurrency); err != nil {
+		return c, err
 	}
-	mem := int64(defaultWriteMemory)
-	if p.WriteMemory != nil {
-		if *p.WriteMemory < 0 {
-			return c, paramErr("writememory", "%d is negative", *p.WriteMemory)
-		}
-		mem = *p.WriteMemory
+	if c.writeBuffers, err = memoryParam("writememory", p.WriteMemory, defaultWriteMemory, c.chunkSize); err != nil {
+		return c, err
 	}
-	c.writeBuffers = mem / c.chunkSize
+	if c.readConcurrency, err = countParam("readconcurrency", p.ReadConcurrency, defaultReadConcurrency, maxConcurrency); err != nil {
+		return c, err
+	}
+	if c.readBuffers, err = memoryParam("readmemory", p.ReadMemory, defaultReadMemory, c.chunkSize); err != nil {
+		return c, err
+	}
 
 	if root := strings.Trim(p.RootDirectory, "/"); root != "" {
 		c.root = root + "/"
@@ -226,6 +232,28 @@ func parseParams(raw driver.Params) (config, error) {
 		c.redirectExpiry = d
 	}
 	return c, nil
+}
+
+func countParam(key string, v, def, hi int) (int, error) {
+	switch {
+	case v == 0:
+		return def, nil
+	case v < 1 || v > hi:
+		return 0, paramErr(key, "%d is not between 1 and %d", v, hi)
+	}
+	return v, nil
+}
+
+// memoryParam turns a byte budget into a count of chunk-sized buffers.
+func memoryParam(key string, v *int64, def, chunk int64) (int64, error) {
+	mem := def
+	if v != nil {
+		if *v < 0 {
+			return 0, paramErr(key, "%d is negative", *v)
+		}
+		mem = *v
+	}
+	return mem / chunk, nil
 }
 
 func sizeParam(key string, v, def, lo, hi int64) (int64, error) {

@@ -57,6 +57,8 @@ type Driver struct {
 	// memory counts the part buffers writers hold beyond their first
 	// (writememory).
 	memory *semaphore.Weighted
+	// readMemory counts the range buffers of parallel reads (readmemory).
+	readMemory *semaphore.Weighted
 }
 
 var (
@@ -141,6 +143,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 	}
 	d.bufs = partbuf.New(int(cfg.chunkSize), 4)
 	d.memory = semaphore.NewWeighted(cfg.writeBuffers)
+	d.readMemory = semaphore.NewWeighted(cfg.readBuffers)
 	return d, nil
 }
 
@@ -213,13 +216,9 @@ func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 	if offset < 0 {
 		return nil, pathErr("reader", path, driver.ErrInvalidOffset)
 	}
-	in := &s3.GetObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))}
-	if offset > 0 {
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
-	}
-	out, err := d.c.GetObject(ctx, in)
+	r, err := d.openRanges(ctx, d.key(path), offset)
 	if err == nil {
-		return out.Body, nil
+		return r, nil
 	}
 	if apiCode(err) != "InvalidRange" {
 		return nil, mapErr("reader", path, err)
