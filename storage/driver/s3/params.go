@@ -24,9 +24,9 @@ const (
 
 	defaultWriteConcurrency = 4
 	maxConcurrency          = 64
-	defaultWriteMemory      = 256 << 20
+	defaultWriteMemory      = 64 << 20
 	defaultReadConcurrency  = 4
-	defaultReadMemory       = 256 << 20
+	defaultReadMemory       = 64 << 20
 
 	defaultRedirectExpiry = 20 * time.Minute
 	maxRedirectExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most a week
