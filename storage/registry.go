@@ -23,6 +23,7 @@ type Registry struct {
 	log    *slog.Logger
 	cache  *cache
 	gen    genWatch
+	small  *smallBlobs // bytes of small blobs read from a driver without files
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp
@@ -38,7 +39,7 @@ func New(d driver.Driver, opts Options, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, cache: newCache()}
+	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, cache: newCache(), small: newSmallBlobs(smallBlobTotal)}
 	for _, p := range opts.Validation.URLsAllow {
 		re, err := regexp.Compile(p)
 		if err != nil {
