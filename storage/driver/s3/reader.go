@@ -35,8 +35,13 @@ type rangeReader struct {
 	cur  io.ReadCloser // the body being read: the first response, or a buffered range
 	left int64         // bytes cur still owes
 
-	queue  []*fetch // ranges asked for, in order
-	held   int      // buffers taken from d.memory
+	queue []*fetch // ranges asked for, in order
+	held  int      // buffers taken from d.readMemory
+	// ahead is set once the read went far enough into the first range to
+	// be worth fetching ahead: a client asking for a small range of a big
+	// blob costs one GET, not readconcurrency chunks.
+	ahead  bool
+	read   int64 // bytes read from the first range
 	ctx    context.Context
 	cancel context.CancelFunc
 	err    error
@@ -78,7 +83,6 @@ func (d *Driver) openRanges(ctx context.Context, key string, offset int64) (io.R
 		d: d, key: key, etag: out.ETag, size: size, chunk: d.cfg.chunkSize, next: offset + n,
 		cur: out.Body, left: n, ctx: rctx, cancel: cancel,
 	}
-	r.fill()
 	return r, nil
 }
 
@@ -95,6 +99,7 @@ func totalSize(cr string) (int64, bool) {
 // fill asks for more ranges while fewer than readconcurrency-1 are queued
 // (the body being read is the other one) and readmemory allows a buffer.
 func (r *rangeReader) fill() {
+	r.ahead = true
 	for r.next < r.size && len(r.queue) < r.d.cfg.readConcurrency-1 && r.d.readMemory.TryAcquire(1) {
 		r.held++
 		f := &fetch{off: r.next, n: min(r.chunk, r.size-r.next), buf: r.d.bufs.Get(), done: make(chan struct{})}
@@ -129,6 +134,11 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 		if r.left > 0 {
 			n, err := r.cur.Read(p[:min(int64(len(p)), r.left)])
 			r.left -= int64(n)
+			if !r.ahead {
+				if r.read += int64(n); r.read >= r.chunk/4 {
+					r.fill()
+				}
+			}
 			if err == io.EOF && r.left > 0 {
 				err = fmt.Errorf("%w: %d bytes missing", errShortRange, r.left)
 			}

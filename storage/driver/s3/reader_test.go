@@ -132,3 +132,33 @@ func TestReaderFailsWhenFileReplacedMidRead(t *testing.T) {
 		t.Fatalf("read the whole file (%d bytes) after it was replaced; want an error", len(got))
 	}
 }
+
+// TestReaderOfASmallRangeCostsOneGET: a client reading a few bytes of a big
+// file (a Range request) does not make the reader fetch chunks ahead.
+func TestReaderOfASmallRangeCostsOneGET(t *testing.T) {
+	s := newStore(t)
+	data := randomBytes(t, 4*minChunkSize)
+	if err := s.driver(t, "", nil).PutContent(context.Background(), "/big", data); err != nil {
+		t.Fatal(err)
+	}
+	var ranged atomic.Int32
+	d := s.driver(t, "", driver.Params{"regionendpoint": rangeProxy(t, s.m.Endpoint, "", &ranged)})
+	r, err := d.Reader(context.Background(), "/big", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 1000)
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatal(err)
+	}
+	if q := len(r.(*rangeReader).queue); q != 0 {
+		t.Errorf("%d ranges fetched ahead after reading 1000 bytes, want none", q)
+	}
+	r.Close()
+	if !bytes.Equal(got, data[100:1100]) {
+		t.Fatal("read bytes differ from the file's")
+	}
+	if n := ranged.Load(); n != 1 {
+		t.Errorf("%d ranged GETs for 1000 bytes, want 1", n)
+	}
+}
