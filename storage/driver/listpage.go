@@ -55,3 +55,32 @@ func PageOf(paths []string, after string, n int) []string {
 	}
 	return slices.Clip(paths)
 }
+
+// KeyPageComplete is for a PageLister over a store that lists keys in
+// byte order, where a child directory's keys carry a "/" after its name:
+// a name then comes after every name it is a prefix of followed by a byte
+// below "/" ("v1/…" after "v1-rc/…" and "v1.2/…", though v1 sorts first).
+// Given the names listed so far (those after after), the key prefix of
+// the directory and the greatest key listed, it tells whether the first n
+// names in lexical order are all among them: every key still to come sorts
+// after last, so only a shorter name of a listed one could still rank
+// among the first n, and only while its keys were not yet passed.
+func KeyPageComplete(names []string, n int, prefix, after, last string) bool {
+	if len(names) < n {
+		return false
+	}
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	cutoff := sorted[n-1]
+	for _, x := range names {
+		for i := 1; i < len(x); i++ {
+			if x[i] >= '/' {
+				continue
+			}
+			if y := x[:i]; y > after && y < cutoff && prefix+y+"/" > last {
+				return false
+			}
+		}
+	}
+	return true
+}

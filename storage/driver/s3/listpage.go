@@ -2,7 +2,6 @@ package s3
 
 import (
 	"context"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,11 +17,8 @@ var _ driver.PageLister = (*Driver)(nil)
 // of a directory of a hundred thousand tags costs one request, not a
 // hundred.
 //
-// S3 orders keys bytewise, and a child directory's keys carry a "/"
-// after its name, so a name sorts after every name it is a prefix of
-// followed by a byte below "/" ("v1/" comes after "v1-rc/" and "v1.2/",
-// though "v1" sorts first). The listing therefore goes on until it has
-// passed every such shorter name that could belong on the page.
+// S3 orders keys bytewise, so the listing goes on until the page is
+// known (driver.KeyPageComplete).
 func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]string, error) {
 	prefix := d.dirPrefix(dir)
 	in := &s3.ListObjectsV2Input{
@@ -55,7 +51,7 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		for _, p := range page.CommonPrefixes {
 			take(aws.ToString(p.Prefix), true)
 		}
-		if !aws.ToBool(page.IsTruncated) || pageKnown(names, n, prefix, after, last) {
+		if !aws.ToBool(page.IsTruncated) || driver.KeyPageComplete(names, n, prefix, after, last) {
 			break
 		}
 		in.ContinuationToken = page.NextContinuationToken
@@ -76,34 +72,4 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		paths[i] = driver.Join(dir, n)
 	}
 	return driver.PageOf(paths, after, n), nil
-}
-
-// pageKnown tells whether the first n names in lexical order are among
-// those listed, given that the listing reached the key last: every name
-// still to come sorts after last, so the only ones that could still rank
-// among the first n are shorter names of listed ones (see ListPage).
-func pageKnown(names []string, n int, prefix, after, last string) bool {
-	if len(names) < n {
-		return false
-	}
-	cutoff := nth(names, n)
-	for _, x := range names {
-		for i := 0; i < len(x); i++ {
-			if x[i] >= '/' {
-				continue
-			}
-			y := x[:i]
-			if y > after && y < cutoff && prefix+y+"/" > last {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// nth is the n-th smallest of names (1-based), which holds at least n.
-func nth(names []string, n int) string {
-	s := slices.Clone(names)
-	slices.Sort(s)
-	return s[n-1]
 }
