@@ -233,3 +233,37 @@ func TestCancelWithPartsInFlightLeavesNothing(t *testing.T) {
 		t.Errorf("resume after Cancel: err = %v, want ErrNotFound", err)
 	}
 }
+
+// TestCloseSendsALongTailAsAPart: a tail of at least 5 MiB left at Close
+// goes to S3 as a part, not into the state object, and the write resumes
+// and commits as before.
+func TestCloseSendsALongTailAsAPart(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	chunk := driver.Params{"chunksize": 6 << 20}
+	data := randomBytes(t, 2*(6<<20+(11<<19))) // two writes of 11.5 MiB
+	half := len(data) / 2
+	w := openWriter(t, s.driver(t, "", chunk), "/f", false)
+	write(t, w, data[:half])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.m.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(stateDir + "f")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := aws.ToInt64(st.ContentLength); n != 0 {
+		t.Errorf("state object holds %d bytes, want none (the 5.5 MiB tail sent as a part)", n)
+	}
+	w = openWriter(t, s.driver(t, "", chunk), "/f", true)
+	if w.Size() != int64(half) {
+		t.Fatalf("resumed Size = %d, want %d", w.Size(), half)
+	}
+	write(t, w, data[half:])
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s.driver(t, "", nil), "/f"); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
+	}
+}

@@ -267,8 +267,17 @@ func (w *writer) Close() error {
 	}
 	w.done = true
 	defer w.release()
+	if int64(len(*w.buf)) >= minChunkSize {
+		// A tail S3 takes as a part is sent as one, rather than stored
+		// aside and read back by the next writer to be sent then: a
+		// client pushing in chunks a little over chunksize (16 MiB over
+		// 10) would otherwise move most of each chunk three times.
+		if err := w.sendPart(); err != nil && w.err == nil {
+			w.err = pathErr("close", w.path, err)
+		}
+	}
 	if err := w.settle(); err != nil {
-		return pathErr("close", w.path, err)
+		return err
 	}
 	tail := *w.buf
 	_, err := w.d.c.PutObject(context.Background(), &s3.PutObjectInput{
@@ -300,7 +309,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	w.done = true
 	defer w.release()
 	if err := w.settle(); err != nil {
-		return pathErr("commit", w.path, err)
+		return err
 	}
 	if w.upload != "" && len(w.parts) == 0 && len(*w.buf) == 0 {
 		// An upload created by a writer that died before its first part:
