@@ -63,13 +63,16 @@ func TestWriteDocKeepsTheAnalysis(t *testing.T) {
 	if err := r.writeDoc(path); err != nil {
 		t.Fatal(err)
 	}
-	s3 := &results{backend: "s3", sizes: quickSizes}
-	if err := s3.writeDoc(path); err != nil {
-		t.Fatal(err)
+	// The shaped and the unshaped object-store runs each have a section.
+	for _, shape := range []string{defaultWAN.String(), "MinIO on loopback, unshaped (WAN=off)"} {
+		s3 := &results{backend: "s3", shape: shape, sizes: quickSizes}
+		if err := s3.writeDoc(path); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b, _ := os.ReadFile(path)
 	got := string(b)
-	for _, want := range []string{"intro", "## Analysis\n\nkept", "| 1 | x | MB/s | 1.00 | 2.00 | 2.00× |", beginMark + "s3 -->"} {
+	for _, want := range []string{"intro", "## Analysis\n\nkept", "| 1 | x | MB/s | 1.00 | 2.00 | 2.00× |", beginMark + "s3 -->", beginMark + "s3-unshaped -->", "toxiproxy"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("page lacks %q:\n%s", want, got)
 		}
