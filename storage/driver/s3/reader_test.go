@@ -162,3 +162,47 @@ func TestReaderOfASmallRangeCostsOneGET(t *testing.T) {
 		t.Errorf("%d ranged GETs for 1000 bytes, want 1", n)
 	}
 }
+
+// TestReadConcurrencyAndMemoryTakeEffect: readconcurrency 1 reads with one
+// plain GET; readmemory 0 leaves nothing fetched ahead; the default fetches
+// readconcurrency-1 ranges ahead.
+func TestReadConcurrencyAndMemoryTakeEffect(t *testing.T) {
+	s := newStore(t)
+	data := randomBytes(t, 6*minChunkSize)
+	if err := s.driver(t, "", nil).PutContent(context.Background(), "/big", data); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		params driver.Params
+		ranged bool // the reader is a rangeReader
+		ahead  int  // ranges queued after reading half the first chunk
+	}{
+		{"default", nil, true, defaultReadConcurrency - 1},
+		{"readconcurrency 1", driver.Params{"readconcurrency": 1}, false, 0},
+		{"readmemory 0", driver.Params{"readmemory": 0}, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := s.driver(t, "", tc.params).Reader(context.Background(), "/big", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			head := make([]byte, minChunkSize/2)
+			if _, err := io.ReadFull(r, head); err != nil {
+				t.Fatal(err)
+			}
+			rr, ok := r.(*rangeReader)
+			if ok != tc.ranged {
+				t.Fatalf("reader is a rangeReader: %v, want %v", ok, tc.ranged)
+			}
+			if ok && len(rr.queue) != tc.ahead {
+				t.Errorf("%d ranges fetched ahead, want %d", len(rr.queue), tc.ahead)
+			}
+			rest, err := io.ReadAll(r)
+			if err != nil || !bytes.Equal(append(head, rest...), data) {
+				t.Fatalf("read %d bytes (%v), differing from the file", len(head)+len(rest), err)
+			}
+		})
+	}
+}
