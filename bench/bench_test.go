@@ -39,7 +39,7 @@ func TestQuickRunProducesTable(t *testing.T) {
 			t.Errorf("row %s has a non-positive value: distribution %v, berth %v", r.id, r.dist, r.berth)
 		}
 	}
-	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "7r", "7rb", "7rc", "8", "8b", "9", "9b", "9c", "10", "10b", "10c", "11", "11b", "11c", "11d", "11e", "12", "12b", "12c"} {
+	for _, id := range []string{"1", "2", "3", "4", "5", "5b", "5c", "6", "6b", "6c", "7", "7b", "7c", "7r", "7rb", "7rc", "8", "8b", "9", "9b", "9c", "9d", "10", "10b", "10c", "11", "11b", "11c", "11d", "11e", "12", "12b", "12c"} {
 		if !ids[id] {
 			t.Errorf("no row %s in the results", id)
 		}
@@ -65,13 +65,16 @@ func TestWriteDocKeepsTheAnalysis(t *testing.T) {
 	if err := r.writeDoc(path); err != nil {
 		t.Fatal(err)
 	}
-	s3 := &results{backend: "s3", sizes: quickSizes}
-	if err := s3.writeDoc(path); err != nil {
-		t.Fatal(err)
+	// The shaped and the unshaped object-store runs each have a section.
+	for _, shape := range []string{defaultWAN.String(), "MinIO on loopback, unshaped (WAN=off)"} {
+		s3 := &results{backend: "s3", shape: shape, sizes: quickSizes}
+		if err := s3.writeDoc(path); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b, _ := os.ReadFile(path)
 	got := string(b)
-	for _, want := range []string{"intro", "## Analysis\n\nkept", "| 1 | x | MB/s | 1.00 | 2.00 | 2.00× |", beginMark + "s3 -->"} {
+	for _, want := range []string{"intro", "## Analysis\n\nkept", "| 1 | x | MB/s | 1.00 | 2.00 | 2.00× |", beginMark + "s3 -->", beginMark + "s3-unshaped -->", "toxiproxy"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("page lacks %q:\n%s", want, got)
 		}
@@ -195,5 +198,38 @@ func TestRetireSetsSmallFilesAside(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(kept, filepath.Dir(big))); err != nil {
 		t.Errorf("directory of the big file not set aside: %v", err)
+	}
+}
+
+// TestQuickCloudRunShapesTheLink runs the S rows in -quick mode on MinIO
+// behind the WAN shape, and checks that the shape is in the report and
+// that every S row ran.
+func TestQuickCloudRunShapesTheLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two MinIOs, toxiproxy and both registries")
+	}
+	testenv.Tool(t, "registry")
+	testenv.Tool(t, "minio")
+	testenv.Tool(t, "toxiproxy-server")
+	out := filepath.Join(t.TempDir(), "benchmarks.md")
+	res, err := run(context.Background(), options{quick: true, backend: "s3", wan: true, out: out}, testWriter{t})
+	if err != nil {
+		t.Fatalf("quick run: %v", err)
+	}
+	ids := map[string]bool{}
+	for _, r := range res.rows {
+		ids[r.id] = true
+	}
+	for _, id := range []string{"S1", "S2", "S3", "S4", "S4b", "S4c", "S5", "S6", "S7", "S7b", "S7c", "S8", "S8b", "S8c"} {
+		if !ids[id] {
+			t.Errorf("no row %s in the results", id)
+		}
+	}
+	doc, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "toxiproxy") || !strings.Contains(string(doc), beginMark+"s3 -->") {
+		t.Errorf("report lacks the link's shape or the s3 section:\n%s", doc)
 	}
 }

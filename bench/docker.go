@@ -69,7 +69,7 @@ func imageName(c *client) string { return c.base.Host + "/bench/app:1" }
 
 // setupDocker builds the image, tagged for the server, before the clock
 // starts.
-func setupDocker(ctx context.Context, h *harness, c *client) error {
+func setupDocker(ctx context.Context, h *harness, _ *server, c *client) error {
 	dir, err := h.dockerContext()
 	if err != nil {
 		return err

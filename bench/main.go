@@ -39,26 +39,33 @@ type sizes struct {
 	concurrent int
 	layers     int
 	layerSize  int64
+	cloudTags  int // S5
+	repos      int // S6
 }
 
 var (
 	fullSizes = sizes{
 		rounds: 3, big: 1 << 30, chunk: 16 << 20, pulls: 9, smallBlobs: 500,
 		load: 5 * time.Second, tags: 10000, tagPage: 1000, concurrent: 8, layers: 20, layerSize: 1 << 20,
+		cloudTags: 100000, repos: 10000,
 	}
 	quickSizes = sizes{
 		rounds: 1, big: 64 << 20, chunk: 16 << 20, pulls: 1, smallBlobs: 100,
 		load: time.Second, tags: 1000, tagPage: 100, concurrent: 8, layers: 3, layerSize: 64 << 10,
+		cloudTags: 1500, repos: 1200,
 	}
 )
 
 // harness holds what every scenario shares.
 type harness struct {
 	root, work string
-	backend    string // filesystem or s3
-	minio      string // MinIO binary, for s3
+	backend    string     // filesystem or s3
+	minio      string     // MinIO binary, for s3
+	wan        *toxiproxy // shapes the link to each MinIO; nil when WAN=off
 	sz         sizes
 	specs      [2]serverSpec // Distribution first
+	omitBuild  func() (string, error)
+	omitBin    string // built by omitBuild when a scenario first needs it
 	profileDir string
 	dockerSkip string
 	log        io.Writer
@@ -83,6 +90,8 @@ type options struct {
 	run        string
 	profileDir string
 	berth      string // a berth binary to use instead of building one
+	wan        bool   // s3: MinIO behind the WAN shape
+	tags       int    // S5's tag count instead of the mode's
 }
 
 func main() {
@@ -94,6 +103,8 @@ func main() {
 	flag.StringVar(&o.run, "run", "", "run only the scenarios whose number matches this regular expression")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of Berth's first measurement of each scenario here")
 	flag.StringVar(&o.berth, "berth", "", "use this berth binary instead of building ./cmd/berth")
+	flag.BoolVar(&o.wan, "wan", envOr("WAN", "on") != "off", "with -backend s3, put each MinIO behind the WAN-shaped link (WAN=off in the environment: not)")
+	flag.IntVar(&o.tags, "tags", 0, "tags listed in S5 (default 100000, 1500 with -quick)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -125,6 +136,9 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 	if o.rounds > 0 {
 		h.sz.rounds = o.rounds
 	}
+	if o.tags > 0 {
+		h.sz.cloudTags = o.tags
+	}
 	if h.backend == "" {
 		h.backend = "filesystem"
 	}
@@ -153,6 +167,13 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 			return nil, fmt.Errorf("MinIO not installed (run scripts/tools.sh minio): %w", err)
 		}
 	}
+	var toxiproxyBin string
+	if h.backend == "s3" && o.wan {
+		toxiproxyBin = filepath.Join(root, ".cache", "bin", "toxiproxy-server")
+		if _, err := os.Stat(toxiproxyBin); err != nil {
+			return nil, fmt.Errorf("toxiproxy not installed (run scripts/tools.sh toxiproxy-server, or WAN=off): %w", err)
+		}
+	}
 	// The work directory is on the repository's disk, not a /tmp that may
 	// be in memory: both servers store there.
 	cache := filepath.Join(root, ".cache", "bench")
@@ -164,11 +185,22 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 	}
 	defer os.RemoveAll(h.work)
 	defer h.stopMirrorUpstream()
+	shape := ""
+	if toxiproxyBin != "" {
+		if h.wan, err = startToxiproxy(ctx, toxiproxyBin, h.work, defaultWAN); err != nil {
+			return nil, err
+		}
+		defer h.wan.stop()
+		shape = defaultWAN.String()
+		fmt.Fprintf(log, "bench: %s\n", shape)
+	} else if h.backend == "s3" {
+		shape = "MinIO on loopback, unshaped (WAN=off)"
+	}
 
 	berth := o.berth
 	if berth == "" {
 		fmt.Fprintf(log, "bench: building berth\n")
-		if berth, err = buildBerth(ctx, root, h.work); err != nil {
+		if berth, err = buildBerth(ctx, root, h.work, "berth", ""); err != nil {
 			return nil, err
 		}
 	}
@@ -177,6 +209,10 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 		return nil, err
 	}
 	defer h.webhook.close()
+	h.omitBuild = func() (string, error) {
+		fmt.Fprintf(log, "bench: building berth without the cloud drivers\n")
+		return buildBerth(ctx, root, h.work, "berth-omit", "berth_no_azure,berth_no_gcs,berth_no_s3,berth_no_swift")
+	}
 	h.dockerSkip = dockerCheck(ctx)
 	fmt.Fprintf(log, "bench: writing a %s test blob\n", sizeText(h.sz.big))
 	if h.big, err = newBigBlob(h.work, h.sz.big); err != nil {
@@ -188,7 +224,7 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 	}
 	defer h.devNull.Close()
 
-	res := &results{backend: h.backend, sizes: h.sz, quick: o.quick, started: time.Now()}
+	res := &results{backend: h.backend, shape: shape, sizes: h.sz, quick: o.quick, started: time.Now()}
 	for i, sc := range h.scenarios() {
 		if filter != nil && !filter.MatchString(sc.rows[0].id) {
 			continue
@@ -246,6 +282,16 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 	if sc.servers != nil {
 		specs = sc.servers(h)
 	}
+	if sc.omit {
+		if h.omitBin == "" {
+			bin, err := h.omitBuild()
+			if err != nil {
+				return vals, err
+			}
+			h.omitBin = bin
+		}
+		specs[1].bin = h.omitBin
+	}
 	start := func(s int) error {
 		extra := ""
 		if sc.extra != nil {
@@ -260,7 +306,7 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 		}
 		servers[s], clients[s] = srv, newClient(srv.base(), 64)
 		if sc.setup != nil {
-			if err := sc.setup(ctx, h, clients[s]); err != nil {
+			if err := sc.setup(ctx, h, srv, clients[s]); err != nil {
 				return fmt.Errorf("%s setup: %w", srv.name, err)
 			}
 		}

@@ -18,6 +18,7 @@ type result struct {
 
 type results struct {
 	backend string
+	shape   string // the link to the object store, "" on the filesystem
 	sizes   sizes
 	quick   bool
 	started time.Time
@@ -74,9 +75,22 @@ func (r *results) machine() string {
 	if r.quick {
 		mode = "quick"
 	}
-	return fmt.Sprintf("%s, %s backend, %d CPUs (%s), %s %s/%s, %d rounds (%s mode), run took %s",
+	s := fmt.Sprintf("%s, %s backend, %d CPUs (%s), %s %s/%s, %d rounds (%s mode), run took %s",
 		r.started.UTC().Format("2006-01-02 15:04 UTC"), r.backend, runtime.NumCPU(), model,
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, r.sizes.rounds, mode, r.elapsed.Round(time.Second))
+	if r.shape != "" {
+		s += "\n\nLink to the object store: " + r.shape + "."
+	}
+	return s
+}
+
+// section names the run's part of the page: the backend, and for an
+// unshaped object store that too, so it does not replace the shaped run.
+func (r *results) section() string {
+	if r.backend == "s3" && !strings.Contains(r.shape, "toxiproxy") {
+		return "s3-unshaped"
+	}
+	return r.backend
 }
 
 const (
@@ -88,7 +102,7 @@ const (
 // this backend, keeping the rest of the file (the analysis) as it is. A
 // missing file or section is created.
 func (r *results) writeDoc(path string) error {
-	begin := beginMark + r.backend + " -->"
+	begin := beginMark + r.section() + " -->"
 	section := begin + "\n" + r.machine() + "\n\n" + r.table() + endMark
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {

@@ -325,11 +325,16 @@ func tail(path string) string {
 	return string(b)
 }
 
-// buildBerth builds ./cmd/berth from the module at root into dir, with the
-// release build tags, so the binary measured is the one released.
-func buildBerth(ctx context.Context, root, dir string) (string, error) {
-	out := filepath.Join(dir, "berth")
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", release.BuildTags, "-trimpath", "-o", out, "./cmd/berth")
+// buildBerth builds ./cmd/berth from the module at root into dir/name, with
+// the release build tags (and extraTags, comma-separated, if any), so the
+// binary measured is the one released.
+func buildBerth(ctx context.Context, root, dir, name, extraTags string) (string, error) {
+	out := filepath.Join(dir, name)
+	tags := release.BuildTags
+	if extraTags != "" {
+		tags += "," + extraTags
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", tags, "-trimpath", "-o", out, "./cmd/berth")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

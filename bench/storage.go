@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,11 +21,15 @@ import (
 type storageRoot struct {
 	yaml    string
 	cleanup func()
+	// s3 reaches the bucket "registry" of an s3 root directly (not through
+	// the shaped link), for setups that lay out content in bulk.
+	s3 *s3.Client
 }
 
 // newStorage makes a fresh storage root of the harness's backend: a
 // directory on the work disk, or a MinIO of its own (four drives in one
-// directory, erasure-coded as in production) with an empty bucket.
+// directory, erasure-coded as in production) with an empty bucket, behind
+// the run's WAN-shaped link unless WAN=off.
 func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
 	dir, err := os.MkdirTemp(h.work, "data-")
 	if err != nil {
@@ -42,6 +47,16 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
 		rm()
 		return nil, err
 	}
+	endpoint, unshape := m.endpoint, func() {}
+	if h.wan != nil {
+		addr, remove, err := h.wan.shapeLink(ctx, filepath.Base(dir), strings.TrimPrefix(m.endpoint, "http://"))
+		if err != nil {
+			m.stop()
+			rm()
+			return nil, err
+		}
+		endpoint, unshape = "http://"+addr, remove
+	}
 	return &storageRoot{
 		yaml: fmt.Sprintf(`  s3:
     accesskey: %s
@@ -53,8 +68,9 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
     secure: false
     v4auth: true
     chunksize: 10485760
-    rootdirectory: /`, minioUser, minioPassword, m.endpoint),
-		cleanup: func() { m.stop(); rm() },
+    rootdirectory: /`, minioUser, minioPassword, endpoint),
+		cleanup: func() { unshape(); m.stop(); rm() },
+		s3:      m.client,
 	}, nil
 }
 
@@ -99,6 +115,7 @@ const (
 
 type minio struct {
 	endpoint string
+	client   *s3.Client
 	cmd      *exec.Cmd
 	done     chan struct{}
 }
@@ -132,7 +149,7 @@ func startMinIO(ctx context.Context, bin, dir string) (*minio, error) {
 		m.stop()
 		return nil, fmt.Errorf("minio: %w\n%s", err, tail(filepath.Join(dir, "minio.log")))
 	}
-	c := s3.New(s3.Options{
+	m.client = s3.New(s3.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(m.endpoint),
 		UsePathStyle: true,
@@ -140,7 +157,7 @@ func startMinIO(ctx context.Context, bin, dir string) (*minio, error) {
 	})
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := c.CreateBucket(cctx, &s3.CreateBucketInput{Bucket: aws.String("registry")}); err != nil {
+	if _, err := m.client.CreateBucket(cctx, &s3.CreateBucketInput{Bucket: aws.String("registry")}); err != nil {
 		m.stop()
 		return nil, fmt.Errorf("minio: create bucket: %w", err)
 	}

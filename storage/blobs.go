@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -213,6 +214,13 @@ func (r *repository) OpenBlob(ctx context.Context, d digest.Digest) (Blob, error
 		case !errors.Is(err, driver.ErrUnsupported):
 			return nil, wrapDriverErr("open blob", err)
 		}
+	}
+	if bi.size <= smallBlobMax {
+		b, err := r.reg.smallBlobBytes(ctx, drv, target, bi.size)
+		if err != nil {
+			return nil, err
+		}
+		return &memBlob{Reader: bytes.NewReader(b), desc: desc, modTime: bi.modTime}, nil
 	}
 	return &readerBlob{ctx: ctx, drv: drv, path: path, desc: desc, modTime: bi.modTime}, nil
 }

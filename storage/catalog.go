@@ -14,6 +14,9 @@ import (
 // walk never descends into a repository's own "_" directories, so its cost
 // follows the number of repositories, not of blobs or tags.
 func (r *Registry) Catalog(ctx context.Context, n int, last string) ([]string, error) {
+	if n > 0 && !driver.HasDirTimes(r.driver) {
+		return r.catalogPage(ctx, n, last) // an object store: see catalogpage.go
+	}
 	seen := map[string]bool{}
 	var names []string
 	err := driver.Walk(ctx, r.driver, repositoriesRoot, func(fi driver.FileInfo) error {

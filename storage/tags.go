@@ -70,7 +70,13 @@ func (r *repository) tagsPointingAt(ctx context.Context, d digest.Digest) ([]str
 // after last. A repository that exists but has no tags gives an empty list;
 // one that does not exist, ErrNameUnknown.
 func (r *repository) Tags(ctx context.Context, n int, last string) ([]string, error) {
-	tags, err := r.sortedTags(ctx)
+	var tags []string
+	var err error
+	if n > 0 && !driver.HasDirTimes(r.driver()) {
+		tags, err = r.tagPage(ctx, n, last)
+	} else if tags, err = r.sortedTags(ctx); err == nil {
+		tags = page(tags, n, last)
+	}
 	if err != nil {
 		if !isNotFound(err) {
 			return nil, wrapDriverErr("list tags", err)
@@ -84,7 +90,7 @@ func (r *repository) Tags(ctx context.Context, n int, last string) ([]string, er
 		}
 		return []string{}, nil
 	}
-	return page(tags, n, last), nil
+	return tags, nil
 }
 
 // tagList is a repository's tag names, sorted, as listed when its tags

@@ -87,6 +87,7 @@ var (
 	_ UploadLister  = (*instrumented)(nil)
 	_ PartSizer     = (*instrumented)(nil)
 	_ DirTimer      = (*instrumented)(nil)
+	_ PageLister    = (*instrumented)(nil)
 )
 
 // Unwrap returns the driver Instrument was given.
@@ -137,6 +138,13 @@ func (in *instrumented) Stat(ctx context.Context, path string) (FileInfo, error)
 func (in *instrumented) List(ctx context.Context, dir string) ([]string, error) {
 	ctx, end := in.begin(ctx, "list", dir)
 	names, err := in.d.List(ctx, dir)
+	end(err)
+	return names, err
+}
+
+func (in *instrumented) ListPage(ctx context.Context, dir, after string, n int) ([]string, error) {
+	ctx, end := in.begin(ctx, "list", dir)
+	names, err := ListPage(ctx, in.d, dir, after, n)
 	end(err)
 	return names, err
 }

@@ -53,6 +53,7 @@ var (
 	_ UploadLister  = (*wrapped)(nil)
 	_ PartSizer     = (*wrapped)(nil)
 	_ DirTimer      = (*wrapped)(nil)
+	_ PageLister    = (*wrapped)(nil)
 )
 
 // PartSize is the wrapped driver's part size, or 0 when it has no minimum.
@@ -163,6 +164,14 @@ func (w *wrapped) List(ctx context.Context, dir string) ([]string, error) {
 	ctx, done := within(ctx, w.t.Metadata)
 	names, err := w.d.List(ctx, dir)
 	return names, w.fail("list", dir, done(err))
+}
+
+func (w *wrapped) ListPage(ctx context.Context, dir, after string, n int) ([]string, error) {
+	if err := w.check("list", dir); err != nil {
+		return nil, err
+	}
+	names, err := ListPage(ctx, w.d, dir, after, n)
+	return names, w.fail("list", dir, err)
 }
 
 func (w *wrapped) Move(ctx context.Context, src, dst string) error {

@@ -27,6 +27,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
 )
@@ -51,8 +53,11 @@ type Driver struct {
 	// that signs redirect URLs.
 	svc *service.Client
 	udk *delegationKey
-	// bufs holds the block buffers of cfg.ChunkSize, one per open writer.
+	// bufs holds the block buffers of cfg.ChunkSize.
 	bufs *partbuf.Pool
+	// memory counts the block buffers writers hold beyond their first
+	// (writememory).
+	memory *semaphore.Weighted
 }
 
 var (
@@ -71,7 +76,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 		return nil, err
 	}
 	opts := clientOptions(cfg)
-	d := &Driver{cfg: cfg, udk: &delegationKey{}, bufs: partbuf.New(int(cfg.ChunkSize), 4)}
+	d := &Driver{cfg: cfg, udk: &delegationKey{}, bufs: partbuf.New(int(cfg.ChunkSize), 4), memory: semaphore.NewWeighted(cfg.writeBuffers)}
 	containerURL := strings.TrimRight(cfg.serviceURL, "/") + "/" + cfg.Container
 	switch {
 	case cfg.ConnectionString != "":

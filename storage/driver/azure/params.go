@@ -18,8 +18,12 @@ const (
 	// A block may hold up to 4000 MiB and a blob up to 50 000 blocks; 8 MiB
 	// blocks allow blobs of 390 GiB with one 8 MiB buffer per writer.
 	defaultChunkSize = 8 << 20
-	minChunkSize     = 1 << 10
-	maxChunkSize     = 4000 << 20
+
+	defaultWriteConcurrency = 4
+	maxWriteConcurrency     = 64
+	defaultWriteMemory      = 64 << 20
+	minChunkSize            = 1 << 10
+	maxChunkSize            = 4000 << 20
 
 	defaultRedirectExpiry = 20 * time.Minute
 	maxRedirectExpiry     = 7 * 24 * time.Hour // a user delegation key lives a week at most
@@ -67,6 +71,11 @@ type Params struct {
 	// Berth's own keys.
 	ChunkSize      int64         `yaml:"chunksize"`
 	RedirectExpiry time.Duration `yaml:"redirectexpiry"`
+	// WriteConcurrency is how many blocks of one write are staged at a
+	// time; WriteMemory the bytes of block buffers all writers together
+	// may hold beyond the one each always has.
+	WriteConcurrency int    `yaml:"writeconcurrency"`
+	WriteMemory      *int64 `yaml:"writememory"`
 }
 
 // config is Params checked, with defaults filled in.
@@ -75,6 +84,8 @@ type config struct {
 	credType   string
 	serviceURL string
 	root       string // blob name prefix: "" or "dir/"
+	// writeBuffers is writememory over chunksize.
+	writeBuffers int64
 }
 
 // newConfig decodes and checks the azure section.
@@ -159,6 +170,21 @@ func newConfig(params driver.Params) (*config, error) {
 	}
 	if c.ChunkSize < minChunkSize || c.ChunkSize > maxChunkSize {
 		bad("chunksize", "must be between %d and %d bytes, not %d", int64(minChunkSize), int64(maxChunkSize), c.ChunkSize)
+	}
+	if c.WriteConcurrency == 0 {
+		c.WriteConcurrency = defaultWriteConcurrency
+	}
+	if c.WriteConcurrency < 1 || c.WriteConcurrency > maxWriteConcurrency {
+		bad("writeconcurrency", "must be between 1 and %d, not %d", maxWriteConcurrency, c.WriteConcurrency)
+	}
+	mem := int64(defaultWriteMemory)
+	if c.WriteMemory != nil {
+		mem = *c.WriteMemory
+	}
+	if mem < 0 {
+		bad("writememory", "must not be negative, not %d", mem)
+	} else if c.ChunkSize > 0 {
+		c.writeBuffers = mem / c.ChunkSize
 	}
 	if c.RedirectExpiry == 0 {
 		c.RedirectExpiry = defaultRedirectExpiry

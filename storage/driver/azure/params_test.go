@@ -82,6 +82,9 @@ func TestConfigRejectsMistakesByKey(t *testing.T) {
 		{"UnknownKey", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "bucket": "b"}, "bucket"},
 		{"BadServiceURL", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "serviceurl": "ftp://x"}, "serviceurl"},
 		{"TinyChunk", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "chunksize": 10}, "chunksize"},
+		{"NoBlockInFlight", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "writeconcurrency": -1}, "writeconcurrency"},
+		{"TooManyBlocksInFlight", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "writeconcurrency": 65}, "writeconcurrency"},
+		{"NegativeWriteMemory", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "writememory": -1}, "writememory"},
 		{"EscapingRoot", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "rootdirectory": "a/../b"}, "rootdirectory"},
 	}
 	for _, tc := range tests {

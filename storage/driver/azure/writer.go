@@ -56,7 +56,7 @@ func parseBlockID(s string) (blockID, bool) {
 // pending is what the uncommitted block list of a blob says of a write.
 type pending struct {
 	exists  bool     // some uncommitted block, Berth's or not
-	foreign bool     // a block Berth did not make, or a gap in the indexes
+	foreign bool     // a block Berth did not make
 	data    []string // data block IDs in order
 	size    int64
 	started time.Time
@@ -102,7 +102,10 @@ func (d *Driver) pendingWrite(ctx context.Context, name string) (pending, error)
 	slices.SortFunc(blocks, func(a, b block) int { return a.id.index - b.id.index })
 	for i, b := range blocks {
 		if b.id.index != i {
-			p.foreign = true
+			// A writer that died with blocks in flight may have staged
+			// later blocks past one that never arrived: the write goes on
+			// after the blocks before the gap, restaging the later
+			// indexes; blocks left out of the committed list are dropped.
 			break
 		}
 		p.data = append(p.data, b.name)
@@ -111,9 +114,10 @@ func (d *Driver) pendingWrite(ctx context.Context, name string) (pending, error)
 	return p, nil
 }
 
-// writer stages a block each time its buffer fills, and the short tail
-// at Close. Memory is one chunksize buffer from the driver's pool, given
-// back by Commit, Cancel or Close.
+// writer stages a block each time its buffer fills (in the background,
+// see blocks.go), and the short tail at Close. Memory is one chunksize
+// buffer from the driver's pool, and up to writeconcurrency while
+// writememory allows, given back by Commit, Cancel or Close.
 type writer struct {
 	d    *Driver
 	ctx  context.Context // for Write and Close, which take none
@@ -128,6 +132,12 @@ type writer struct {
 
 	closed, done bool
 	err          error // a failed stage poisons the writer
+
+	flights  []*flight // blocks being staged, oldest first
+	spare    [][]byte  // buffers back from staged blocks
+	extra    int       // buffers held beyond the first, each a unit of d.memory
+	stageCtx context.Context
+	stop     context.CancelFunc
 }
 
 // Writer implements driver.Driver. One Get Block List tells whether an
@@ -164,6 +174,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 		}
 	}
 	w.buf = d.bufs.Get()
+	w.stageCtx, w.stop = context.WithCancel(w.ctx)
 	return w, nil
 }
 
@@ -176,6 +187,12 @@ func (w *writer) release() {
 		w.d.bufs.Put(w.buf)
 		w.buf = nil
 	}
+	for _, b := range w.spare {
+		w.d.bufs.Put(b)
+	}
+	w.spare = nil
+	w.d.memory.Release(int64(w.extra))
+	w.extra = 0
 }
 
 func (w *writer) check() error {
@@ -197,10 +214,17 @@ func (w *writer) Write(p []byte) (int, error) {
 		n += k
 		w.size += int64(k)
 		if len(w.buf) == cap(w.buf) {
-			if err := w.stage(w.ctx, kindData, w.buf); err != nil {
-				return n, err
+			if err := w.send(); err != nil {
+				if w.err == nil {
+					w.err = mapErr("write", w.path, err)
+				}
+				// Nothing more is sent from a poisoned writer, and its
+				// caller may drop it without Close: the buffers go back now.
+				w.stop()
+				_ = w.settle()
+				w.release()
+				return n, w.err
 			}
-			w.buf = w.buf[:0]
 		}
 	}
 	return n, nil
@@ -234,11 +258,12 @@ func (w *writer) Close() error {
 	if w.closed {
 		return pathErr("close", w.path, errClosed)
 	}
-	if w.err != nil {
-		return w.err
-	}
 	w.closed = true
 	defer w.release()
+	defer w.stop()
+	if err := w.settle(); err != nil {
+		return err
+	}
 	var err error
 	switch {
 	case len(w.buf) > 0:
@@ -259,6 +284,10 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	w.done = true
 	defer w.release()
+	defer w.stop()
+	if err := w.settle(); err != nil {
+		return err
+	}
 	if !w.staged {
 		_, err := w.bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(w.buf)), nil)
 		if err != nil {
@@ -285,6 +314,9 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return pathErr("cancel", w.path, errClosed)
 	}
 	w.done = true
+	// Blocks still in flight would be staged after the discard otherwise.
+	w.stop()
+	_ = w.settle()
 	w.release()
 	if !w.staged {
 		return nil

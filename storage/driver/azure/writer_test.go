@@ -55,7 +55,8 @@ func mustWrite(t *testing.T, w driver.FileWriter, p []byte) {
 func TestWriterStagesBlocksAsDataArrivesAndResumesOnNewInstance(t *testing.T) {
 	f := newFixture(t)
 	cont := f.az.Container(t)
-	extra := driver.Params{"chunksize": 1024}
+	// One block at a time: the blocks are on the server when Write returns.
+	extra := driver.Params{"chunksize": 1024, "writeconcurrency": 1}
 	ctx := t.Context()
 	data := bytes.Repeat([]byte("0123456789abcdef"), 400) // 6400 bytes
 
@@ -307,7 +308,8 @@ func TestWriterGivesItsBufferBackOnceHoweverItEnds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cont := f.container(t)
-			d := f.driver(t, cont, driver.Params{"chunksize": 1024})
+			// One block at a time, so that a failed stage fails the Write.
+			d := f.driver(t, cont, driver.Params{"chunksize": 1024, "writeconcurrency": 1})
 			fw, err := d.Writer(ctx, "/u/data", false)
 			if err != nil {
 				t.Fatal(err)

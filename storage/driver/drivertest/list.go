@@ -13,6 +13,9 @@ func (s *suite) listTests() map[string]func(*testing.T) {
 		"DirectChildrenAsFullPaths": s.testListChildren,
 		"MissingOrFileIsNotFound":   s.testListMissing,
 		"UnfinishedWritesInvisible": s.testListHidesUnfinished,
+		"PageOver1000Entries":       s.testListPageOver1000,
+		"PageInLexicalOrder":        s.testListPageLexical,
+		"PageOfMissingIsNotFound":   s.testListPageMissing,
 	}
 }
 

@@ -22,6 +22,12 @@ const (
 	defaultCopyConcurrency = 100
 	defaultCopyThreshold   = 32 << 20
 
+	defaultWriteConcurrency = 4
+	maxConcurrency          = 64
+	defaultWriteMemory      = 64 << 20
+	defaultReadConcurrency  = 4
+	defaultReadMemory       = 64 << 20
+
 	defaultRedirectExpiry = 20 * time.Minute
 	maxRedirectExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most a week
 
@@ -62,6 +68,18 @@ type Params struct {
 	// RedirectExpiry is Berth's own key: how long a presigned URL handed to
 	// a client stays valid, as a Go duration ("20m").
 	RedirectExpiry string `yaml:"redirectexpiry"`
+	// WriteConcurrency is Berth's own key: how many parts of one write are
+	// uploaded at a time.
+	WriteConcurrency int `yaml:"writeconcurrency"`
+	// WriteMemory is Berth's own key: the bytes of part buffers all writers
+	// together may hold beyond the one buffer each always has.
+	WriteMemory *int64 `yaml:"writememory"`
+	// ReadConcurrency is Berth's own key: how many ranges of one read are
+	// fetched at a time.
+	ReadConcurrency int `yaml:"readconcurrency"`
+	// ReadMemory is Berth's own key: the bytes of range buffers all
+	// readers together may hold.
+	ReadMemory *int64 `yaml:"readmemory"`
 }
 
 // config is Params checked and with its defaults filled in.
@@ -77,6 +95,13 @@ type config struct {
 	acl            types.ObjectCannedACL
 	logMode        aws.ClientLogMode
 	redirectExpiry time.Duration
+	// writeConcurrency is parts in flight per writer; writeBuffers is how
+	// many buffers beyond their first all writers may hold (writememory
+	// over chunksize).
+	writeConcurrency int
+	writeBuffers     int64
+	readConcurrency  int
+	readBuffers      int64
 }
 
 var storageClasses = []string{
@@ -153,6 +178,19 @@ func parseParams(raw driver.Params) (config, error) {
 		c.copyParallel = int(n)
 	}
 
+	if c.writeConcurrency, err = countParam("writeconcurrency", p.WriteConcurrency, defaultWriteConcurrency, maxConcurrency); err != nil {
+		return c, err
+	}
+	if c.writeBuffers, err = memoryParam("writememory", p.WriteMemory, defaultWriteMemory, c.chunkSize); err != nil {
+		return c, err
+	}
+	if c.readConcurrency, err = countParam("readconcurrency", p.ReadConcurrency, defaultReadConcurrency, maxConcurrency); err != nil {
+		return c, err
+	}
+	if c.readBuffers, err = memoryParam("readmemory", p.ReadMemory, defaultReadMemory, c.chunkSize); err != nil {
+		return c, err
+	}
+
 	if root := strings.Trim(p.RootDirectory, "/"); root != "" {
 		c.root = root + "/"
 	}
@@ -194,6 +232,28 @@ func parseParams(raw driver.Params) (config, error) {
 		c.redirectExpiry = d
 	}
 	return c, nil
+}
+
+func countParam(key string, v, def, hi int) (int, error) {
+	switch {
+	case v == 0:
+		return def, nil
+	case v < 1 || v > hi:
+		return 0, paramErr(key, "%d is not between 1 and %d", v, hi)
+	}
+	return v, nil
+}
+
+// memoryParam turns a byte budget into a count of chunk-sized buffers.
+func memoryParam(key string, v *int64, def, chunk int64) (int64, error) {
+	mem := def
+	if v != nil {
+		if *v < 0 {
+			return 0, paramErr(key, "%d is negative", *v)
+		}
+		mem = *v
+	}
+	return mem / chunk, nil
 }
 
 func sizeParam(key string, v, def, lo, hi int64) (int64, error) {

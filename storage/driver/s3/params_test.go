@@ -39,6 +39,12 @@ func TestParamsRefused(t *testing.T) {
 		{"bad redirect expiry", base(driver.Params{"redirectexpiry": "forever"})},
 		{"redirect expiry over a week", base(driver.Params{"redirectexpiry": "169h"})},
 		{"secure not a bool", base(driver.Params{"secure": "maybe"})},
+		{"writeconcurrency 0 parts", base(driver.Params{"writeconcurrency": -1})},
+		{"writeconcurrency over 64", base(driver.Params{"writeconcurrency": 65})},
+		{"negative writememory", base(driver.Params{"writememory": -1})},
+		{"readconcurrency 0 ranges", base(driver.Params{"readconcurrency": -1})},
+		{"readconcurrency over 64", base(driver.Params{"readconcurrency": 65})},
+		{"negative readmemory", base(driver.Params{"readmemory": -1})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/berth-registry/berth/storage/driver"
 )
@@ -56,7 +57,12 @@ type Driver struct {
 	presign *s3.PresignClient
 	cfg     config
 	bucket  *string
-	bufs    *partbuf.Pool // part buffers of cfg.chunkSize, one per open writer
+	bufs    *partbuf.Pool // part buffers of cfg.chunkSize
+	// memory counts the part buffers writers hold beyond their first
+	// (writememory).
+	memory *semaphore.Weighted
+	// readMemory counts the range buffers of parallel reads (readmemory).
+	readMemory *semaphore.Weighted
 }
 
 var (
@@ -140,6 +146,8 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 		bucket:  aws.String(cfg.Bucket),
 	}
 	d.bufs = partbuf.New(int(cfg.chunkSize), 4)
+	d.memory = semaphore.NewWeighted(cfg.writeBuffers)
+	d.readMemory = semaphore.NewWeighted(cfg.readBuffers)
 	return d, nil
 }
 
@@ -216,13 +224,9 @@ func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 	if offset < 0 {
 		return nil, pathErr("reader", path, driver.ErrInvalidOffset)
 	}
-	in := &s3.GetObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))}
-	if offset > 0 {
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
-	}
-	out, err := d.c.GetObject(ctx, in)
+	r, err := d.openRanges(ctx, d.key(path), offset)
 	if err == nil {
-		return out.Body, nil
+		return r, nil
 	}
 	if apiCode(err) != "InvalidRange" {
 		return nil, mapErr("reader", path, err)

@@ -522,8 +522,9 @@ func TestResumeIgnoresTailAlreadyUploadedAsPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// This writer uploads the stored tail within its first part, then dies
-	// without Close: the state object still holds the 100-byte tail.
-	w = openWriter(t, s.driver(t, "", nil), "/f", true)
+	// without Close: the state object still holds the 100-byte tail. (One
+	// part at a time, so that the part has landed when Write returns.)
+	w = openWriter(t, s.driver(t, "", driver.Params{"writeconcurrency": 1}), "/f", true)
 	write(t, w, data[100:minChunkSize+50])
 
 	w = openWriter(t, s.driver(t, "", nil), "/f", true)

@@ -31,12 +31,10 @@ var errClosed = errors.New("writer already closed, committed or cancelled")
 
 // writer streams into a multipart upload on the file's key. The upload is
 // created with the first full part, so a file smaller than chunksize costs
-// one PUT at Commit. Memory is one chunksize buffer.
+// one PUT at Commit. Full parts are sent in the background, up to
+// writeconcurrency at a time (see parts.go): memory is that many chunksize
+// buffers, fewer when the driver's writememory is spent.
 type writer struct {
-	// ctx is Writer's, for Write and Close, which take none: the caller
-	// keeps it alive for the writer's life and cancels it to stop a call
-	// that hangs (the wrapper Open returns does both).
-	ctx     context.Context
 	d       *Driver
 	path    string
 	key     string
@@ -44,17 +42,32 @@ type writer struct {
 
 	upload    string // multipart upload id, "" until the first part
 	parts     []types.CompletedPart
-	partBytes int64 // bytes in parts
+	partBytes int64 // bytes in parts, those in flight included
 	buf       *[]byte
 	tail      int64 // bytes that were in buf when it was released
 	state     bool  // a state object may exist at stateKey
 	done      bool
 	err       error // a failed part upload poisons the writer
+
+	// Parts in flight, oldest first, and what they run under.
+	flight []*part
+	spare  [][]byte // buffers back from finished parts, for the next ones
+	extra  int      // buffers held beyond the first, each a unit of d.memory
+	// ctx is Writer's, for Write, Close and the parts, which take none:
+	// the caller keeps it alive for the writer's life and cancels it to
+	// stop a call that hangs (the wrapper Open returns does both); stop
+	// ends the parts on Cancel.
+	ctx  context.Context
+	stop context.CancelFunc
 }
 
 // Writer implements driver.Driver.
 func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
-	w := &writer{ctx: ctx, d: d, path: path, key: d.key(path), started: time.Now().UTC()}
+	w := &writer{d: d, path: path, key: d.key(path), started: time.Now().UTC()}
+	// Parts outlive the call that sends them (Write has no context): they
+	// stop on Cancel, or when ctx ends (the driver wrapper keeps ctx for
+	// the writer's life and cancels it at a deadline).
+	w.ctx, w.stop = context.WithCancel(ctx)
 	var err error
 	if append {
 		err = w.resume(ctx)
@@ -62,6 +75,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 		err = w.discard(ctx)
 	}
 	if err != nil {
+		w.stop()
 		return nil, err
 	}
 	if w.buf == nil {
@@ -75,6 +89,7 @@ func (d *Driver) getBuf() *[]byte {
 	return &b
 }
 
+// release gives back every buffer; parts must have finished (settle).
 func (w *writer) release() {
 	if w.buf != nil {
 		// Size must keep counting them after Close: callers report it.
@@ -82,6 +97,13 @@ func (w *writer) release() {
 		w.d.bufs.Put(*w.buf)
 		w.buf = nil
 	}
+	for _, b := range w.spare {
+		w.d.bufs.Put(b)
+	}
+	w.spare = nil
+	w.d.memory.Release(int64(w.extra))
+	w.extra = 0
+	w.stop()
 }
 
 // uploads returns the unfinished multipart uploads on exactly this key,
@@ -181,26 +203,31 @@ func (w *writer) listParts(ctx context.Context) error {
 	pages := s3.NewListPartsPaginator(w.d.c, &s3.ListPartsInput{
 		Bucket: w.d.bucket, Key: aws.String(w.key), UploadId: aws.String(w.upload),
 	})
+	var all []types.Part
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return err
 		}
-		for _, p := range page.Parts {
-			if aws.ToInt64(p.Size) < minChunkSize {
-				// Not ours (Berth uploads only full parts before Commit):
-				// S3 would refuse to complete it with more parts after.
-				return fmt.Errorf("%w: multipart upload %s has a short part %d", driver.ErrNotFound, w.upload, aws.ToInt32(p.PartNumber))
-			}
-			w.parts = append(w.parts, types.CompletedPart{ETag: p.ETag, PartNumber: p.PartNumber})
-			w.partBytes += aws.ToInt64(p.Size)
-		}
+		all = append(all, page.Parts...)
 	}
-	slices.SortFunc(w.parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
-	for i, p := range w.parts {
+	slices.SortFunc(all, func(a, b types.Part) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
+	// The write goes on after the parts 1..k that all landed. A writer
+	// that died with several parts in flight may have left later parts
+	// past a gap: their bytes follow bytes that were lost, so they are
+	// left out, overwritten by the parts of the same numbers or dropped
+	// when the upload completes without them.
+	for i, p := range all {
 		if aws.ToInt32(p.PartNumber) != int32(i+1) {
-			return fmt.Errorf("multipart upload %s has a gap before part %d", w.upload, aws.ToInt32(p.PartNumber))
+			break
 		}
+		if aws.ToInt64(p.Size) < minChunkSize {
+			// Not ours (Berth uploads only full parts before Commit):
+			// S3 would refuse to complete it with more parts after.
+			return fmt.Errorf("%w: multipart upload %s has a short part %d", driver.ErrNotFound, w.upload, aws.ToInt32(p.PartNumber))
+		}
+		w.parts = append(w.parts, types.CompletedPart{ETag: p.ETag, PartNumber: p.PartNumber})
+		w.partBytes += aws.ToInt64(p.Size)
 	}
 	return nil
 }
@@ -227,38 +254,13 @@ func (w *writer) Write(p []byte) (int, error) {
 		n += c
 		p = p[c:]
 		if len(*w.buf) == cap(*w.buf) {
-			if err := w.flushPart(w.ctx); err != nil {
+			if err := w.sendPart(); err != nil {
 				w.err = pathErr("write", w.path, err)
 				return n, w.err
 			}
 		}
 	}
 	return n, nil
-}
-
-// flushPart uploads the buffer as the next part, creating the multipart
-// upload first if this is the first part.
-func (w *writer) flushPart(ctx context.Context) error {
-	if w.upload == "" {
-		id, err := w.d.createUpload(ctx, w.key)
-		if err != nil {
-			return err
-		}
-		w.upload = id
-	}
-	num := int32(len(w.parts) + 1)
-	body := *w.buf
-	out, err := w.d.c.UploadPart(ctx, &s3.UploadPartInput{
-		Bucket: w.d.bucket, Key: aws.String(w.key), UploadId: aws.String(w.upload),
-		PartNumber: aws.Int32(num), Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
-	})
-	if err != nil {
-		return err
-	}
-	w.parts = append(w.parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
-	w.partBytes += int64(len(body))
-	*w.buf = body[:0]
-	return nil
 }
 
 // Close persists the tail in the state object so that a writer in any
@@ -269,8 +271,17 @@ func (w *writer) Close() error {
 	}
 	w.done = true
 	defer w.release()
-	if w.err != nil {
-		return w.err
+	if int64(len(*w.buf)) >= minChunkSize {
+		// A tail S3 takes as a part is sent as one, rather than stored
+		// aside and read back by the next writer to be sent then: a
+		// client pushing in chunks a little over chunksize (16 MiB over
+		// 10) would otherwise move most of each chunk three times.
+		if err := w.sendPart(); err != nil && w.err == nil {
+			w.err = pathErr("close", w.path, err)
+		}
+	}
+	if err := w.settle(); err != nil {
+		return err
 	}
 	tail := *w.buf
 	_, err := w.d.c.PutObject(w.ctx, &s3.PutObjectInput{
@@ -301,6 +312,9 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	w.done = true
 	defer w.release()
+	if err := w.settle(); err != nil {
+		return err
+	}
 	if w.upload != "" && len(w.parts) == 0 && len(*w.buf) == 0 {
 		// An upload created by a writer that died before its first part:
 		// S3 cannot complete it without parts, so write the empty file.
@@ -321,10 +335,11 @@ func (w *writer) Commit(ctx context.Context) error {
 		}
 	} else {
 		if len(*w.buf) > 0 {
-			if err := w.flushPart(ctx); err != nil {
+			if err := w.lastPart(ctx); err != nil {
 				return mapErr("commit", w.path, err)
 			}
 		}
+		slices.SortFunc(w.parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
 		if err := w.d.completeUpload(ctx, w.key, w.upload, w.parts); err != nil {
 			return mapErr("commit", w.path, err)
 		}
@@ -339,6 +354,9 @@ func (w *writer) Cancel(ctx context.Context) error {
 	}
 	w.done = true
 	defer w.release()
+	// Parts still in flight would land after the abort otherwise.
+	w.stop()
+	_ = w.settle()
 	if w.upload != "" {
 		if err := w.d.abortUpload(ctx, w.key, w.upload); err != nil && !isNotFound(err) {
 			return mapErr("cancel", w.path, err)

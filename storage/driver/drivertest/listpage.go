@@ -1,0 +1,132 @@
+package drivertest
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// pageAll lists dir page by page, n at a time, each page after the last
+// name of the one before, and returns every name.
+func pageAll(t *testing.T, d driver.Driver, dir string, n int) []string {
+	t.Helper()
+	var names []string
+	after := ""
+	for range 10000 {
+		page, err := driver.ListPage(t.Context(), d, dir, after, n)
+		if err != nil {
+			t.Fatalf("ListPage(%s, %q, %d): %v", dir, after, n, err)
+		}
+		if len(page) > n {
+			t.Fatalf("ListPage(%s, %q, %d) gave %d entries", dir, after, n, len(page))
+		}
+		if len(page) == 0 {
+			return names
+		}
+		for _, p := range page {
+			if path.Dir(p) != dir {
+				t.Fatalf("ListPage(%s) gave %s, not a child", dir, p)
+			}
+			names = append(names, path.Base(p))
+		}
+		after = names[len(names)-1]
+	}
+	t.Fatalf("ListPage(%s) never ended", dir)
+	return nil
+}
+
+// testListPageOver1000 pages through more entries than an object store
+// lists in one request, in pages that straddle its pages.
+func (s *suite) testListPageOver1000(t *testing.T) {
+	d := s.driver(t)
+	const count = 1050
+	var want []string
+	var wg sync.WaitGroup
+	errs := make(chan error, count)
+	sem := make(chan struct{}, 16)
+	for i := range count {
+		name := fmt.Sprintf("t%04d", i)
+		want = append(want, name)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := driver.PutContent(t.Context(), d, "/pg/"+name+"/current/link", []byte(name)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1000, 333} {
+		if got := pageAll(t, d, "/pg", n); !slices.Equal(got, want) {
+			t.Errorf("pages of %d: %d names, want %d in order (first differences: %v)", n, len(got), len(want), firstDiff(got, want))
+		}
+	}
+}
+
+// testListPageLexical: names that are prefixes of others followed by "-"
+// or "." sort before them, though an object store's keys ("v1/…" after
+// "v1-rc/…") do not; files and directories mix.
+func (s *suite) testListPageLexical(t *testing.T) {
+	d := s.driver(t)
+	dirs := []string{"v1", "v1-rc", "v1-rc.2", "v1.2", "v1.2.3", "v10", "v1_x", "a", "a-b", "a.c", "a0", "ab", "z"}
+	files := []string{"v1-file", "a-file"}
+	for _, n := range dirs {
+		put(t, d, "/lx/"+n+"/current/link", n)
+	}
+	for _, n := range files {
+		put(t, d, "/lx/"+n, n)
+	}
+	want := slices.Sorted(slices.Values(append(slices.Clone(dirs), files...)))
+	for _, n := range []int{1, 2, 3, 100} {
+		if got := pageAll(t, d, "/lx", n); !slices.Equal(got, want) {
+			t.Errorf("pages of %d: %q, want %q", n, got, want)
+		}
+	}
+	for _, after := range []string{"v1", "a", "v1-rc", "b", "zz"} {
+		page, err := driver.ListPage(t.Context(), d, "/lx", after, 2)
+		if err != nil {
+			t.Fatalf("ListPage after %q: %v", after, err)
+		}
+		i, _ := slices.BinarySearch(want, after)
+		if i < len(want) && want[i] == after {
+			i++
+		}
+		exp := want[i:min(i+2, len(want))]
+		var got []string
+		for _, p := range page {
+			got = append(got, path.Base(p))
+		}
+		if !slices.Equal(got, exp) {
+			t.Errorf("ListPage after %q = %q, want %q", after, got, exp)
+		}
+	}
+}
+
+func (s *suite) testListPageMissing(t *testing.T) {
+	d := s.driver(t)
+	put(t, d, "/lpm/file", "x")
+	for _, tc := range []struct{ dir, after string }{{"/lpm/missing", ""}, {"/lpm/missing", "a"}, {"/lpm/file", ""}, {"/lpm/file", "a"}} {
+		_, err := driver.ListPage(t.Context(), d, tc.dir, tc.after, 10)
+		wantErr(t, d, err, driver.ErrNotFound, fmt.Sprintf("ListPage(%s, %q)", tc.dir, tc.after))
+	}
+	if page, err := driver.ListPage(t.Context(), d, "/lpm", "file", 10); err != nil || len(page) != 0 {
+		t.Errorf("ListPage after the last name = %q, %v; want an empty page", page, err)
+	}
+}
+
+func firstDiff(got, want []string) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("at %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
+}

@@ -1,0 +1,86 @@
+package driver
+
+import (
+	"context"
+	"path"
+	"slices"
+	"strings"
+)
+
+// PageLister is implemented by drivers that list one page of a directory,
+// starting after a given name, at the cost of that page: an object store
+// starts its listing at the key (S3's StartAfter) instead of listing the
+// whole prefix to serve a page of it. Use the ListPage function, which
+// falls back to List.
+type PageLister interface {
+	// ListPage returns, as full paths in lexical order of their names, up
+	// to n (n > 0) children of dir whose names sort after the name after
+	// ("" lists from the first). A missing directory, or a file, gives
+	// ErrNotFound, as List does; a directory with no children after after
+	// gives an empty list.
+	ListPage(ctx context.Context, dir, after string, n int) ([]string, error)
+}
+
+// ListPage lists one page of dir as PageLister defines, with d's own
+// ListPage or else with List.
+func ListPage(ctx context.Context, d Driver, dir, after string, n int) ([]string, error) {
+	if pl, ok := d.(PageLister); ok {
+		return pl.ListPage(ctx, dir, after, n)
+	}
+	return listPage(ctx, d, dir, after, n)
+}
+
+func listPage(ctx context.Context, d Driver, dir, after string, n int) ([]string, error) {
+	all, err := d.List(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return PageOf(all, after, n), nil
+}
+
+// PageOf sorts paths by name and returns up to n (all when n <= 0) of
+// those whose names sort after the name after. It is how a PageLister's
+// answer is cut from a longer listing.
+func PageOf(paths []string, after string, n int) []string {
+	slices.SortFunc(paths, func(a, b string) int { return strings.Compare(path.Base(a), path.Base(b)) })
+	i, _ := slices.BinarySearchFunc(paths, after, func(p, name string) int {
+		if path.Base(p) <= name {
+			return -1
+		}
+		return 1
+	})
+	paths = paths[i:]
+	if n > 0 && len(paths) > n {
+		paths = paths[:n]
+	}
+	return slices.Clip(paths)
+}
+
+// KeyPageComplete is for a PageLister over a store that lists keys in
+// byte order, where a child directory's keys carry a "/" after its name:
+// a name then comes after every name it is a prefix of followed by a byte
+// below "/" ("v1/…" after "v1-rc/…" and "v1.2/…", though v1 sorts first).
+// Given the names listed so far (those after after), the key prefix of
+// the directory and the greatest key listed, it tells whether the first n
+// names in lexical order are all among them: every key still to come sorts
+// after last, so only a shorter name of a listed one could still rank
+// among the first n, and only while its keys were not yet passed.
+func KeyPageComplete(names []string, n int, prefix, after, last string) bool {
+	if len(names) < n {
+		return false
+	}
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	cutoff := sorted[n-1]
+	for _, x := range names {
+		for i := 1; i < len(x); i++ {
+			if x[i] >= '/' {
+				continue
+			}
+			if y := x[:i]; y > after && y < cutoff && prefix+y+"/" > last {
+				return false
+			}
+		}
+	}
+	return true
+}
