@@ -308,6 +308,12 @@ func (l *lease) keepAlive(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = l.term / 3
 	}
+	// Renewals stop with the caller's context too: a request that ended
+	// without releasing (a panic past its cleanup) leaves the lease to
+	// lapse, rather than holding the session for as long as the process
+	// runs. A request ending normally releases within moments, well
+	// inside what is left of the term.
+	ended := ctx.Done()
 	ctx = context.WithoutCancel(ctx)
 	go func() {
 		defer close(l.done)
@@ -316,6 +322,8 @@ func (l *lease) keepAlive(ctx context.Context, every time.Duration) {
 		for {
 			select {
 			case <-l.stop:
+				return
+			case <-ended:
 				return
 			case <-t.C:
 				if err := l.renew(ctx); errors.Is(err, errLeaseLost) {

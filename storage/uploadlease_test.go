@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/inmemory"
 )
 
 // TestUploadLeaseTermIsTheConfiguredOne: a request whose instance died
@@ -106,4 +107,28 @@ func TestStatAfterAFailedResumeReportsTheStoredBytes(t *testing.T) {
 			t.Fatalf("StatUpload after a failed resume: %d, %v, want 100", size, err)
 		}
 	})
+}
+
+// TestLeaseRenewalsEndWithTheRequest: a request that ends without
+// releasing its lease (a panic past its cleanup) must not hold the lease
+// for as long as the process runs; it lapses.
+func TestLeaseRenewalsEndWithTheRequest(t *testing.T) {
+	drv := driver.Wrap(inmemory.New())
+	ctx, cancel := context.WithCancel(context.Background())
+	const term = 400 * time.Millisecond
+	l, _, err := acquireLease(ctx, drv, "/lease/test", term, 100*time.Millisecond, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.keepAlive(ctx, term/8)
+	time.Sleep(term) // renewed meanwhile
+	if err := l.valid(); err != nil {
+		t.Fatalf("a live request's lease: %v", err)
+	}
+	cancel()
+	time.Sleep(2 * term)
+	if err := l.valid(); err == nil {
+		t.Fatal("the lease of a request that ended is still renewed")
+	}
+	l.stopKeepAlive()
 }
