@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -112,6 +116,13 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 	htpasswdFile := filepath.Join(dir, "htpasswd")
 	writeFile(t, htpasswdFile, "")
 	base := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + filepath.Join(dir, "root") + "\nhttp:\n  addr: 127.0.0.1:0\n"
+	rsaKey := writeRSAKey(t, dir)
+	cloudFront := func(opts string) string {
+		return "middleware:\n  storage:\n    - name: cloudfront\n      options:\n        baseurl: d1.cloudfront.net\n        " + opts + "\n"
+	}
+	mirrorWith := func(creds string) string {
+		return "berth:\n  mirrors:\n    - prefix: docker.io\n      remoteurl: https://registry-1.docker.io\n      username: u\n      " + creds + "\n"
+	}
 	tests := []struct {
 		name, extra string
 		refused     string // "" when both start
@@ -127,12 +138,37 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 		{"htpasswd present", "auth:\n  htpasswd:\n    realm: r\n    path: " + htpasswdFile + "\n", ""},
 		{"auth silly, as Distribution", "auth:\n  silly:\n    realm: r\n    service: s\n", ""},
 		{"bad driver key", "", "colour"},
+		// Storage middleware options, checked without the driver or the
+		// network (the AWS address ranges are not fetched).
+		{"cloudfront key present", cloudFront("privatekey: " + rsaKey + "\n        keypairid: K"), ""},
+		{"cloudfront key missing", cloudFront("privatekey: " + filepath.Join(dir, "nopk.pem") + "\n        keypairid: K"), "nopk.pem"},
+		{"cloudfront key not a key", cloudFront("privatekey: " + htpasswdFile + "\n        keypairid: K"), "holds no PEM block"},
+		{"cloudfront key not RSA", cloudFront("privatekey: " + tlsOK.Key + "\n        keypairid: K"), "not an RSA private key"},
+		{"cloudfront keypairid missing", cloudFront("privatekey: " + rsaKey), "options.keypairid: required"},
+		{"cloudfront bad filter", cloudFront("privatekey: " + rsaKey + "\n        keypairid: K\n        ipfilteredby: gcp"), "ipfilteredby"},
+		{"redirect baseurl relative", "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: /files\n", "options.baseurl"},
+		{"redirect disabled and bad", "middleware:\n  storage:\n    - name: redirect\n      disabled: true\n      options:\n        baseurl: /files\n", ""},
+		// Mirrors: what serve's mirror refuses, and credentials that could
+		// never be read.
+		{"proxy", "proxy:\n  remoteurl: https://registry-1.docker.io\n", ""},
+		{"proxy remoteurl not http", "proxy:\n  remoteurl: ftp://registry.example.com\n", "want http(s)://host"},
+		{"proxy exec on PATH", "proxy:\n  remoteurl: https://registry-1.docker.io\n  exec:\n    command: true\n", ""},
+		{"proxy exec not found", "proxy:\n  remoteurl: https://registry-1.docker.io\n  exec:\n    command: docker-credential-nosuchhelper\n", "docker-credential-nosuchhelper"},
+		{"mirror passwordfile present", mirrorWith("passwordfile: " + htpasswdFile), ""},
+		{"mirror passwordfile missing", mirrorWith("passwordfile: " + filepath.Join(dir, "nopw")), "nopw"},
+		{"mirror exec not found", mirrorWith("exec:\n        command: " + filepath.Join(dir, "nohelper")), "nohelper"},
+		// Redis's TLS files are read at start; whether it answers is asked
+		// only with --connect (TestConfigCheckConnectAsksRedis).
+		{"redis rootcas missing", "redis:\n  addrs: [127.0.0.1:1]\n  tls:\n    rootcas: [" + filepath.Join(dir, "noredisca.pem") + "]\n", "noredisca.pem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := base + tt.extra
 			if tt.name == "bad driver key" {
 				data = strings.Replace(data, "  filesystem:\n", "  filesystem:\n    colour: blue\n", 1)
+			}
+			if strings.HasPrefix(tt.name, "redis") {
+				data = strings.Replace(data, "  filesystem:\n", "  cache:\n    blobdescriptor: redis\n  filesystem:\n", 1)
 			}
 			cfg := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
 			writeFile(t, cfg, data)
@@ -150,6 +186,18 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeRSAKey writes a PEM RSA private key, as CloudFront hands out.
+func writeRSAKey(t *testing.T, dir string) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "pk-cloudfront.pem")
+	writeFile(t, p, string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})))
+	return p
 }
 
 func TestConfigCheckRedactsSecretsInTextAndJSON(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"github.com/berth-registry/berth/config"
 	"github.com/berth-registry/berth/registry"
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/middleware"
+	"github.com/berth-registry/berth/storage/mirror"
 )
 
 // startup is what serve builds from a configuration before it opens
@@ -22,7 +24,8 @@ type startup struct {
 // prepare checks everything serve refuses at start that needs no
 // network and changes nothing: serve and `config check` both call it, so
 // the check refuses exactly what serve would. Reading files is allowed
-// (certificates, keys, htpasswd, rootcertbundle); creating them is not.
+// (certificates, keys, htpasswd, rootcertbundle, the CloudFront key, a
+// mirror's password file, Redis's TLS files); creating them is not.
 func prepare(cfg *config.Config, log *slog.Logger) (*startup, error) {
 	var st startup
 	var errs []error
@@ -42,6 +45,23 @@ func prepare(cfg *config.Config, log *slog.Logger) (*startup, error) {
 		errs = append(errs, placeError(cfg, "auth."+cfg.Auth.Type(), err))
 	}
 	st.authorize = a
+	if err := middleware.Check(storageMiddleware(cfg), log); err != nil {
+		errs = append(errs, placeError(cfg, "middleware", err))
+	}
+	if err := mirror.Check(mirrorUpstreams(cfg)); err != nil {
+		key := "proxy"
+		if len(cfg.Berth.Mirrors) > 0 {
+			key = "berth.mirrors"
+		}
+		errs = append(errs, placeError(cfg, key, err))
+	}
+	if cfg.Storage.Cache.BlobDescriptor == "redis" {
+		// Its files (TLS) are read here; whether Redis answers needs the
+		// network: serve and `config check --connect` ask it.
+		if _, err := redisOptions(cfg.Redis); err != nil {
+			errs = append(errs, placeKey(cfg, "redis.tls", err))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
