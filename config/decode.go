@@ -560,7 +560,7 @@ func (p *parser) checkURL(key, raw string) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		p.fail(key, "expected an absolute URL such as https://example.com, got %q", raw)
+		p.fail(key, "expected an absolute URL such as https://example.com, got %q", RedactURL(raw))
 	}
 }
 

@@ -264,3 +264,121 @@ func TestEveryDriverChecksWithoutOpening(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheckRedactsMirrorMiddlewareAndRedisSecrets: the keys that
+// came with mirrors, storage middleware and the shared cache are hidden
+// in both outputs, a password file's content is never read into them,
+// and --json carries the warnings and the no-effect keys beside the
+// configuration.
+func TestConfigCheckRedactsMirrorMiddlewareAndRedisSecrets(t *testing.T) {
+	dir := t.TempDir()
+	keyDir := filepath.Join(dir, "CFKEYDIR")
+	if err := os.Mkdir(keyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := writeRSAKey(t, keyDir)
+	pwFile := filepath.Join(dir, "PWFILEPATH")
+	writeFile(t, pwFile, "PWFILECONTENT\n")
+	cfg := filepath.Join(dir, "config.yml")
+	writeFile(t, cfg, `version: 0.1
+storage:
+  s3:
+    bucket: b
+    region: us-east-1
+    accesskey: S3ACCESSKEY
+    secretkey: S3SECRETKEY
+  cache:
+    blobdescriptor: redis
+redis:
+  addrs: [127.0.0.1:1]
+  password: REDISPW
+  sentinelpassword: SENTINELPW
+middleware:
+  storage:
+    - name: cloudfront
+      options:
+        baseurl: https://d1.cloudfront.net
+        privatekey: `+key+`
+        keypairid: APKAEXAMPLE
+reporting:
+  bugsnag:
+    apikey: BUGSNAGKEY
+berth:
+  mirrors:
+    - prefix: docker.io
+      remoteurl: https://puller:MIRRORURLPW@registry-1.docker.io
+      username: puller
+      password: MIRRORPW
+    - prefix: ghcr.io
+      remoteurl: https://ghcr.io
+      username: puller
+      passwordfile: `+pwFile+`
+`)
+	secrets := []string{"S3ACCESSKEY", "S3SECRETKEY", "REDISPW", "SENTINELPW", "CFKEYDIR", "BUGSNAGKEY", "MIRRORURLPW", "MIRRORPW", "PWFILECONTENT", "PWFILEPATH"}
+	for _, args := range [][]string{{"config", "check", cfg}, {"config", "check", "--json", cfg}} {
+		code, stdout, stderr := runCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		for _, s := range secrets {
+			if strings.Contains(stdout, s) || strings.Contains(stderr, s) {
+				t.Errorf("%v shows %s", args, s)
+			}
+		}
+		for _, kept := range []string{"registry-1.docker.io", "d1.cloudfront.net", "127.0.0.1:1"} {
+			if !strings.Contains(stdout, kept) {
+				t.Errorf("%v lost %s, which is no secret", args, kept)
+			}
+		}
+	}
+	_, stdout, _ := runCmd(t, "config", "check", "--json", cfg)
+	var out struct {
+		Warnings []string       `json:"warnings"`
+		NoEffect []string       `json:"noeffect"`
+		Config   map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	if !slices.Equal(out.NoEffect, []string{"reporting"}) {
+		t.Errorf("noeffect %q, want [reporting]", out.NoEffect)
+	}
+	if !slices.Contains(out.Warnings, config.NoEffectWarning+"reporting") {
+		t.Errorf("warnings %q lack the no-effect warning for reporting", out.Warnings)
+	}
+	berth, _ := out.Config["berth"].(map[string]any)
+	mirrors, _ := berth["mirrors"].([]any)
+	if len(mirrors) != 2 {
+		t.Fatalf("config.berth.mirrors = %v, want the two mirrors", berth["mirrors"])
+	}
+	if m, _ := mirrors[0].(map[string]any); m["password"] != config.Redaction {
+		t.Errorf("berth.mirrors[0].password = %v, want %s", m["password"], config.Redaction)
+	}
+}
+
+// TestConfigCheckRefusalsHideURLPasswords: a refused URL is quoted in the
+// error without the password it carries.
+func TestConfigCheckRefusalsHideURLPasswords(t *testing.T) {
+	dir := t.TempDir()
+	base := "version: 0.1\nstorage:\n  inmemory: {}\n"
+	tests := []struct{ name, extra, refused string }{
+		{"mirror scheme", "proxy:\n  remoteurl: ftp://puller:FTPPW@registry.example.com\n", "want http(s)://host"},
+		{"malformed url", "proxy:\n  remoteurl: https//puller:MALFORMEDPW@registry.example.com\n", "proxy.remoteurl"},
+		{"redirect baseurl", "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: cdn://u:CDNPW@\n", "options.baseurl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			writeFile(t, cfg, base+tt.extra)
+			for _, cmd := range [][]string{{"config", "check", cfg}, {"serve", cfg}} {
+				code, _, stderr := runCmd(t, cmd...)
+				if code != 1 || !strings.Contains(stderr, tt.refused) {
+					t.Fatalf("%s: exit %d, stderr %q; want refused naming %q", cmd[0], code, stderr, tt.refused)
+				}
+				if strings.Contains(stderr, "PW@") {
+					t.Errorf("%s shows the password: %s", cmd[0], stderr)
+				}
+			}
+		})
+	}
+}

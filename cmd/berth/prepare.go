@@ -45,15 +45,16 @@ func prepare(cfg *config.Config, log *slog.Logger) (*startup, error) {
 		errs = append(errs, placeError(cfg, "auth."+cfg.Auth.Type(), err))
 	}
 	st.authorize = a
+	// Their errors quote URLs, which may carry a password.
 	if err := middleware.Check(storageMiddleware(cfg), log); err != nil {
-		errs = append(errs, placeError(cfg, "middleware", err))
+		errs = append(errs, placeError(cfg, "middleware", errors.New(config.RedactString(err.Error()))))
 	}
 	if err := mirror.Check(mirrorUpstreams(cfg)); err != nil {
 		key := "proxy"
 		if len(cfg.Berth.Mirrors) > 0 {
 			key = "berth.mirrors"
 		}
-		errs = append(errs, placeError(cfg, key, err))
+		errs = append(errs, placeError(cfg, key, errors.New(config.RedactString(err.Error()))))
 	}
 	if cfg.Storage.Cache.BlobDescriptor == "redis" {
 		// Its files (TLS) are read here; whether Redis answers needs the
