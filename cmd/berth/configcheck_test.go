@@ -159,6 +159,11 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 		{"mirror exec not found", mirrorWith("exec:\n        command: " + filepath.Join(dir, "nohelper")), "nohelper"},
 		// Redis's TLS files are read at start; whether it answers is asked
 		// only with --connect (TestConfigCheckConnectAsksRedis).
+		// Listen addresses that net.Listen could never take (checked
+		// without binding: a port in use is found only by serve).
+		{"http addr without port", "", "http.addr"},
+		{"debug addr without port", "  debug:\n    addr: localhost\n", "http.debug.addr"},
+		{"debug addr bad port", "  debug:\n    addr: 127.0.0.1:fivethousand\n", "http.debug.addr"},
 		{"redis rootcas missing", "redis:\n  addrs: [127.0.0.1:1]\n  tls:\n    rootcas: [" + filepath.Join(dir, "noredisca.pem") + "]\n", "noredisca.pem"},
 	}
 	for _, tt := range tests {
@@ -166,6 +171,9 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 			data := base + tt.extra
 			if tt.name == "bad driver key" {
 				data = strings.Replace(data, "  filesystem:\n", "  filesystem:\n    colour: blue\n", 1)
+			}
+			if tt.name == "http addr without port" {
+				data = strings.Replace(data, "addr: 127.0.0.1:0\n", "addr: \"5000\"\n", 1)
 			}
 			if strings.HasPrefix(tt.name, "redis") {
 				data = strings.Replace(data, "  filesystem:\n", "  cache:\n    blobdescriptor: redis\n  filesystem:\n", 1)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 
 	"github.com/berth-registry/berth/config"
 	"github.com/berth-registry/berth/registry"
@@ -32,6 +34,14 @@ func prepare(cfg *config.Config, log *slog.Logger) (*startup, error) {
 	name, params := cfg.Storage.Driver()
 	if err := driver.Check(name, params); err != nil {
 		errs = append(errs, placeDriverError(cfg, name, err))
+	}
+	for _, a := range []struct{ key, network, addr string }{
+		{"http.addr", cfg.HTTP.Net, cfg.HTTP.Addr},
+		{"http.debug.addr", "tcp", cfg.HTTP.Debug.Addr},
+	} {
+		if err := checkListenAddr(a.network, a.addr); err != nil {
+			errs = append(errs, placeKey(cfg, a.key, err))
+		}
 	}
 	if cfg.HTTP.TLS.Enabled() {
 		t, err := serverTLS(cfg.HTTP, log)
@@ -75,4 +85,21 @@ func placeError(cfg *config.Config, key string, err error) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	return err
+}
+
+// checkListenAddr refuses a TCP address net.Listen could never take (no
+// port, a port that is no number or service name) without binding it or
+// resolving its host: whether the port is free is known only by serve.
+func checkListenAddr(network, addr string) error {
+	if addr == "" || (network != "" && !strings.HasPrefix(network, "tcp")) {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: expected host:port such as :5000 or 127.0.0.1:5000: %w", addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	return nil
 }
