@@ -566,7 +566,8 @@ type Exec struct {
 
 // Validation restricts what may be pushed.
 type Validation struct {
-	// Enabled is deprecated; Disabled is its inverse and wins.
+	// Enabled is deprecated; Disabled is its inverse, except that
+	// enabled: true wins over disabled: true, as in Distribution.
 	Enabled   bool                `yaml:"enabled,omitempty"`
 	Disabled  bool                `yaml:"disabled,omitempty"`
 	Manifests ValidationManifests `yaml:"manifests,omitempty"`

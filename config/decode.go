@@ -324,6 +324,14 @@ func (p *parser) check(c *Config) {
 	p.checkRedis(&c.Redis)
 
 	v := &c.Validation
+	if _, set := p.sources["validation.enabled"]; set {
+		p.warn("validation.enabled is deprecated; use validation.disabled (enabled: true turns the checks on whatever disabled says, as in CNCF Distribution)")
+	}
+	if v.Enabled {
+		// Distribution reads the deprecated enabled: true as "validate",
+		// whatever disabled says.
+		v.Disabled = false
+	}
 	for _, list := range []struct {
 		key string
 		res []string
@@ -563,7 +571,7 @@ func (p *parser) checkURL(key, raw string) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		p.fail(key, "expected an absolute URL such as https://example.com, got %q", raw)
+		p.fail(key, "expected an absolute URL such as https://example.com, got %q", RedactURL(raw))
 	}
 }
 

@@ -44,7 +44,7 @@ var keyStatus = map[string]Status{
 	"log.fields":             Same,
 	"log.accesslog.disabled": Same,
 	"log.reportcaller":       Same,
-	"log.hooks":              NoEffect, // Distribution 3 dropped its mail hook
+	"log.hooks":              NoEffect, // Distribution's mail hook: Berth sends no mail
 	"storage.delete.enabled": Same,
 	"storage.maintenance.uploadpurging.enabled":   Same,
 	"storage.maintenance.uploadpurging.age":       Same,
@@ -180,7 +180,7 @@ var keyStatus = map[string]Status{
 	"proxy.exec.lifetime":                         Same,
 	"proxy.ttl":                                   Same,
 	"proxy.cachewritetimeout":                     Same,
-	"validation.enabled":                          NoEffect,
+	"validation.enabled":                          Same,
 	"validation.disabled":                         Same,
 	"validation.manifests.urls.allow":             Same,
 	"validation.manifests.urls.deny":              Same,

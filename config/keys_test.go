@@ -67,3 +67,29 @@ func TestNoEffectKeysWarnOncePerKey(t *testing.T) {
 		t.Errorf("warnings %q, want %q", c.Warnings, want)
 	}
 }
+
+// TestValidationEnabledWinsOverDisabled: Distribution turns the checks on
+// when the deprecated validation.enabled is true, whatever
+// validation.disabled says, so the key takes effect and is not warned.
+func TestValidationEnabledWinsOverDisabled(t *testing.T) {
+	tests := []struct {
+		name, section string
+		disabled      bool
+	}{
+		{"disabled", "validation:\n  disabled: true\n", true},
+		{"enabled and disabled", "validation:\n  enabled: true\n  disabled: true\n", false},
+		{"enabled false", "validation:\n  enabled: false\n", false},
+		{"enabled false and disabled", "validation:\n  enabled: false\n  disabled: true\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, minimal+tt.section)
+			if c.Validation.Disabled != tt.disabled {
+				t.Errorf("Validation.Disabled = %v, want %v", c.Validation.Disabled, tt.disabled)
+			}
+			if len(c.NoEffect()) != 0 {
+				t.Errorf("no-effect keys %q, want none", c.NoEffect())
+			}
+		})
+	}
+}

@@ -112,6 +112,17 @@ func RedactString(s string) string {
 	return connSecret.ReplaceAllString(s, "${1}="+Redaction)
 }
 
+// RedactURL hides the userinfo of a URL that an error is about to quote,
+// even a malformed one (https//user:pw@host, user:pw@host) that
+// RedactString does not recognise: everything before its last '@'.
+func RedactURL(raw string) string {
+	s := RedactString(raw)
+	if i := strings.LastIndex(s, "@"); i >= 0 && !strings.Contains(s[:i], Redaction) {
+		s = Redaction + s[i:]
+	}
+	return s
+}
+
 // YAML renders c as YAML with defaults filled in, secrets included: use
 // RedactedYAML to show a configuration.
 func (c *Config) YAML() ([]byte, error) {

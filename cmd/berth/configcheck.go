@@ -17,12 +17,12 @@ const configCheckUsage = "usage: berth config check [--json] [--connect] CONFIG"
 // same prepare) and prints the effective configuration with every secret
 // redacted. It creates nothing and needs no network; --connect also opens
 // the storage driver, which may create the filesystem root or the Azure
-// container and contacts the backend.
+// container and contacts the backend, and asks the shared cache's Redis.
 func configCheck(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the warnings and the configuration as one JSON object")
-	connect := fs.Bool("connect", false, "also open the storage driver (may create its root or container; needs the network for object stores)")
+	connect := fs.Bool("connect", false, "also open the storage driver (may create its root or container; needs the network for object stores) and ask Redis when it is the shared cache")
 	fs.Usage = func() { fmt.Fprintln(stderr, configCheckUsage); fs.PrintDefaults() }
 	positional, err := parseInterspersed(fs, args)
 	if err != nil || len(positional) != 1 {
@@ -40,6 +40,14 @@ func configCheck(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		name, params := cfg.Storage.Driver()
 		if _, err := driver.Open(ctx, name, params); err != nil {
 			return placeDriverError(cfg, name, err)
+		}
+		// Serve refuses a shared cache that does not answer at start.
+		shared, err := openSharedCache(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		if shared != nil {
+			shared.Close()
 		}
 	}
 	if *asJSON {

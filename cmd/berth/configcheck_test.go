@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -112,6 +116,13 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 	htpasswdFile := filepath.Join(dir, "htpasswd")
 	writeFile(t, htpasswdFile, "")
 	base := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + filepath.Join(dir, "root") + "\nhttp:\n  addr: 127.0.0.1:0\n"
+	rsaKey := writeRSAKey(t, dir)
+	cloudFront := func(opts string) string {
+		return "middleware:\n  storage:\n    - name: cloudfront\n      options:\n        baseurl: d1.cloudfront.net\n        " + opts + "\n"
+	}
+	mirrorWith := func(creds string) string {
+		return "berth:\n  mirrors:\n    - prefix: docker.io\n      remoteurl: https://registry-1.docker.io\n      username: u\n      " + creds + "\n"
+	}
 	tests := []struct {
 		name, extra string
 		refused     string // "" when both start
@@ -127,12 +138,45 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 		{"htpasswd present", "auth:\n  htpasswd:\n    realm: r\n    path: " + htpasswdFile + "\n", ""},
 		{"auth silly, as Distribution", "auth:\n  silly:\n    realm: r\n    service: s\n", ""},
 		{"bad driver key", "", "colour"},
+		// Storage middleware options, checked without the driver or the
+		// network (the AWS address ranges are not fetched).
+		{"cloudfront key present", cloudFront("privatekey: " + rsaKey + "\n        keypairid: K"), ""},
+		{"cloudfront key missing", cloudFront("privatekey: " + filepath.Join(dir, "nopk.pem") + "\n        keypairid: K"), "nopk.pem"},
+		{"cloudfront key not a key", cloudFront("privatekey: " + htpasswdFile + "\n        keypairid: K"), "holds no PEM block"},
+		{"cloudfront key not RSA", cloudFront("privatekey: " + tlsOK.Key + "\n        keypairid: K"), "not an RSA private key"},
+		{"cloudfront keypairid missing", cloudFront("privatekey: " + rsaKey), "options.keypairid: required"},
+		{"cloudfront bad filter", cloudFront("privatekey: " + rsaKey + "\n        keypairid: K\n        ipfilteredby: gcp"), "ipfilteredby"},
+		{"redirect baseurl relative", "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: /files\n", "options.baseurl"},
+		{"redirect disabled and bad", "middleware:\n  storage:\n    - name: redirect\n      disabled: true\n      options:\n        baseurl: /files\n", ""},
+		// Mirrors: what serve's mirror refuses, and credentials that could
+		// never be read.
+		{"proxy", "proxy:\n  remoteurl: https://registry-1.docker.io\n", ""},
+		{"proxy remoteurl not http", "proxy:\n  remoteurl: ftp://registry.example.com\n", "want http(s)://host"},
+		{"proxy exec on PATH", "proxy:\n  remoteurl: https://registry-1.docker.io\n  exec:\n    command: true\n", ""},
+		{"proxy exec not found", "proxy:\n  remoteurl: https://registry-1.docker.io\n  exec:\n    command: docker-credential-nosuchhelper\n", "docker-credential-nosuchhelper"},
+		{"mirror passwordfile present", mirrorWith("passwordfile: " + htpasswdFile), ""},
+		{"mirror passwordfile missing", mirrorWith("passwordfile: " + filepath.Join(dir, "nopw")), "nopw"},
+		{"mirror exec not found", mirrorWith("exec:\n        command: " + filepath.Join(dir, "nohelper")), "nohelper"},
+		// Redis's TLS files are read at start; whether it answers is asked
+		// only with --connect (TestConfigCheckConnectAsksRedis).
+		// Listen addresses that net.Listen could never take (checked
+		// without binding: a port in use is found only by serve).
+		{"http addr without port", "", "http.addr"},
+		{"debug addr without port", "  debug:\n    addr: localhost\n", "http.debug.addr"},
+		{"debug addr bad port", "  debug:\n    addr: 127.0.0.1:fivethousand\n", "http.debug.addr"},
+		{"redis rootcas missing", "redis:\n  addrs: [127.0.0.1:1]\n  tls:\n    rootcas: [" + filepath.Join(dir, "noredisca.pem") + "]\n", "noredisca.pem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := base + tt.extra
 			if tt.name == "bad driver key" {
 				data = strings.Replace(data, "  filesystem:\n", "  filesystem:\n    colour: blue\n", 1)
+			}
+			if tt.name == "http addr without port" {
+				data = strings.Replace(data, "addr: 127.0.0.1:0\n", "addr: \"5000\"\n", 1)
+			}
+			if strings.HasPrefix(tt.name, "redis") {
+				data = strings.Replace(data, "  filesystem:\n", "  cache:\n    blobdescriptor: redis\n  filesystem:\n", 1)
 			}
 			cfg := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
 			writeFile(t, cfg, data)
@@ -150,6 +194,18 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeRSAKey writes a PEM RSA private key, as CloudFront hands out.
+func writeRSAKey(t *testing.T, dir string) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "pk-cloudfront.pem")
+	writeFile(t, p, string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})))
+	return p
 }
 
 func TestConfigCheckRedactsSecretsInTextAndJSON(t *testing.T) {
@@ -214,5 +270,123 @@ func TestEveryDriverChecksWithoutOpening(t *testing.T) {
 		if err := driver.Check(name, driver.Params{}); errors.Is(err, driver.ErrNoChecker) {
 			t.Errorf("storage driver %s registers no Checker (driver.RegisterCheck)", name)
 		}
+	}
+}
+
+// TestConfigCheckRedactsMirrorMiddlewareAndRedisSecrets: the keys that
+// came with mirrors, storage middleware and the shared cache are hidden
+// in both outputs, a password file's content is never read into them,
+// and --json carries the warnings and the no-effect keys beside the
+// configuration.
+func TestConfigCheckRedactsMirrorMiddlewareAndRedisSecrets(t *testing.T) {
+	dir := t.TempDir()
+	keyDir := filepath.Join(dir, "CFKEYDIR")
+	if err := os.Mkdir(keyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := writeRSAKey(t, keyDir)
+	pwFile := filepath.Join(dir, "PWFILEPATH")
+	writeFile(t, pwFile, "PWFILECONTENT\n")
+	cfg := filepath.Join(dir, "config.yml")
+	writeFile(t, cfg, `version: 0.1
+storage:
+  s3:
+    bucket: b
+    region: us-east-1
+    accesskey: S3ACCESSKEY
+    secretkey: S3SECRETKEY
+  cache:
+    blobdescriptor: redis
+redis:
+  addrs: [127.0.0.1:1]
+  password: REDISPW
+  sentinelpassword: SENTINELPW
+middleware:
+  storage:
+    - name: cloudfront
+      options:
+        baseurl: https://d1.cloudfront.net
+        privatekey: `+key+`
+        keypairid: APKAEXAMPLE
+reporting:
+  bugsnag:
+    apikey: BUGSNAGKEY
+berth:
+  mirrors:
+    - prefix: docker.io
+      remoteurl: https://puller:MIRRORURLPW@registry-1.docker.io
+      username: puller
+      password: MIRRORPW
+    - prefix: ghcr.io
+      remoteurl: https://ghcr.io
+      username: puller
+      passwordfile: `+pwFile+`
+`)
+	secrets := []string{"S3ACCESSKEY", "S3SECRETKEY", "REDISPW", "SENTINELPW", "CFKEYDIR", "BUGSNAGKEY", "MIRRORURLPW", "MIRRORPW", "PWFILECONTENT", "PWFILEPATH"}
+	for _, args := range [][]string{{"config", "check", cfg}, {"config", "check", "--json", cfg}} {
+		code, stdout, stderr := runCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		for _, s := range secrets {
+			if strings.Contains(stdout, s) || strings.Contains(stderr, s) {
+				t.Errorf("%v shows %s", args, s)
+			}
+		}
+		for _, kept := range []string{"registry-1.docker.io", "d1.cloudfront.net", "127.0.0.1:1"} {
+			if !strings.Contains(stdout, kept) {
+				t.Errorf("%v lost %s, which is no secret", args, kept)
+			}
+		}
+	}
+	_, stdout, _ := runCmd(t, "config", "check", "--json", cfg)
+	var out struct {
+		Warnings []string       `json:"warnings"`
+		NoEffect []string       `json:"noeffect"`
+		Config   map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	if !slices.Equal(out.NoEffect, []string{"reporting"}) {
+		t.Errorf("noeffect %q, want [reporting]", out.NoEffect)
+	}
+	if !slices.Contains(out.Warnings, config.NoEffectWarning+"reporting") {
+		t.Errorf("warnings %q lack the no-effect warning for reporting", out.Warnings)
+	}
+	berth, _ := out.Config["berth"].(map[string]any)
+	mirrors, _ := berth["mirrors"].([]any)
+	if len(mirrors) != 2 {
+		t.Fatalf("config.berth.mirrors = %v, want the two mirrors", berth["mirrors"])
+	}
+	if m, _ := mirrors[0].(map[string]any); m["password"] != config.Redaction {
+		t.Errorf("berth.mirrors[0].password = %v, want %s", m["password"], config.Redaction)
+	}
+}
+
+// TestConfigCheckRefusalsHideURLPasswords: a refused URL is quoted in the
+// error without the password it carries.
+func TestConfigCheckRefusalsHideURLPasswords(t *testing.T) {
+	dir := t.TempDir()
+	base := "version: 0.1\nstorage:\n  inmemory: {}\n"
+	tests := []struct{ name, extra, refused string }{
+		{"mirror scheme", "proxy:\n  remoteurl: ftp://puller:FTPPW@registry.example.com\n", "want http(s)://host"},
+		{"malformed url", "proxy:\n  remoteurl: https//puller:MALFORMEDPW@registry.example.com\n", "proxy.remoteurl"},
+		{"redirect baseurl", "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: cdn://u:CDNPW@\n", "options.baseurl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			writeFile(t, cfg, base+tt.extra)
+			for _, cmd := range [][]string{{"config", "check", cfg}, {"serve", cfg}} {
+				code, _, stderr := runCmd(t, cmd...)
+				if code != 1 || !strings.Contains(stderr, tt.refused) {
+					t.Fatalf("%s: exit %d, stderr %q; want refused naming %q", cmd[0], code, stderr, tt.refused)
+				}
+				if strings.Contains(stderr, "PW@") {
+					t.Errorf("%s shows the password: %s", cmd[0], stderr)
+				}
+			}
+		})
 	}
 }

@@ -195,3 +195,51 @@ func TestRedisOptionsMapTheSection(t *testing.T) {
 		t.Error("a certificate without its key was accepted")
 	}
 }
+
+// TestConfigCheckConnectAsksRedis: serve refuses a shared cache that does
+// not answer at start; config check, which needs no network, says so only
+// with --connect, and then refuses as serve does. A Redis that answers
+// passes both.
+func TestConfigCheckConnectAsksRedis(t *testing.T) {
+	dir := t.TempDir()
+	live := testenv.StartRedis(t)
+	closed := freeAddr(t)
+	write := func(name, addr string) string {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, fmt.Sprintf(`version: 0.1
+storage:
+  filesystem:
+    rootdirectory: %s
+  cache:
+    blobdescriptor: redis
+redis:
+  addrs: [%s]
+  dialtimeout: 200ms
+`, filepath.Join(dir, "root"), addr))
+		return p
+	}
+	down, up := write("down.yml", closed), write("up.yml", live.Addr)
+	tests := []struct {
+		name    string
+		args    []string
+		refused bool
+	}{
+		{"unreachable, offline check", []string{"config", "check", down}, false},
+		{"unreachable, --connect", []string{"config", "check", "--connect", down}, true},
+		{"live, --connect", []string{"config", "check", "--connect", up}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, tt.args...)
+			if !tt.refused {
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, stderr)
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(stderr, "redis") || !strings.Contains(stderr, closed) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant 1 and an error naming redis and %s", code, stderr, closed)
+			}
+		})
+	}
+}

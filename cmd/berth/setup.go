@@ -96,6 +96,11 @@ func openDriver(ctx context.Context, cfg *config.Config) (driver.Driver, error) 
 // applyStorageMiddleware puts the enabled storage middleware of the
 // config over d, in order.
 func applyStorageMiddleware(ctx context.Context, cfg *config.Config, d driver.Driver, log *slog.Logger) (driver.Driver, error) {
+	return middleware.Apply(ctx, d, storageMiddleware(cfg), log)
+}
+
+// storageMiddleware is the config's enabled storage middleware, in order.
+func storageMiddleware(cfg *config.Config) []middleware.Spec {
 	var specs []middleware.Spec
 	for i, mw := range cfg.Middleware.Storage {
 		if mw.Disabled {
@@ -103,7 +108,7 @@ func applyStorageMiddleware(ctx context.Context, cfg *config.Config, d driver.Dr
 		}
 		specs = append(specs, middleware.Spec{Key: fmt.Sprintf("middleware.storage[%d]", i), Name: mw.Name, Options: mw.Options})
 	}
-	return middleware.Apply(ctx, d, specs, log)
+	return specs
 }
 
 // placeDriverError prefixes each bad driver key, or a driver this build

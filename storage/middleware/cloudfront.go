@@ -59,6 +59,37 @@ type cloudFrontOptions struct {
 }
 
 func newCloudFront(ctx context.Context, d driver.Driver, next driver.Redirector, opts map[string]any, log *slog.Logger) (driver.Redirector, error) {
+	pc, err := parseCloudFront(opts, log)
+	if err != nil {
+		return nil, err
+	}
+	cf := pc.cf
+	cf.next, cf.log, cf.now = next, log, time.Now
+	cf.keyer, _ = driver.Find[driver.ObjectKeyer](d)
+	if cf.keyer == nil {
+		// As in Distribution: CloudFront fronts an S3 bucket.
+		log.Warn("cloudfront needs the s3 driver; blob redirects stay the driver's own")
+	}
+	switch pc.filter {
+	case "aws":
+		cf.ips = newAWSIPs(ctx, pc.o.IPRangesURL, pc.o.UpdateFrequency, nil, log)
+	case "awsregion":
+		cf.ips = newAWSIPs(ctx, pc.o.IPRangesURL, pc.o.UpdateFrequency, pc.o.AWSRegion, log)
+	}
+	return cf, nil
+}
+
+// parsedCloudFront is cloudfront's options checked, its key read, before
+// any driver or network is involved.
+type parsedCloudFront struct {
+	cf     *cloudFront
+	o      cloudFrontOptions
+	filter string // "", "aws" or "awsregion"
+}
+
+// parseCloudFront decodes and checks cloudfront's options and reads its
+// private key: everything serve refuses at start that needs no network.
+func parseCloudFront(opts map[string]any, log *slog.Logger) (*parsedCloudFront, error) {
 	o := cloudFrontOptions{Duration: defaultCloudFrontDuration, UpdateFrequency: defaultUpdateFrequency, IPRangesURL: defaultIPRangesURL}
 	if err := decode(opts, &o); err != nil {
 		return nil, err
@@ -93,25 +124,20 @@ func newCloudFront(ctx context.Context, d driver.Driver, next driver.Redirector,
 	if err != nil {
 		return nil, fmt.Errorf("options.privatekey: %w", err)
 	}
-	cf := &cloudFront{next: next, base: base, key: key, keyPair: o.KeyPairID, duration: o.Duration, log: log, now: time.Now}
-	cf.keyer, _ = driver.Find[driver.ObjectKeyer](d)
-	if cf.keyer == nil {
-		// As in Distribution: CloudFront fronts an S3 bucket.
-		log.Warn("cloudfront needs the s3 driver; blob redirects stay the driver's own")
-	}
-	switch strings.ToLower(strings.TrimSpace(o.IPFilteredBy)) {
+	pc := &parsedCloudFront{cf: &cloudFront{base: base, key: key, keyPair: o.KeyPairID, duration: o.Duration}, o: o}
+	switch f := strings.ToLower(strings.TrimSpace(o.IPFilteredBy)); f {
 	case "", "none":
 	case "aws":
-		cf.ips = newAWSIPs(ctx, o.IPRangesURL, o.UpdateFrequency, nil, log)
+		pc.filter = f
 	case "awsregion":
 		if len(o.AWSRegion) == 0 {
 			return nil, errors.New("options.awsregion: required with ipfilteredby awsregion (a comma-separated list such as us-east-1,eu-west-1)")
 		}
-		cf.ips = newAWSIPs(ctx, o.IPRangesURL, o.UpdateFrequency, o.AWSRegion, log)
+		pc.filter = f
 	default:
 		return nil, fmt.Errorf("options.ipfilteredby: %q is not one of none, aws, awsregion", o.IPFilteredBy)
 	}
-	return cf, nil
+	return pc, nil
 }
 
 // readRSAKey reads a PEM RSA private key, PKCS #1 (what CloudFront hands

@@ -6,6 +6,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -26,11 +27,32 @@ type Spec struct {
 // the previous middleware's), which is nil when there is none.
 type builder func(ctx context.Context, d driver.Driver, next driver.Redirector, opts map[string]any, log *slog.Logger) (driver.Redirector, error)
 
+// checker decodes and checks a middleware's options as its builder
+// does, with no driver and no network: it may read files (a key), never
+// fetch anything.
+type checker func(opts map[string]any, log *slog.Logger) error
+
 // builders are the storage middleware Berth has.
 var builders = map[string]builder{
 	"cloudfront": newCloudFront,
 	"redirect":   newRedirect,
 	"rewrite":    newRewrite,
+}
+
+// checkers check the options of each of builders, offline.
+var checkers = map[string]checker{
+	"cloudfront": func(opts map[string]any, log *slog.Logger) error {
+		_, err := parseCloudFront(opts, log)
+		return err
+	},
+	"redirect": func(opts map[string]any, _ *slog.Logger) error {
+		_, err := parseRedirect(opts)
+		return err
+	},
+	"rewrite": func(opts map[string]any, _ *slog.Logger) error {
+		_, err := parseRewrite(opts)
+		return err
+	},
 }
 
 // Known returns the names of the storage middleware Berth has, sorted.
@@ -60,6 +82,25 @@ func Apply(ctx context.Context, d driver.Driver, specs []Spec, log *slog.Logger)
 		d = driver.WithRedirector(d, rd)
 	}
 	return d, nil
+}
+
+// Check refuses, with the same errors as Apply, every spec Apply would
+// refuse for its name or its options, without a driver and without the
+// network (CloudFront's AWS address ranges are not fetched): `config
+// check` calls it so that it refuses what serve refuses.
+func Check(specs []Spec, log *slog.Logger) error {
+	var errs []error
+	for _, s := range specs {
+		c, ok := checkers[s.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown storage middleware %q (Berth has %s)", s.Key, s.Name, strings.Join(Known(), ", ")))
+			continue
+		}
+		if err := c(s.Options, log.With("middleware", s.Name)); err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", s.Key, s.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // decode decodes opts strictly into into, naming each bad key.

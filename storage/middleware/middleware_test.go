@@ -115,14 +115,56 @@ func TestApplyRefusesWhatItCannotUse(t *testing.T) {
 			"options.awsregion: required"},
 		{"cloudfront with a key that is not one", Spec{Name: "cloudfront", Options: map[string]any{"baseurl": "d1.cloudfront.net", "privatekey": "/dev/null", "keypairid": "K"}},
 			"options.privatekey: /dev/null holds no PEM block"},
+		{"cloudfront with a missing key file", Spec{Name: "cloudfront", Options: map[string]any{"baseurl": "d1.cloudfront.net", "privatekey": "/nonexistent/pk.pem", "keypairid": "K"}},
+			"options.privatekey: open /nonexistent/pk.pem"},
+		{"cloudfront without keypairid", Spec{Name: "cloudfront", Options: map[string]any{"baseurl": "d1.cloudfront.net", "privatekey": key}},
+			"options.keypairid: required"},
+		{"cloudfront with a baseurl that is no URL", Spec{Name: "cloudfront", Options: map[string]any{"baseurl": "https://", "privatekey": key, "keypairid": "K"}},
+			"options.baseurl: expected a URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Apply(t.Context(), driver.Wrap(bucket{inmemory.New()}), []Spec{tt.spec}, discard())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v, want it to contain %q", err, tt.want)
+				t.Fatalf("Apply: error %v, want it to contain %q", err, tt.want)
+			}
+			// Check, which config check runs, refuses the same way.
+			cerr := Check([]Spec{tt.spec}, discard())
+			if cerr == nil || cerr.Error() != err.Error() {
+				t.Fatalf("Check: error %v, want Apply's %v", cerr, err)
 			}
 		})
+	}
+}
+
+// TestCheckFetchesNothing: Check accepts good options and, unlike
+// Apply, does not fetch the AWS address ranges (config check needs no
+// network).
+func TestCheckFetchesNothing(t *testing.T) {
+	var fetched atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fetched.Add(1)
+		w.Write([]byte(`{"prefixes":[]}`))
+	}))
+	defer srv.Close()
+	specs := []Spec{
+		cloudFrontSpec(writeKey(t), map[string]any{"ipfilteredby": "aws", "iprangesurl": srv.URL}),
+		{Name: "redirect", Options: map[string]any{"baseurl": "https://cdn.example.com/r"}},
+		{Name: "rewrite", Options: map[string]any{"host": "blobs.example.com"}},
+	}
+	if err := Check(specs, discard()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if n := fetched.Load(); n != 0 {
+		t.Fatalf("Check fetched the AWS address ranges %d times", n)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if _, err := Apply(ctx, driver.Wrap(bucket{inmemory.New()}), specs, discard()); err != nil {
+		t.Fatal(err)
+	}
+	if fetched.Load() == 0 {
+		t.Fatal("Apply did not fetch the address ranges: the test proves nothing")
 	}
 }
 

@@ -19,6 +19,12 @@ type redirect struct {
 }
 
 func newRedirect(_ context.Context, _ driver.Driver, _ driver.Redirector, opts map[string]any, _ *slog.Logger) (driver.Redirector, error) {
+	return parseRedirect(opts)
+}
+
+// parseRedirect checks redirect's options and makes it: it needs
+// neither the driver nor the network.
+func parseRedirect(opts map[string]any) (*redirect, error) {
 	var o struct {
 		BaseURL string `yaml:"baseurl"`
 	}

@@ -20,6 +20,19 @@ type rewrite struct {
 }
 
 func newRewrite(_ context.Context, _ driver.Driver, next driver.Redirector, opts map[string]any, log *slog.Logger) (driver.Redirector, error) {
+	rw, err := parseRewrite(opts)
+	if err != nil {
+		return nil, err
+	}
+	if next == nil {
+		log.Warn("storage driver makes no redirect URLs: rewrite has nothing to rewrite")
+	}
+	rw.next = next
+	return rw, nil
+}
+
+// parseRewrite checks rewrite's options, with no driver yet.
+func parseRewrite(opts map[string]any) (*rewrite, error) {
 	var o struct {
 		Scheme         string `yaml:"scheme"`
 		Host           string `yaml:"host"`
@@ -28,10 +41,7 @@ func newRewrite(_ context.Context, _ driver.Driver, next driver.Redirector, opts
 	if err := decode(opts, &o); err != nil {
 		return nil, err
 	}
-	if next == nil {
-		log.Warn("storage driver makes no redirect URLs: rewrite has nothing to rewrite")
-	}
-	return &rewrite{next: next, scheme: o.Scheme, host: o.Host, trim: o.TrimPathPrefix}, nil
+	return &rewrite{scheme: o.Scheme, host: o.Host, trim: o.TrimPathPrefix}, nil
 }
 
 func (r *rewrite) RedirectURL(req *http.Request, p string) (string, error) {

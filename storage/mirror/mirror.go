@@ -15,7 +15,6 @@ package mirror
 
 import (
 	"context"
-	"fmt"
 	"github.com/opencontainers/go-digest"
 	"log/slog"
 	"net/http"
@@ -141,13 +140,9 @@ func New(reg *storage.Registry, opts Options) (*Mirror, error) {
 	seen := map[string]bool{}
 	for _, u := range opts.Upstreams {
 		u.Prefix = strings.Trim(u.Prefix, "/")
-		if u.Prefix != "" && !storage.ValidRepositoryName(u.Prefix) {
-			return nil, fmt.Errorf("mirror: prefix %q is not a repository name prefix", u.Prefix)
+		if err := checkPrefix(u.Prefix, seen); err != nil {
+			return nil, err
 		}
-		if seen[u.Prefix] {
-			return nil, fmt.Errorf("mirror: two upstreams for prefix %q", u.Prefix)
-		}
-		seen[u.Prefix] = true
 		if u.Freshness == 0 {
 			u.Freshness = DefaultFreshness
 		}
