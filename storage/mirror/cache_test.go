@@ -248,6 +248,9 @@ func TestTTLEvictionSurvivesARestartAndRefetches(t *testing.T) {
 	first.get(t, "/v2/ttl/app/blobs/"+img.layers[0].String())
 	waitStored(t, first, "ttl/app", img.layers[0])
 	first.srv.Close()
+	// The manifest's expiry is recorded off the client's path: the
+	// restart comes after it, as after a graceful stop.
+	first.m.Wait()
 
 	again := startMirror(t, first.root, u)
 	ctx := context.Background()
