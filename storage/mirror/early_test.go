@@ -117,3 +117,32 @@ func TestInvalidUpstreamManifestIsNotServed(t *testing.T) {
 		})
 	}
 }
+
+// While a fetched blob waits to be written to storage, it is served from
+// the fetch: more clients get it whole and the upstream is asked once.
+func TestBlobServedFromTheFetchWhileItsStoreWaits(t *testing.T) {
+	up, uc := startUpstream(t)
+	layer := randomBytes(300 << 10)
+	img := uc.push(t, "early/blob", "v1", layer)
+	hd := &holdingDriver{Driver: inmemory.New(), hold: "/_uploads/", held: make(chan struct{}), release: make(chan struct{})}
+	defer hd.let()
+	mr := startMirrorOn(t, hd, basicUpstream(up))
+	path := "/v2/early/blob/blobs/" + img.layers[0].String()
+	for i := range 3 {
+		status, _, body := mr.get(t, path)
+		if status != http.StatusOK || !bytes.Equal(body, layer) {
+			t.Fatalf("pull %d: %d, %d bytes", i, status, len(body))
+		}
+		if i == 0 {
+			<-hd.held // the store has started, and waits
+		}
+	}
+	hd.let()
+	mr.m.Wait()
+	if n := up.Requests(http.MethodGet, path); n != 1 {
+		t.Fatalf("upstream served the blob %d times, want 1", n)
+	}
+	if _, err := mr.reg.Repository("early/blob").StatBlob(context.Background(), img.layers[0]); err != nil {
+		t.Fatalf("not stored: %v", err)
+	}
+}

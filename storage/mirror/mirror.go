@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -98,7 +99,10 @@ type Mirror struct {
 	fill  func(ctx context.Context, f Filled)
 	log   *slog.Logger
 
-	fills   fills
+	fills fills
+	// stores bounds the fills being written to storage at once (see
+	// fill.store).
+	stores  chan struct{}
 	flights flights
 	fresh   freshness
 	// work are the fetches under way, which no client's request bounds.
@@ -135,6 +139,7 @@ func New(reg *storage.Registry, opts Options) (*Mirror, error) {
 	}
 	m := &Mirror{reg: reg, spool: opts.SpoolDir, fill: opts.Fill, log: opts.Log}
 	m.fills.m = map[fillKey]*fill{}
+	m.stores = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	m.flights.m = map[string]*flight{}
 	m.flights.work = &m.work
 	m.fresh.m = map[string]time.Time{}
