@@ -139,6 +139,13 @@ func TestBlobServedFromTheFetchWhileItsStoreWaits(t *testing.T) {
 	}
 	hd.let()
 	mr.m.Wait()
+	// Distribution logs a response once sent: wait for the first line.
+	for range 100 {
+		if up.Requests(http.MethodGet, path) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if n := up.Requests(http.MethodGet, path); n != 1 {
 		t.Fatalf("upstream served the blob %d times, want 1", n)
 	}

@@ -237,8 +237,12 @@ func (f *fill) store(ctx context.Context) {
 	}
 	f.m.stores <- struct{}{}
 	defer func() { <-f.m.stores }()
+	// The download has ended: all of the store is storage's own work,
+	// which the write timeout bounds. Cleanup is not bounded by it.
+	cctx, cancel := context.WithTimeout(ctx, f.src.WriteTimeout)
+	defer cancel()
 	repo := f.key.repo
-	up, err := f.m.reg.Mirrored(repo).NewUpload(ctx)
+	up, err := f.m.reg.Mirrored(repo).NewUpload(cctx)
 	if err != nil {
 		f.m.log.Error("mirror fill not stored", "digest", f.d, "err", err)
 		return
@@ -250,13 +254,17 @@ func (f *fill) store(ctx context.Context) {
 			return
 		}
 	}
-	if _, err := io.Copy(up, io.NewSectionReader(f.spool, 0, f.size)); err != nil {
+	_, err = io.Copy(up, io.NewSectionReader(f.spool, 0, f.size))
+	if err == nil {
+		// Past the timeout nothing is stored: a driver call given a
+		// context already done may still go through.
+		err = cctx.Err()
+	}
+	if err != nil {
 		_ = up.Cancel(ctx)
 		f.m.log.Error("mirror fill not stored", "digest", f.d, "err", err)
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, f.src.WriteTimeout)
-	defer cancel()
 	desc, err := up.Commit(cctx, f.d)
 	if err != nil {
 		f.m.log.Error("mirror fill not stored", "digest", f.d, "err", err)
