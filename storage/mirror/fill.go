@@ -255,10 +255,12 @@ func (f *fill) store(ctx context.Context) {
 		}
 	}
 	_, err = io.Copy(up, io.NewSectionReader(f.spool, 0, f.size))
-	if err == nil {
-		// Past the timeout nothing is stored: a driver call given a
-		// context already done may still go through.
-		err = cctx.Err()
+	if dl, _ := cctx.Deadline(); err == nil && !time.Now().Before(dl) {
+		// Past the timeout nothing is stored. Asked of the clock: the
+		// context is done only once its timer has run, which a busy
+		// machine delays, and a driver call given a done context may
+		// still go through.
+		err = fmt.Errorf("mirror: store: %w", context.DeadlineExceeded)
 	}
 	if err != nil {
 		_ = up.Cancel(ctx)
