@@ -14,19 +14,19 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// mirrorClients is how many clients of scenario 11c pull one blob at once.
+// mirrorClients is how many clients of scenario 12c pull one blob at once.
 const mirrorClients = 16
 
-// mirrorRepo is the repository scenario 11 pulls through the mirrors.
+// mirrorRepo is the repository scenario 12 pulls through the mirrors.
 const mirrorRepo = "bench/mirror"
 
-// mirrorBlob is the size of the blob of 11c: 64 MiB, or the big blob when
+// mirrorBlob is the size of the blob of 12c: 64 MiB, or the big blob when
 // that is smaller.
 func (sz sizes) mirrorBlob() int64 { return min(64<<20, sz.big) }
 
-// mirrorUpstream is the registry both servers mirror in scenario 11: a
+// mirrorUpstream is the registry both servers mirror in scenario 12: a
 // Distribution of its own, started on first use and stopped at the end of
-// the run, holding an image of sz.layers layers and one blob for 11c.
+// the run, holding an image of sz.layers layers and one blob for 12c.
 type mirrorUpstream struct {
 	once  sync.Once
 	err   error

@@ -247,6 +247,7 @@ func TestTTLEvictionSurvivesARestartAndRefetches(t *testing.T) {
 	first.get(t, "/v2/ttl/app/manifests/v1")
 	first.get(t, "/v2/ttl/app/blobs/"+img.layers[0].String())
 	waitStored(t, first, "ttl/app", img.layers[0])
+	first.m.Wait() // the manifest is stored after its client is answered
 	first.srv.Close()
 	// The manifest's expiry is recorded off the client's path: the
 	// restart comes after it, as after a graceful stop.

@@ -24,7 +24,7 @@ func TestFillReaderHoldsTheLastByteUntilVerified(t *testing.T) {
 	}
 	m := &Mirror{log: slog.New(slog.DiscardHandler)}
 	f := &fill{m: m, src: &source{Upstream: Upstream{RemoteURL: "http://up"}}, d: digest.FromBytes(content), spool: spool,
-		ready: make(chan struct{}), size: int64(len(content)), changed: make(chan struct{}), refs: 2}
+		ready: make(chan struct{}), ended: make(chan struct{}), size: int64(len(content)), changed: make(chan struct{}), refs: 2}
 	f.advance(int64(len(content))) // every byte arrived, not yet checked
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,6 +14,9 @@ import (
 // fetching it when it moved. An upstream that cannot be asked leaves the
 // stored copy to answer, with a warning.
 func (r *repository) GetManifest(ctx context.Context, ref string) (storage.Manifest, error) {
+	if err := r.m.flights.settle(ctx, flightKey(r.Name(), ref)); err != nil {
+		return storage.Manifest{}, err
+	}
 	if strings.Contains(ref, ":") {
 		return r.byDigest(ctx, ref)
 	}
@@ -71,40 +74,41 @@ func (r *repository) byTag(ctx context.Context, tag string) (storage.Manifest, e
 
 // fetchManifest gets ref from the upstream, once for all concurrent
 // callers, stores it (under the tag when ref is one) and records when it
-// expires. The fetch outlives a caller that hangs up.
+// expires. The callers are answered as soon as the payload is fetched and
+// checked as storage checks it; the store, which syncs what it writes,
+// goes on behind them, and a caller that comes before it is done joins
+// the same fetch. The fetch outlives a caller that hangs up.
 func (r *repository) fetchManifest(ctx context.Context, ref string) (storage.Manifest, error) {
 	r.src.stats.misses.Add(1)
-	m, err := r.m.flights.do(ctx, r.Name()+"@"+ref, func() (storage.Manifest, error) {
+	m, err := r.m.flights.do(ctx, flightKey(r.Name(), ref), func(answer func(storage.Manifest)) (storage.Manifest, error) {
 		fctx := context.WithoutCancel(ctx)
 		rm, err := r.src.up.manifest(fctx, r.remote, ref, true)
 		if err != nil {
 			return storage.Manifest{}, err
 		}
 		r.src.stats.bytes.Add(int64(len(rm.payload)))
+		fetched, err := storage.CheckManifest(ref, rm.mediaType, rm.payload)
+		if err != nil {
+			return storage.Manifest{}, err
+		}
+		answer(fetched)
 		wctx, cancel := context.WithTimeout(fctx, r.src.WriteTimeout)
 		defer cancel()
 		m, err := r.filler().PutManifest(wctx, ref, rm.mediaType, rm.payload)
 		if err != nil {
-			if errors.Is(err, storage.ErrManifestInvalid) || errors.Is(err, storage.ErrDigestInvalid) {
-				return storage.Manifest{}, err
-			}
-			// Storage failed, not the upstream: the client is served what
-			// was fetched, and the next pull fetches it again.
+			// Storage failed, not the upstream (the payload passed the
+			// same checks): the client was served what was fetched, and
+			// the next pull fetches it again.
 			r.m.log.Error("mirror manifest not stored", "repo", r.Name(), "ref", ref, "err", err)
-			return storage.Manifest{
-				Descriptor: storage.Descriptor{MediaType: rm.mediaType, Digest: rm.digest, Size: int64(len(rm.payload))},
-				Payload:    rm.payload,
-			}, nil
+			return fetched, nil
 		}
 		if !strings.Contains(ref, ":") {
 			r.m.fresh.mark(r.Name() + ":" + ref)
 		}
-		// Off the client's path: a lost expiry only keeps the copy longer.
-		r.m.work.Go(func() {
-			ectx, cancel := context.WithTimeout(fctx, r.src.WriteTimeout)
-			defer cancel()
-			r.m.expire(ectx, r.src, r.Name(), m.Digest, true)
-		})
+		// A lost expiry only keeps the copy longer.
+		ectx, cancel := context.WithTimeout(fctx, r.src.WriteTimeout)
+		defer cancel()
+		r.m.expire(ectx, r.src, r.Name(), m.Digest, true)
 		if r.m.fill != nil {
 			tag := ""
 			if !strings.Contains(ref, ":") {
@@ -120,3 +124,6 @@ func (r *repository) fetchManifest(ctx context.Context, ref string) (storage.Man
 	}
 	return m, err
 }
+
+// flightKey names the fetch of manifest ref of repository name.
+func flightKey(name, ref string) string { return name + "@" + ref }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -97,7 +98,10 @@ type Mirror struct {
 	fill  func(ctx context.Context, f Filled)
 	log   *slog.Logger
 
-	fills   fills
+	fills fills
+	// stores bounds the fills being written to storage at once (see
+	// fill.store).
+	stores  chan struct{}
 	flights flights
 	fresh   freshness
 	// work are the fetches under way, which no client's request bounds.
@@ -134,6 +138,7 @@ func New(reg *storage.Registry, opts Options) (*Mirror, error) {
 	}
 	m := &Mirror{reg: reg, spool: opts.SpoolDir, fill: opts.Fill, log: opts.Log}
 	m.fills.m = map[fillKey]*fill{}
+	m.stores = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	m.flights.m = map[string]*flight{}
 	m.flights.work = &m.work
 	m.fresh.m = map[string]time.Time{}
@@ -240,33 +245,72 @@ type flights struct {
 }
 
 type flight struct {
-	done chan struct{}
-	val  storage.Manifest
-	err  error
+	// answered is closed once val and err are set: by the flight's
+	// answer, or when it ends without one.
+	answered chan struct{}
+	done     chan struct{} // closed when fn has returned
+	once     sync.Once
+	val      storage.Manifest
+	err      error
+}
+
+func (fl *flight) answer(m storage.Manifest, err error) {
+	fl.once.Do(func() {
+		fl.val, fl.err = m, err
+		close(fl.answered)
+	})
 }
 
 // do runs fn once for key among concurrent callers, each of whom gets its
-// result. A caller that gives up (ctx) leaves fn running for the others.
-func (f *flights) do(ctx context.Context, key string, fn func() (storage.Manifest, error)) (storage.Manifest, error) {
+// result. fn may hand its result out early (answer) and go on working:
+// callers are answered at once, and a caller arriving before fn returns
+// joins the flight rather than starting another. A caller that gives up
+// (ctx) leaves fn running for the others.
+func (f *flights) do(ctx context.Context, key string, fn func(answer func(storage.Manifest)) (storage.Manifest, error)) (storage.Manifest, error) {
 	f.mu.Lock()
 	fl, ok := f.m[key]
 	if !ok {
-		fl = &flight{done: make(chan struct{})}
+		fl = &flight{answered: make(chan struct{}), done: make(chan struct{})}
 		f.m[key] = fl
 		f.work.Go(func() {
-			fl.val, fl.err = fn()
+			m, err := fn(func(m storage.Manifest) { fl.answer(m, nil) })
 			f.mu.Lock()
 			delete(f.m, key)
 			f.mu.Unlock()
+			fl.answer(m, err) // a no-op after an early answer
 			close(fl.done)
 		})
 	}
 	f.mu.Unlock()
 	select {
-	case <-fl.done:
+	case <-fl.answered:
 		return fl.val, fl.err
 	case <-ctx.Done():
 		return storage.Manifest{}, ctx.Err()
+	}
+}
+
+// settle waits for the flight of key to end when it has answered already:
+// a request that comes after the answer finds what the flight stored, as
+// if the flight had ended before answering. One that comes before joins
+// the flight and is answered with its callers.
+func (f *flights) settle(ctx context.Context, key string) error {
+	f.mu.Lock()
+	fl, ok := f.m[key]
+	f.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	select {
+	case <-fl.answered:
+	default:
+		return nil
+	}
+	select {
+	case <-fl.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
