@@ -38,9 +38,24 @@ func measureFleet(ctx context.Context, h *harness, s *server, c *client) ([]floa
 	if err != nil {
 		return nil, err
 	}
+	before, err := s.instanceCPU()
+	if err != nil {
+		return nil, err
+	}
 	gets, err := measureManifestGets(ctx, h, s, c)
 	if err != nil {
 		return nil, err
+	}
+	// A front that sent everything to one instance would make the second
+	// column one instance's too: each must have worked.
+	after, err := s.instanceCPU()
+	if err != nil {
+		return nil, err
+	}
+	for i := range after {
+		if after[i] <= before[i] {
+			return nil, fmt.Errorf("instance %d of %s used no CPU during the GETs: the front did not reach it", i+1, s.name)
+		}
 	}
 	getBusy, err := busy()
 	if err != nil {
@@ -58,6 +73,19 @@ func measureFleet(ctx context.Context, h *harness, s *server, c *client) ([]floa
 		return nil, err
 	}
 	return append(gets, getBusy, pushes[0], pushBusy), nil
+}
+
+// instanceCPU is the CPU time of each instance of s so far.
+func (s *server) instanceCPU() ([]time.Duration, error) {
+	var out []time.Duration
+	for _, p := range append([]*server{s}, s.peers...) {
+		st, err := readStat(p.cmd.Process.Pid)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st.own)
+	}
+	return out, nil
 }
 
 // fleetSpecs are S9's two servers: one Berth instance behind the front
