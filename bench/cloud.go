@@ -18,7 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// cloudScenarios are the rows of -backend s3 (S1–S8): what matters where
+// cloudScenarios are the rows of -backend s3 (S1–S9): what matters where
 // production runs, an object store over a network where one connection
 // carries tens of MB/s and each request costs milliseconds.
 func (h *harness) cloudScenarios() []scenario {
@@ -103,6 +103,19 @@ func (h *harness) cloudScenarios() []scenario {
 			skip:    func(h *harness) string { return h.dockerSkip },
 			setup:   setupDocker,
 			measure: measureDocker,
+		},
+		{
+			// Fresh: every measurement pushes its blobs into an empty
+			// bucket, so neither column finds them there already.
+			rows:    fleetRows(sz),
+			fresh:   true,
+			redis:   true,
+			servers: (*harness).fleetSpecs,
+			skip:    fleetSkip,
+			setup: func(ctx context.Context, h *harness, _ *server, c *client) error {
+				return h.pushImage(ctx, c, "bench/manifest", "latest")
+			},
+			measure: measureFleet,
 		},
 	}
 }

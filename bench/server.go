@@ -67,6 +67,11 @@ type server struct {
 	retire func(dir string)
 	// stopRedis ends the server's Redis, when it has one.
 	stopRedis func()
+	// peers are the other instances of a fleet, on the same storage and
+	// Redis; front is the round-robin proxy before all of them, whose
+	// address is addr.
+	peers []*server
+	front *haproxy
 }
 
 // serverSpec says how to start one of the two registries.
@@ -76,6 +81,10 @@ type serverSpec struct {
 	// extra, when set, gives config sections to append, for a server
 	// whose directory is dir.
 	extra func(dir string) string
+	// fleet, when above 0, runs that many instances of bin on one storage
+	// root (and one Redis), with one http.secret, behind a haproxy that
+	// sends each request to the next instance in turn.
+	fleet int
 }
 
 // startServer starts spec on a free loopback port over a fresh storage
@@ -94,6 +103,12 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 		return nil, err
 	}
 	debug := ""
+	if spec.fleet > 0 {
+		// Instances share one debug address no better than one port; an
+		// upload begun on one is continued on another, so all sign its
+		// state with one secret, as a deployment's do.
+		debugAddr, debug = "", "  secret: bench-fleet-secret-shared-by-every-instance"
+	}
 	if debugAddr != "" {
 		debug = "  debug:\n    addr: " + debugAddr
 	}
@@ -117,6 +132,23 @@ func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr st
 		stor.cleanup()
 		return nil, err
 	}
+	s, err := h.launch(ctx, spec, cfg, dir, debugAddr, stor, stopRedis)
+	if err != nil {
+		return nil, err
+	}
+	if spec.fleet > 0 {
+		if err := h.startFleet(ctx, s, spec, cfg); err != nil {
+			s.stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// launch starts spec's binary with the config file cfg on a free loopback
+// port, logging into dir, and waits until /v2/ answers. The server owns
+// stor and stopRedis: its stop ends them. On error both are ended.
+func (h *harness) launch(ctx context.Context, spec serverSpec, cfg, dir, debugAddr string, stor *storageRoot, stopRedis func()) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		stopRedis()
@@ -180,9 +212,21 @@ func (s *server) status(key string) (int64, error) {
 const userHZ = 100
 
 // cpu is the CPU time (user and system) the process has used so far.
+// A fleet's is that of all its instances (not its front's).
 func (s *server) cpu() (time.Duration, error) {
 	st, err := readStat(s.cmd.Process.Pid)
-	return st.own, err
+	if err != nil {
+		return 0, err
+	}
+	total := st.own
+	for _, p := range s.peers {
+		c, err := p.cpu()
+		if err != nil {
+			return 0, err
+		}
+		total += c
+	}
+	return total, nil
 }
 
 // procStat is what the harness reads of /proc/<pid>/stat.
@@ -255,6 +299,14 @@ func (s *server) sampleAnon() func() int64 {
 // writes nor the files one server left behind are paid for by the next
 // measurement.
 func (s *server) stop() {
+	for _, p := range s.peers {
+		p.stop()
+	}
+	s.peers = nil
+	if s.front != nil {
+		s.front.stop()
+		s.front = nil
+	}
 	select {
 	case <-s.done:
 	default:
