@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/berth-registry/berth/internal/testenv"
@@ -117,6 +120,34 @@ func TestMirrorCorpusConfigsRunAsMirrors(t *testing.T) {
 				t.Fatal("warm pull lacks the image's file")
 			}
 
+			// The cache is in the storage the file names: the manifest and
+			// every blob it lists.
+			var mf struct {
+				Config struct{ Digest string }
+				Layers []struct{ Digest string }
+			}
+			if err := json.Unmarshal([]byte(testenv.Run(t, crane, craneTo("manifest", ref)...)), &mf); err != nil {
+				t.Fatal(err)
+			}
+			stored := []string{want, mf.Config.Digest}
+			for _, l := range mf.Layers {
+				stored = append(stored, l.Digest)
+			}
+			for _, d := range stored {
+				algo, hex, _ := strings.Cut(d, ":")
+				key := fmt.Sprintf("docker/registry/v2/blobs/%s/%s/%s/data", algo, hex[:2], hex)
+				if !h.stored(t, key) {
+					t.Errorf("%s is not in the configured storage (%s)", d, key)
+				}
+			}
+
+			if h.redis != "" {
+				n := strings.TrimSpace(testenv.Run(t, testenv.Tool(t, "redis-cli"), "-u", "redis://"+h.redis, "DBSIZE"))
+				if n == "0" {
+					t.Error("the blob descriptor cache in redis is empty after the pulls")
+				}
+			}
+
 			// A mirror takes no pushes.
 			status, code := startUpload(t, h.client, h.scheme+"://"+addr, repo, h.login)
 			if status != http.StatusMethodNotAllowed || code != "UNSUPPORTED" {
@@ -134,6 +165,10 @@ type here struct {
 	scheme string
 	client *http.Client
 	login  []string // user, password for the mirror itself; nil when open
+	redis  string   // the redis-server's address, when the config uses redis
+	// stored says whether the storage the config names holds key (a path
+	// under the driver's root).
+	stored func(t *testing.T, key string) bool
 }
 
 // runHere rewrites doc and env (a config and the environment its
@@ -171,12 +206,24 @@ func runHere(t *testing.T, doc map[string]any, env map[string]string, up *testen
 
 	st := section(doc, "storage")
 	if fs := section(st, "filesystem"); fs != nil {
-		fs["rootdirectory"] = t.TempDir()
+		dir := t.TempDir()
+		fs["rootdirectory"] = dir
+		h.stored = func(t *testing.T, key string) bool {
+			_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key)))
+			return err == nil
+		}
 	}
-	if s3 := section(st, "s3"); s3 != nil || env["REGISTRY_STORAGE_S3_BUCKET"] != "" {
+	if section(st, "s3") != nil || env["REGISTRY_STORAGE_S3_BUCKET"] != "" {
 		m := testenv.StartMinIO(t)
+		bucket := m.Bucket(t)
+		h.stored = func(t *testing.T, key string) bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := m.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			return err == nil
+		}
 		for k, v := range map[string]string{
-			"BUCKET": m.Bucket(t), "ACCESSKEY": m.AccessKey, "SECRETKEY": m.SecretKey, "REGION": m.Region,
+			"BUCKET": bucket, "ACCESSKEY": m.AccessKey, "SECRETKEY": m.SecretKey, "REGION": m.Region,
 			"REGIONENDPOINT": m.Endpoint, "FORCEPATHSTYLE": "true", "SECURE": "false",
 		} {
 			env["REGISTRY_STORAGE_S3_"+k] = v
@@ -188,7 +235,8 @@ func runHere(t *testing.T, doc map[string]any, env map[string]string, up *testen
 		d["addr"] = testenv.FreeAddr(t)
 	}
 	if r := section(doc, "redis"); r != nil {
-		r["addr"] = testenv.StartRedis(t).Addr
+		h.redis = testenv.StartRedis(t).Addr
+		r["addr"] = h.redis
 	}
 
 	var caFile, certFile, keyFile string
@@ -223,6 +271,9 @@ func runHere(t *testing.T, doc map[string]any, env map[string]string, up *testen
 		realm.Host = "localhost" + ts.srv.URL[strings.LastIndex(ts.srv.URL, ":"):]
 		tok["realm"], tok["rootcertbundle"], tok["issuer"], tok["autoredirect"] = realm.String(), ts.bundle, "e2e-issuer", false
 		h.login = []string{"alice", "s3cret"}
+	}
+	if h.stored == nil {
+		t.Fatal("runHere knows no storage driver of this config")
 	}
 	for k, v := range env {
 		h.env = append(h.env, k+"="+v)
