@@ -170,8 +170,9 @@ func (w *wrapped) ListPage(ctx context.Context, dir, after string, n int) ([]str
 	if err := w.check("list", dir); err != nil {
 		return nil, err
 	}
+	ctx, done := within(ctx, w.t.Metadata)
 	names, err := ListPage(ctx, w.d, dir, after, n)
-	return names, w.fail("list", dir, err)
+	return names, w.fail("list", dir, done(err))
 }
 
 func (w *wrapped) Move(ctx context.Context, src, dst string) error {
