@@ -8,29 +8,36 @@ import "github.com/opencontainers/go-digest"
 // match its digest, a manifest that does not parse). A mirror uses it to
 // answer a client with what it fetched while the store runs behind.
 func CheckManifest(ref, mediaType string, payload []byte) (Manifest, error) {
+	m, _, err := checkManifest(ref, mediaType, payload)
+	return m, err
+}
+
+// checkManifest is what PutManifest checks before its first write: the
+// manifest it would store, and its parsed document.
+func checkManifest(ref, mediaType string, payload []byte) (Manifest, *manifestDoc, error) {
 	var d digest.Digest
 	if isDigestRef(ref) {
 		want := digest.Digest(ref)
 		if err := validDigest(want); err != nil {
-			return Manifest{}, err
+			return Manifest{}, nil, err
 		}
 		d = want.Algorithm().FromBytes(payload)
 		if d != want {
-			return Manifest{}, &Error{Err: ErrDigestInvalid, Digest: want, Detail: "manifest has digest " + string(d)}
+			return Manifest{}, nil, &Error{Err: ErrDigestInvalid, Digest: want, Detail: "manifest has digest " + string(d)}
 		}
 	} else {
 		if !ValidTag(ref) {
-			return Manifest{}, invalidManifest("invalid tag %q", ref)
+			return Manifest{}, nil, invalidManifest("invalid tag %q", ref)
 		}
 		d = digest.SHA256.FromBytes(payload)
 	}
 	doc, mt, err := parseManifest(mediaType, payload)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, nil, err
 	}
 	m := Manifest{Descriptor: Descriptor{MediaType: mt, Digest: d, Size: int64(len(payload))}, Payload: payload}
 	if doc.Subject != nil {
 		m.Subject = doc.Subject.Digest
 	}
-	return m, nil
+	return m, doc, nil
 }

@@ -96,27 +96,14 @@ func (r *repository) StatManifest(ctx context.Context, ref string) (Descriptor, 
 // subject, and points the tag ref at it. The manifest is servable by the
 // time the tag moves, so a pull of the tag never sees a dangling link.
 func (r *repository) PutManifest(ctx context.Context, ref string, mediaType string, payload []byte) (Manifest, error) {
-	tag := ""
-	var d digest.Digest
-	if isDigestRef(ref) {
-		want := digest.Digest(ref)
-		if err := validDigest(want); err != nil {
-			return Manifest{}, err
-		}
-		d = want.Algorithm().FromBytes(payload)
-		if d != want {
-			return Manifest{}, &Error{Err: ErrDigestInvalid, Digest: want, Detail: "manifest has digest " + string(d)}
-		}
-	} else {
-		if !ValidTag(ref) {
-			return Manifest{}, invalidManifest("invalid tag %q", ref)
-		}
-		tag = ref
-		d = digest.SHA256.FromBytes(payload)
-	}
-	doc, mt, err := parseManifest(mediaType, payload)
+	checked, doc, err := checkManifest(ref, mediaType, payload)
 	if err != nil {
 		return Manifest{}, err
+	}
+	d, mt := checked.Digest, checked.MediaType
+	tag := ""
+	if !isDigestRef(ref) {
+		tag = ref
 	}
 	var refs []digest.Digest
 	if !r.mirrored {
