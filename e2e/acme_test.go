@@ -42,9 +42,12 @@ func testACME(t *testing.T, mutual bool) {
 	writeTestCerts(t, caFile, certFile, keyFile)
 
 	const acmeHost = "registry.berth.test"
-	berthAddr := testenv.FreeAddr(t)
+	// Five servers start together: distinct ports, or two may get the
+	// same one (Pebble's management and the DNS server's once did).
+	addrs := testenv.FreeAddrs(t, 5)
+	berthAddr := addrs[0]
 	_, berthPort, _ := splitHostPort(t, berthAddr)
-	acmeAddr, mgmtAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	acmeAddr, mgmtAddr := addrs[1], addrs[2]
 	conf := filepath.Join(dir, "pebble.json")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`{"pebble": {
   "listenAddress": %q, "managementListenAddress": %q,
@@ -58,7 +61,7 @@ func testACME(t *testing.T, mutual bool) {
 	// A DNS server answering 127.0.0.1 for every name, so Pebble's
 	// validation reaches Berth under a real-looking host name (autocert
 	// refuses single-label names such as localhost).
-	dnsAddr, dnsMgmt := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	dnsAddr, dnsMgmt := addrs[3], addrs[4]
 	testenv.StartProcess(t, testenv.Tool(t, "pebble-challtestsrv"), []string{
 		"-dnsserver", dnsAddr, "-management", dnsMgmt, "-defaultIPv6", "",
 		"-doh", "", "-http01", "", "-https01", "", "-tlsalpn01", "",

@@ -34,6 +34,16 @@ func FreePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// FreeAddrs returns n distinct "127.0.0.1:PORT" addresses (FreePorts).
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	out := make([]string, n)
+	for i, p := range FreePorts(t, n) {
+		out[i] = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	return out
+}
+
 // FreeAddr returns "127.0.0.1:PORT" for a free port.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
