@@ -33,7 +33,8 @@ type MinIO struct {
 func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
 	bin := Tool(t, "minio")
-	addr, console := FreeAddr(t), FreeAddr(t)
+	a := FreeAddrs(t, 2)
+	addr, console := a[0], a[1]
 	m := &MinIO{
 		Endpoint:  "http://" + addr,
 		AccessKey: "berthminio",
