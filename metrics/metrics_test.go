@@ -132,9 +132,9 @@ func TestMetricsExposeNamedSeriesAfterPushAndPull(t *testing.T) {
 		`registry_http_in_flight_requests 0`,
 		`registry_storage_action_seconds_count{action="commit",driver="inmemory"}`,
 		`registry_storage_action_seconds_count{action="stat",driver="inmemory"}`,
-		`registry_storage_cache_total{cache="manifests",type="Hit"}`,
+		`registry_storage_cache_total{cache="content",type="Hit"}`,
 		`registry_storage_cache_total{cache="blobs",type="Request"}`,
-		`registry_storage_cache_entries{cache="manifests"} 1`,
+		`registry_storage_cache_entries{cache="content"} 2`, // the manifest and the pulled layer
 		`registry_notifications_pending{endpoint="audit"} 3`,
 		`registry_notifications_delivered_total{endpoint="audit"} 7`,
 		`registry_notifications_failed_total{endpoint="audit"} 2`,
@@ -151,7 +151,7 @@ func TestMetricsExposeNamedSeriesAfterPushAndPull(t *testing.T) {
 	if strings.Contains(out, `registry_notifications_last_error_timestamp_seconds{endpoint="quiet"}`) {
 		t.Error("an endpoint that never failed has a last-error time")
 	}
-	if strings.Contains(out, `registry_storage_cache_total{cache="manifests",type="Hit"} 0`) {
+	if strings.Contains(out, `registry_storage_cache_total{cache="content",type="Hit"} 0`) {
 		t.Error("a second pull of a manifest did not hit the cache")
 	}
 	if t.Failed() {

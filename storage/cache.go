@@ -12,10 +12,9 @@ import (
 // Cache bounds. Content is addressed by digest and never changes, so the
 // only thing that invalidates an entry is a delete.
 const (
-	blobCacheEntries = 1 << 17  // digest → size and time, ~150 bytes each
-	linkCacheEntries = 1 << 17  // repository link → target digest
-	manifestCacheMax = 64 << 20 // bytes of manifest payload
-	tagListCacheMax  = 1 << 18  // tag names, over all repositories
+	blobCacheEntries = 1 << 17 // digest → size and time, ~150 bytes each
+	linkCacheEntries = 1 << 17 // repository link → target digest
+	tagListCacheMax  = 1 << 18 // tag names, over all repositories
 )
 
 // StaleBound is the longest an instance may go on serving what another
@@ -39,7 +38,8 @@ type linkKey struct {
 }
 
 // cache holds what lets a pull skip the driver: which blobs exist and how
-// big they are, which repositories link them, and manifest payloads.
+// big they are, which repositories link them, and the bytes of manifests
+// and small blobs (content.go).
 //
 // Content by digest (a blob's size, a manifest's payload) never changes,
 // so those entries live until evicted, or until a garbage collection or a
@@ -55,10 +55,10 @@ type linkKey struct {
 // system, checked against its directory's modification time at every use
 // (tags.go).
 type cache struct {
-	blobs     *lru[digest.Digest, blobInfo]
-	links     *lru[linkKey, digest.Digest]
-	manifests *lru[digest.Digest, *manifestInfo]
-	tagLists  *lru[string, tagList]
+	blobs    *lru[digest.Digest, blobInfo]
+	links    *lru[linkKey, digest.Digest]
+	content  *lru[digest.Digest, *content]
+	tagLists *lru[string, tagList]
 }
 
 // newCache returns empty caches; blobs bounds the blob descriptors (0 for
@@ -70,10 +70,10 @@ func newCache(now func() time.Time, blobs int) *cache {
 		blobs = blobCacheEntries
 	}
 	return &cache{
-		blobs:     newLRU[digest.Digest, blobInfo](int64(blobs)),
-		links:     links,
-		manifests: newLRU[digest.Digest, *manifestInfo](manifestCacheMax),
-		tagLists:  newLRU[string, tagList](tagListCacheMax),
+		blobs:    newLRU[digest.Digest, blobInfo](int64(blobs)),
+		links:    links,
+		content:  newLRU[digest.Digest, *content](contentCacheMax),
+		tagLists: newLRU[string, tagList](tagListCacheMax),
 	}
 }
 
@@ -221,7 +221,7 @@ func (c *lru[K, V]) clear() {
 func (c *cache) clear() {
 	c.blobs.clear()
 	c.links.clear()
-	c.manifests.clear()
+	c.content.clear()
 	c.tagLists.clear()
 }
 
@@ -239,12 +239,13 @@ type CacheStats struct {
 }
 
 // CacheStats returns the counts of each cache by name: "blobs" (blob
-// descriptors), "links" (repository links) and "manifests" (payloads).
+// descriptors), "links" (repository links) and "content" (the bytes of
+// manifests and small blobs).
 func (r *Registry) CacheStats() map[string]CacheStats {
 	return map[string]CacheStats{
-		"blobs":     r.cache.blobs.stats(),
-		"links":     r.cache.links.stats(),
-		"manifests": r.cache.manifests.stats(),
+		"blobs":   r.cache.blobs.stats(),
+		"links":   r.cache.links.stats(),
+		"content": r.cache.content.stats(),
 	}
 }
 

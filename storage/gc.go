@@ -472,7 +472,7 @@ func (g *collector) sweep(ctx context.Context, doomed []GCItem, res *GCResult) (
 				return swept, err
 			}
 			g.reg.forgetBlob(it.Digest)
-			g.reg.cache.manifests.remove(it.Digest)
+			g.reg.cache.content.remove(it.Digest)
 		}
 		swept[it.Digest] = true
 		res.Blobs++

@@ -240,7 +240,7 @@ func (r *Registry) confirmBlob(ctx context.Context, d digest.Digest, notFound er
 	if _, err := r.driver.Stat(ctx, blobDataPath(d)); err != nil {
 		if isNotFound(err) {
 			r.forgetBlob(d)
-			r.cache.manifests.remove(d)
+			r.cache.content.remove(d)
 			return &Error{Err: notFound, Digest: d, Detail: string(d) + " was deleted"}
 		}
 		return wrapDriverErr("confirming blob", err)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"path"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -47,24 +48,11 @@ func (r *repository) loadManifestAs(ctx context.Context, d digest.Digest, how fr
 	if err != nil {
 		return nil, err
 	}
-	mc := r.reg.cache.manifests
-	if info, ok := mc.get(target); ok {
-		return info, nil
+	info, err := r.reg.manifestContent(ctx, target)
+	if errors.Is(err, ErrManifestUnknown) {
+		return nil, &Error{Err: ErrManifestUnknown, Digest: d}
 	}
-	token := mc.begin()
-	payload, err := driver.GetContent(ctx, r.driver(), blobDataPath(target), maxStoredManifest)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, &Error{Err: ErrManifestUnknown, Digest: d}
-		}
-		return nil, wrapDriverErr("reading manifest", err)
-	}
-	info, err := describe(payload)
-	if err != nil {
-		return nil, err
-	}
-	mc.add(token, target, info, int64(len(payload))+256)
-	return info, nil
+	return info, err
 }
 
 // GetManifest returns the manifest ref (a tag or a digest) names.
@@ -123,7 +111,7 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 		}
 	}
 	info := infoOf(payload, mt, doc)
-	r.reg.cache.manifests.add(r.reg.cache.manifests.begin(), d, info, int64(len(payload))+256)
+	r.reg.keepManifest(r.reg.cache.content.begin(), d, info)
 	if err := r.addLink(ctx, revisionLink, d, d); err != nil {
 		return Manifest{}, err
 	}

@@ -32,7 +32,6 @@ type Registry struct {
 	hints     sync.Map
 	hintCount atomic.Int64
 	now       func() time.Time // the clock cache entries age by
-	small     *smallBlobs      // bytes of small blobs read from a driver without files
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp
@@ -66,7 +65,7 @@ func New(d driver.Driver, opts Options, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now, small: newSmallBlobs(smallBlobTotal)}
+	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now}
 	r.cache = newCache(func() time.Time { return r.now() }, opts.BlobDescriptors)
 	for _, p := range opts.Validation.URLsAllow {
 		re, err := regexp.Compile(p)

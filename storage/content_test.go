@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/inmemory"
@@ -69,21 +70,36 @@ func TestSmallBlobNotMatchingItsDigestIsNotServed(t *testing.T) {
 	}
 }
 
-func TestSmallBlobsEvictsLeastRecentlyUsed(t *testing.T) {
-	c := newSmallBlobs(30)
-	key := func(i int) digest.Digest { return digest.FromString(fmt.Sprint(i)) }
-	for i := range 3 {
-		c.add(key(i), make([]byte, 10))
-	}
-	c.get(key(0)) // 1 is now the oldest
-	c.add(key(3), make([]byte, 10))
-	for i, want := range []bool{true, false, true, true} {
-		if _, ok := c.get(key(i)); ok != want {
-			t.Errorf("blob %d kept = %v, want %v", i, ok, want)
+// TestLargeManifestServedButNotKept: a stored manifest larger than
+// manifestKeptMax (a tree another tool wrote) is served, checked, and read
+// again each time rather than taking a sixteenth of the cache.
+func TestLargeManifestServedButNotKept(t *testing.T) {
+	ctx := context.Background()
+	d := driver.Wrap(inmemory.New())
+	reg := New(d, Options{}, nil)
+	small := newImage(t, "small")
+	small.push(t, reg.Repository("a/b"), "small")
+	big := newImage(t, "big", func(m *ocispec.Manifest) {
+		m.Annotations = map[string]string{"padding": strings.Repeat("x", manifestKeptMax)}
+	})
+	big.pushBlobs(t, reg.Repository("a/b"))
+	for path, b := range map[string][]byte{
+		blobDataPath(big.digest):            big.payload,
+		revisionLinkPath("a/b", big.digest): []byte(big.digest),
+	} {
+		if err := driver.PutContent(ctx, d, path, b); err != nil {
+			t.Fatal(err)
 		}
 	}
-	c.add(key(4), make([]byte, 31)) // larger than the whole cache
-	if _, ok := c.get(key(4)); ok || c.size > 30 {
-		t.Errorf("an oversize blob was kept (size %d)", c.size)
+	for _, img := range []*image{small, big} {
+		for range 2 {
+			wantPayload(t, reg.Repository("a/b"), img.digest.String(), img.payload)
+		}
+	}
+	if _, ok := reg.cache.content.get(big.digest); ok {
+		t.Errorf("a %d-byte manifest was kept", len(big.payload))
+	}
+	if _, ok := reg.cache.content.get(small.digest); !ok {
+		t.Error("a small manifest was not kept")
 	}
 }
