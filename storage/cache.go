@@ -217,11 +217,13 @@ func (c *lru[K, V]) clear() {
 	c.used = 0
 }
 
-// clear empties every cache, after content was deleted behind their back.
+// clear empties the caches of what exists, after content was deleted
+// behind their back. The bytes of content stay: they were checked against
+// their digest, and are only served once a link and the blob's presence
+// were looked up again.
 func (c *cache) clear() {
 	c.blobs.clear()
 	c.links.clear()
-	c.content.clear()
 	c.tagLists.clear()
 }
 
