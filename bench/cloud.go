@@ -94,6 +94,13 @@ func (h *harness) cloudScenarios() []scenario {
 			},
 		},
 		{
+			rows: hammerRows("S7d", "GET a manifest by digest, 32 connections", 0),
+			setup: func(ctx context.Context, h *harness, _ *server, c *client) error {
+				return h.pushImage(ctx, c, "bench/manifest", "latest")
+			},
+			measure: measureManifestDigestGets,
+		},
+		{
 			rows: []row{
 				{"S8", fmt.Sprintf("docker push + pull, %d layers", sz.layers), "s", duration, 0},
 				{"S8b", "registry CPU during them (user + system)", "s", cost, 2},

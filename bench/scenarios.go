@@ -179,6 +179,13 @@ func (h *harness) scenarios() []scenario {
 			measure: measureManifestGets,
 		},
 		{
+			rows: hammerRows("7d", "GET a manifest by digest, 32 connections", 0),
+			setup: func(ctx context.Context, h *harness, _ *server, c *client) error {
+				return h.pushImage(ctx, c, "bench/manifest", "latest")
+			},
+			measure: measureManifestDigestGets,
+		},
+		{
 			rows:  hammerRows("7r", "the same with the Redis cache (blobdescriptor: redis), 32 connections", 0),
 			redis: true,
 			skip:  redisSkip,
@@ -266,6 +273,15 @@ func measureManifestGets(ctx context.Context, h *harness, s *server, c *client) 
 		rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/"+h.manifest.String(), accept),
 	}
 	return loadVals(rawHammer(ctx, s, 32, h.sz.load, reqs, false, int64(len(h.manifestPayload))))
+}
+
+// measureManifestDigestGets is scenario 7d (and S7d): GETs of one
+// manifest by digest only, the request a pull makes for each image of an
+// index and that content-addressed clients make for everything.
+func measureManifestDigestGets(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
+	accept := "Accept: " + ociManifest + ", application/vnd.docker.distribution.manifest.v2+json"
+	req := rawRequest("GET", s.addr, "/v2/bench/manifest/manifests/"+h.manifest.String(), accept)
+	return loadVals(rawHammer(ctx, s, 32, h.sz.load, [][]byte{req}, false, int64(len(h.manifestPayload))))
 }
 
 func hammerRows(id, name string, target float64) []row {
