@@ -30,6 +30,16 @@ type BerthStorage struct {
 	// other instances: the clock difference between hosts, plus the time a
 	// write takes to land, that leases tolerate. Default DefaultLeaseSkew.
 	LeaseSkew time.Duration `yaml:"leaseskew,omitempty"`
+	Cache     BerthCache    `yaml:"cache,omitempty"`
+}
+
+// BerthCache is berth.storage.cache: the in-memory caches beside
+// Distribution's storage.cache.
+type BerthCache struct {
+	// ContentBytes bounds the bytes of manifests and small blobs each
+	// instance keeps in memory by digest; 0 for the content model's
+	// default (64 MiB).
+	ContentBytes int64 `yaml:"contentbytes,omitempty"`
 }
 
 // DefaultUploadLease and DefaultLeaseSkew are berth.storage's defaults:

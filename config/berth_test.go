@@ -64,16 +64,17 @@ func TestBerthStorageKeys(t *testing.T) {
 		data        string
 		env         []string
 		lease, skew time.Duration
+		content     int64
 	}{
-		{"defaults", minimal, nil, DefaultUploadLease, DefaultLeaseSkew},
-		{"from the file", minimal + "berth:\n  storage:\n    uploadlease: 10s\n    leaseskew: 2s\n", nil, 10 * time.Second, 2 * time.Second},
-		{"from the environment", minimal, []string{"REGISTRY_BERTH_STORAGE_UPLOADLEASE=5m", "REGISTRY_BERTH_STORAGE_LEASESKEW=1m"}, 5 * time.Minute, time.Minute},
+		{"defaults", minimal, nil, DefaultUploadLease, DefaultLeaseSkew, 0},
+		{"from the file", minimal + "berth:\n  storage:\n    uploadlease: 10s\n    leaseskew: 2s\n    cache:\n      contentbytes: 1048576\n", nil, 10 * time.Second, 2 * time.Second, 1 << 20},
+		{"from the environment", minimal, []string{"REGISTRY_BERTH_STORAGE_UPLOADLEASE=5m", "REGISTRY_BERTH_STORAGE_LEASESKEW=1m", "REGISTRY_BERTH_STORAGE_CACHE_CONTENTBYTES=2097152"}, 5 * time.Minute, time.Minute, 2 << 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := mustParse(t, tt.data, tt.env...)
-			if got := c.Berth.Storage; got.UploadLease != tt.lease || got.LeaseSkew != tt.skew {
-				t.Errorf("berth.storage = %+v, want uploadlease %v, leaseskew %v", got, tt.lease, tt.skew)
+			if got := c.Berth.Storage; got.UploadLease != tt.lease || got.LeaseSkew != tt.skew || got.Cache.ContentBytes != tt.content {
+				t.Errorf("berth.storage = %+v, want uploadlease %v, leaseskew %v, cache.contentbytes %d", got, tt.lease, tt.skew, tt.content)
 			}
 		})
 	}
@@ -85,6 +86,7 @@ func TestBerthStorageRefusals(t *testing.T) {
 		{"no skew", minimal + "berth:\n  storage:\n    leaseskew: 0s\n", "berth.storage.leaseskew: must be positive and at most 1m0s"},
 		{"skew past the gc lease", minimal + "berth:\n  storage:\n    leaseskew: 2m\n", "berth.storage.leaseskew: must be positive and at most 1m0s"},
 		{"unknown key", minimal + "berth:\n  storage:\n    uploadleases: 1m\n", "berth.storage.uploadleases: unknown key"},
+		{"negative content cache", minimal + "berth:\n  storage:\n    cache:\n      contentbytes: -1\n", "berth.storage.cache.contentbytes: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -373,6 +373,9 @@ func (p *parser) checkBerthStorage(s *BerthStorage) {
 	if s.LeaseSkew <= 0 || s.LeaseSkew > maxLeaseSkew {
 		p.fail("berth.storage.leaseskew", "must be positive and at most %s, got %s", maxLeaseSkew, s.LeaseSkew)
 	}
+	if s.Cache.ContentBytes < 0 {
+		p.fail("berth.storage.cache.contentbytes", "must not be negative (0 keeps the default), got %d", s.Cache.ContentBytes)
+	}
 }
 
 func (p *parser) checkHTTP(h *HTTP) {

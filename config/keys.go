@@ -207,6 +207,7 @@ var keyStatus = map[string]Status{
 	"berth.storage.timeouts.commit":                            BerthOnly,
 	"berth.storage.uploadlease":                                BerthOnly,
 	"berth.storage.leaseskew":                                  BerthOnly,
+	"berth.storage.cache.contentbytes":                         BerthOnly,
 	"berth.http.bodyidletimeout":                               BerthOnly,
 	"berth.http.trustedproxies":                                BerthOnly,
 	"berth.auth.htpasswd.maxfailures":                          BerthOnly,

@@ -144,6 +144,10 @@ type Options struct {
 	// BlobDescriptors is how many blob descriptors this instance keeps in
 	// memory (storage.cache.blobdescriptorsize); 0 for the default.
 	BlobDescriptors int
+	// ContentBytes bounds the bytes of manifests and small blobs this
+	// instance keeps in memory (berth.storage.cache.contentbytes); 0 for
+	// contentCacheMax.
+	ContentBytes int64
 	// UploadLease is how long a request holds its upload session between
 	// renewals (berth.storage.uploadlease); 0 for uploadLeaseTerm.
 	UploadLease time.Duration

@@ -61,18 +61,21 @@ type cache struct {
 	tagLists *lru[string, tagList]
 }
 
-// newCache returns empty caches; blobs bounds the blob descriptors (0 for
-// the default).
-func newCache(now func() time.Time, blobs int) *cache {
+// newCache returns empty caches; blobs bounds the blob descriptors and
+// contentBytes the bytes of content kept (0 for their defaults).
+func newCache(now func() time.Time, blobs int, contentBytes int64) *cache {
 	links := newLRU[linkKey, digest.Digest](linkCacheEntries)
 	links.ttl, links.now = StaleBound, now
 	if blobs <= 0 {
 		blobs = blobCacheEntries
 	}
+	if contentBytes <= 0 {
+		contentBytes = contentCacheMax
+	}
 	return &cache{
 		blobs:    newLRU[digest.Digest, blobInfo](int64(blobs)),
 		links:    links,
-		content:  newLRU[digest.Digest, *content](contentCacheMax),
+		content:  newLRU[digest.Digest, *content](contentBytes),
 		tagLists: newLRU[string, tagList](tagListCacheMax),
 	}
 }

@@ -103,3 +103,42 @@ func TestLargeManifestServedButNotKept(t *testing.T) {
 		t.Error("a small manifest was not kept")
 	}
 }
+
+// TestContentBytesBoundsTheContentCache: Options.ContentBytes
+// (berth.storage.cache.contentbytes) is the budget of manifests and small
+// blobs kept together; past it the least recently used go.
+func TestContentBytesBoundsTheContentCache(t *testing.T) {
+	ctx := context.Background()
+	one, two := newImage(t, "one"), newImage(t, "two")
+	perEntry := contentCost(one.payload)
+	tests := []struct {
+		name     string
+		bytes    int64
+		keptBoth bool
+	}{
+		{"default", 0, true},
+		{"room for one manifest", perEntry + perEntry/2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := New(inmemory.New(), Options{ContentBytes: tt.bytes}, nil)
+			repo := reg.Repository("a/b")
+			for _, img := range []*image{one, two} {
+				img.push(t, repo, img.digest.String())
+				if _, err := repo.GetManifest(ctx, img.digest.String()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, kept := reg.cache.content.get(one.digest)
+			if _, ok := reg.cache.content.get(two.digest); !ok {
+				t.Error("the manifest read last was not kept")
+			}
+			if kept != tt.keptBoth {
+				t.Errorf("the first manifest kept = %v, want %v", kept, tt.keptBoth)
+			}
+			if max := reg.cache.content.max; tt.bytes > 0 && max != tt.bytes {
+				t.Errorf("budget %d, want %d", max, tt.bytes)
+			}
+		})
+	}
+}

@@ -66,7 +66,7 @@ func New(d driver.Driver, opts Options, log *slog.Logger) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now}
-	r.cache = newCache(func() time.Time { return r.now() }, opts.BlobDescriptors)
+	r.cache = newCache(func() time.Time { return r.now() }, opts.BlobDescriptors, opts.ContentBytes)
 	for _, p := range opts.Validation.URLsAllow {
 		re, err := regexp.Compile(p)
 		if err != nil {

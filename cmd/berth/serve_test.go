@@ -34,7 +34,8 @@ berth:
 }
 
 // TestStorageOptionsCarryTheLeases checks that berth.storage reaches the
-// content model, whose tests show what the term and the skew do.
+// content model, whose tests show what the term, the skew and the content
+// cache's budget do.
 func TestStorageOptionsCarryTheLeases(t *testing.T) {
 	cfg, err := config.Parse("config.yml", []byte(`version: 0.1
 storage: inmemory
@@ -42,6 +43,8 @@ berth:
   storage:
     uploadlease: 7s
     leaseskew: 3s
+    cache:
+      contentbytes: 1048576
 `), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -49,5 +52,8 @@ berth:
 	opts := storageOptions(cfg)
 	if opts.UploadLease != 7*time.Second || opts.LeaseSkew != 3*time.Second {
 		t.Fatalf("storage options: uploadlease %v, leaseskew %v, want 7s, 3s", opts.UploadLease, opts.LeaseSkew)
+	}
+	if opts.ContentBytes != 1<<20 {
+		t.Fatalf("storage options: content bytes %d, want 1 MiB", opts.ContentBytes)
 	}
 }

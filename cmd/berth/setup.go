@@ -148,6 +148,7 @@ func storageOptions(cfg *config.Config) storage.Options {
 		TagConcurrencyLimit: cfg.Storage.Tag.ConcurrencyLimit,
 		UploadLease:         cfg.Berth.Storage.UploadLease,
 		LeaseSkew:           cfg.Berth.Storage.LeaseSkew,
+		ContentBytes:        cfg.Berth.Storage.Cache.ContentBytes,
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,
