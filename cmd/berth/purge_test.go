@@ -17,6 +17,7 @@ import (
 // purges again after each interval (not once), honours dryrun, and stops
 // with its context.
 func TestUploadPurgerRunsEveryInterval(t *testing.T) {
+	const purgeAge = 200 * time.Millisecond
 	for _, dryRun := range []bool{false, true} {
 		t.Run(map[bool]string{false: "purge", true: "dryrun"}[dryRun], func(t *testing.T) {
 			drv, err := filesystem.New(filesystem.Params{RootDirectory: t.TempDir()})
@@ -31,7 +32,7 @@ func TestUploadPurgerRunsEveryInterval(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				up := config.UploadPurging{Enabled: true, Age: time.Millisecond, Interval: 20 * time.Millisecond, DryRun: dryRun}
+				up := config.UploadPurging{Enabled: true, Age: purgeAge, Interval: 20 * time.Millisecond, DryRun: dryRun}
 				runUploadPurger(ctx, reg, log, up, 0)
 			}()
 
@@ -47,6 +48,10 @@ func TestUploadPurgerRunsEveryInterval(t *testing.T) {
 				if err := u.Close(ctx); err != nil {
 					t.Fatal(err)
 				}
+				// Only runs that start once the upload is older than the
+				// age may purge it; an age shorter than creating an upload
+				// would let a run remove it while NewUpload still writes.
+				time.Sleep(purgeAge)
 				runs := strings.Count(logs.String(), "upload purge done")
 				deadline := time.Now().Add(10 * time.Second)
 				for strings.Count(logs.String(), "upload purge done") < runs+2 {
