@@ -122,3 +122,39 @@ func TestCommitToOfAMultipartWriteFallsBack(t *testing.T) {
 		t.Errorf("multipart uploads left on the write's key: %q", ups)
 	}
 }
+
+// TestDeleteOfADirectoryCostsNoHead: deleting a directory (an upload
+// session's, at every commit) lists and deletes, without first asking
+// whether the path is also a file; a file is still deleted, and nothing at
+// all is ErrNotFound.
+func TestDeleteOfADirectoryCostsNoHead(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	var log requestLog
+	d := s.driver(t, "", driver.Params{"regionendpoint": log.proxy(t, s.m.Endpoint)})
+	for _, p := range []string{"/dir/a", "/dir/b/c", "/file"} {
+		if err := d.PutContent(ctx, p, []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log.take()
+	if err := d.Delete(ctx, "/dir"); err != nil {
+		t.Fatalf("Delete(/dir): %v", err)
+	}
+	for _, r := range log.take() {
+		if strings.HasPrefix(r, "HEAD ") {
+			t.Errorf("deleting a directory sent %s", r)
+		}
+	}
+	for _, p := range []string{"/file"} {
+		if err := d.Delete(ctx, p); err != nil {
+			t.Fatalf("Delete(%s): %v", p, err)
+		}
+	}
+	if err := d.Delete(ctx, "/nothing"); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("Delete(/nothing) = %v, want ErrNotFound", err)
+	}
+	if keys := s.keys(t); len(keys) != 0 {
+		t.Errorf("bucket holds %q after every delete", keys)
+	}
+}
