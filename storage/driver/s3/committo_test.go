@@ -13,6 +13,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
 	"github.com/berth-registry/berth/storage/driver"
 )
 
@@ -156,5 +160,26 @@ func TestDeleteOfADirectoryCostsNoHead(t *testing.T) {
 	}
 	if keys := s.keys(t); len(keys) != 0 {
 		t.Errorf("bucket holds %q after every delete", keys)
+	}
+}
+
+// TestCommitToKeepsTheObjectOptions: the object CommitTo publishes carries
+// what every object of the driver does (here storageclass), as one
+// published by Commit and Move would.
+func TestCommitToKeepsTheObjectOptions(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	d := s.driver(t, "", driver.Params{"storageclass": "REDUCED_REDUNDANCY"})
+	w := openWriter(t, d, "/up/data", false)
+	write(t, w, []byte("small"))
+	if err := driver.CommitTo(ctx, d, w, "/up/data", "/blobs/b"); err != nil {
+		t.Fatalf("CommitTo: %v", err)
+	}
+	out, err := s.m.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String("blobs/b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.StorageClass != types.StorageClassReducedRedundancy {
+		t.Errorf("published object's storage class %q, want REDUCED_REDUNDANCY", out.StorageClass)
 	}
 }
