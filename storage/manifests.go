@@ -142,9 +142,13 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 // is taken back, so that no manifest points at deleted content. On a
 // backend error the link stays: it may have been there before this push.
 func (r *repository) confirmRevision(ctx context.Context, d digest.Digest, refs []digest.Digest) error {
-	err := r.reg.confirmLinked(ctx, append(refs, d), ErrManifestBlobUnknown)
+	id, err := r.reg.liveCollection(ctx)
+	if err != nil {
+		return err
+	}
+	err = r.reg.confirmUnder(ctx, id, append(refs, d), ErrManifestBlobUnknown)
 	if err == nil {
-		live, terr := r.reg.tombstoneLive(ctx, revisionTombstonePath(r.name, d))
+		live, terr := r.reg.tombstoned(ctx, id, revisionTombstonePath(r.name, d))
 		if terr != nil {
 			return terr
 		}

@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -113,37 +114,47 @@ func (d *Driver) copyMultipart(ctx context.Context, src, dst string, size int64)
 
 // Delete implements driver.Driver: the file at path, or everything below
 // the directory path, in batches of DeleteObjects as the listing pages in.
+//
+// The directory is listed first and the path's own key joins its first
+// batch unasked (deleting a key that does not exist succeeds): deleting a
+// directory, as an upload session's or a repository's, costs no HEAD.
+// Only when nothing is below path is the key asked for, to tell a file
+// from nothing at all.
 func (d *Driver) Delete(ctx context.Context, path string) error {
-	var keys []types.ObjectIdentifier
+	var self []types.ObjectIdentifier
 	if path != "/" {
-		_, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))})
-		switch {
-		case err == nil:
-			keys = append(keys, types.ObjectIdentifier{Key: aws.String(d.key(path))})
-		case !isNotFound(err):
-			return mapErr("delete", path, err)
-		}
+		self = []types.ObjectIdentifier{{Key: aws.String(d.key(path))}}
 	}
-	deleted, err := d.deletePrefix(ctx, d.dirPrefix(path), keys)
+	listed, err := d.deletePrefix(ctx, d.dirPrefix(path), self, false)
 	if err != nil {
 		return mapErr("delete", path, err)
 	}
-	if deleted == 0 {
-		return pathErr("delete", path, driver.ErrNotFound)
+	if listed == 0 {
+		if path == "/" {
+			return pathErr("delete", path, driver.ErrNotFound)
+		}
+		if _, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: self[0].Key}); err != nil {
+			return mapErr("delete", path, err)
+		}
+		if _, err := d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: self[0].Key}); err != nil {
+			return mapErr("delete", path, err)
+		}
 	}
 	// Unfinished writes below a deleted directory go with it. Their state
 	// objects are small and few; a failure here leaves only garbage that
 	// the upload purger finds.
 	if path != "/" {
-		_, _ = d.deletePrefix(ctx, d.stateKey(path)+"/", []types.ObjectIdentifier{{Key: aws.String(d.stateKey(path))}})
+		_, _ = d.deletePrefix(ctx, d.stateKey(path)+"/", []types.ObjectIdentifier{{Key: aws.String(d.stateKey(path))}}, true)
 	}
 	return nil
 }
 
-// deletePrefix deletes the keys given and every object below prefix, and
-// returns how many it deleted.
-func (d *Driver) deletePrefix(ctx context.Context, prefix string, keys []types.ObjectIdentifier) (int, error) {
-	total := 0
+// deletePrefix deletes every object below prefix and returns how many it
+// listed there. The keys given are deleted with the first batch, and when
+// the listing is empty only if always is set.
+func (d *Driver) deletePrefix(ctx context.Context, prefix string, extra []types.ObjectIdentifier, always bool) (int, error) {
+	listed := 0
+	keys := slices.Clone(extra)
 	flush := func() error {
 		if len(keys) == 0 {
 			return nil
@@ -158,7 +169,6 @@ func (d *Driver) deletePrefix(ctx context.Context, prefix string, keys []types.O
 			e := out.Errors[0]
 			return fmt.Errorf("delete %s: %s: %s (%d keys failed)", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors))
 		}
-		total += len(keys)
 		keys = keys[:0]
 		return nil
 	}
@@ -166,16 +176,20 @@ func (d *Driver) deletePrefix(ctx context.Context, prefix string, keys []types.O
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return total, err
+			return listed, err
 		}
 		for _, o := range page.Contents {
 			keys = append(keys, types.ObjectIdentifier{Key: o.Key})
+			listed++
 			if len(keys) == maxDeleteBatch {
 				if err := flush(); err != nil {
-					return total, err
+					return listed, err
 				}
 			}
 		}
 	}
-	return total, flush()
+	if listed == 0 && !always {
+		return 0, nil
+	}
+	return listed, flush()
 }

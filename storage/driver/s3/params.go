@@ -25,8 +25,8 @@ const (
 	defaultWriteConcurrency = 4
 	maxConcurrency          = 64
 	defaultWriteMemory      = 64 << 20
-	defaultReadConcurrency  = 4
-	defaultReadMemory       = 64 << 20
+	defaultReadConcurrency  = 8
+	defaultReadMemory       = 128 << 20
 
 	defaultRedirectExpiry = 20 * time.Minute
 	maxRedirectExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most a week

@@ -96,11 +96,20 @@ func totalSize(cr string) (int64, bool) {
 	return n, err == nil
 }
 
-// fill asks for more ranges while fewer than readconcurrency-1 are queued
-// (the body being read is the other one) and readmemory allows a buffer.
+// fill asks for more ranges while fewer than readconcurrency are on the
+// wire and readmemory allows a buffer. A response being streamed (the
+// first one, or one fetched without a buffer) holds a connection of its
+// own; a buffered range being handed out holds none, so while one is read
+// readconcurrency ranges are fetched behind it: with one fewer, a reader
+// whose client keeps up spends its time waiting on readconcurrency-1
+// streams.
 func (r *rangeReader) fill() {
 	r.ahead = true
-	for r.next < r.size && len(r.queue) < r.d.cfg.readConcurrency-1 && r.d.readMemory.TryAcquire(1) {
+	limit := r.d.cfg.readConcurrency
+	if _, buffered := r.cur.(*bufBody); !buffered && r.cur != nil {
+		limit--
+	}
+	for r.next < r.size && len(r.queue) < limit && r.d.readMemory.TryAcquire(1) {
 		r.held++
 		f := &fetch{off: r.next, n: min(r.chunk, r.size-r.next), buf: r.d.bufs.Get(), done: make(chan struct{})}
 		r.next += f.n

@@ -1,0 +1,185 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// requestLog stands between the driver and MinIO and records the method
+// and path of every request.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (l *requestLog) proxy(t *testing.T, upstream string) string {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		l.reqs = append(l.reqs, r.Method+" "+r.URL.Path)
+		l.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// take returns the requests recorded since the last take.
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reqs
+	l.reqs = nil
+	return r
+}
+
+// TestCommitToPublishesASmallWriteWithOnePut: a write that never filled a
+// part (every layer under chunksize), closed and resumed as an upload
+// session is between requests, is published at its destination with one
+// PUT there: no object at its own key, no copy, and nothing left behind.
+// Before CommitTo, driver.CommitTo sent it to its own key, then HEAD, copy
+// and delete.
+func TestCommitToPublishesASmallWriteWithOnePut(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	var log requestLog
+	d := s.driver(t, "", driver.Params{"regionendpoint": log.proxy(t, s.m.Endpoint)})
+	data := randomBytes(t, minChunkSize-10)
+
+	w := openWriter(t, d, "/up/data", false)
+	write(t, w, data[:1000])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = openWriter(t, d, "/up/data", true)
+	write(t, w, data[1000:])
+	log.take()
+	if err := driver.CommitTo(ctx, d, w, "/up/data", "/blobs/b"); err != nil {
+		t.Fatalf("CommitTo: %v", err)
+	}
+	var puts []string
+	for _, r := range log.take() {
+		if strings.HasPrefix(r, "PUT ") {
+			puts = append(puts, r)
+		}
+	}
+	if want := "PUT /" + s.bucket + "/blobs/b"; len(puts) != 1 || puts[0] != want {
+		t.Errorf("PUTs of the commit: %q, want only %q", puts, want)
+	}
+	if got := readAll(t, d, "/blobs/b"); !bytes.Equal(got, data) {
+		t.Fatalf("published %d bytes differing from the %d written", len(got), len(data))
+	}
+	if keys := s.keys(t); !slices.Equal(keys, []string{"blobs/b"}) {
+		t.Errorf("bucket holds %q, want only the published file", keys)
+	}
+	if err := w.Commit(ctx); err == nil {
+		t.Error("Commit after CommitTo succeeded, want the writer closed")
+	}
+}
+
+// TestCommitToOfAMultipartWriteFallsBack: a write with parts uploaded can
+// only complete at its own key; CommitTo leaves it untouched with
+// ErrUnsupported, and driver.CommitTo commits and moves it.
+func TestCommitToOfAMultipartWriteFallsBack(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	d := s.driver(t, "", nil)
+	data := randomBytes(t, 2*minChunkSize+77)
+	w := openWriter(t, d, "/up/data", false)
+	write(t, w, data)
+	if err := w.(driver.CommitMover).CommitTo(ctx, "/blobs/b"); !errors.Is(err, driver.ErrUnsupported) {
+		t.Fatalf("CommitTo of a multipart write: %v, want ErrUnsupported", err)
+	}
+	if err := driver.CommitTo(ctx, d, w, "/up/data", "/blobs/b"); err != nil {
+		t.Fatalf("driver.CommitTo: %v", err)
+	}
+	if got := readAll(t, d, "/blobs/b"); !bytes.Equal(got, data) {
+		t.Fatalf("published %d bytes differing from the %d written", len(got), len(data))
+	}
+	if keys := s.keys(t); !slices.Equal(keys, []string{"blobs/b"}) {
+		t.Errorf("bucket holds %q, want only the published file", keys)
+	}
+	if ups := s.uploads(t, "up/data"); len(ups) != 0 {
+		t.Errorf("multipart uploads left on the write's key: %q", ups)
+	}
+}
+
+// TestDeleteOfADirectoryCostsNoHead: deleting a directory (an upload
+// session's, at every commit) lists and deletes, without first asking
+// whether the path is also a file; a file is still deleted, and nothing at
+// all is ErrNotFound.
+func TestDeleteOfADirectoryCostsNoHead(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	var log requestLog
+	d := s.driver(t, "", driver.Params{"regionendpoint": log.proxy(t, s.m.Endpoint)})
+	for _, p := range []string{"/dir/a", "/dir/b/c", "/file"} {
+		if err := d.PutContent(ctx, p, []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log.take()
+	if err := d.Delete(ctx, "/dir"); err != nil {
+		t.Fatalf("Delete(/dir): %v", err)
+	}
+	for _, r := range log.take() {
+		if strings.HasPrefix(r, "HEAD ") {
+			t.Errorf("deleting a directory sent %s", r)
+		}
+	}
+	for _, p := range []string{"/file"} {
+		if err := d.Delete(ctx, p); err != nil {
+			t.Fatalf("Delete(%s): %v", p, err)
+		}
+	}
+	if err := d.Delete(ctx, "/nothing"); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("Delete(/nothing) = %v, want ErrNotFound", err)
+	}
+	if keys := s.keys(t); len(keys) != 0 {
+		t.Errorf("bucket holds %q after every delete", keys)
+	}
+}
+
+// TestCommitToKeepsTheObjectOptions: the object CommitTo publishes carries
+// what every object of the driver does (here storageclass), as one
+// published by Commit and Move would.
+func TestCommitToKeepsTheObjectOptions(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	d := s.driver(t, "", driver.Params{"storageclass": "REDUCED_REDUNDANCY"})
+	w := openWriter(t, d, "/up/data", false)
+	write(t, w, []byte("small"))
+	if err := driver.CommitTo(ctx, d, w, "/up/data", "/blobs/b"); err != nil {
+		t.Fatalf("CommitTo: %v", err)
+	}
+	out, err := s.m.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String("blobs/b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.StorageClass != types.StorageClassReducedRedundancy {
+		t.Errorf("published object's storage class %q, want REDUCED_REDUNDANCY", out.StorageClass)
+	}
+}
