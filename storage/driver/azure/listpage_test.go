@@ -1,0 +1,120 @@
+package azure
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// listCounter is a transport that counts List Blobs requests and the
+// entries (blobs and prefixes) their answers carry.
+type listCounter struct {
+	requests, entries atomic.Int64
+}
+
+func (c *listCounter) Do(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || req.URL.Query().Get("comp") != "list" {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	c.requests.Add(1)
+	c.entries.Add(int64(bytes.Count(body, []byte("<BlobPrefix>")) + bytes.Count(body, []byte("<Blob>"))))
+	return resp, nil
+}
+
+// TestListPageCostsWhatItReturns: a page of a directory of more than a
+// thousand entries is one List Blobs request that carries the page and
+// one entry more, wherever it starts; List would carry all of them.
+func TestListPageCostsWhatItReturns(t *testing.T) {
+	f := newFixture(t)
+	cname := f.container(t)
+	d := f.driver(t, cname, nil)
+	counter := &listCounter{}
+	cred, err := container.NewSharedKeyCredential(f.az.Account, f.az.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.c, err = container.NewClientWithSharedKeyCredential(d.c.URL(), cred,
+		&container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: counter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// "t" lists after every "t.NNNN/" though it sorts first.
+	names := []string{"t"}
+	for i := range 1050 {
+		names = append(names, fmt.Sprintf("t.%04d", i))
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	errs := make(chan error, len(names))
+	for _, name := range names {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs <- d.PutContent(t.Context(), "/tags/"+name+"/current/link", []byte(name))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, tc := range []struct {
+		after    string
+		n        int
+		requests int64 // at most
+		entries  int64 // at most
+	}{
+		{"t", 10, 1, 11},
+		{"t.0500", 100, 1, 101},
+		{"t.0500x", 100, 1, 101},
+		{"t.1040", 100, 1, 11},
+		// The page waits for "t", listed last: the requests grow, so
+		// the wait costs a few of them, not one per two entries.
+		{"", 1, 11, 2 * int64(len(names))},
+	} {
+		counter.requests.Store(0)
+		counter.entries.Store(0)
+		page, err := driver.ListPage(t.Context(), d, "/tags", tc.after, tc.n)
+		if err != nil {
+			t.Fatalf("ListPage after %q: %v", tc.after, err)
+		}
+		i, _ := slices.BinarySearch(names, tc.after)
+		if i < len(names) && names[i] == tc.after {
+			i++
+		}
+		want := names[i:min(i+tc.n, len(names))]
+		var got []string
+		for _, p := range page {
+			got = append(got, path.Base(p))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("ListPage after %q, n %d = %q, want %q", tc.after, tc.n, got, want)
+		}
+		if r, e := counter.requests.Load(), counter.entries.Load(); r > tc.requests || e > tc.entries {
+			t.Errorf("ListPage after %q, n %d: %d list requests carrying %d entries, want at most %d and %d",
+				tc.after, tc.n, r, e, tc.requests, tc.entries)
+		}
+	}
+}
