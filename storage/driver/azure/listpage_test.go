@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -39,25 +40,24 @@ func (c *listCounter) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// TestListPageCostsWhatItReturns: a page of a directory of more than a
-// thousand entries is one List Blobs request that carries the page and
-// one entry more, wherever it starts; List would carry all of them.
-func TestListPageCostsWhatItReturns(t *testing.T) {
+// dropStartFrom takes startFrom out of each request before it is signed,
+// as a service that does not know the parameter ignores it.
+type dropStartFrom struct{}
+
+func (dropStartFrom) Do(req *policy.Request) (*http.Response, error) {
+	u := req.Raw().URL
+	q := u.Query()
+	q.Del("startFrom")
+	u.RawQuery = q.Encode()
+	return req.Next()
+}
+
+// TestListPage pages a directory of more than a thousand entries, whose
+// first name, "t", a listing gives after every "t.NNNN/".
+func TestListPage(t *testing.T) {
 	f := newFixture(t)
 	cname := f.container(t)
 	d := f.driver(t, cname, nil)
-	counter := &listCounter{}
-	cred, err := container.NewSharedKeyCredential(f.az.Account, f.az.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.c, err = container.NewClientWithSharedKeyCredential(d.c.URL(), cred,
-		&container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: counter}})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// "t" lists after every "t.NNNN/" though it sorts first.
 	names := []string{"t"}
 	for i := range 1050 {
 		names = append(names, fmt.Sprintf("t.%04d", i))
@@ -79,42 +79,79 @@ func TestListPageCostsWhatItReturns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	for _, tc := range []struct {
-		after    string
-		n        int
-		requests int64 // at most
-		entries  int64 // at most
-	}{
-		{"t", 10, 1, 11},
-		{"t.0500", 100, 1, 101},
-		{"t.0500x", 100, 1, 101},
-		{"t.1040", 100, 1, 11},
-		// The page waits for "t", listed last: the requests grow, so
-		// the wait costs a few of them, not one per two entries.
-		{"", 1, 11, 2 * int64(len(names))},
-	} {
-		counter.requests.Store(0)
-		counter.entries.Store(0)
-		page, err := driver.ListPage(t.Context(), d, "/tags", tc.after, tc.n)
+	// withClient is d listing through a client with opts.
+	withClient := func(t *testing.T, opts azcore.ClientOptions) *Driver {
+		cred, err := container.NewSharedKeyCredential(f.az.Account, f.az.Key)
 		if err != nil {
-			t.Fatalf("ListPage after %q: %v", tc.after, err)
+			t.Fatal(err)
 		}
-		i, _ := slices.BinarySearch(names, tc.after)
-		if i < len(names) && names[i] == tc.after {
+		dd := *d
+		dd.c, err = container.NewClientWithSharedKeyCredential(d.c.URL(), cred, &container.ClientOptions{ClientOptions: opts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &dd
+	}
+	page := func(t *testing.T, d *Driver, after string, n int) {
+		t.Helper()
+		paths, err := driver.ListPage(t.Context(), d, "/tags", after, n)
+		if err != nil {
+			t.Fatalf("ListPage after %q: %v", after, err)
+		}
+		i, _ := slices.BinarySearch(names, after)
+		if i < len(names) && names[i] == after {
 			i++
 		}
-		want := names[i:min(i+tc.n, len(names))]
+		want := names[i:min(i+n, len(names))]
 		var got []string
-		for _, p := range page {
+		for _, p := range paths {
 			got = append(got, path.Base(p))
 		}
 		if !slices.Equal(got, want) {
-			t.Errorf("ListPage after %q, n %d = %q, want %q", tc.after, tc.n, got, want)
-		}
-		if r, e := counter.requests.Load(), counter.entries.Load(); r > tc.requests || e > tc.entries {
-			t.Errorf("ListPage after %q, n %d: %d list requests carrying %d entries, want at most %d and %d",
-				tc.after, tc.n, r, e, tc.requests, tc.entries)
+			t.Errorf("ListPage after %q, n %d = %q, want %q", after, n, got, want)
 		}
 	}
+
+	// CostsWhatItReturns: a page is one List Blobs request that carries
+	// the page and one entry more, wherever it starts; List would carry
+	// all of them.
+	t.Run("CostsWhatItReturns", func(t *testing.T) {
+		counter := &listCounter{}
+		d := withClient(t, azcore.ClientOptions{Transport: counter})
+		for _, tc := range []struct {
+			after    string
+			n        int
+			requests int64 // at most
+			entries  int64 // at most
+		}{
+			{"t", 10, 1, 11},
+			{"t.0500", 100, 1, 101},
+			{"t.0500x", 100, 1, 101},
+			{"t.1040", 100, 1, 11},
+			// The page waits for "t", listed last: the requests grow, so
+			// the wait costs a few of them, not one per two entries.
+			{"", 1, 11, 2 * int64(len(names))},
+		} {
+			counter.requests.Store(0)
+			counter.entries.Store(0)
+			page(t, d, tc.after, tc.n)
+			if r, e := counter.requests.Load(), counter.entries.Load(); r > tc.requests || e > tc.entries {
+				t.Errorf("ListPage after %q, n %d: %d list requests carrying %d entries, want at most %d and %d",
+					tc.after, tc.n, r, e, tc.requests, tc.entries)
+			}
+		}
+	})
+
+	// ExactOnAServiceWithoutStartFrom: Azurite before 3.37 and older
+	// services list from the first name whatever startFrom says; the
+	// pages stay exact.
+	t.Run("ExactOnAServiceWithoutStartFrom", func(t *testing.T) {
+		d := withClient(t, azcore.ClientOptions{PerCallPolicies: []policy.Policy{dropStartFrom{}}})
+		for _, tc := range []struct {
+			after string
+			n     int
+		}{{"", 1}, {"", 3}, {"t", 10}, {"t.0500", 100}, {"t.0500x", 100}, {"t.1040", 100}, {"t.1049", 5}, {"u", 5}} {
+			page(t, d, tc.after, tc.n)
+		}
+	})
 }
