@@ -2,6 +2,7 @@ package azure
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -50,6 +52,18 @@ func (dropStartFrom) Do(req *policy.Request) (*http.Response, error) {
 	q.Del("startFrom")
 	u.RawQuery = q.Encode()
 	return req.Next()
+}
+
+// hangingLists is a transport under which List Blobs requests get no
+// answer until they are given up, as from a frozen service.
+type hangingLists struct{}
+
+func (hangingLists) Do(req *http.Request) (*http.Response, error) {
+	if req.URL.Query().Get("comp") == "list" {
+		<-req.Context().Done()
+		return nil, req.Context().Err()
+	}
+	return http.DefaultTransport.RoundTrip(req)
 }
 
 // TestListPage pages a directory of more than a thousand entries, whose
@@ -152,6 +166,18 @@ func TestListPage(t *testing.T) {
 			n     int
 		}{{"", 1}, {"", 3}, {"t", 10}, {"t.0500", 100}, {"t.0500x", 100}, {"t.1040", 100}, {"t.1049", 5}, {"u", 5}} {
 			page(t, d, tc.after, tc.n)
+		}
+	})
+
+	// FrozenServiceTimesOut: behind the wrapper, a page that gets no
+	// answer fails with driver.ErrTimeout at the metadata deadline
+	// instead of waiting as long as the caller does.
+	t.Run("FrozenServiceTimesOut", func(t *testing.T) {
+		d := driver.WithTimeouts(withClient(t, azcore.ClientOptions{Transport: hangingLists{}}),
+			driver.Timeouts{Metadata: 100 * time.Millisecond})
+		_, err := driver.ListPage(t.Context(), d, "/tags", "t.0500", 100)
+		if !errors.Is(err, driver.ErrTimeout) {
+			t.Fatalf("ListPage on a frozen service: %v, want driver.ErrTimeout", err)
 		}
 	})
 }
