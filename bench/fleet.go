@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/berth-registry/berth/internal/roundrobin"
 )
 
 // The fleet scenario (S9) compares Berth as one instance with Berth as two
@@ -150,25 +152,8 @@ func startHAProxy(ctx context.Context, dir string, backends []string) (*haproxy,
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `global
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 120s
-  timeout server 120s
-frontend registry
-  bind %s
-  default_backend instances
-backend instances
-  balance roundrobin
-`, addr)
-	for i, be := range backends {
-		fmt.Fprintf(&b, "  server instance%d %s\n", i, be)
-	}
 	cfg := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(roundrobin.HAProxyConfig(addr, 4096, backends)), 0o644); err != nil {
 		return nil, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "haproxy.log"))

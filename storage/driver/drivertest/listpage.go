@@ -40,17 +40,20 @@ func pageAll(t *testing.T, d driver.Driver, dir string, n int) []string {
 }
 
 // testListPageOver1000 pages through more entries than an object store
-// lists in one request, in pages that straddle its pages.
+// lists in one request, in pages that straddle its pages. The first name,
+// "t", is a directory whose keys ("t/…") a store lists after every other
+// one ("t.0000/…"): a page that stopped at its first n keys would miss it.
 func (s *suite) testListPageOver1000(t *testing.T) {
 	d := s.driver(t)
 	const count = 1050
-	var want []string
-	var wg sync.WaitGroup
-	errs := make(chan error, count)
-	sem := make(chan struct{}, 16)
+	want := []string{"t"}
 	for i := range count {
-		name := fmt.Sprintf("t%04d", i)
-		want = append(want, name)
+		want = append(want, fmt.Sprintf("t.%04d", i))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(want))
+	sem := make(chan struct{}, 16)
+	for _, name := range want {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -67,6 +70,34 @@ func (s *suite) testListPageOver1000(t *testing.T) {
 	for _, n := range []int{1000, 333} {
 		if got := pageAll(t, d, "/pg", n); !slices.Equal(got, want) {
 			t.Errorf("pages of %d: %d names, want %d in order (first differences: %v)", n, len(got), len(want), firstDiff(got, want))
+		}
+	}
+	// Single pages, from the start and after names that exist or not.
+	for _, tc := range []struct {
+		after string
+		n     int
+		want  []string
+	}{
+		{"", 1, []string{"t"}},
+		{"", 2, []string{"t", "t.0000"}},
+		{"t", 2, []string{"t.0000", "t.0001"}},
+		{"s", 1, []string{"t"}},
+		{"t.", 1, []string{"t.0000"}},
+		{"t.0999", 2, []string{"t.1000", "t.1001"}},
+		{"t.0999x", 2, []string{"t.1000", "t.1001"}},
+		{"t.1049", 5, nil},
+		{"t0", 5, nil},
+	} {
+		page, err := driver.ListPage(t.Context(), d, "/pg", tc.after, tc.n)
+		if err != nil {
+			t.Fatalf("ListPage after %q: %v", tc.after, err)
+		}
+		var got []string
+		for _, p := range page {
+			got = append(got, path.Base(p))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("ListPage after %q, n %d = %q, want %q", tc.after, tc.n, got, tc.want)
 		}
 	}
 }
@@ -90,7 +121,9 @@ func (s *suite) testListPageLexical(t *testing.T) {
 			t.Errorf("pages of %d: %q, want %q", n, got, want)
 		}
 	}
-	for _, after := range []string{"v1", "a", "v1-rc", "b", "zz"} {
+	// Names that exist, and names that do not but share a prefix with
+	// some that do.
+	for _, after := range []string{"v1", "a", "v1-rc", "b", "zz", "v1-", "v1-rc.1", "v1.", "v1.2.3.4", "a-a", "a.", "u", "v0"} {
 		page, err := driver.ListPage(t.Context(), d, "/lx", after, 2)
 		if err != nil {
 			t.Fatalf("ListPage after %q: %v", after, err)

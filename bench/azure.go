@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+)
+
+// With -backend azure each server gets an Azurite of its own, behind the
+// run's shaped link like MinIO with -backend s3. Both drivers take the
+// same section: Distribution's azure driver has serviceurl too, which
+// reaches Azurite on loopback over plain http. Distribution needs
+// credentials.type (it panics without one), though it signs with the
+// account key whenever one is given.
+
+// Azurite's built-in account: the name and key Microsoft documents for the
+// storage emulator, the same in every installation.
+const (
+	azuriteAccount   = "devstoreaccount1"
+	azuriteKey       = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	azuriteContainer = "registry"
+	// azuriteRoot is the rootdirectory of both servers. Not the container's
+	// root: Distribution's health check then stats the blob named "/",
+	// which Azurite refuses with a 400, and after three checks
+	// Distribution answers every request 503.
+	azuriteRoot = "bench"
+)
+
+// Distribution's azure driver has no Walk of its own: its tag list and
+// catalog walk with a Stat (two requests) per entry, about 70 ms each
+// through the shaped link, and a hundred thousand tags would take two
+// hours a round. On Azure S5 and S6 are therefore smaller by default.
+const (
+	azureTags  = 10000
+	azureRepos = 1000
+)
+
+// onAzure returns sz with S5 and S6 at most the Azure defaults; S5's
+// count stays as given when tagsGiven (-tags).
+func (sz sizes) onAzure(tagsGiven bool) sizes {
+	if !tagsGiven {
+		sz.cloudTags = min(sz.cloudTags, azureTags)
+	}
+	sz.repos = min(sz.repos, azureRepos)
+	return sz
+}
+
+// newAzureStorage starts an Azurite in dir with an empty container, behind
+// the shaped link unless WAN=off.
+func (h *harness) newAzureStorage(ctx context.Context, dir string) (*storageRoot, error) {
+	a, err := startAzurite(ctx, h.azurite, dir)
+	if err != nil {
+		return nil, err
+	}
+	endpoint, unshape := a.endpoint, func() {}
+	if h.wan != nil {
+		addr, remove, err := h.wan.shapeLink(ctx, filepath.Base(dir), strings.TrimPrefix(a.endpoint, "http://"))
+		if err != nil {
+			a.stop()
+			return nil, err
+		}
+		endpoint, unshape = "http://"+addr, remove
+	}
+	return &storageRoot{
+		yaml: fmt.Sprintf(`  azure:
+    accountname: %s
+    accountkey: %s
+    container: %s
+    serviceurl: %s/%s
+    rootdirectory: /%s
+    credentials:
+      type: shared_key`, azuriteAccount, azuriteKey, azuriteContainer, endpoint, azuriteAccount, azuriteRoot),
+		cleanup: func() { unshape(); a.stop() },
+		put:     a.put,
+	}, nil
+}
+
+type azurite struct {
+	endpoint string // http://127.0.0.1:PORT, direct, unshaped
+	client   *container.Client
+	cmd      *exec.Cmd
+	done     chan struct{}
+}
+
+func startAzurite(ctx context.Context, bin, dir string) (*azurite, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "azurite")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "azurite.log"))
+	if err != nil {
+		return nil, err
+	}
+	// The SDKs of both servers speak API versions newer than some Azurite
+	// releases know; the calls they make have not changed between them.
+	cmd := exec.Command(bin, "--blobHost", host, "--blobPort", port, "--location", data,
+		"--skipApiVersionCheck", "--loose", "--disableTelemetry")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start azurite: %w", err)
+	}
+	a := &azurite{endpoint: "http://" + addr, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(a.done) }()
+	// An unsigned GET gets a 4xx once it listens.
+	if err := waitHTTP(ctx, a.endpoint+"/"+azuriteAccount, a.done, 60*time.Second); err != nil {
+		a.stop()
+		return nil, fmt.Errorf("azurite: %w\n%s", err, tail(filepath.Join(dir, "azurite.log")))
+	}
+	cred, err := container.NewSharedKeyCredential(azuriteAccount, azuriteKey)
+	if err != nil {
+		a.stop()
+		return nil, err
+	}
+	a.client, err = container.NewClientWithSharedKeyCredential(a.endpoint+"/"+azuriteAccount+"/"+azuriteContainer, cred, nil)
+	if err != nil {
+		a.stop()
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := a.client.Create(cctx, nil); err != nil {
+		a.stop()
+		return nil, fmt.Errorf("azurite: create container: %w", err)
+	}
+	return a, nil
+}
+
+// put stores one blob directly, for the setups that lay out content in
+// bulk; key is below the servers' rootdirectory.
+func (a *azurite) put(ctx context.Context, key string, body []byte) error {
+	_, err := a.client.NewBlockBlobClient(azuriteRoot+"/"+key).Upload(ctx, streaming.NopCloser(bytes.NewReader(body)), nil)
+	return err
+}
+
+func (a *azurite) stop() {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		<-a.done
+	}
+}
