@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -170,8 +167,8 @@ const layoutRoot = "docker/registry/v2/repositories/"
 
 // seed writes each key with its body, seedParallel at a time.
 func seed(ctx context.Context, st *storageRoot, n int, kv func(i int) (string, []byte)) error {
-	if st.s3 == nil {
-		return fmt.Errorf("seeding needs an s3 backend")
+	if st.put == nil {
+		return fmt.Errorf("seeding needs an object store")
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -184,7 +181,7 @@ func seed(ctx context.Context, st *storageRoot, n int, kv func(i int) (string, [
 					return
 				}
 				k, b := kv(i)
-				_, errs[w] = st.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("registry"), Key: aws.String(k), Body: bytes.NewReader(b)})
+				errs[w] = st.put(ctx, k, b)
 			}
 		})
 	}

@@ -7,6 +7,7 @@
 //	go run ./bench                 # full run, about ten minutes
 //	go run ./bench -quick          # every scenario, small, under a minute
 //	go run ./bench -backend s3     # against MinIO
+//	go run ./bench -backend gcs    # against fake-gcs-server
 //	go run ./bench -run '^(5|6)$' -profile /tmp/prof  # some scenarios, with Berth CPU profiles
 package main
 
@@ -61,8 +62,9 @@ var (
 // harness holds what every scenario shares.
 type harness struct {
 	root, work string
-	backend    string     // filesystem or s3
+	backend    string     // filesystem, s3 or gcs
 	minio      string     // MinIO binary, for s3
+	fakeGCS    string     // fake-gcs-server binary, for gcs
 	wan        *toxiproxy // shapes the link to each MinIO; nil when WAN=off
 	sz         sizes
 	specs      [2]serverSpec // Distribution first
@@ -99,13 +101,13 @@ type options struct {
 func main() {
 	var o options
 	flag.BoolVar(&o.quick, "quick", false, "run every scenario small (under a minute); CI's smoke test")
-	flag.StringVar(&o.backend, "backend", envOr("BACKEND", "filesystem"), "storage backend: filesystem or s3 (MinIO)")
+	flag.StringVar(&o.backend, "backend", envOr("BACKEND", "filesystem"), "storage backend: filesystem, s3 (MinIO) or gcs (fake-gcs-server)")
 	flag.StringVar(&o.out, "out", "", "markdown file to write the results into (default docs/benchmarks.md, none with -quick)")
 	flag.IntVar(&o.rounds, "rounds", 0, "alternating rounds per scenario (default 3, 1 with -quick)")
 	flag.StringVar(&o.run, "run", "", "run only the scenarios whose number matches this regular expression")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of Berth's first measurement of each scenario here")
 	flag.StringVar(&o.berth, "berth", "", "use this berth binary instead of building ./cmd/berth")
-	flag.BoolVar(&o.wan, "wan", envOr("WAN", "on") != "off", "with -backend s3, put each MinIO behind the WAN-shaped link (WAN=off in the environment: not)")
+	flag.BoolVar(&o.wan, "wan", envOr("WAN", "on") != "off", "with -backend s3 or gcs, put each object store behind the WAN-shaped link (WAN=off in the environment: not)")
 	flag.IntVar(&o.tags, "tags", 0, "tags listed in S5 (default 100000, 350 with -quick)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -144,8 +146,8 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 	if h.backend == "" {
 		h.backend = "filesystem"
 	}
-	if h.backend != "filesystem" && h.backend != "s3" {
-		return nil, fmt.Errorf("unknown backend %q (filesystem or s3)", h.backend)
+	if h.backend != "filesystem" && h.backend != "s3" && h.backend != "gcs" {
+		return nil, fmt.Errorf("unknown backend %q (filesystem, s3 or gcs)", h.backend)
 	}
 	var filter *regexp.Regexp
 	if o.run != "" {
@@ -169,8 +171,15 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 			return nil, fmt.Errorf("MinIO not installed (run scripts/tools.sh minio): %w", err)
 		}
 	}
+	if h.backend == "gcs" {
+		h.fakeGCS = filepath.Join(root, ".cache", "bin", "fake-gcs-server")
+		if _, err := os.Stat(h.fakeGCS); err != nil {
+			return nil, fmt.Errorf("fake-gcs-server not installed (run scripts/tools.sh fake-gcs-server): %w", err)
+		}
+	}
+	store := map[string]string{"s3": "MinIO", "gcs": "fake-gcs-server"}[h.backend]
 	var toxiproxyBin string
-	if h.backend == "s3" && o.wan {
+	if store != "" && o.wan {
 		toxiproxyBin = filepath.Join(root, ".cache", "bin", "toxiproxy-server")
 		if _, err := os.Stat(toxiproxyBin); err != nil {
 			return nil, fmt.Errorf("toxiproxy not installed (run scripts/tools.sh toxiproxy-server, or WAN=off): %w", err)
@@ -193,10 +202,10 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 			return nil, err
 		}
 		defer h.wan.stop()
-		shape = defaultWAN.String()
+		shape = defaultWAN.of(store)
 		fmt.Fprintf(log, "bench: %s\n", shape)
-	} else if h.backend == "s3" {
-		shape = "MinIO on loopback, unshaped (WAN=off)"
+	} else if store != "" {
+		shape = store + " on loopback, unshaped (WAN=off)"
 	}
 
 	berth := o.berth

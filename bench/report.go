@@ -87,8 +87,8 @@ func (r *results) machine() string {
 // section names the run's part of the page: the backend, and for an
 // unshaped object store that too, so it does not replace the shaped run.
 func (r *results) section() string {
-	if r.backend == "s3" && !strings.Contains(r.shape, "toxiproxy") {
-		return "s3-unshaped"
+	if r.backend != "filesystem" && !strings.Contains(r.shape, "toxiproxy") {
+		return r.backend + "-unshaped"
 	}
 	return r.backend
 }

@@ -102,7 +102,7 @@ const (
 )
 
 func (h *harness) scenarios() []scenario {
-	if h.backend == "s3" {
+	if h.backend != "filesystem" {
 		return h.cloudScenarios()
 	}
 	sz := h.sz

@@ -164,6 +164,7 @@ func (h *harness) launch(ctx context.Context, spec serverSpec, cfg, dir, debugAd
 	cmd := exec.Command(spec.bin, "serve", cfg)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "REGISTRY_HTTP_ADDR="+addr, "OTEL_TRACES_EXPORTER=none")
+	cmd.Env = append(cmd.Env, stor.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,12 @@ type storageRoot struct {
 	// s3 reaches the bucket "registry" of an s3 root directly (not through
 	// the shaped link), for setups that lay out content in bulk.
 	s3 *s3.Client
+	// put stores one object directly (not through the shaped link), for
+	// the same setups; nil on the filesystem.
+	put func(ctx context.Context, key string, body []byte) error
+	// env is added to the server's environment (what Distribution's gcs
+	// driver needs to find the emulator).
+	env []string
 }
 
 // newStorage makes a fresh storage root of the harness's backend: a
@@ -41,6 +48,16 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
 			yaml:    fmt.Sprintf("  filesystem:\n    rootdirectory: %s", dir),
 			cleanup: rm,
 		}, nil
+	}
+	if h.backend == "gcs" {
+		st, err := h.newGCSStorage(ctx, dir)
+		if err != nil {
+			rm()
+			return nil, err
+		}
+		stop := st.cleanup
+		st.cleanup = func() { stop(); rm() }
+		return st, nil
 	}
 	m, err := startMinIO(ctx, h.minio, dir)
 	if err != nil {
@@ -71,6 +88,10 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
     rootdirectory: /`, minioUser, minioPassword, endpoint),
 		cleanup: func() { unshape(); m.stop(); rm() },
 		s3:      m.client,
+		put: func(ctx context.Context, key string, body []byte) error {
+			_, err := m.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("registry"), Key: aws.String(key), Body: bytes.NewReader(body)})
+			return err
+		},
 	}, nil
 }
 

@@ -27,9 +27,12 @@ type wanShape struct {
 
 var defaultWAN = wanShape{latency: 10 * time.Millisecond, rateKB: 50000}
 
-func (w wanShape) String() string {
-	return fmt.Sprintf("MinIO behind toxiproxy v2.5.0: %s latency each way, %d MB/s per connection each way",
-		w.latency, w.rateKB/1000)
+func (w wanShape) String() string { return w.of("MinIO") }
+
+// of describes the shape with the object store it is in front of.
+func (w wanShape) of(store string) string {
+	return fmt.Sprintf("%s behind toxiproxy v2.5.0: %s latency each way, %d MB/s per connection each way",
+		store, w.latency, w.rateKB/1000)
 }
 
 // toxiproxy is one toxiproxy server for the whole run; each MinIO gets a
@@ -79,8 +82,15 @@ func (t *toxiproxy) shapeLink(ctx context.Context, name, upstream string) (strin
 	if err != nil {
 		return "", nil, err
 	}
+	remove, err := t.shapeLinkAt(ctx, name, listen, upstream)
+	return listen, remove, err
+}
+
+// shapeLinkAt is shapeLink on a listen address chosen beforehand, for a
+// store that must know the address its clients use when it starts.
+func (t *toxiproxy) shapeLinkAt(ctx context.Context, name, listen, upstream string) (func(), error) {
 	if err := t.post(ctx, "/proxies", map[string]any{"name": name, "listen": listen, "upstream": upstream, "enabled": true}); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	remove := func() { t.call(context.Background(), http.MethodDelete, "/proxies/"+name, nil) }
 	for _, stream := range []string{"upstream", "downstream"} {
@@ -93,11 +103,11 @@ func (t *toxiproxy) shapeLink(ctx context.Context, name, upstream string) (strin
 		for _, x := range toxics {
 			if err := t.post(ctx, "/proxies/"+name+"/toxics", x); err != nil {
 				remove()
-				return "", nil, err
+				return nil, err
 			}
 		}
 	}
-	return listen, remove, nil
+	return remove, nil
 }
 
 func (t *toxiproxy) post(ctx context.Context, path string, body any) error {
