@@ -149,14 +149,33 @@ func (w *writer) settle() error {
 	return w.err
 }
 
-// sendTail uploads the buffer as the last component and waits for it.
+// sendTail uploads the buffer as the last components and waits for them.
+// A request's bytes must be stored before it ends, so a buffer of several
+// 256 KiB is split into up to writeconcurrency components sent together:
+// a client that sends one chunk per request (docker's PATCHes of a fixed
+// size) still gets several streams.
 func (w *writer) sendTail(ctx context.Context) error {
-	c := &component{name: w.componentName(), buf: w.buf, done: make(chan struct{})}
-	w.upload(ctx, c)
-	if c.err != nil {
-		return fmt.Errorf("gcs: write %s: %w", w.path, c.err)
+	n := max(1, min(w.d.writeConcurrency, len(w.buf)/minChunk))
+	size := (len(w.buf) + n - 1) / n
+	var cs []*component
+	for off := 0; off < len(w.buf); off += size {
+		c := &component{name: w.componentName(), buf: w.buf[off:min(off+size, len(w.buf))], done: make(chan struct{})}
+		cs = append(cs, c)
+		go w.upload(ctx, c)
 	}
-	w.parts = append(w.parts, c.name)
+	var err error
+	for _, c := range cs {
+		<-c.done
+		if c.err != nil && err == nil {
+			err = fmt.Errorf("gcs: write %s: %w", w.path, c.err)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		w.parts = append(w.parts, c.name)
+	}
 	w.stored += int64(len(w.buf))
 	w.buf = w.buf[:0]
 	return nil

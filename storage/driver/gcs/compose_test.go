@@ -366,3 +366,39 @@ func TestWriteConcurrencyBoundsComponentsInFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseSplitsItsLastChunkAcrossComponents: a request that ends with a
+// buffer of several 256 KiB sends it as several components at once; the
+// file still holds the bytes in order.
+func TestCloseSplitsItsLastChunkAcrossComponents(t *testing.T) {
+	g := testenv.StartGCS(t)
+	root := rootFor(t.Name())
+	params := driver.Params{"rootdirectory": root, "chunksize": 4 * minChunk, "writeconcurrency": 3}
+	const path = "/up/data"
+	data := pattern(2*4*minChunk + 3*minChunk + 5 + 7*minChunk + 11)
+	first := data[:2*4*minChunk+3*minChunk+5]
+	writeClose(t, newDriver(t, g, params), path, false, first)
+	d := newDriver(t, g, params)
+	st, err := d.readSidecar(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two full chunks, then the last 3 × 256 KiB + 5 bytes in three.
+	if len(st.parts) != 2+3 || st.stored != int64(len(first)) || len(st.tail) != 0 {
+		t.Fatalf("after Close: %d components, %d bytes stored, tail %d; want 5, %d, 0", len(st.parts), st.stored, len(st.tail), len(first))
+	}
+	w, err := d.Writer(t.Context(), path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, w, data[len(first):])
+	if err := w.Commit(t.Context()); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if got := content(t, d, path); !bytes.Equal(got, data) {
+		t.Fatalf("committed %d bytes differ from the %d written", len(got), len(data))
+	}
+	if names := objects(t, d, root+"/"); !slices.Equal(names, []string{d.key(path)}) {
+		t.Fatalf("bucket holds %q after Commit, want only the file", names)
+	}
+}
