@@ -68,16 +68,16 @@ lint:
 	$(TOOLS)/staticcheck -tags $(TAGS) ./...
 
 ## bench: Berth against CNCF Distribution, side by side (BACKEND=s3 for MinIO,
-## BACKEND=azure for Azurite, behind a WAN-shaped link, WAN=off without it);
-## writes docs/benchmarks.md
+## BACKEND=azure for Azurite, BACKEND=gcs for fake-gcs-server, behind a
+## WAN-shaped link, WAN=off without it); writes docs/benchmarks.md
 BACKEND ?= filesystem
 bench:
-	@scripts/tools.sh registry $(if $(filter s3,$(BACKEND)),minio toxiproxy-server)$(if $(filter azure,$(BACKEND)),azurite-blob toxiproxy-server)
+	@scripts/tools.sh registry $(if $(filter s3,$(BACKEND)),minio toxiproxy-server)$(if $(filter azure,$(BACKEND)),azurite-blob toxiproxy-server)$(if $(filter gcs,$(BACKEND)),fake-gcs-server toxiproxy-server)
 	$(GO) run ./bench -backend $(BACKEND)
 
 ## bench-quick: every benchmark scenario, small, in under a minute
 bench-quick:
-	@scripts/tools.sh registry $(if $(filter s3,$(BACKEND)),minio toxiproxy-server)$(if $(filter azure,$(BACKEND)),azurite-blob toxiproxy-server)
+	@scripts/tools.sh registry $(if $(filter s3,$(BACKEND)),minio toxiproxy-server)$(if $(filter azure,$(BACKEND)),azurite-blob toxiproxy-server)$(if $(filter gcs,$(BACKEND)),fake-gcs-server toxiproxy-server)
 	$(GO) run ./bench -quick -backend $(BACKEND)
 
 ## tools: install the pinned test tools into .cache/

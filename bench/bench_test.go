@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +245,40 @@ func TestQuickCloudRunShapesTheLink(t *testing.T) {
 				t.Errorf("report lacks the link's shape or the %s section:\n%s", tc.backend, doc)
 			}
 		})
+	}
+}
+
+// TestQuickGCSRunShapesTheLink runs S1, S2, S3 and S5 in -quick mode on
+// fake-gcs-server behind the WAN shape: Distribution must reach the
+// emulator too (its uploads start at www.googleapis.com), and the report
+// must name the shape.
+func TestQuickGCSRunShapesTheLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two fake-gcs-servers, toxiproxy and both registries")
+	}
+	testenv.Tool(t, "registry")
+	testenv.Tool(t, "fake-gcs-server")
+	testenv.Tool(t, "toxiproxy-server")
+	out := filepath.Join(t.TempDir(), "benchmarks.md")
+	res, err := run(context.Background(), options{quick: true, backend: "gcs", wan: true, run: "^S[1235]$", out: out}, testWriter{t})
+	if err != nil {
+		t.Fatalf("quick run: %v", err)
+	}
+	var ids []string
+	for _, r := range res.rows {
+		if r.skipped != "" || r.dist <= 0 || r.berth <= 0 {
+			t.Errorf("row %s: skipped %q, Distribution %v, Berth %v", r.id, r.skipped, r.dist, r.berth)
+		}
+		ids = append(ids, r.id)
+	}
+	if want := []string{"S1", "S2", "S3", "S5"}; !slices.Equal(ids, want) {
+		t.Errorf("rows %q, want %q", ids, want)
+	}
+	doc, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "fake-gcs-server behind toxiproxy") || !strings.Contains(string(doc), beginMark+"gcs -->") {
+		t.Errorf("report lacks the link's shape or the gcs section:\n%s", doc)
 	}
 }

@@ -70,6 +70,7 @@ func (h *harness) cloudScenarios() []scenario {
 				{"S4c", fmt.Sprintf("%d concurrent %s pushes: peak anonymous RSS (sampled)", sz.concurrent, sizeText(sz.big)), "MiB", memory, 0},
 			},
 			fresh:   true,
+			skip:    skipConcurrentPushes,
 			measure: measureConcurrentPushes,
 		},
 		{

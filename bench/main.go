@@ -8,6 +8,7 @@
 //	go run ./bench -quick          # every scenario, small, under a minute
 //	go run ./bench -backend s3     # against MinIO
 //	go run ./bench -backend azure  # against Azurite
+//	go run ./bench -backend gcs    # against fake-gcs-server
 //	go run ./bench -run '^(5|6)$' -profile /tmp/prof  # some scenarios, with Berth CPU profiles
 package main
 
@@ -62,9 +63,10 @@ var (
 // harness holds what every scenario shares.
 type harness struct {
 	root, work string
-	backend    string     // filesystem, s3 or azure
+	backend    string     // filesystem, s3, azure or gcs
 	minio      string     // MinIO binary, for s3
 	azurite    string     // azurite-blob, for azure
+	fakeGCS    string     // fake-gcs-server binary, for gcs
 	wan        *toxiproxy // shapes the link to each MinIO; nil when WAN=off
 	sz         sizes
 	specs      [2]serverSpec // Distribution first
@@ -101,13 +103,13 @@ type options struct {
 func main() {
 	var o options
 	flag.BoolVar(&o.quick, "quick", false, "run every scenario small (under a minute); CI's smoke test")
-	flag.StringVar(&o.backend, "backend", envOr("BACKEND", "filesystem"), "storage backend: filesystem, s3 (MinIO) or azure (Azurite)")
+	flag.StringVar(&o.backend, "backend", envOr("BACKEND", "filesystem"), "storage backend: filesystem, s3 (MinIO), azure (Azurite) or gcs (fake-gcs-server)")
 	flag.StringVar(&o.out, "out", "", "markdown file to write the results into (default docs/benchmarks.md, none with -quick)")
 	flag.IntVar(&o.rounds, "rounds", 0, "alternating rounds per scenario (default 3, 1 with -quick)")
 	flag.StringVar(&o.run, "run", "", "run only the scenarios whose number matches this regular expression")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of Berth's first measurement of each scenario here")
 	flag.StringVar(&o.berth, "berth", "", "use this berth binary instead of building ./cmd/berth")
-	flag.BoolVar(&o.wan, "wan", envOr("WAN", "on") != "off", "with -backend s3 or azure, put each object store behind the WAN-shaped link (WAN=off in the environment: not)")
+	flag.BoolVar(&o.wan, "wan", envOr("WAN", "on") != "off", "with -backend s3, azure or gcs, put each object store behind the WAN-shaped link (WAN=off in the environment: not)")
 	flag.IntVar(&o.tags, "tags", 0, "tags listed in S5 (default 100000, 350 with -quick)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -146,8 +148,8 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 	if h.backend == "" {
 		h.backend = "filesystem"
 	}
-	if h.backend != "filesystem" && h.backend != "s3" && h.backend != "azure" {
-		return nil, fmt.Errorf("unknown backend %q (filesystem, s3 or azure)", h.backend)
+	if h.backend != "filesystem" && h.backend != "s3" && h.backend != "azure" && h.backend != "gcs" {
+		return nil, fmt.Errorf("unknown backend %q (filesystem, s3, azure or gcs)", h.backend)
 	}
 	var filter *regexp.Regexp
 	if o.run != "" {
@@ -178,7 +180,13 @@ func run(ctx context.Context, o options, log io.Writer) (*results, error) {
 		}
 		h.sz = h.sz.onAzure(o.tags > 0)
 	}
-	store := map[string]string{"s3": "MinIO", "azure": "Azurite"}[h.backend]
+	if h.backend == "gcs" {
+		h.fakeGCS = filepath.Join(root, ".cache", "bin", "fake-gcs-server")
+		if _, err := os.Stat(h.fakeGCS); err != nil {
+			return nil, fmt.Errorf("fake-gcs-server not installed (run scripts/tools.sh fake-gcs-server): %w", err)
+		}
+	}
+	store := map[string]string{"s3": "MinIO", "azure": "Azurite", "gcs": "fake-gcs-server"}[h.backend]
 	var toxiproxyBin string
 	if store != "" && o.wan {
 		toxiproxyBin = filepath.Join(root, ".cache", "bin", "toxiproxy-server")

@@ -49,8 +49,13 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
 			cleanup: rm,
 		}, nil
 	}
-	if h.backend == "azure" {
-		st, err := h.newAzureStorage(ctx, dir)
+	switch h.backend {
+	case "azure", "gcs":
+		newStore := h.newAzureStorage
+		if h.backend == "gcs" {
+			newStore = h.newGCSStorage
+		}
+		st, err := newStore(ctx, dir)
 		if err != nil {
 			rm()
 			return nil, err

@@ -22,11 +22,20 @@ func TestConformance(t *testing.T) {
 	if testing.Short() {
 		chunk = minChunk
 	}
-	newDriver := func(t *testing.T) driver.Driver {
-		return newDriver(t, g, driver.Params{"rootdirectory": rootFor(t.Name()), "chunksize": chunk})
+	// Both ways of writing: chunks as components composed at Commit (the
+	// default), and one resumable session.
+	for _, mode := range []struct {
+		name        string
+		concurrency int
+	}{{"Composite", defaultWriteConcurrency}, {"Resumable", 1}} {
+		t.Run(mode.name, func(t *testing.T) {
+			newDriver := func(t *testing.T) driver.Driver {
+				return newDriver(t, g, driver.Params{"rootdirectory": rootFor(t.Name()), "chunksize": chunk, "writeconcurrency": mode.concurrency})
+			}
+			drivertest.Run(t, newDriver)
+			t.Run("Maintenance", func(t *testing.T) { storagetest.Run(t, newDriver) })
+		})
 	}
-	drivertest.Run(t, newDriver)
-	t.Run("Maintenance", func(t *testing.T) { storagetest.Run(t, newDriver) })
 }
 
 // newDriver builds a driver on g's bucket with extra parameters.

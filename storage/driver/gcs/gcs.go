@@ -3,12 +3,13 @@
 // keeps files at the same object names, so either program serves a bucket
 // the other wrote.
 //
-// Writers stream through a GCS resumable upload session, one chunk buffer at
-// a time. A writer closed without Commit leaves a small sidecar object (see
-// sidecarKey) holding the session URI, the committed offset and the tail of
-// fewer than 256 KiB that GCS cannot take before the final chunk, so another
-// instance can resume the upload. Nothing appears at the file's own name
-// until Commit finalizes the session.
+// Writers send full chunks as temporary objects, several at a time, which
+// Commit composes into the file (compose.go); with writeconcurrency 1 they
+// stream through one GCS resumable upload session instead. A writer closed
+// without Commit leaves a small sidecar object (see sidecarKey) holding the
+// components or the session URI, the bytes stored and a short tail, so
+// another instance can resume the upload. Nothing appears at the file's own
+// name until Commit composes the components or finalizes the session.
 //
 // The driver knows nothing of blobs or manifests: it stores bytes at paths.
 package gcs
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/api/option"
 	htransport "google.golang.org/api/transport/http"
 
@@ -44,6 +46,12 @@ const (
 	defaultMaxConcurrency = 50
 	minConcurrency        = 25
 
+	// defaultWriteConcurrency and defaultWriteMemory are S3's: four
+	// streams carry four times what one does over a long link.
+	defaultWriteConcurrency = 4
+	maxWriteConcurrency     = 64
+	defaultWriteMemory      = 64 << 20
+
 	blobContentType = "application/octet-stream"
 	// legacySessionContentType marks the objects Distribution's driver
 	// leaves at a path while an upload is unfinished. They are not files.
@@ -58,7 +66,7 @@ func init() {
 		return FromParams(ctx, p)
 	})
 	driver.RegisterCheck(driverName, func(params driver.Params) error {
-		p := Params{ChunkSize: defaultChunkSize, MaxConcurrency: defaultMaxConcurrency}
+		p := defaultParams()
 		if err := driver.DecodeParams(params, &p); err != nil {
 			return err
 		}
@@ -89,11 +97,22 @@ type Params struct {
 	// as STORAGE_EMULATOR_HOST gives it; requests are then unauthenticated
 	// unless keyfile or credentials is set. Not in Distribution.
 	Endpoint string `yaml:"endpoint"`
+	// WriteConcurrency is how many chunks of one write are uploaded at a
+	// time, as temporary objects composed at Commit (see compose.go); 1
+	// streams one resumable upload instead. Not in Distribution.
+	WriteConcurrency int `yaml:"writeconcurrency"`
+	// WriteMemory is the bytes of chunk buffers all writers together may
+	// hold beyond the one each has. Not in Distribution.
+	WriteMemory *int64 `yaml:"writememory"`
+}
+
+func defaultParams() Params {
+	return Params{ChunkSize: defaultChunkSize, MaxConcurrency: defaultMaxConcurrency, WriteConcurrency: defaultWriteConcurrency}
 }
 
 // FromParams decodes a configuration section and builds the driver.
 func FromParams(ctx context.Context, params driver.Params) (*Driver, error) {
-	p := Params{ChunkSize: defaultChunkSize, MaxConcurrency: defaultMaxConcurrency}
+	p := defaultParams()
 	if err := driver.DecodeParams(params, &p); err != nil {
 		return nil, err
 	}
@@ -109,6 +128,13 @@ type Driver struct {
 	uploadBase string       // ".../upload/storage/v1/b/<bucket>/o"
 	prefix     string       // rootdirectory with a trailing slash, or ""
 	chunkSize  int
+
+	// writeConcurrency is the chunks of one write in flight; with 1,
+	// writes stream through a resumable session.
+	writeConcurrency int
+	// memory counts the chunk buffers writers hold beyond their first
+	// (writememory / chunksize of them).
+	memory *semaphore.Weighted
 
 	// signer is the service account that signs redirect URLs; empty
 	// without a private key.
@@ -181,6 +207,9 @@ func New(ctx context.Context, p Params) (*Driver, error) {
 		prefix:     rootPrefix(p.RootDirectory),
 		chunkSize:  p.ChunkSize,
 		signer:     sa,
+
+		writeConcurrency: p.WriteConcurrency,
+		memory:           semaphore.NewWeighted(c.writeBuffers),
 	}
 	if emuURL != nil {
 		d.signHost, d.insecure = emuURL.Host, emuURL.Scheme == "http"
@@ -193,6 +222,9 @@ type checked struct {
 	keyJSON  []byte
 	sa       serviceAccount
 	emulator *url.URL
+	// writeBuffers is how many chunk buffers beyond their first all
+	// writers may hold.
+	writeBuffers int64
 }
 
 // check validates the parameters and reads the key file, without any
@@ -206,6 +238,17 @@ func (p Params) check() (checked, error) {
 		return c, &driver.ParamError{Key: "chunksize",
 			Msg: fmt.Sprintf("%d is not a positive multiple of %d (256 KiB)", p.ChunkSize, minChunk)}
 	}
+	if p.WriteConcurrency < 1 || p.WriteConcurrency > maxWriteConcurrency {
+		return c, &driver.ParamError{Key: "writeconcurrency",
+			Msg: fmt.Sprintf("%d is not between 1 and %d", p.WriteConcurrency, maxWriteConcurrency)}
+	}
+	mem := int64(defaultWriteMemory)
+	if p.WriteMemory != nil {
+		if mem = *p.WriteMemory; mem < 0 {
+			return c, &driver.ParamError{Key: "writememory", Msg: fmt.Sprintf("%d is negative", mem)}
+		}
+	}
+	c.writeBuffers = mem / int64(p.ChunkSize)
 	if p.Keyfile != "" && len(p.Credentials) > 0 {
 		return c, &driver.ParamError{Key: "credentials", Msg: "give keyfile or credentials, not both"}
 	}
@@ -310,6 +353,13 @@ const reservedDir = "~berth"
 
 // sidecarDir holds the state of unfinished writes.
 const sidecarDir = reservedDir + "/uploads"
+
+// partsDir holds the temporary objects of unfinished composite writes:
+// those of the file at path are below partsDir(path), and so are those of
+// every file below the directory path.
+func (d *Driver) partsDir(path string) string {
+	return d.prefix + reservedDir + "/parts" + path + "/"
+}
 
 // sidecarKey is the object that records the unfinished write at path.
 func (d *Driver) sidecarKey(path string) string {

@@ -57,6 +57,10 @@ func TestParamsRefused(t *testing.T) {
 		{"keyfile not a service account", base(driver.Params{"keyfile": notSA}), "keyfile"},
 		{"credentials without private key", base(driver.Params{"credentials": map[string]any{"type": "service_account", "client_email": "a@b"}}), "credentials"},
 		{"endpoint not http", base(driver.Params{"endpoint": "ftp://127.0.0.1:1"}), "endpoint"},
+		{"writeconcurrency 0", base(driver.Params{"writeconcurrency": 0}), "writeconcurrency"},
+		{"writeconcurrency over 64", base(driver.Params{"writeconcurrency": 65}), "writeconcurrency"},
+		{"writeconcurrency not a number", base(driver.Params{"writeconcurrency": "many"}), "writeconcurrency"},
+		{"negative writememory", base(driver.Params{"writememory": -1}), "writememory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +83,9 @@ func TestParamsDefaults(t *testing.T) {
 	}
 	if d.chunkSize != 16<<20 {
 		t.Errorf("chunk size %d, want Distribution's 16 MiB", d.chunkSize)
+	}
+	if d.writeConcurrency != defaultWriteConcurrency {
+		t.Errorf("writeconcurrency %d, want %d", d.writeConcurrency, defaultWriteConcurrency)
 	}
 	if got := d.key("/a/b"); got != "reg/a/b" {
 		t.Errorf("key(/a/b) = %q, want reg/a/b", got)
@@ -137,7 +144,7 @@ func writeClose(t *testing.T, d *Driver, path string, appendTo bool, data []byte
 func TestResumableSessionResumedByNewInstance(t *testing.T) {
 	g := testenv.StartGCS(t)
 	root := rootFor(t.Name())
-	params := driver.Params{"rootdirectory": root}
+	params := driver.Params{"rootdirectory": root, "writeconcurrency": 1}
 	const path = "/repo/_uploads/u1/data"
 	data := pattern(3*minChunk + 1000)
 	parts := [][]byte{data[:minChunk+10], data[minChunk+10 : 2*minChunk+77], data[2*minChunk+77:]}
@@ -223,12 +230,12 @@ func TestSmallWriteResumedWithoutSession(t *testing.T) {
 	}
 }
 
-// TestCancelLeavesNothing cancels a resumed write whose session holds
-// data: no object, no sidecar, and the session refuses more data.
+// TestCancelLeavesNothing cancels a resumed write whose resumable session
+// holds data: no object, no sidecar, and the session refuses more data.
 func TestCancelLeavesNothing(t *testing.T) {
 	g := testenv.StartGCS(t)
 	root := rootFor(t.Name())
-	params := driver.Params{"rootdirectory": root}
+	params := driver.Params{"rootdirectory": root, "writeconcurrency": 1}
 	writeClose(t, newDriver(t, g, params), "/a/data", false, pattern(2*minChunk+5))
 
 	d := newDriver(t, g, params)

@@ -161,6 +161,11 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 		if err := d.discardBelow(ctx, path); err != nil {
 			return err
 		}
+		// Components of writes that crashed before their first Close have
+		// no sidecar to find them by.
+		if _, err := d.deleteBelow(ctx, d.partsDir(path)); err != nil {
+			return err
+		}
 	}
 	if !found && below == 0 {
 		return notFound("delete", path)

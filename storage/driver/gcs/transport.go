@@ -69,6 +69,9 @@ func retryable(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
+	if errors.Is(err, errCorruptUpload) {
+		return true
+	}
 	switch code := httpStatus(err); {
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
 		return true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -20,33 +21,51 @@ import (
 // so that listing the sidecars (Unfinished) needs no reads.
 type sidecarHeader struct {
 	Session string    `json:"session,omitempty"` // resumable session URI, none before the first chunk
-	Stored  int64     `json:"stored"`            // bytes the session holds
+	Stored  int64     `json:"stored"`            // bytes the session or the components hold
 	Started time.Time `json:"started"`
+	// Parts are the components of a composite write, in order, below
+	// partsDir; there is no session then.
+	Parts []string `json:"parts,omitempty"`
 }
 
 const metaStarted = "berth-started" // RFC 3339
 
 var errWriterDone = errors.New("gcs: writer already closed, committed or cancelled")
 
-// writer streams a file through a resumable upload session. Its buffer
-// grows up to one chunk; every full chunk goes to GCS as it fills.
+// writer streams a file through a resumable upload session, or with
+// writeconcurrency above 1 as components composed at Commit (compose.go).
+// Its first buffer grows up to one chunk; every full chunk goes to GCS as
+// it fills.
 type writer struct {
 	d       *Driver
 	ctx     context.Context // for Write and Close, which take none
 	path    string
 	session string
-	stored  int64  // bytes the session holds
-	buf     []byte // bytes not yet in the session
+	stored  int64  // bytes the session or the components hold, in flight included
+	buf     []byte // bytes not yet sent
 	started time.Time
 	sidecar bool // a sidecar object may exist for path
 	done    bool
+
+	// A composite write's state: its components are named id-1, id-2, …
+	composite bool
+	id        string
+	seq       int
+	parts     []string     // components that landed, in order
+	flight    []*component // components in flight, oldest first
+	spare     [][]byte     // buffers back from landed components
+	extra     int          // buffers held beyond the first, each a unit of d.memory
+	err       error        // a failed component poisons the writer
+	// partCtx is what components upload under: ctx, until Cancel.
+	partCtx context.Context
+	stop    context.CancelFunc
 }
 
 // Writer opens a writer for path. With append it resumes the write whose
 // state the last writer's Close left in the sidecar object; without, it
 // cancels any such write.
 func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
-	w := &writer{d: d, ctx: ctx, path: path, started: time.Now().UTC()}
+	w := &writer{d: d, ctx: ctx, path: path, started: time.Now().UTC(), id: newWriterID()}
 	st, err := d.readSidecar(ctx, path)
 	if err != nil && !errors.Is(err, driver.ErrNotFound) {
 		return nil, err
@@ -57,12 +76,17 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 		return nil, notFound("writer", path)
 	case append:
 		w.session, w.stored, w.started, w.buf, w.sidecar = st.session, st.stored, st.started, st.tail, true
+		w.parts = st.parts
 	case found:
 		// A fresh write replaces an unfinished one: free its session.
 		if err := d.discard(ctx, path, st.session); err != nil {
 			return nil, err
 		}
 	}
+	// A write that began in a session ends in it; one that began with
+	// components ends with them, whatever writeconcurrency is now.
+	w.composite = len(w.parts) > 0 || (w.session == "" && d.writeConcurrency > 1)
+	w.partCtx, w.stop = context.WithCancel(ctx)
 	return w, nil
 }
 
@@ -74,7 +98,13 @@ func (w *writer) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		room := w.d.chunkSize - len(w.buf)
 		if room == 0 {
-			if err := w.flush(w.ctx, len(w.buf)); err != nil {
+			var err error
+			if w.composite {
+				err = w.sendComponent()
+			} else {
+				err = w.flush(w.ctx, len(w.buf))
+			}
+			if err != nil {
 				return written, err
 			}
 			continue
@@ -136,12 +166,27 @@ func (w *writer) Close() error {
 	// writer a context without the request's cancellation, bounded by
 	// its write timeout.
 	ctx := w.ctx
-	for len(w.buf) >= minChunk {
+	defer w.stop()
+	if w.composite {
+		// Components of any size compose; a small tail waits in the
+		// sidecar so that many small requests do not make many
+		// components.
+		defer w.releaseBuffers()
+		if err := w.settle(); err != nil {
+			return err
+		}
+		if len(w.buf) >= minChunk {
+			if err := w.sendTail(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	for !w.composite && len(w.buf) >= minChunk {
 		if err := w.flush(ctx, len(w.buf)-len(w.buf)%minChunk); err != nil {
 			return err
 		}
 	}
-	hdr, err := json.Marshal(sidecarHeader{Session: w.session, Stored: w.stored, Started: w.started})
+	hdr, err := json.Marshal(sidecarHeader{Session: w.session, Stored: w.stored, Started: w.started, Parts: w.parts})
 	if err != nil {
 		return err
 	}
@@ -157,6 +202,9 @@ func (w *writer) Commit(ctx context.Context) error {
 	if w.done {
 		return errWriterDone
 	}
+	if w.composite {
+		return w.commitComposite(ctx)
+	}
 	var err error
 	if w.session == "" {
 		err = w.d.putObject(ctx, w.d.key(w.path), w.buf, nil)
@@ -167,6 +215,7 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	w.done = true
+	w.stop()
 	w.stored += int64(len(w.buf))
 	w.buf = nil
 	if w.sidecar {
@@ -175,28 +224,78 @@ func (w *writer) Commit(ctx context.Context) error {
 	return nil
 }
 
-// Cancel discards the session and the sidecar.
+// commitComposite waits for the components in flight, sends the buffer
+// as the last one and composes them at the file's name; a file that never
+// filled a chunk goes up in one request instead. Then it deletes the
+// components and the sidecar.
+func (w *writer) commitComposite(ctx context.Context) error {
+	if err := w.settle(); err != nil {
+		return err
+	}
+	key := w.d.key(w.path)
+	if len(w.parts) == 0 {
+		if err := w.d.putObject(ctx, key, w.buf, nil); err != nil {
+			return err
+		}
+		w.stored += int64(len(w.buf))
+		w.buf = w.buf[:0]
+	} else {
+		if len(w.buf) > 0 {
+			if err := w.sendTail(ctx); err != nil {
+				return err
+			}
+		}
+		if err := w.composeParts(ctx, key); err != nil {
+			return err
+		}
+	}
+	w.done = true
+	w.stop()
+	w.releaseBuffers()
+	w.buf = nil
+	if len(w.parts) > 0 {
+		if _, err := w.d.deleteBelow(ctx, w.d.partsDir(w.path)); err != nil {
+			return err
+		}
+	}
+	if w.sidecar {
+		return w.d.deleteObject(ctx, w.d.sidecarKey(w.path))
+	}
+	return nil
+}
+
+// Cancel discards the session or the components, and the sidecar.
 func (w *writer) Cancel(ctx context.Context) error {
 	w.done = true
 	w.buf = nil
-	if w.sidecar || w.session != "" {
+	// Components in flight end before their objects are deleted, so none
+	// lands after.
+	w.stop()
+	sent := w.stored > 0
+	_ = w.settle()
+	w.releaseBuffers()
+	if w.sidecar || w.session != "" || sent {
 		return w.d.discard(ctx, w.path, w.session)
 	}
 	return nil
 }
 
-// discard cancels session (if any) and deletes path's sidecar.
+// discard cancels session (if any), deletes the components of a composite
+// write and path's sidecar.
 func (d *Driver) discard(ctx context.Context, path, session string) error {
 	if session != "" {
 		if err := d.cancelSession(ctx, session); err != nil {
 			return err
 		}
+	} else if _, err := d.deleteBelow(ctx, d.partsDir(path)); err != nil {
+		return err
 	}
 	return d.deleteObject(ctx, d.sidecarKey(path))
 }
 
 // uploadState is what a sidecar records.
 type uploadState struct {
+	parts   []string
 	session string
 	stored  int64
 	started time.Time
@@ -213,9 +312,10 @@ func (d *Driver) readSidecar(ctx context.Context, path string) (uploadState, err
 		return uploadState{}, fmt.Errorf("gcs: read upload state: %w", err)
 	}
 	defer r.Close()
-	// A header and a tail of less than 256 KiB; anything far larger is not
-	// a sidecar this driver wrote.
-	limit := int64(max(d.chunkSize, minChunk)) + 4096
+	// A header and a tail of less than a chunk; anything far larger is not
+	// a sidecar this driver wrote. The header lists components, about 20
+	// bytes each.
+	limit := int64(max(d.chunkSize, minChunk)) + 4<<20
 	if r.Attrs.Size > limit {
 		return uploadState{}, fmt.Errorf("gcs: upload state of %s holds %d bytes, more than a chunk", path, r.Attrs.Size)
 	}
@@ -236,7 +336,15 @@ func (d *Driver) readSidecar(ctx context.Context, path string) (uploadState, err
 		// by something else, perhaps with another chunksize.
 		return uploadState{}, fmt.Errorf("gcs: upload state of %s holds a tail of %d bytes, more than a chunk of %d", path, len(tail), d.chunkSize)
 	}
-	st := uploadState{session: hdr.Session, stored: hdr.Stored, started: hdr.Started}
+	if hdr.Session != "" && len(hdr.Parts) > 0 {
+		return uploadState{}, fmt.Errorf("gcs: upload state of %s names both a session and components", path)
+	}
+	for _, p := range hdr.Parts {
+		if !strings.HasPrefix(p, "~") || strings.Contains(p, "/") {
+			return uploadState{}, fmt.Errorf("gcs: upload state of %s names component %q", path, p)
+		}
+	}
+	st := uploadState{session: hdr.Session, stored: hdr.Stored, started: hdr.Started, parts: hdr.Parts}
 	// Own copy of the tail, with room to grow before Write reallocates.
 	buf := make([]byte, len(tail), max(len(tail), min(d.chunkSize, 2*len(tail)+(64<<10))))
 	copy(buf, tail)

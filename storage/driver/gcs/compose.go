@@ -1,0 +1,267 @@
+package gcs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"net/url"
+
+	"cloud.google.com/go/storage"
+	"golang.org/x/sync/errgroup"
+)
+
+// A resumable upload takes its chunks one after the other, so a writer on
+// one is held to what one TCP stream to GCS carries. With writeconcurrency
+// above 1 a writer instead uploads each full chunk as a temporary object
+// (a component, below partsDir) in the background while it fills the next
+// buffer, up to writeconcurrency at a time, and Commit composes the
+// components into the file, 32 at a time (GCS's limit per compose), then
+// deletes them. The components' order is fixed when each is sent, so the
+// file's bytes are in write order however the uploads finish.
+//
+// Component names carry a random id per writer, so a writer that crashed
+// with components in flight cannot overwrite those of the writer that
+// resumes after it: the resumed write composes only the components its
+// sidecar lists, and Commit and Cancel delete everything below partsDir,
+// stragglers included.
+//
+// Memory: every writer has one buffer; more, up to writeconcurrency, only
+// while the driver's writememory allows, so many concurrent writers fall
+// back to one component at a time rather than grow.
+
+// maxCompose is the most source objects one compose request takes.
+const maxCompose = 32
+
+// errCorruptUpload is GCS reporting a checksum other than the one of the
+// bytes sent: the upload is sent again.
+var errCorruptUpload = errors.New("gcs: upload stored other bytes than sent")
+
+// component is one temporary object upload in flight.
+type component struct {
+	name string // below partsDir
+	buf  []byte
+	done chan struct{} // closed when the upload returned
+	err  error
+}
+
+// newWriterID names one writer's components.
+func newWriterID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// sendComponent hands the full buffer to a background upload as the next
+// component and gives the writer an empty buffer to fill.
+func (w *writer) sendComponent() error {
+	if err := w.reap(); err != nil {
+		return err
+	}
+	c := &component{name: w.componentName(), buf: w.buf, done: make(chan struct{})}
+	w.stored += int64(len(c.buf))
+	w.flight = append(w.flight, c)
+	w.buf = nil
+	go w.upload(w.partCtx, c)
+	next, err := w.nextBuf()
+	w.buf = next
+	return err
+}
+
+func (w *writer) componentName() string {
+	w.seq++
+	return fmt.Sprintf("~%s-%06d", w.id, w.seq)
+}
+
+// upload sends c and closes c.done.
+func (w *writer) upload(ctx context.Context, c *component) {
+	defer close(c.done)
+	c.err = w.d.putComponent(ctx, w.d.partsDir(w.path)+c.name, c.buf)
+}
+
+// nextBuf returns an empty buffer: a spare one, a new one while fewer than
+// writeconcurrency are held and writememory allows it, or else the oldest
+// component's once it landed.
+func (w *writer) nextBuf() ([]byte, error) {
+	if n := len(w.spare); n > 0 {
+		b := w.spare[n-1]
+		w.spare = w.spare[:n-1]
+		return b[:0], nil
+	}
+	if 1+w.extra < w.d.writeConcurrency && w.d.memory.TryAcquire(1) {
+		w.extra++
+		return make([]byte, 0, w.d.chunkSize), nil
+	}
+	err := w.collect()
+	n := len(w.spare)
+	b := w.spare[n-1]
+	w.spare = w.spare[:n-1]
+	return b[:0], err
+}
+
+// collect waits for the oldest component in flight, records it and keeps
+// its buffer as a spare. A failed component poisons the writer: its bytes
+// are not stored, so neither Close nor Commit may claim them.
+func (w *writer) collect() error {
+	c := w.flight[0]
+	<-c.done
+	w.flight = w.flight[1:]
+	w.spare = append(w.spare, c.buf[:0])
+	if c.err != nil {
+		if w.err == nil {
+			w.err = fmt.Errorf("gcs: write %s: %w", w.path, c.err)
+		}
+		return w.err
+	}
+	w.parts = append(w.parts, c.name)
+	return nil
+}
+
+// reap records the oldest components that already landed, without
+// waiting, and returns the writer's failure if any.
+func (w *writer) reap() error {
+	for len(w.flight) > 0 {
+		select {
+		case <-w.flight[0].done:
+			if err := w.collect(); err != nil {
+				return err
+			}
+		default:
+			return w.err
+		}
+	}
+	return w.err
+}
+
+// settle waits for every component in flight.
+func (w *writer) settle() error {
+	for len(w.flight) > 0 {
+		_ = w.collect()
+	}
+	return w.err
+}
+
+// sendTail uploads the buffer as the last components and waits for them.
+// A request's bytes must be stored before it ends, so a buffer of several
+// 256 KiB is split into up to writeconcurrency components sent together:
+// a client that sends one chunk per request (docker's PATCHes of a fixed
+// size) still gets several streams.
+func (w *writer) sendTail(ctx context.Context) error {
+	n := max(1, min(w.d.writeConcurrency, len(w.buf)/minChunk))
+	size := (len(w.buf) + n - 1) / n
+	var cs []*component
+	for off := 0; off < len(w.buf); off += size {
+		c := &component{name: w.componentName(), buf: w.buf[off:min(off+size, len(w.buf))], done: make(chan struct{})}
+		cs = append(cs, c)
+		go w.upload(ctx, c)
+	}
+	var err error
+	for _, c := range cs {
+		<-c.done
+		if c.err != nil && err == nil {
+			err = fmt.Errorf("gcs: write %s: %w", w.path, c.err)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		w.parts = append(w.parts, c.name)
+	}
+	w.stored += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// releaseBuffers gives back the memory the writer held beyond its first
+// buffer; components must have finished (settle).
+func (w *writer) releaseBuffers() {
+	w.spare = nil
+	w.d.memory.Release(int64(w.extra))
+	w.extra = 0
+}
+
+// putComponent stores data at key in one media upload, checked against the
+// CRC32C GCS computes (the JSON API takes no checksum with a media upload).
+func (d *Driver) putComponent(ctx context.Context, key string, data []byte) error {
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(data, castagnoli))
+	want := base64.StdEncoding.EncodeToString(sum[:])
+	u := d.uploadBase + "?" + url.Values{"uploadType": {"media"}, "name": {key}}.Encode()
+	return d.retry(ctx, func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		req.ContentLength = int64(len(data))
+		req.Header.Set("Content-Type", blobContentType)
+		resp, err := d.hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer drain(resp)
+		if resp.StatusCode != http.StatusOK {
+			return answerError("upload component", resp)
+		}
+		var obj struct {
+			CRC32C string `json:"crc32c"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&obj); err != nil {
+			return fmt.Errorf("gcs: upload component: %w", err)
+		}
+		if obj.CRC32C != "" && obj.CRC32C != want {
+			return errCorruptUpload
+		}
+		return nil
+	})
+}
+
+// composeParts makes the object key of the components names (below
+// partsDir(path)), in order: groups of 32 into intermediate objects, level
+// by level, then the last compose creates key, which is the only request
+// that makes anything visible at it.
+func (w *writer) composeParts(ctx context.Context, key string) error {
+	dir := w.d.partsDir(w.path)
+	srcs := make([]string, len(w.parts))
+	for i, p := range w.parts {
+		srcs[i] = dir + p
+	}
+	for level := 0; len(srcs) > maxCompose; level++ {
+		next := make([]string, (len(srcs)+maxCompose-1)/maxCompose)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(w.d.writeConcurrency)
+		for i := range next {
+			group := srcs[i*maxCompose : min((i+1)*maxCompose, len(srcs))]
+			next[i] = fmt.Sprintf("%s~%s-c%d-%06d", dir, w.id, level, i)
+			g.Go(func() error { return w.d.compose(gctx, next[i], group) })
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		srcs = next
+	}
+	return w.d.compose(ctx, key, srcs)
+}
+
+// compose writes the concatenation of srcs at dst. It is safe to repeat:
+// the same sources give the same object.
+func (d *Driver) compose(ctx context.Context, dst string, srcs []string) error {
+	hs := make([]*storage.ObjectHandle, len(srcs))
+	for i, s := range srcs {
+		hs[i] = d.bucket.Object(s)
+	}
+	c := objectRetry(d.bucket.Object(dst)).ComposerFrom(hs...)
+	c.ContentType = blobContentType
+	if _, err := c.Run(ctx); err != nil {
+		return fmt.Errorf("gcs: compose %s: %w", dst, err)
+	}
+	return nil
+}
