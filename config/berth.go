@@ -30,6 +30,10 @@ type BerthStorage struct {
 	// other instances: the clock difference between hosts, plus the time a
 	// write takes to land, that leases tolerate. Default DefaultLeaseSkew.
 	LeaseSkew time.Duration `yaml:"leaseskew,omitempty"`
+	// DistributionUploads leaves upload sessions, between requests, in
+	// the form CNCF Distribution continues too, for a fleet where both
+	// serve one store during a migration. Default off.
+	DistributionUploads bool `yaml:"distributionuploads,omitempty"`
 }
 
 // DefaultUploadLease and DefaultLeaseSkew are berth.storage's defaults:

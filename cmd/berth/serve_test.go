@@ -42,6 +42,7 @@ berth:
   storage:
     uploadlease: 7s
     leaseskew: 3s
+    distributionuploads: true
 `), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -49,5 +50,8 @@ berth:
 	opts := storageOptions(cfg)
 	if opts.UploadLease != 7*time.Second || opts.LeaseSkew != 3*time.Second {
 		t.Fatalf("storage options: uploadlease %v, leaseskew %v, want 7s, 3s", opts.UploadLease, opts.LeaseSkew)
+	}
+	if !opts.DistributionUploads {
+		t.Fatal("berth.storage.distributionuploads did not reach the storage options")
 	}
 }

@@ -148,6 +148,7 @@ func storageOptions(cfg *config.Config) storage.Options {
 		TagConcurrencyLimit: cfg.Storage.Tag.ConcurrencyLimit,
 		UploadLease:         cfg.Berth.Storage.UploadLease,
 		LeaseSkew:           cfg.Berth.Storage.LeaseSkew,
+		DistributionUploads: cfg.Berth.Storage.DistributionUploads,
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,
