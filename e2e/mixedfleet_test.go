@@ -159,6 +159,15 @@ func pushAlternating(t *testing.T, servers map[string]string, order []string, re
 			t.Fatalf("PATCH %d on %s: Range %q, want %q", i, srv, got, want)
 		}
 		path = uploadPath(t, res)
+		// Either server tells where the upload stands, and hands out a
+		// URL the other continues.
+		for name, base := range servers {
+			res := do(t, http.MethodGet, base+path, nil, nil)
+			expectStatus(t, res, http.StatusNoContent)
+			if got, want := res.Header.Get("Range"), fmt.Sprintf("0-%d", offset-1); got != want {
+				t.Fatalf("GET on %s after PATCH %d on %s: Range %q, want %q", name, i, srv, got, want)
+			}
+		}
 	}
 	last := order[len(order)-1]
 	d := digest.FromBytes(layer)
