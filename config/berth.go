@@ -31,6 +31,10 @@ type BerthStorage struct {
 	// write takes to land, that leases tolerate. Default DefaultLeaseSkew.
 	LeaseSkew time.Duration `yaml:"leaseskew,omitempty"`
 	Cache     BerthCache    `yaml:"cache,omitempty"`
+	// DistributionUploads leaves upload sessions, between requests, in
+	// the form CNCF Distribution continues too, for a fleet where both
+	// serve one store during a migration. Default off.
+	DistributionUploads bool `yaml:"distributionuploads,omitempty"`
 }
 
 // BerthCache is berth.storage.cache: the in-memory caches beside

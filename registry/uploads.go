@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/notifications"
 	"github.com/berth-registry/berth/storage"
@@ -70,7 +71,7 @@ func (a *api) startUpload(w http.ResponseWriter, r *http.Request, req *request) 
 	if a.chunkMin > 0 {
 		w.Header().Set("OCI-Chunk-Min-Length", strconv.FormatInt(a.chunkMin, 10))
 	}
-	a.uploadAccepted(w, r, req, up.ID(), up.Size())
+	a.uploadAccepted(w, r, req, up)
 	return nil
 }
 
@@ -112,14 +113,15 @@ func (a *api) monolithicUpload(w http.ResponseWriter, r *http.Request, req *requ
 // nothing, so it works in read-only mode and beside a request that is
 // writing the upload.
 func (a *api) getUpload(w http.ResponseWriter, r *http.Request, req *request) error {
-	if err := a.checkUpload(r, req); err != nil {
+	state, _, err := a.checkUpload(r, req)
+	if err != nil {
 		return err
 	}
 	size, err := req.repo.StatUpload(r.Context(), req.ref)
 	if err != nil {
 		return err
 	}
-	a.setUploadHeaders(w, r, req, req.ref, size)
+	a.setUploadHeaders(w, r, req, req.ref, size, state.StartedAt)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -147,7 +149,7 @@ func (a *api) patchUpload(w http.ResponseWriter, r *http.Request, req *request) 
 	if copyErr != nil {
 		return copyErr
 	}
-	a.uploadAccepted(w, r, req, up.ID(), up.Size())
+	a.uploadAccepted(w, r, req, up)
 	return nil
 }
 
@@ -213,33 +215,51 @@ func (a *api) cancelUpload(w http.ResponseWriter, r *http.Request, req *request)
 // request is writing or committing is refused with 416 and the Range the
 // session had when its last request ended, so the client can resume from
 // there once that request is over, never interleaving with it.
+//
+// A URL signed with an offset (Distribution's form) that is not the
+// upload's size is refused with 416 RANGE_INVALID, as CNCF Distribution
+// refuses it: the URL is stale (a retried request, a client that kept an
+// old Location), and the answer's Location and Range say where the upload
+// stands.
 func (a *api) resume(w http.ResponseWriter, r *http.Request, req *request) (storage.Upload, error) {
-	if err := a.checkUpload(r, req); err != nil {
+	state, signed, err := a.checkUpload(r, req)
+	if err != nil {
 		return nil, err
 	}
 	up, err := req.repo.ResumeUpload(r.Context(), req.ref)
 	var busy *storage.BusyError
 	if errors.As(err, &busy) {
-		a.setUploadHeaders(w, r, req, req.ref, busy.Size)
+		a.setUploadHeaders(w, r, req, req.ref, busy.Size, state.StartedAt)
 		return nil, &Error{Code: CodeBlobUploadInvalid, Status: http.StatusRequestedRangeNotSatisfiable,
 			Message: "upload is in use by another request", Detail: map[string]string{"range": uploadRange(busy.Size)}, Err: err}
 	}
-	return up, err
+	if err != nil {
+		return nil, err
+	}
+	if signed && state.Offset != up.Size() {
+		a.setUploadHeaders(w, r, req, up.ID(), up.Size(), up.StartedAt())
+		if err := up.Close(context.WithoutCancel(r.Context())); err != nil {
+			return nil, err
+		}
+		return nil, &Error{Code: CodeRangeInvalid, Message: "upload URL is for another offset than the upload has",
+			Detail: map[string]string{"offset": strconv.FormatInt(state.Offset, 10), "range": uploadRange(up.Size())}}
+	}
+	return up, nil
 }
 
 // checkUpload refuses a malformed upload id, or one whose signed state
-// does not match it.
-func (a *api) checkUpload(r *http.Request, req *request) error {
+// does not match it, and returns the state (see checkUploadState).
+func (a *api) checkUpload(r *http.Request, req *request) (uploadState, bool, error) {
 	if !uploadIDRE.MatchString(req.ref) {
-		return &Error{Code: CodeBlobUploadUnknown, Detail: map[string]string{"uuid": truncate(req.ref, 128)}}
+		return uploadState{}, false, &Error{Code: CodeBlobUploadUnknown, Detail: map[string]string{"uuid": truncate(req.ref, 128)}}
 	}
 	return a.checkUploadState(r, req.name, req.ref)
 }
 
 // setUploadHeaders sets what every answer about an upload session carries.
-func (a *api) setUploadHeaders(w http.ResponseWriter, r *http.Request, req *request, id string, size int64) {
+func (a *api) setUploadHeaders(w http.ResponseWriter, r *http.Request, req *request, id string, size int64, started time.Time) {
 	h := w.Header()
-	h.Set("Location", a.uploadLocation(r, req.name, id))
+	h.Set("Location", a.uploadLocation(r, req.name, id, size, started))
 	h.Set("Range", uploadRange(size))
 	h.Set("Docker-Upload-UUID", id)
 }
@@ -257,7 +277,7 @@ func (a *api) chunk(w http.ResponseWriter, r *http.Request, req *request, up sto
 	if ok && start == up.Size() && (r.ContentLength < 0 || r.ContentLength == end-start+1) {
 		return io.LimitReader(r.Body, end-start+1), nil
 	}
-	a.setUploadHeaders(w, r, req, up.ID(), up.Size())
+	a.setUploadHeaders(w, r, req, up.ID(), up.Size(), up.StartedAt())
 	return nil, &Error{Code: CodeRangeInvalid, Detail: map[string]string{"content-range": truncate(cr, 64), "range": uploadRange(up.Size())}}
 }
 
@@ -294,8 +314,8 @@ func uploadRange(size int64) string {
 
 // uploadAccepted answers 202 for an upload session. It sends no
 // OCI-Chunk-Min-Length: chunks of any size are accepted.
-func (a *api) uploadAccepted(w http.ResponseWriter, r *http.Request, req *request, id string, size int64) {
-	a.setUploadHeaders(w, r, req, id, size)
+func (a *api) uploadAccepted(w http.ResponseWriter, r *http.Request, req *request, up storage.Upload) {
+	a.setUploadHeaders(w, r, req, up.ID(), up.Size(), up.StartedAt())
 	h := w.Header()
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)

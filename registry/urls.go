@@ -63,22 +63,12 @@ func firstValue(v string) string {
 	return strings.TrimSpace(v)
 }
 
-// uploadLocation is the URL of an upload session, signed when a secret is
-// configured, in Berth's own form, which CNCF Distribution does not accept.
-// uploadLocationAt signs it as Distribution does.
-func (a *api) uploadLocation(r *http.Request, name, id string) string {
-	var q url.Values
-	if a.opts.Secret != "" {
-		q = url.Values{"_state": {a.legacyUploadState(name, id)}}
-	}
-	return a.location(r, uploadPath(name, id), q)
-}
-
-// uploadLocationAt is the URL of an upload session holding size bytes,
-// started at started, with its _state signed in CNCF Distribution's form
-// (see uploadState), so that a Distribution instance behind the same load
-// balancer, with the same http.secret, continues the upload.
-func (a *api) uploadLocationAt(r *http.Request, name, id string, size int64, started time.Time) string {
+// uploadLocation is the URL of an upload session holding size bytes,
+// started at started. With a secret configured its _state is signed in
+// CNCF Distribution's form (see uploadState), so that a Distribution
+// instance behind the same load balancer, with the same http.secret,
+// continues the upload.
+func (a *api) uploadLocation(r *http.Request, name, id string, size int64, started time.Time) string {
 	var q url.Values
 	if a.opts.Secret != "" {
 		q = url.Values{"_state": {a.packUploadState(uploadState{Name: name, UUID: id, Offset: size, StartedAt: started})}}
@@ -89,10 +79,11 @@ func (a *api) uploadLocationAt(r *http.Request, name, id string, size int64, sta
 // uploadState is what an upload URL's _state carries in CNCF
 // Distribution's form: URL-safe base64 (padded) of HMAC-SHA256 with
 // http.secret over the JSON that follows it, then that JSON. The field
-// names are Distribution's. Distribution refuses a state whose Offset is
-// not the size of the upload it resumes; Berth checks the Content-Range
-// of each chunk against the stored size instead, and reads only the name
-// and the id.
+// names are Distribution's. Offset is the size of the upload when the URL
+// was handed out: a request that resumes the upload at another size is
+// refused with 416, as Distribution refuses it, so a client holding a
+// stale URL asks where the upload stands instead of writing after bytes
+// it does not know of.
 type uploadState struct {
 	Name      string
 	UUID      string
@@ -142,18 +133,19 @@ func (a *api) legacyUploadState(name, id string) string {
 
 // checkUploadState refuses an upload request whose _state was not signed
 // for this repository and id with http.secret: in Distribution's form
-// (from Berth or from a Distribution instance sharing the secret), or in
-// Berth's earlier one.
-func (a *api) checkUploadState(r *http.Request, name, id string) error {
+// (from Berth or from a Distribution instance sharing the secret), which
+// it returns with signed set, or in Berth's earlier one, which carries no
+// offset.
+func (a *api) checkUploadState(r *http.Request, name, id string) (s uploadState, signed bool, err error) {
 	if a.opts.Secret == "" {
-		return nil
+		return s, false, nil
 	}
 	got := r.URL.Query().Get("_state")
 	if s, err := a.unpackUploadState(got); err == nil && s.Name == name && s.UUID == id {
-		return nil
+		return s, true, nil
 	}
 	if hmac.Equal([]byte(got), []byte(a.legacyUploadState(name, id))) {
-		return nil
+		return s, false, nil
 	}
-	return &Error{Code: CodeBlobUploadInvalid, Message: "upload URL state is missing or not signed with this registry's http.secret"}
+	return s, false, &Error{Code: CodeBlobUploadInvalid, Message: "upload URL state is missing or not signed with this registry's http.secret"}
 }

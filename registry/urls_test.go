@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // distributionState signs a _state as CNCF Distribution does (its
@@ -54,13 +56,13 @@ func TestUploadStateOfDistributionIsAccepted(t *testing.T) {
 	}
 }
 
-// TestUploadLocationAtSignsAsDistribution: the state Berth signs in
+// TestUploadLocationSignsAsDistribution: the state Berth signs in
 // Distribution's form carries the fields Distribution reads, under the
 // names it reads them, and verifies with the shared secret.
-func TestUploadLocationAtSignsAsDistribution(t *testing.T) {
+func TestUploadLocationSignsAsDistribution(t *testing.T) {
 	a := &api{opts: Options{Secret: "fleet-secret", RelativeURLs: true}}
 	started := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	loc := a.uploadLocationAt(httptest.NewRequest("PATCH", "/", nil), "team/app", "id-1", 12345, started)
+	loc := a.uploadLocation(httptest.NewRequest("PATCH", "/", nil), "team/app", "id-1", 12345, started)
 	u, err := url.Parse(loc)
 	if err != nil {
 		t.Fatal(err)
@@ -81,4 +83,54 @@ func TestUploadLocationAtSignsAsDistribution(t *testing.T) {
 	if got := string(raw[sha256.Size:]); got != want {
 		t.Fatalf("state body\n got %s\nwant %s", got, want)
 	}
+}
+
+// TestStaleUploadURLIsRefusedAsDistributionRefusesIt: an upload URL signed
+// for another offset than the upload holds (a client retrying with an old
+// Location) is refused with 416 RANGE_INVALID, as CNCF Distribution
+// refuses it, with the Location and Range of where the upload stands; the
+// upload is left as it was and goes on from that Location. URLs Berth
+// signed before it took up Distribution's form, which carry no offset,
+// still work.
+func TestStaleUploadURLIsRefusedAsDistributionRefusesIt(t *testing.T) {
+	const secret = "fleet-secret"
+	s := newServer(t, &setup{opts: Options{Secret: secret}})
+	res := s.do("POST", "/v2/repo/blobs/uploads/", nil)
+	res.expect(t, http.StatusAccepted, "")
+	first := res.header.Get("Location")
+	id := res.header.Get("Docker-Upload-UUID")
+	res = s.do("PATCH", first, []byte("hello"), "Content-Type", "application/octet-stream")
+	res.expect(t, http.StatusAccepted, "")
+	current := res.header.Get("Location")
+
+	stale := []struct{ method, path string }{
+		{"PATCH", first},
+		{"PUT", first + "&digest=" + digest.FromString("hello").String()},
+		{"DELETE", first},
+		{"PATCH", "/v2/repo/blobs/uploads/" + id + "?_state=" + url.QueryEscape(distributionState(secret, "repo", id, 6))},
+	}
+	for _, tt := range stale {
+		t.Run(tt.method+" at a stale offset", func(t *testing.T) {
+			res := s.do(tt.method, tt.path, []byte("world"), "Content-Type", "application/octet-stream")
+			res.expect(t, http.StatusRequestedRangeNotSatisfiable, CodeRangeInvalid)
+			if got := res.header.Get("Range"); got != "0-4" {
+				t.Errorf("Range %q, want 0-4", got)
+			}
+			if got := res.header.Get("Location"); got != current {
+				t.Errorf("Location %q, want the current one %q", got, current)
+			}
+		})
+	}
+	t.Run("legacy URL without an offset", func(t *testing.T) {
+		a := &api{opts: Options{Secret: secret}}
+		legacy := "/v2/repo/blobs/uploads/" + id + "?_state=" + a.legacyUploadState("repo", id)
+		s.do("GET", legacy, nil).expect(t, http.StatusNoContent, "")
+		s.do("PATCH", legacy, []byte(" world"), "Content-Type", "application/octet-stream", "Content-Range", "5-10").expect(t, http.StatusAccepted, "")
+	})
+	res = s.do("GET", current, nil)
+	res.expect(t, http.StatusNoContent, "")
+	if got := res.header.Get("Range"); got != "0-10" {
+		t.Fatalf("Range %q after the stale requests, want 0-10", got)
+	}
+	s.do("PUT", res.header.Get("Location")+"&digest="+digest.FromString("hello world").String(), nil).expect(t, http.StatusCreated, "")
 }

@@ -154,6 +154,11 @@ type Options struct {
 	// LeaseSkew is how long past its expiry a lease's claim is honoured by
 	// other instances (berth.storage.leaseskew); 0 for leaseSkew.
 	LeaseSkew time.Duration
+	// DistributionUploads leaves every upload session, at the end of each
+	// request, in the form CNCF Distribution's driver continues as well
+	// (berth.storage.distributionuploads), for a fleet where Berth and
+	// Distribution serve one store (see driver.SharedCloser).
+	DistributionUploads bool
 }
 
 // ManifestValidation mirrors Distribution's validation.manifests section.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/inmemory"
+	"github.com/opencontainers/go-digest"
 )
 
 // TestUploadLeaseTermIsTheConfiguredOne: a request whose instance died
@@ -131,4 +132,55 @@ func TestLeaseRenewalsEndWithTheRequest(t *testing.T) {
 		t.Fatal("the lease of a request that ended is still renewed")
 	}
 	l.stopKeepAlive()
+}
+
+// TestTakeOverOfASharedSessionKeepsEveryByte: with sessions left in
+// Distribution's form (DistributionUploads), a request that dies mid-write
+// is taken over as any other: the bytes it wrote count, its digest state
+// is not trusted, and what is committed is exactly the bytes written, in
+// order, whatever the dead request's writer (still open, on the file
+// system one file with the session's data) does afterwards.
+func TestTakeOverOfASharedSessionKeepsEveryByte(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		const term, skew = time.Second, 200 * time.Millisecond
+		opts := Options{UploadLease: term, LeaseSkew: skew, DistributionUploads: true}
+		id := startedUpload(t, newRegistry(open, opts).Repository("app"), bytesOf(100, 'a'))
+
+		dead, err := newRegistry(open, opts).Repository("app").ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dead.Write(bytesOf(10, 'b')); err != nil {
+			t.Fatal(err)
+		}
+		dead.(*upload).lease.stopKeepAlive()
+		time.Sleep(term + skew + 100*time.Millisecond)
+
+		u, err := newRegistry(open, opts).Repository("app").ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Size() != 110 || u.(*upload).h != nil {
+			t.Fatalf("took over at %d bytes (digest state trusted: %v), want 110, not trusted", u.Size(), u.(*upload).h != nil)
+		}
+		if _, err := u.Write(bytesOf(5, 'c')); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The dead request's writer wakes up and writes on.
+		_, _ = dead.(*upload).fw.Write(bytesOf(7, 'x'))
+		_ = dead.(*upload).fw.Close()
+
+		u, err = newRegistry(open, opts).Repository("app").ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(append(bytesOf(100, 'a'), bytesOf(10, 'b')...), bytesOf(5, 'c')...)
+		if desc, err := u.Commit(ctx, digest.FromBytes(want)); err != nil || desc.Size != int64(len(want)) {
+			t.Fatalf("Commit = %+v, %v, want the %d bytes written, in order", desc, err, len(want))
+		}
+	})
 }

@@ -160,7 +160,11 @@ func (u *upload) Close(ctx context.Context) error {
 			return &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
 		}
 	}
-	if err := u.fw.Close(); err != nil {
+	closeWriter := u.fw.Close
+	if u.repo.reg.opts.DistributionUploads {
+		closeWriter = func() error { return driver.CloseShared(u.fw) }
+	}
+	if err := closeWriter(); err != nil {
 		if u.lease != nil {
 			u.lease.abandon()
 		}

@@ -158,7 +158,11 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 	// before it knew the size released it as unknown (-1). The client
 	// resumes from what is stored, so the session is taken over below to
 	// learn it.
-	unknown := gen > 0 && (cur.Released && cur.Size < 0 || !cur.Released && !cur.live(time.Now(), r.reg.leaseSkew()))
+	//
+	// With sessions shared with CNCF Distribution, its requests append
+	// without a claim: only the stored bytes tell.
+	unknown := r.reg.opts.DistributionUploads ||
+		gen > 0 && (cur.Released && cur.Size < 0 || !cur.Released && !cur.live(time.Now(), r.reg.leaseSkew()))
 	if !unknown {
 		if size, err := r.releasedSize(ctx, id); !errors.Is(err, errNoRelease) {
 			return size, err

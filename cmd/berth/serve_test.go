@@ -43,6 +43,7 @@ berth:
   storage:
     uploadlease: 7s
     leaseskew: 3s
+    distributionuploads: true
     cache:
       contentbytes: 1048576
 `), nil)
@@ -55,5 +56,8 @@ berth:
 	}
 	if opts.ContentBytes != 1<<20 {
 		t.Fatalf("storage options: content bytes %d, want 1 MiB", opts.ContentBytes)
+	}
+	if !opts.DistributionUploads {
+		t.Fatal("berth.storage.distributionuploads did not reach the storage options")
 	}
 }

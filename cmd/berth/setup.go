@@ -149,6 +149,7 @@ func storageOptions(cfg *config.Config) storage.Options {
 		UploadLease:         cfg.Berth.Storage.UploadLease,
 		LeaseSkew:           cfg.Berth.Storage.LeaseSkew,
 		ContentBytes:        cfg.Berth.Storage.Cache.ContentBytes,
+		DistributionUploads: cfg.Berth.Storage.DistributionUploads,
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,

@@ -65,6 +65,17 @@ func CommitTo(ctx context.Context, d Driver, fw FileWriter, src, dst string) err
 	return d.Move(ctx, src, dst)
 }
 
+// CloseShared closes fw in the form Distribution continues when it can
+// (see SharedCloser), else as Close does.
+func CloseShared(fw FileWriter) error {
+	if sc, ok := fw.(SharedCloser); ok {
+		if err := sc.CloseShared(); !errors.Is(err, ErrUnsupported) {
+			return err
+		}
+	}
+	return fw.Close()
+}
+
 // GetContent reads the whole file at path, refusing files over limit bytes
 // so a stray large file cannot exhaust memory.
 func GetContent(ctx context.Context, d Driver, path string, limit int64) ([]byte, error) {

@@ -153,6 +153,18 @@ type CommitMover interface {
 	CommitTo(ctx context.Context, path string) error
 }
 
+// SharedCloser is implemented by FileWriters that can close leaving the
+// unfinished write in the form CNCF Distribution's driver for the same
+// backend continues with its own Writer(path, true), besides their own:
+// the file system shows the unfinished bytes at path itself (a hard link,
+// no copy), S3 sends the bytes past the last full part as a last, short
+// part of the multipart upload. Writer(path, true) resumes a write left
+// either way, and one Distribution appended to since. Use the CloseShared
+// function, which falls back to Close.
+type SharedCloser interface {
+	CloseShared() error
+}
+
 // FileOpener is implemented by drivers that can hand out an *os.File for a
 // committed file, so net/http can serve it with sendfile.
 type FileOpener interface {

@@ -245,6 +245,17 @@ func (w *instrumentedWriter) Close() error {
 	return err
 }
 
+func (w *instrumentedWriter) CloseShared() error {
+	sc, ok := w.FileWriter.(SharedCloser)
+	if !ok {
+		return ErrUnsupported
+	}
+	_, end := w.in.begin(w.ctx, "close", w.path)
+	err := sc.CloseShared()
+	end(err)
+	return err
+}
+
 func (w *instrumentedWriter) Commit(ctx context.Context) error {
 	ctx, end := w.in.begin(ctx, "commit", w.path)
 	err := w.FileWriter.Commit(ctx)

@@ -323,6 +323,19 @@ func (ww *wrappedWriter) Close() error {
 	return ww.w.fail("close", ww.path, err)
 }
 
+// CloseShared closes in Distribution's form when the driver's writer can,
+// and returns ErrUnsupported otherwise (see the CloseShared function).
+func (ww *wrappedWriter) CloseShared() error {
+	sc, ok := ww.fw.(SharedCloser)
+	if !ok {
+		return ErrUnsupported
+	}
+	done := ww.wd.arm(ww.w.t.Write)
+	err := done(sc.CloseShared())
+	ww.wd.release()
+	return ww.w.fail("close", ww.path, err)
+}
+
 func (ww *wrappedWriter) Size() int64 { return ww.fw.Size() }
 
 // finish runs the last call of a writer (Commit, CommitTo, Cancel) under

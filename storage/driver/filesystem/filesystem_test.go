@@ -156,3 +156,106 @@ func TestDeleteRootKeepsTheRootDirectory(t *testing.T) {
 		t.Fatalf("root after Delete(/) = %v, %v; want an empty directory", entries, err)
 	}
 }
+
+// TestSharedWriteIsContinuedInPlace: a write closed with CloseShared shows
+// its bytes at the path itself, where CNCF Distribution's driver appends;
+// what is appended there is what Writer(path, true) resumes, and the
+// commit publishes the whole. A fresh write at the path never truncates
+// the shared file, and committing leaves one name.
+func TestSharedWriteIsContinuedInPlace(t *testing.T) {
+	d, root := newDriver(t)
+	ctx := t.Context()
+	const p = "/uploads/x/data"
+	full := filepath.Join(root, filepath.FromSlash(p))
+	w, err := d.Writer(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("berth,")); err != nil {
+		t.Fatal(err)
+	}
+	if err := driver.CloseShared(w); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(full); err != nil || string(b) != "berth," {
+		t.Fatalf("path after CloseShared: %q, %v", b, err)
+	}
+	// Distribution appends in place.
+	f, err := os.OpenFile(full, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("distribution,"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	w, err = d.Writer(ctx, p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Size() != int64(len("berth,distribution,")) {
+		t.Fatalf("resumed at %d, want what both wrote", w.Size())
+	}
+	if _, err := w.Write([]byte("berth")); err != nil {
+		t.Fatal(err)
+	}
+	if err := driver.CloseShared(w); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(full); string(b) != "berth,distribution,berth" {
+		t.Fatalf("path holds %q", b)
+	}
+
+	// A new write at the path (a session taken over) starts empty and
+	// leaves the shared bytes where they are.
+	fresh, err := d.Writer(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Size() != 0 {
+		t.Fatalf("fresh write at %d", fresh.Size())
+	}
+	if b, _ := os.ReadFile(full); string(b) != "berth,distribution,berth" {
+		t.Fatalf("a fresh write changed the shared file: %q", b)
+	}
+	if _, err := fresh.Write([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := driver.CloseShared(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(full); string(b) != "new" {
+		t.Fatalf("path after the fresh write's CloseShared: %q", b)
+	}
+
+	w, err = d.Writer(ctx, p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := driver.CommitTo(ctx, d, w, p, "/blobs/x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(full); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the session's shared name outlived the commit: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "blobs", "x")); string(b) != "new" {
+		t.Fatalf("committed %q", b)
+	}
+
+	// Commit in place, of a shared write, leaves the file under its
+	// name only.
+	w, _ = d.Writer(ctx, p, false)
+	w.Write([]byte("again"))
+	driver.CloseShared(w)
+	w, _ = d.Writer(ctx, p, true)
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(full); string(b) != "again" {
+		t.Fatalf("committed in place: %q", b)
+	}
+	if m, _ := filepath.Glob(full + "*~"); len(m) != 0 {
+		t.Fatalf("left behind: %v", m)
+	}
+}

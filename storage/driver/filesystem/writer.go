@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,13 +41,22 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 			return nil, err
 		}
 		w.resumed = true
+		w.shared = sameFile(w.f, final)
 		return w, nil
 	}
 	// The directories are made durable by Commit, not now: a write that
 	// is committed elsewhere (CommitTo, an upload session's data) never
 	// needs its own directory to survive a crash.
 	err = d.inDir(filepath.Dir(final), &w.created, func() (err error) {
-		w.f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		w.f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			// An earlier write, maybe shared (see CloseShared): it is
+			// unlinked, never truncated, as its bytes may be what path
+			// holds.
+			if err = os.Remove(part); err == nil {
+				w.f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -61,6 +72,7 @@ type writer struct {
 	size        int64
 	done        bool     // committed or cancelled
 	resumed     bool     // opened with append: created is unknown
+	shared      bool     // the unfinished file is linked at final too
 	created     []string // directories made for this write, not yet synced
 	unstarted   int64    // bytes written since the last startWriteback
 }
@@ -105,6 +117,73 @@ func (w *writer) Close() error {
 	return err
 }
 
+// CloseShared implements driver.SharedCloser: after Close, the unfinished
+// file is linked at the path itself, where CNCF Distribution's driver
+// writes in place and appends. The two names are one file, so what
+// Distribution appends through one is what Writer(path, true) resumes
+// through the other. A path holding another file (bytes adopted from
+// Distribution, an earlier write) is replaced in one rename. The link is
+// not synced: after a crash the path may hold an older file, which
+// Distribution's offset check refuses to continue.
+func (w *writer) CloseShared() error {
+	if w.f == nil {
+		return nil
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if w.shared {
+		return nil
+	}
+	w.d.sem <- struct{}{}
+	defer w.d.release()
+	if fi, err := os.Lstat(w.final); err == nil && isSameFile(w.part, fi) {
+		return nil
+	}
+	tmp := w.final + "." + strconv.FormatUint(rand.Uint64(), 36) + ".tmp~"
+	if err := os.Link(w.part, tmp); err != nil {
+		return notFound(err)
+	}
+	if err := os.Rename(tmp, w.final); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// sameFile tells whether the open file f is the file at path.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Lstat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// isSameFile tells whether the file at path is fi.
+func isSameFile(path string, fi fs.FileInfo) bool {
+	a, err := os.Lstat(path)
+	return err == nil && os.SameFile(a, fi)
+}
+
+// unshare removes the link of a shared write at final, so that nothing
+// written through it (Distribution appending to a session Berth commits)
+// reaches the file this write becomes.
+func (w *writer) unshare() error {
+	if !w.shared {
+		return nil
+	}
+	fi, err := os.Lstat(w.final)
+	if err != nil || !isSameFile(w.part, fi) {
+		return nil
+	}
+	if err := os.Remove(w.final); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // Commit syncs the data, renames it into place and syncs the directory and
 // the parents of the directories made for it, so that the file is whole at
 // its path after a crash, or absent.
@@ -113,6 +192,11 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	defer w.d.release()
+	// A shared write is one file under both names: renaming one onto
+	// the other would leave both.
+	if err := w.unshare(); err != nil {
+		return err
+	}
 	if err := os.Rename(w.part, w.final); err != nil {
 		// The unfinished write was deleted or replaced meanwhile.
 		return notFound(err)
@@ -150,6 +234,9 @@ func (w *writer) CommitTo(ctx context.Context, path string) error {
 		return err
 	}
 	defer w.d.release()
+	if err := w.unshare(); err != nil {
+		return err
+	}
 	if err := w.d.renameInto(w.part, to, created); err != nil {
 		return err
 	}

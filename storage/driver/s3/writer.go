@@ -25,6 +25,11 @@ const (
 	metaUpload  = "berth-upload"  // the multipart upload id, "" before the first part
 	metaOffset  = "berth-offset"  // bytes in the upload's parts, where the tail starts
 	metaStarted = "berth-started" // when the write began, RFC 3339
+	// Set by CloseShared, which also sends the tail as the upload's last,
+	// short part: its number and ETag, so that the next writer knows the
+	// part for the tail it holds and sends it again with the bytes after.
+	metaTailPart = "berth-tailpart"
+	metaTailETag = "berth-tailetag"
 )
 
 var errClosed = errors.New("writer already closed, committed or cancelled")
@@ -44,8 +49,9 @@ type writer struct {
 	parts     []types.CompletedPart
 	partBytes int64 // bytes in parts, those in flight included
 	buf       *[]byte
-	tail      int64 // bytes that were in buf when it was released
-	state     bool  // a state object may exist at stateKey
+	tail      int64       // bytes that were in buf when it was released
+	state     bool        // a state object may exist at stateKey
+	short     *types.Part // a last part under S3's minimum, after parts
 	done      bool
 	err       error // a failed part upload poisons the writer
 
@@ -163,10 +169,15 @@ func (w *writer) resume(ctx context.Context) error {
 	}
 
 	st, err := w.d.c.GetObject(ctx, &s3.GetObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
-	switch {
-	case err == nil:
+	if err == nil {
 		defer st.Body.Close()
 		w.state = true
+	}
+	if w.short != nil && (isNotFound(err) || err == nil && !w.ownTail(st)) {
+		return w.completeForeign(ctx)
+	}
+	switch {
+	case err == nil:
 		off, _ := strconv.ParseInt(st.Metadata[metaOffset], 10, 64)
 		if st.Metadata[metaUpload] != w.upload || off != w.partBytes {
 			break
@@ -222,7 +233,13 @@ func (w *writer) listParts(ctx context.Context) error {
 			break
 		}
 		if aws.ToInt64(p.Size) < minChunkSize {
-			// Not ours (Berth uploads only full parts before Commit):
+			if i == len(all)-1 {
+				// The tail CloseShared sent, or the last part of a
+				// write CNCF Distribution's driver closed: resume
+				// decides which.
+				w.short = &all[i]
+				break
+			}
 			// S3 would refuse to complete it with more parts after.
 			return fmt.Errorf("%w: multipart upload %s has a short part %d", driver.ErrNotFound, w.upload, aws.ToInt32(p.PartNumber))
 		}
@@ -230,6 +247,31 @@ func (w *writer) listParts(ctx context.Context) error {
 		w.partBytes += aws.ToInt64(p.Size)
 	}
 	return nil
+}
+
+// ownTail tells whether the short last part is the tail the state object
+// st holds, sent by CloseShared: the tail is resumed from st, and the part
+// is sent again, with what follows, under its number.
+func (w *writer) ownTail(st *s3.GetObjectOutput) bool {
+	off, _ := strconv.ParseInt(st.Metadata[metaOffset], 10, 64)
+	return st.Metadata[metaUpload] == w.upload && off == w.partBytes &&
+		st.Metadata[metaTailPart] == strconv.Itoa(int(aws.ToInt32(w.short.PartNumber))) &&
+		st.Metadata[metaTailETag] == strings.Trim(aws.ToString(w.short.ETag), `"`) &&
+		aws.ToInt64(st.ContentLength) == aws.ToInt64(w.short.Size)
+}
+
+// completeForeign completes a multipart upload that ends in a short part
+// this driver did not send (CNCF Distribution's driver closes a write
+// that way, during a migration): S3 cannot read back or append to a part,
+// so the write is completed at its path with every byte in order, and the
+// caller finds it there as a committed file (ErrNotFound: no unfinished
+// write), which it copies into a new write.
+func (w *writer) completeForeign(ctx context.Context) error {
+	parts := append(w.parts, types.CompletedPart{ETag: w.short.ETag, PartNumber: w.short.PartNumber})
+	if err := w.d.completeUpload(ctx, w.key, w.upload, parts); err != nil {
+		return mapErr("writer", w.path, err)
+	}
+	return pathErr("writer", w.path, driver.ErrNotFound)
 }
 
 func (w *writer) Size() int64 {
@@ -265,7 +307,17 @@ func (w *writer) Write(p []byte) (int, error) {
 
 // Close persists the tail in the state object so that a writer in any
 // process can resume. After Commit or Cancel it does nothing.
-func (w *writer) Close() error {
+func (w *writer) Close() error { return w.close(false) }
+
+// CloseShared implements driver.SharedCloser: Close, and the write left as
+// CNCF Distribution's driver continues it, every byte in the parts of the
+// one multipart upload on the key: the tail is also sent as a last, short
+// part (Distribution completes and restarts the upload before it appends
+// after one), and a write that never filled a part gets an upload. It
+// costs one or two requests more than Close.
+func (w *writer) CloseShared() error { return w.close(true) }
+
+func (w *writer) close(shared bool) error {
 	if w.done {
 		return nil
 	}
@@ -284,18 +336,50 @@ func (w *writer) Close() error {
 		return err
 	}
 	tail := *w.buf
+	meta := map[string]string{
+		metaUpload:  w.upload,
+		metaOffset:  strconv.FormatInt(w.partBytes, 10),
+		metaStarted: w.started.Format(time.RFC3339Nano),
+	}
+	if shared {
+		if err := w.shareTail(meta); err != nil {
+			return mapErr("close", w.path, err)
+		}
+	}
 	_, err := w.d.c.PutObject(w.ctx, &s3.PutObjectInput{
 		Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path)),
 		Body: bytes.NewReader(tail), ContentLength: aws.Int64(int64(len(tail))),
-		Metadata: map[string]string{
-			metaUpload:  w.upload,
-			metaOffset:  strconv.FormatInt(w.partBytes, 10),
-			metaStarted: w.started.Format(time.RFC3339Nano),
-		},
+		Metadata:             meta,
 		ServerSideEncryption: w.encryption(),
 		SSEKMSKeyId:          w.kmsKey(),
 	})
 	return mapErr("close", w.path, err)
+}
+
+// shareTail sends the tail as the next part, not counted in partBytes (the
+// state object holds it too), and records it in meta. Before the state
+// object: a crash between the two leaves a part the state does not name,
+// which the next writer completes with the rest (completeForeign).
+func (w *writer) shareTail(meta map[string]string) error {
+	if w.upload == "" {
+		id, err := w.d.createUpload(w.ctx, w.key)
+		if err != nil {
+			return err
+		}
+		w.upload = id
+		meta[metaUpload] = id
+	}
+	if len(*w.buf) == 0 {
+		return nil
+	}
+	p := &part{num: int32(len(w.parts) + 1), buf: *w.buf, done: make(chan struct{})}
+	w.d.uploadPart(w.ctx, w.key, w.upload, p)
+	if p.err != nil {
+		return p.err
+	}
+	meta[metaTailPart] = strconv.Itoa(int(p.num))
+	meta[metaTailETag] = strings.Trim(aws.ToString(p.etag), `"`)
+	return nil
 }
 
 func (w *writer) encryption() types.ServerSideEncryption { s, _ := w.d.sse(); return s }
