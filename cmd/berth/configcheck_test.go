@@ -164,6 +164,8 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 		{"http addr without port", "", "http.addr"},
 		{"debug addr without port", "  debug:\n    addr: localhost\n", "http.debug.addr"},
 		{"debug addr bad port", "  debug:\n    addr: 127.0.0.1:fivethousand\n", "http.debug.addr"},
+		{"distributionuploads on filesystem", "berth:\n  storage:\n    distributionuploads: true\n", ""},
+		{"distributionuploads on inmemory", "berth:\n  storage:\n    distributionuploads: true\n", "berth.storage.distributionuploads: works with the filesystem and s3 drivers, not inmemory"},
 		{"redis rootcas missing", "redis:\n  addrs: [127.0.0.1:1]\n  tls:\n    rootcas: [" + filepath.Join(dir, "noredisca.pem") + "]\n", "noredisca.pem"},
 	}
 	for _, tt := range tests {
@@ -171,6 +173,9 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 			data := base + tt.extra
 			if tt.name == "bad driver key" {
 				data = strings.Replace(data, "  filesystem:\n", "  filesystem:\n    colour: blue\n", 1)
+			}
+			if strings.HasSuffix(tt.name, "on inmemory") {
+				data = strings.Replace(data, "storage:\n  filesystem:\n    rootdirectory: "+filepath.Join(dir, "root")+"\n", "storage:\n  inmemory:\n", 1)
 			}
 			if tt.name == "http addr without port" {
 				data = strings.Replace(data, "addr: 127.0.0.1:0\n", "addr: \"5000\"\n", 1)

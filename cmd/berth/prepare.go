@@ -35,6 +35,12 @@ func prepare(cfg *config.Config, log *slog.Logger) (*startup, error) {
 	if err := driver.Check(name, params); err != nil {
 		errs = append(errs, placeDriverError(cfg, name, err))
 	}
+	// Only these drivers leave a session where Distribution continues
+	// it (driver.SharedCloser); elsewhere the key would be ignored.
+	if cfg.Berth.Storage.DistributionUploads && name != "filesystem" && name != "s3" {
+		errs = append(errs, placeKey(cfg, "berth.storage.distributionuploads",
+			fmt.Errorf("works with the filesystem and s3 drivers, not %s", name)))
+	}
 	for _, a := range []struct{ key, network, addr string }{
 		{"http.addr", cfg.HTTP.Net, cfg.HTTP.Addr},
 		{"http.debug.addr", "tcp", cfg.HTTP.Debug.Addr},
