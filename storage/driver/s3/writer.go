@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/inflight"
 )
 
 // The state object of an unfinished write holds the bytes written after
@@ -49,10 +50,9 @@ type writer struct {
 	done      bool
 	err       error // a failed part upload poisons the writer
 
-	// Parts in flight, oldest first, and what they run under.
-	flight []*part
-	spare  [][]byte // buffers back from finished parts, for the next ones
-	extra  int      // buffers held beyond the first, each a unit of d.memory
+	// flight holds the parts in flight; a part records itself in parts
+	// once it landed.
+	flight *inflight.Queue[types.CompletedPart]
 	// ctx is Writer's, for Write, Close and the parts, which take none:
 	// the caller keeps it alive for the writer's life and cancels it to
 	// stop a call that hangs (the wrapper Open returns does both); stop
@@ -64,6 +64,7 @@ type writer struct {
 // Writer implements driver.Driver.
 func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
 	w := &writer{d: d, path: path, key: d.key(path), started: time.Now().UTC()}
+	w.flight = inflight.New(d.bufs, d.memory, d.cfg.writeConcurrency, w.landed)
 	// Parts outlive the call that sends them (Write has no context): they
 	// stop on Cancel, or when ctx ends (the driver wrapper keeps ctx for
 	// the writer's life and cancels it at a deadline).
@@ -97,12 +98,7 @@ func (w *writer) release() {
 		w.d.bufs.Put(*w.buf)
 		w.buf = nil
 	}
-	for _, b := range w.spare {
-		w.d.bufs.Put(b)
-	}
-	w.spare = nil
-	w.d.memory.Release(int64(w.extra))
-	w.extra = 0
+	w.flight.Release()
 	w.stop()
 }
 
