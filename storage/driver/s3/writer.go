@@ -279,6 +279,17 @@ func (w *writer) Close() error {
 	if err := w.settle(); err != nil {
 		return err
 	}
+	if len(*w.buf) == 0 && w.upload != "" && w.state {
+		// Every byte is in the upload's parts, and the state object there
+		// already is behind them (this writer sent a part since it was
+		// written) or says so (its tail was empty): the next writer
+		// ignores a tail whose offset is not where the parts end
+		// (resume). A chunked push whose chunks end on part boundaries
+		// saves a round trip per chunk. The object stays, so that
+		// Unfinished finds the write on servers that list uploads only
+		// by exact key.
+		return nil
+	}
 	tail := *w.buf
 	_, err := w.d.c.PutObject(w.ctx, &s3.PutObjectInput{
 		Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path)),
@@ -291,7 +302,11 @@ func (w *writer) Close() error {
 		ServerSideEncryption: w.encryption(),
 		SSEKMSKeyId:          w.kmsKey(),
 	})
-	return mapErr("close", w.path, err)
+	if err != nil {
+		return mapErr("close", w.path, err)
+	}
+	w.state = true
+	return nil
 }
 
 func (w *writer) encryption() types.ServerSideEncryption { s, _ := w.d.sse(); return s }
