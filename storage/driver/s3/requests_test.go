@@ -123,3 +123,95 @@ func TestCloseOnAPartBoundaryWritesNoState(t *testing.T) {
 		t.Errorf("keys after Commit: %v, want only the file", keys)
 	}
 }
+
+func TestReopenGoesOnWithoutListing(t *testing.T) {
+	s := newStore(t)
+	rec := newRecorder(t, s.m.Endpoint)
+	ctx := context.Background()
+	const path = "/up/data"
+	data := randomBytes(t, 3*minChunkSize+10)
+	d := driver.Wrap(rec.driver(t, s)) // as Berth opens it: Reopen goes through the wrapper
+	listings := func(reqs []string) int {
+		return count(reqs, http.MethodGet, "uploads=") + count(reqs, http.MethodGet, "uploadId=")
+	}
+
+	w := openWriter(t, d, path, false)
+	cuts := []struct {
+		end   int
+		reqs  int // requests Reopen may send: one GET of a tail, or none
+		label string
+	}{
+		{1000, 1, "a tail in the state object"},
+		{2 * minChunkSize, 0, "a part boundary"},
+		{2*minChunkSize + 7, 1, "a short tail after parts"},
+		{3*minChunkSize + 3, 1, "a part and a tail"},
+	}
+	prev := 0
+	for _, c := range cuts {
+		write(t, w, data[prev:c.end])
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rec.take()
+		nw, err := driver.Reopen(ctx, d, w, path)
+		if err != nil {
+			t.Fatalf("after %s: Reopen: %v", c.label, err)
+		}
+		reqs := rec.take()
+		if len(reqs) > c.reqs || listings(reqs) > 0 {
+			t.Errorf("after %s: Reopen sent %v, want at most %d requests and no listing", c.label, reqs, c.reqs)
+		}
+		if got := nw.Size(); got != int64(c.end) {
+			t.Fatalf("after %s: reopened Size = %d, want %d", c.label, got, c.end)
+		}
+		// The closed writer is reopened once: a second Reopen resumes as
+		// Writer does, from the backend.
+		w, prev = nw, c.end
+	}
+	write(t, w, data[prev:])
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, d, path); string(got) != string(data) {
+		t.Fatalf("committed %d bytes differ from the %d written", len(got), len(data))
+	}
+	if keys := s.keys(t); len(keys) != 1 {
+		t.Errorf("keys after Commit: %v, want only the file", keys)
+	}
+}
+
+func TestReopenTwiceResumesFromTheStore(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	const path = "/up/data"
+	data := randomBytes(t, minChunkSize+10)
+	d := driver.Wrap(s.driver(t, "", nil))
+	w := openWriter(t, d, path, false)
+	write(t, w, data[:100])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A writer reopened once is not reopened again from memory: the one
+	// reopened may have written since.
+	first, err := driver.Reopen(ctx, d, w, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, first, data[100:])
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := driver.Reopen(ctx, d, w, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := second.Size(); got != int64(len(data)) {
+		t.Fatalf("second Reopen of the same writer: Size = %d, want %d (what the store holds)", got, len(data))
+	}
+	if err := second.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, d, path); string(got) != string(data) {
+		t.Fatalf("committed bytes differ")
+	}
+}

@@ -48,7 +48,9 @@ type writer struct {
 	tail      int64 // bytes that were in buf when it was released
 	state     bool  // a state object may exist at stateKey
 	done      bool
-	err       error // a failed part upload poisons the writer
+	// reopenable is set by a Close that succeeded, until Reopen.
+	reopenable bool
+	err        error // a failed part upload poisons the writer
 
 	// flight holds the parts in flight; a part records itself in parts
 	// once it landed.
@@ -157,7 +159,12 @@ func (w *writer) resume(ctx context.Context) error {
 			return mapErr("writer", w.path, err)
 		}
 	}
+	return w.readState(ctx)
+}
 
+// readState reads the state object's tail into the buffer when it follows
+// the parts exactly (see resume).
+func (w *writer) readState(ctx context.Context) error {
 	st, err := w.d.c.GetObject(ctx, &s3.GetObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
 	switch {
 	case err == nil:
@@ -288,6 +295,7 @@ func (w *writer) Close() error {
 		// saves a round trip per chunk. The object stays, so that
 		// Unfinished finds the write on servers that list uploads only
 		// by exact key.
+		w.reopenable = true
 		return nil
 	}
 	tail := *w.buf
@@ -306,7 +314,39 @@ func (w *writer) Close() error {
 		return mapErr("close", w.path, err)
 	}
 	w.state = true
+	w.reopenable = true
 	return nil
+}
+
+// Reopen implements driver.Reopener: the write goes on after the upload
+// and parts this writer knew at Close, without listing them again, and a
+// tail it left in the state object is read back (one request instead of
+// three). The state object must still say that the tail follows those
+// parts; if it does not, the write resumes as Writer resumes it.
+func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
+	if !w.reopenable {
+		return nil, pathErr("writer", w.path, driver.ErrUnsupported)
+	}
+	w.reopenable = false
+	nw := &writer{
+		d: w.d, path: w.path, key: w.key, started: w.started,
+		upload: w.upload, parts: slices.Clone(w.parts), partBytes: w.partBytes, state: w.state,
+	}
+	nw.flight = inflight.New(w.d.bufs, w.d.memory, w.d.cfg.writeConcurrency, nw.landed)
+	nw.ctx, nw.stop = context.WithCancel(ctx)
+	if w.tail > 0 {
+		if err := nw.readState(ctx); err != nil {
+			nw.stop()
+			return nil, err
+		}
+		if nw.buf == nil || int64(len(*nw.buf)) != w.tail {
+			nw.release()
+			return w.d.Writer(ctx, w.path, true)
+		}
+		return nw, nil
+	}
+	nw.buf = w.d.getBuf()
+	return nw, nil
 }
 
 func (w *writer) encryption() types.ServerSideEncryption { s, _ := w.d.sse(); return s }
