@@ -73,7 +73,6 @@ func count(reqs []string, method, part string) int {
 func TestCloseOnAPartBoundaryWritesNoState(t *testing.T) {
 	s := newStore(t)
 	rec := newRecorder(t, s.m.Endpoint)
-	ctx := context.Background()
 	const path = "/up/data"
 	data := randomBytes(t, 2*minChunkSize+5)
 	d := rec.driver(t, s)
@@ -113,15 +112,7 @@ func TestCloseOnAPartBoundaryWritesNoState(t *testing.T) {
 	if got := w.Size(); got != int64(len(data)) {
 		t.Fatalf("resumed Size = %d, want %d", got, len(data))
 	}
-	if err := w.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, d, path); string(got) != string(data) {
-		t.Fatalf("committed %d bytes differ from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); len(keys) != 1 {
-		t.Errorf("keys after Commit: %v, want only the file", keys)
-	}
+	commitAndCheck(t, s, d, w, path, data)
 }
 
 func TestReopenGoesOnWithoutListing(t *testing.T) {
@@ -164,20 +155,10 @@ func TestReopenGoesOnWithoutListing(t *testing.T) {
 		if got := nw.Size(); got != int64(c.end) {
 			t.Fatalf("after %s: reopened Size = %d, want %d", c.label, got, c.end)
 		}
-		// The closed writer is reopened once: a second Reopen resumes as
-		// Writer does, from the backend.
 		w, prev = nw, c.end
 	}
 	write(t, w, data[prev:])
-	if err := w.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, d, path); string(got) != string(data) {
-		t.Fatalf("committed %d bytes differ from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); len(keys) != 1 {
-		t.Errorf("keys after Commit: %v, want only the file", keys)
-	}
+	commitAndCheck(t, s, d, w, path, data)
 }
 
 func TestReopenTwiceResumesFromTheStore(t *testing.T) {
@@ -208,10 +189,20 @@ func TestReopenTwiceResumesFromTheStore(t *testing.T) {
 	if got := second.Size(); got != int64(len(data)) {
 		t.Fatalf("second Reopen of the same writer: Size = %d, want %d (what the store holds)", got, len(data))
 	}
-	if err := second.Commit(ctx); err != nil {
+	commitAndCheck(t, s, d, second, path, data)
+}
+
+// commitAndCheck commits w and checks that path holds data and that the
+// write left nothing else in the bucket.
+func commitAndCheck(t *testing.T, s *store, d driver.Driver, w driver.FileWriter, path string, data []byte) {
+	t.Helper()
+	if err := w.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := readAll(t, d, path); string(got) != string(data) {
-		t.Fatalf("committed bytes differ")
+		t.Fatalf("committed %d bytes differ from the %d written", len(got), len(data))
+	}
+	if keys := s.keys(t); len(keys) != 1 {
+		t.Errorf("keys after Commit: %v, want only the file", keys)
 	}
 }
