@@ -31,6 +31,7 @@ type Registry struct {
 	sessions  sync.Map
 	hints     sync.Map
 	hintCount atomic.Int64
+	parked    atomic.Int64     // hints holding a closed writer (uploadmemory.go)
 	now       func() time.Time // the clock cache entries age by
 
 	urlsAllow []*regexp.Regexp

@@ -160,17 +160,33 @@ func (u *upload) Close(ctx context.Context) error {
 			return &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
 		}
 	}
+	// The digest state is saved beside the writer's Close (on an object
+	// store, its last parts): it is trusted only once the release below
+	// says the session ended at its size, and nothing is released when
+	// Close fails.
+	size := u.fw.Size()
+	hashState := u.hashState(size)
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		u.saveHashState(ctx, size, hashState)
+	}()
 	closeWriter := u.fw.Close
 	if u.repo.reg.opts.DistributionUploads {
 		closeWriter = func() error { return driver.CloseShared(u.fw) }
 	}
-	if err := closeWriter(); err != nil {
+	err := closeWriter()
+	<-saved
+	if err != nil {
 		if u.lease != nil {
 			u.lease.abandon()
 		}
 		return wrapDriverErr("close upload", err)
 	}
-	size := u.fw.Size()
+	if s := u.fw.Size(); s != size {
+		// Not a size the digest state was taken at.
+		size, hashState = s, nil
+	}
 	if !u.saved {
 		// After the data, so a resumable session always has its bytes;
 		// the first claim on the session's lease records how this first
@@ -184,34 +200,45 @@ func (u *upload) Close(ctx context.Context) error {
 		if err := driver.Create(ctx, u.repo.driver(), leaseClaimPath(uploadLeaseDir(u.repo.name, u.id), 1), first); err != nil {
 			return wrapDriverErr("start upload", err)
 		}
-		u.repo.reg.putHint(u.repo.name, u.id, leaseHint{gen: 1, rec: rec})
+		u.repo.reg.putHint(u.repo.name, u.id, uploadHint{lease: leaseHint{gen: 1, rec: rec}, mem: u.remember(size, hashState)})
 	}
-	u.saveHashState(ctx, size)
 	if u.lease != nil {
 		// After the digest state: the release is what vouches for it.
 		if err := u.lease.release(ctx, size); err != nil {
 			return wrapDriverErr("close upload", err)
 		}
-		u.repo.reg.putHint(u.repo.name, u.id, leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}})
+		u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
+			lease: leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}},
+			mem:   u.remember(size, hashState),
+		})
 	}
 	return nil
 }
 
-// saveHashState records the running digest at size, for the next request.
-// Failing to is not fatal: Commit then re-reads the data.
-func (u *upload) saveHashState(ctx context.Context, size int64) {
+// hashState is the running digest at size, marshalled, or nil when the
+// digest does not cover exactly size bytes.
+func (u *upload) hashState(size int64) []byte {
 	if u.h == nil || size == 0 || u.hashed != size {
-		return
+		return nil
 	}
 	m, ok := u.h.(encoding.BinaryMarshaler)
 	if !ok {
-		return
+		return nil
 	}
 	state, err := m.MarshalBinary()
-	if err == nil {
-		err = driver.PutScratch(ctx, u.repo.driver(), uploadHashStatePath(u.repo.name, u.id, u.alg, size), state)
-	}
 	if err != nil {
+		return nil
+	}
+	return state
+}
+
+// saveHashState records the digest state at size, for the next request.
+// Failing to is not fatal: Commit then re-reads the data.
+func (u *upload) saveHashState(ctx context.Context, size int64, state []byte) {
+	if state == nil {
+		return
+	}
+	if err := driver.PutScratch(ctx, u.repo.driver(), uploadHashStatePath(u.repo.name, u.id, u.alg, size), state); err != nil {
 		u.repo.reg.log.Warn("upload digest state not saved", "repo", u.repo.name, "upload", u.id, "err", err)
 	}
 }

@@ -274,7 +274,8 @@ func TestResumeWithoutDigestStateRehashes(t *testing.T) {
 		if err := driver.Wrap(open()).Delete(ctx, uploadDir("app", u.ID())+"/hashstates"); err != nil {
 			t.Fatal(err)
 		}
-		u, err = repo.ResumeUpload(ctx, u.ID())
+		// Another instance: this one remembers the state it saved.
+		u, err = newRegistry(open, Options{}).Repository("app").ResumeUpload(ctx, u.ID())
 		if err != nil {
 			t.Fatal(err)
 		}

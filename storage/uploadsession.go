@@ -36,42 +36,33 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	if !validUploadID(id) {
 		return nil, &Error{Err: ErrUploadUnknown, Detail: "malformed upload id"}
 	}
-	b, err := driver.GetContent(ctx, r.driver(), uploadStartedAtPath(r.name, id), 64)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, ErrUploadUnknown
-		}
-		return nil, wrapDriverErr("resume upload", err)
-	}
-	startedAt, err := time.Parse(time.RFC3339, string(b))
-	if err != nil {
-		return nil, &Error{Err: ErrUploadInvalid, Detail: "corrupt upload start time"}
-	}
 	// Requests on this instance are kept apart here, before the store is
 	// asked: exactly, on every backend (Swift's create is not atomic),
 	// and without a round trip.
 	unhold, ok := r.reg.holdSession(r.name, id)
 	if !ok {
+		if _, err := r.startedAt(ctx, id); err != nil {
+			return nil, err
+		}
 		return nil, r.busy(ctx, id)
 	}
-	l, prev, err := acquireLeaseAfter(ctx, r.driver(), uploadLeaseDir(r.name, id), r.reg.uploadLease(), r.reg.leaseSkew(), false, r.reg.takeHint(r.name, id))
+	hint := r.reg.takeHint(r.name, id)
+	startedAt, l, prev, err := r.openSession(ctx, id, hint)
 	if err != nil {
 		unhold()
-		var he *heldError
-		if errors.As(err, &he) {
-			busy := &BusyError{}
-			if he.prev != nil && he.prev.Released {
-				busy.Size = he.prev.Size
-			}
-			return nil, busy
-		}
-		return nil, wrapDriverErr("resume upload", err)
+		return nil, err
 	}
 	l.onEnd = unhold
 	l.keepAlive(ctx, 0)
-	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
-	if err == nil && (prev == nil || !prev.Released) {
-		fw, err = r.forkUpload(ctx, id, fw)
+	mem := hint.trusted(l, r.driver())
+	var fw driver.FileWriter
+	if mem != nil {
+		fw, err = driver.Reopen(ctx, r.driver(), mem.fw, uploadDataPath(r.name, id))
+	} else {
+		fw, err = r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
+		if err == nil && (prev == nil || !prev.Released) {
+			fw, err = r.forkUpload(ctx, id, fw)
+		}
 	}
 	if isNotFound(err) {
 		fw, err = r.adoptUpload(ctx, id)
@@ -81,7 +72,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		return nil, wrapDriverErr("resume upload", err)
 	}
 	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true, lease: l}
-	if err := u.loadHashState(ctx, prev); err != nil {
+	if err := u.loadHashState(ctx, prev, mem); err != nil {
 		_ = fw.Close()
 		_ = l.release(ctx, -1)
 		return nil, err
@@ -240,7 +231,7 @@ func (r *repository) adoptUpload(ctx context.Context, id string) (driver.FileWri
 // hashes the stored bytes themselves. So does every resumed upload on a
 // backend without an atomic create (Swift), where two instances may both
 // have held the session at once.
-func (u *upload) loadHashState(ctx context.Context, prev *leaseRecord) error {
+func (u *upload) loadHashState(ctx context.Context, prev *leaseRecord, mem *sessionMemory) error {
 	size := u.fw.Size()
 	if size == 0 {
 		u.h = u.alg.Hash()
@@ -256,6 +247,9 @@ func (u *upload) loadHashState(ctx context.Context, prev *leaseRecord) error {
 		u.repo.reg.log.Info("upload digest state not trusted; commit will re-read the data",
 			"repo", u.repo.name, "upload", u.id, "offset", size)
 		u.h = nil
+		return nil
+	}
+	if mem.restore(u, size) {
 		return nil
 	}
 	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
@@ -278,36 +272,6 @@ func (u *upload) loadHashState(ctx context.Context, prev *leaseRecord) error {
 		"repo", u.repo.name, "upload", u.id, "offset", size)
 	u.h = nil
 	return nil
-}
-
-// maxHints bounds the claims remembered for sessions whose next request
-// never comes (abandoned pushes): past it, the next request reads the
-// lease as another instance would.
-const maxHints = 10000
-
-// putHint remembers that this instance released the claim of hint on the
-// upload id of repository name, so that the session's next request here
-// takes the lease with one create instead of reading it first (three
-// round trips on an object store, a fifth of a small push's time).
-func (r *Registry) putHint(name, id string, h leaseHint) {
-	if r.hintCount.Load() >= maxHints {
-		return
-	}
-	if _, loaded := r.hints.Swap(name+"/"+id, h); !loaded {
-		r.hintCount.Add(1)
-	}
-}
-
-// takeHint returns and forgets the claim this instance last released on
-// the upload, or nil.
-func (r *Registry) takeHint(name, id string) *leaseHint {
-	v, ok := r.hints.LoadAndDelete(name + "/" + id)
-	if !ok {
-		return nil
-	}
-	r.hintCount.Add(-1)
-	h := v.(leaseHint)
-	return &h
 }
 
 // holds tells whether the request still holds the session's lease, and

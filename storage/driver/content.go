@@ -143,3 +143,16 @@ func walkList(ctx context.Context, d Driver, dir string, fn WalkFunc) error {
 	}
 	return nil
 }
+
+// Reopen goes on with the write at path that fw, closed, left: from fw's
+// memory when it is a Reopener (see there for what the caller vouches
+// for), else as Writer(ctx, path, true) resumes it.
+func Reopen(ctx context.Context, d Driver, fw FileWriter, path string) (FileWriter, error) {
+	if r, ok := fw.(Reopener); ok {
+		nw, err := r.Reopen(ctx)
+		if !errors.Is(err, ErrUnsupported) {
+			return nw, err
+		}
+	}
+	return d.Writer(ctx, path, true)
+}

@@ -165,6 +165,17 @@ type SharedCloser interface {
 	CloseShared() error
 }
 
+// Reopener is implemented by FileWriters that, once closed, can go on
+// with their write from what they remember instead of asking the backend
+// where it stands (an object store's listings of uploads and parts cost a
+// round trip each, for every request of a chunked push). The caller must
+// know that Close succeeded and that nothing wrote at the path since:
+// Berth's upload sessions know it from their lease. A writer is reopened
+// at most once. Use the Reopen function, which falls back to Writer.
+type Reopener interface {
+	Reopen(ctx context.Context) (FileWriter, error)
+}
+
 // FileOpener is implemented by drivers that can hand out an *os.File for a
 // committed file, so net/http can serve it with sendfile.
 type FileOpener interface {

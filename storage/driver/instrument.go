@@ -274,6 +274,22 @@ func (w *instrumentedWriter) CommitTo(ctx context.Context, path string) error {
 	return err
 }
 
+// Reopen reopens the driver's writer when it can, and returns
+// ErrUnsupported otherwise (see the Reopen function).
+func (w *instrumentedWriter) Reopen(ctx context.Context) (FileWriter, error) {
+	r, ok := w.FileWriter.(Reopener)
+	if !ok {
+		return nil, ErrUnsupported
+	}
+	octx, end := w.in.begin(ctx, "writer", w.path)
+	fw, err := r.Reopen(octx)
+	end(err)
+	if err != nil {
+		return nil, err
+	}
+	return &instrumentedWriter{FileWriter: fw, in: w.in, ctx: ctx, path: w.path}, nil
+}
+
 func (w *instrumentedWriter) Cancel(ctx context.Context) error {
 	ctx, end := w.in.begin(ctx, "cancel", w.path)
 	err := w.FileWriter.Cancel(ctx)

@@ -134,12 +134,17 @@ func (w *wrapped) Writer(ctx context.Context, path string, append bool) (FileWri
 	if err := w.check("writer", path); err != nil {
 		return nil, err
 	}
-	// The writer's context keeps the caller's values (a trace) but not its
-	// cancellation, which reaches only the opening.
+	return w.open(ctx, path, func(ctx context.Context) (FileWriter, error) { return w.d.Writer(ctx, path, append) })
+}
+
+// open opens a driver's writer with open, bounded by the metadata timeout.
+// The writer's context keeps the caller's values (a trace) but not its
+// cancellation, which reaches only the opening.
+func (w *wrapped) open(ctx context.Context, path string, open func(context.Context) (FileWriter, error)) (FileWriter, error) {
 	wd := newWatchdog(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { wd.cancel(context.Cause(ctx)) })
 	done := wd.arm(w.t.Metadata)
-	fw, err := w.d.Writer(wd.ctx, path, append)
+	fw, err := open(wd.ctx)
 	stop()
 	if err = done(err); err != nil {
 		wd.release()
@@ -366,6 +371,16 @@ func (ww *wrappedWriter) CommitTo(ctx context.Context, path string) error {
 		return err
 	}
 	return ww.w.fail("commitTo", path, ww.finish(ctx, func(ctx context.Context) error { return cm.CommitTo(ctx, path) }))
+}
+
+// Reopen reopens the driver's writer when it can, and returns
+// ErrUnsupported otherwise (see the Reopen function).
+func (ww *wrappedWriter) Reopen(ctx context.Context) (FileWriter, error) {
+	r, ok := ww.fw.(Reopener)
+	if !ok {
+		return nil, ErrUnsupported
+	}
+	return ww.w.open(ctx, ww.path, r.Reopen)
 }
 
 func (ww *wrappedWriter) Cancel(ctx context.Context) error {

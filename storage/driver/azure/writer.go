@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/inflight"
 )
 
 // A block ID is 24 bytes before base64 (Azure wants every ID of a blob to
@@ -133,9 +134,9 @@ type writer struct {
 	closed, done bool
 	err          error // a failed stage poisons the writer
 
-	flights  []*flight // blocks being staged, oldest first
-	spare    [][]byte  // buffers back from staged blocks
-	extra    int       // buffers held beyond the first, each a unit of d.memory
+	// flight holds the blocks being staged; a block records itself in
+	// blocks once staged.
+	flight   *inflight.Queue[string]
 	stageCtx context.Context
 	stop     context.CancelFunc
 }
@@ -174,6 +175,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 		}
 	}
 	w.buf = d.bufs.Get()
+	w.flight = inflight.New(d.bufs, d.memory, d.cfg.WriteConcurrency, w.landed)
 	w.stageCtx, w.stop = context.WithCancel(w.ctx)
 	return w, nil
 }
@@ -187,12 +189,7 @@ func (w *writer) release() {
 		w.d.bufs.Put(w.buf)
 		w.buf = nil
 	}
-	for _, b := range w.spare {
-		w.d.bufs.Put(b)
-	}
-	w.spare = nil
-	w.d.memory.Release(int64(w.extra))
-	w.extra = 0
+	w.flight.Release()
 }
 
 func (w *writer) check() error {

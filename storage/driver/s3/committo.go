@@ -26,7 +26,7 @@ func (w *writer) CommitTo(ctx context.Context, path string) error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.upload != "" || len(w.flight) > 0 {
+	if w.upload != "" || w.flight.Len() > 0 {
 		return driver.ErrUnsupported
 	}
 	w.done = true

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/inflight"
 )
 
 // The state object of an unfinished write holds the bytes written after
@@ -53,12 +54,13 @@ type writer struct {
 	state     bool        // a state object may exist at stateKey
 	short     *types.Part // a last part under S3's minimum, after parts
 	done      bool
-	err       error // a failed part upload poisons the writer
+	// reopenable is set by a Close that succeeded, until Reopen.
+	reopenable bool
+	err        error // a failed part upload poisons the writer
 
-	// Parts in flight, oldest first, and what they run under.
-	flight []*part
-	spare  [][]byte // buffers back from finished parts, for the next ones
-	extra  int      // buffers held beyond the first, each a unit of d.memory
+	// flight holds the parts in flight; a part records itself in parts
+	// once it landed.
+	flight *inflight.Queue[types.CompletedPart]
 	// ctx is Writer's, for Write, Close and the parts, which take none:
 	// the caller keeps it alive for the writer's life and cancels it to
 	// stop a call that hangs (the wrapper Open returns does both); stop
@@ -70,6 +72,7 @@ type writer struct {
 // Writer implements driver.Driver.
 func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.FileWriter, error) {
 	w := &writer{d: d, path: path, key: d.key(path), started: time.Now().UTC()}
+	w.flight = inflight.New(d.bufs, d.memory, d.cfg.writeConcurrency, w.landed)
 	// Parts outlive the call that sends them (Write has no context): they
 	// stop on Cancel, or when ctx ends (the driver wrapper keeps ctx for
 	// the writer's life and cancels it at a deadline).
@@ -103,12 +106,7 @@ func (w *writer) release() {
 		w.d.bufs.Put(*w.buf)
 		w.buf = nil
 	}
-	for _, b := range w.spare {
-		w.d.bufs.Put(b)
-	}
-	w.spare = nil
-	w.d.memory.Release(int64(w.extra))
-	w.extra = 0
+	w.flight.Release()
 	w.stop()
 }
 
@@ -167,7 +165,12 @@ func (w *writer) resume(ctx context.Context) error {
 			return mapErr("writer", w.path, err)
 		}
 	}
+	return w.readState(ctx)
+}
 
+// readState reads the state object's tail into the buffer when it follows
+// the parts exactly (see resume).
+func (w *writer) readState(ctx context.Context) error {
 	st, err := w.d.c.GetObject(ctx, &s3.GetObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
 	if err == nil {
 		defer st.Body.Close()
@@ -335,6 +338,18 @@ func (w *writer) close(shared bool) error {
 	if err := w.settle(); err != nil {
 		return err
 	}
+	if len(*w.buf) == 0 && w.upload != "" && w.state {
+		// Every byte is in the upload's parts, and the state object there
+		// already is behind them (this writer sent a part since it was
+		// written) or says so (its tail was empty): the next writer
+		// ignores a tail whose offset is not where the parts end
+		// (resume). A chunked push whose chunks end on part boundaries
+		// saves a round trip per chunk. The object stays, so that
+		// Unfinished finds the write on servers that list uploads only
+		// by exact key.
+		w.reopenable = true
+		return nil
+	}
 	tail := *w.buf
 	meta := map[string]string{
 		metaUpload:  w.upload,
@@ -353,7 +368,43 @@ func (w *writer) close(shared bool) error {
 		ServerSideEncryption: w.encryption(),
 		SSEKMSKeyId:          w.kmsKey(),
 	})
-	return mapErr("close", w.path, err)
+	if err != nil {
+		return mapErr("close", w.path, err)
+	}
+	w.state = true
+	w.reopenable = true
+	return nil
+}
+
+// Reopen implements driver.Reopener: the write goes on after the upload
+// and parts this writer knew at Close, without listing them again, and a
+// tail it left in the state object is read back (one request instead of
+// three). The state object must still say that the tail follows those
+// parts; if it does not, the write resumes as Writer resumes it.
+func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
+	if !w.reopenable {
+		return nil, pathErr("writer", w.path, driver.ErrUnsupported)
+	}
+	w.reopenable = false
+	nw := &writer{
+		d: w.d, path: w.path, key: w.key, started: w.started,
+		upload: w.upload, parts: slices.Clone(w.parts), partBytes: w.partBytes, state: w.state,
+	}
+	nw.flight = inflight.New(w.d.bufs, w.d.memory, w.d.cfg.writeConcurrency, nw.landed)
+	nw.ctx, nw.stop = context.WithCancel(ctx)
+	if w.tail > 0 {
+		if err := nw.readState(ctx); err != nil {
+			nw.stop()
+			return nil, err
+		}
+		if nw.buf == nil || int64(len(*nw.buf)) != w.tail {
+			nw.release()
+			return w.d.Writer(ctx, w.path, true)
+		}
+		return nw, nil
+	}
+	nw.buf = w.d.getBuf()
+	return nw, nil
 }
 
 // shareTail sends the tail as the next part, not counted in partBytes (the
@@ -372,13 +423,13 @@ func (w *writer) shareTail(meta map[string]string) error {
 	if len(*w.buf) == 0 {
 		return nil
 	}
-	p := &part{num: int32(len(w.parts) + 1), buf: *w.buf, done: make(chan struct{})}
-	w.d.uploadPart(w.ctx, w.key, w.upload, p)
-	if p.err != nil {
-		return p.err
+	num := int32(len(w.parts) + 1)
+	p, err := w.d.uploadPart(w.ctx, w.key, w.upload, num, *w.buf)
+	if err != nil {
+		return err
 	}
-	meta[metaTailPart] = strconv.Itoa(int(p.num))
-	meta[metaTailETag] = strings.Trim(aws.ToString(p.etag), `"`)
+	meta[metaTailPart] = strconv.Itoa(int(num))
+	meta[metaTailETag] = strings.Trim(aws.ToString(p.ETag), `"`)
 	return nil
 }
 

@@ -1,0 +1,142 @@
+// Package inflight keeps the full buffers of one write in flight to an
+// object store, several at a time, for the drivers that send a write in
+// parts (S3 parts, Azure blocks).
+//
+// One connection to an object store carries tens of MB/s; a writer that
+// waits for each part before filling the next is held to that. So a full
+// buffer is sent in the background while the writer fills the next one,
+// up to a limit of parts at a time. The caller fixes each part's place in
+// the write (a part number, a block index) before sending it, so the
+// write's bytes are in order however the sends finish, and parts are
+// recorded oldest first. Memory: every writer has one buffer of its own;
+// more, up to the limit, only while the driver's shared memory allows, so
+// many concurrent writers fall back to one part at a time rather than
+// grow.
+package inflight
+
+import (
+	"golang.org/x/sync/semaphore"
+
+	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
+)
+
+// Queue holds the parts of one write that are in flight. T is what a
+// landed part leaves for the write to record (an ETag, a block ID). It is
+// used by one goroutine, the writer's.
+type Queue[T any] struct {
+	bufs   *partbuf.Pool
+	memory *semaphore.Weighted // shared by the driver's writers, one unit a buffer
+	limit  int                 // buffers a writer may hold, its own included
+	land   func(T)             // records a landed part, oldest first
+
+	flight []*part[T] // oldest first
+	spare  [][]byte   // buffers back from landed parts
+	extra  int        // buffers held beyond the writer's own, each a unit of memory
+}
+
+// part is one send in flight.
+type part[T any] struct {
+	buf  []byte
+	done chan struct{} // closed when the send returned
+	res  T
+	err  error
+}
+
+// New returns an empty queue drawing buffers from bufs, at most limit per
+// writer and beyond the first only while memory has a unit to spare; land
+// records each part that landed, in the order the parts were sent.
+func New[T any](bufs *partbuf.Pool, memory *semaphore.Weighted, limit int, land func(T)) *Queue[T] {
+	return &Queue[T]{bufs: bufs, memory: memory, limit: limit, land: land}
+}
+
+// Len is the number of parts in flight.
+func (q *Queue[T]) Len() int { return len(q.flight) }
+
+// Send sends the full buffer buf in the background with send and returns
+// an empty buffer for the next part: a spare one, a new one while fewer
+// than limit are held and memory allows, or else the oldest part's once
+// it landed, with that part's failure if it failed. Writers call Reap
+// first, so that a failure already known stops the write before its next
+// part.
+func (q *Queue[T]) Send(buf []byte, send func([]byte) (T, error)) ([]byte, error) {
+	p := &part[T]{buf: buf, done: make(chan struct{})}
+	q.flight = append(q.flight, p)
+	go func() {
+		defer close(p.done)
+		p.res, p.err = send(p.buf)
+	}()
+	return q.next()
+}
+
+func (q *Queue[T]) next() ([]byte, error) {
+	if n := len(q.spare); n > 0 {
+		b := q.spare[n-1]
+		q.spare = q.spare[:n-1]
+		return b[:0], nil
+	}
+	held := 1 + q.extra // the writer's own buffer is in flight now
+	if held < q.limit && q.memory.TryAcquire(1) {
+		q.extra++
+		return q.bufs.Get(), nil
+	}
+	err := q.collect()
+	n := len(q.spare)
+	b := q.spare[n-1]
+	q.spare = q.spare[:n-1]
+	return b[:0], err
+}
+
+// collect waits for the oldest part in flight, records it and keeps its
+// buffer as a spare.
+func (q *Queue[T]) collect() error {
+	p := q.flight[0]
+	<-p.done
+	q.flight = q.flight[1:]
+	q.spare = append(q.spare, p.buf[:0])
+	if p.err != nil {
+		return p.err
+	}
+	q.land(p.res)
+	return nil
+}
+
+// Reap records the oldest parts that already landed, without waiting,
+// and returns the first failure among them.
+func (q *Queue[T]) Reap() error {
+	for len(q.flight) > 0 {
+		select {
+		case <-q.flight[0].done:
+			if err := q.collect(); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// Settle waits for every part in flight and returns the first failure: a
+// failed part's bytes are not in the write, so the writer may claim none
+// of the bytes after them.
+func (q *Queue[T]) Settle() error {
+	var first error
+	for len(q.flight) > 0 {
+		if err := q.collect(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Release gives back the spare buffers and the memory of the extra ones.
+// Every part must have settled; the writer's own buffer is its to give
+// back.
+func (q *Queue[T]) Release() {
+	for _, b := range q.spare {
+		q.bufs.Put(b)
+	}
+	q.spare = nil
+	q.memory.Release(int64(q.extra))
+	q.extra = 0
+}

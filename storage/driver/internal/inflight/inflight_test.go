@@ -1,0 +1,124 @@
+package inflight
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
+)
+
+// sender sends parts that finish in the reverse of their order (each
+// waits less than the one before) and counts how many run at once.
+type sender struct {
+	now, most atomic.Int32
+	fail      int // the part that fails, 0 for none
+}
+
+func (s *sender) send(i int) func([]byte) (int, error) {
+	return func(b []byte) (int, error) {
+		n := s.now.Add(1)
+		defer s.now.Add(-1)
+		for {
+			m := s.most.Load()
+			if n <= m || s.most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(time.Duration(10-i%10) * 3 * time.Millisecond)
+		if i == s.fail {
+			return 0, errSend
+		}
+		if len(b) != 1 || int(b[0]) != i {
+			return 0, errors.New("part sent with another part's bytes")
+		}
+		return i, nil
+	}
+}
+
+var errSend = errors.New("send failed")
+
+func TestQueueRecordsPartsInSendOrderWithinItsLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		limit, memory int
+		most          int32 // buffers the writer may hold: parts in flight at most
+	}{
+		{"limit", 3, 100, 3},
+		{"memory", 8, 1, 2},
+		{"one", 1, 100, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := partbuf.New(64, 0)
+			mem := semaphore.NewWeighted(int64(tc.memory))
+			var landed []int
+			q := New(pool, mem, tc.limit, func(i int) { landed = append(landed, i) })
+			s := &sender{}
+			buf := pool.Get()
+			for i := 1; i <= 20; i++ {
+				if err := q.Reap(); err != nil {
+					t.Fatal(err)
+				}
+				buf = append(buf[:0], byte(i))
+				next, err := q.Send(buf, s.send(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(next) != 0 || cap(next) != 64 {
+					t.Fatalf("next buffer len %d cap %d", len(next), cap(next))
+				}
+				buf = next
+			}
+			if err := q.Settle(); err != nil {
+				t.Fatal(err)
+			}
+			for i, got := range landed {
+				if got != i+1 {
+					t.Fatalf("landed %v, want 1…20 in order", landed)
+				}
+			}
+			if len(landed) != 20 {
+				t.Fatalf("%d parts landed, want 20", len(landed))
+			}
+			// Twenty parts of several milliseconds each overlap whenever
+			// the queue lets them.
+			if m := s.most.Load(); m > tc.most || tc.most > 1 && m < 2 {
+				t.Errorf("%d parts in flight at most, want between 2 and %d", m, tc.most)
+			}
+			q.Release()
+			if !mem.TryAcquire(int64(tc.memory)) {
+				t.Error("Release did not give back the memory of the extra buffers")
+			}
+		})
+	}
+}
+
+func TestQueueFailedPartIsReportedAndNotRecorded(t *testing.T) {
+	pool := partbuf.New(64, 0)
+	var mu sync.Mutex
+	var landed []int
+	q := New(pool, semaphore.NewWeighted(100), 4, func(i int) { mu.Lock(); landed = append(landed, i); mu.Unlock() })
+	s := &sender{fail: 2}
+	buf := pool.Get()
+	var sendErr error
+	for i := 1; i <= 3 && sendErr == nil; i++ {
+		buf = append(buf[:0], byte(i))
+		buf, sendErr = q.Send(buf, s.send(i))
+	}
+	err := q.Settle()
+	if sendErr != nil {
+		err = sendErr
+	}
+	if !errors.Is(err, errSend) {
+		t.Fatalf("Settle = %v, want the failed part's error", err)
+	}
+	for _, i := range landed {
+		if i == 2 {
+			t.Fatalf("landed %v: the failed part was recorded", landed)
+		}
+	}
+}

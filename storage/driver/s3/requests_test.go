@@ -1,0 +1,208 @@
+package s3
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// recorder stands between a driver and MinIO and notes every request the
+// driver sends, as "METHOD /bucket/key?query", so that a test can count
+// the round trips an operation costs.
+type recorder struct {
+	url string
+
+	mu   sync.Mutex
+	reqs []string
+}
+
+func newRecorder(t *testing.T, upstream string) *recorder {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed by the driver for the proxy's address
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.reqs = append(rec.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		rec.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	rec.url = srv.URL
+	return rec
+}
+
+// take returns the requests noted since the last take.
+func (rec *recorder) take() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	r := rec.reqs
+	rec.reqs = nil
+	return r
+}
+
+// driver is a driver on the store that talks to MinIO through rec.
+func (rec *recorder) driver(t *testing.T, s *store) *Driver {
+	return s.driver(t, "", driver.Params{"regionendpoint": rec.url})
+}
+
+// count tells how many of reqs are method on a key containing part.
+func count(reqs []string, method, part string) int {
+	n := 0
+	for _, r := range reqs {
+		if strings.HasPrefix(r, method+" ") && strings.Contains(r, part) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCloseOnAPartBoundaryWritesNoState(t *testing.T) {
+	s := newStore(t)
+	rec := newRecorder(t, s.m.Endpoint)
+	const path = "/up/data"
+	data := randomBytes(t, 2*minChunkSize+5)
+	d := rec.driver(t, s)
+	state := stateDir + "up/data"
+
+	// A tail of 1000 bytes is stored aside in the state object.
+	w := openWriter(t, d, path, false)
+	write(t, w, data[:1000])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	// The next writer fills a part with it and ends on the boundary:
+	// the state object, behind the parts now, is left as it is.
+	w = openWriter(t, rec.driver(t, s), path, true)
+	write(t, w, data[1000:minChunkSize])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(rec.take(), http.MethodPut, state); n != 0 {
+		t.Errorf("Close on a part boundary wrote the state object %d times, want none", n)
+	}
+	// Once more with nothing written, then a part and a tail.
+	prev := minChunkSize
+	for _, cut := range []int{minChunkSize, 2 * minChunkSize, len(data)} {
+		w = openWriter(t, rec.driver(t, s), path, true)
+		if got := w.Size(); got != int64(prev) {
+			t.Fatalf("resumed Size = %d, want %d", got, prev)
+		}
+		write(t, w, data[prev:cut])
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		prev = cut
+	}
+	w = openWriter(t, rec.driver(t, s), path, true)
+	if got := w.Size(); got != int64(len(data)) {
+		t.Fatalf("resumed Size = %d, want %d", got, len(data))
+	}
+	commitAndCheck(t, s, d, w, path, data)
+}
+
+func TestReopenGoesOnWithoutListing(t *testing.T) {
+	s := newStore(t)
+	rec := newRecorder(t, s.m.Endpoint)
+	ctx := context.Background()
+	const path = "/up/data"
+	data := randomBytes(t, 3*minChunkSize+10)
+	d := driver.Wrap(rec.driver(t, s)) // as Berth opens it: Reopen goes through the wrapper
+	listings := func(reqs []string) int {
+		return count(reqs, http.MethodGet, "uploads=") + count(reqs, http.MethodGet, "uploadId=")
+	}
+
+	w := openWriter(t, d, path, false)
+	cuts := []struct {
+		end   int
+		reqs  int // requests Reopen may send: one GET of a tail, or none
+		label string
+	}{
+		{1000, 1, "a tail in the state object"},
+		{2 * minChunkSize, 0, "a part boundary"},
+		{2*minChunkSize + 7, 1, "a short tail after parts"},
+		{3*minChunkSize + 3, 1, "a part and a tail"},
+	}
+	prev := 0
+	for _, c := range cuts {
+		write(t, w, data[prev:c.end])
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rec.take()
+		nw, err := driver.Reopen(ctx, d, w, path)
+		if err != nil {
+			t.Fatalf("after %s: Reopen: %v", c.label, err)
+		}
+		reqs := rec.take()
+		if len(reqs) > c.reqs || listings(reqs) > 0 {
+			t.Errorf("after %s: Reopen sent %v, want at most %d requests and no listing", c.label, reqs, c.reqs)
+		}
+		if got := nw.Size(); got != int64(c.end) {
+			t.Fatalf("after %s: reopened Size = %d, want %d", c.label, got, c.end)
+		}
+		w, prev = nw, c.end
+	}
+	write(t, w, data[prev:])
+	commitAndCheck(t, s, d, w, path, data)
+}
+
+func TestReopenTwiceResumesFromTheStore(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	const path = "/up/data"
+	data := randomBytes(t, minChunkSize+10)
+	d := driver.Wrap(s.driver(t, "", nil))
+	w := openWriter(t, d, path, false)
+	write(t, w, data[:100])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A writer reopened once is not reopened again from memory: the one
+	// reopened may have written since.
+	first, err := driver.Reopen(ctx, d, w, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, first, data[100:])
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := driver.Reopen(ctx, d, w, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := second.Size(); got != int64(len(data)) {
+		t.Fatalf("second Reopen of the same writer: Size = %d, want %d (what the store holds)", got, len(data))
+	}
+	commitAndCheck(t, s, d, second, path, data)
+}
+
+// commitAndCheck commits w and checks that path holds data and that the
+// write left nothing else in the bucket.
+func commitAndCheck(t *testing.T, s *store, d driver.Driver, w driver.FileWriter, path string, data []byte) {
+	t.Helper()
+	if err := w.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, d, path); string(got) != string(data) {
+		t.Fatalf("committed %d bytes differ from the %d written", len(got), len(data))
+	}
+	if keys := s.keys(t); len(keys) != 1 {
+		t.Errorf("keys after Commit: %v, want only the file", keys)
+	}
+}
