@@ -220,7 +220,7 @@ func TestQuickCloudRunShapesTheLink(t *testing.T) {
 	for _, r := range res.rows {
 		ids[r.id] = true
 	}
-	for _, id := range []string{"S1", "S2", "S3", "S4", "S4b", "S4c", "S5", "S6", "S7", "S7b", "S7c", "S8", "S8b", "S8c", "S9", "S9b", "S9c", "S9d", "S9e", "S9f"} {
+	for _, id := range []string{"S1", "S2", "S3", "S4", "S4b", "S4c", "S5", "S5b", "S6", "S6b", "S7", "S7b", "S7c", "S8", "S8b", "S8c", "S9", "S9b", "S9c", "S9d", "S9e", "S9f"} {
 		if !ids[id] {
 			t.Errorf("no row %s in the results", id)
 		}

@@ -24,6 +24,20 @@ type storageRoot struct {
 	// s3 reaches the bucket "registry" of an s3 root directly (not through
 	// the shaped link), for setups that lay out content in bulk.
 	s3 *s3.Client
+	// shaped reaches it as the servers do, through the shaped link, for
+	// measuring what the store itself takes to answer (a row's floor).
+	shaped *s3.Client
+}
+
+// borrowed returns a view of st for a server on storage it does not own:
+// the lender ends it. nil gives nil.
+func (st *storageRoot) borrowed() *storageRoot {
+	if st == nil {
+		return nil
+	}
+	b := *st
+	b.cleanup = func() {}
+	return &b
 }
 
 // newStorage makes a fresh storage root of the harness's backend: a
@@ -71,6 +85,7 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
     rootdirectory: /`, minioUser, minioPassword, endpoint),
 		cleanup: func() { unshape(); m.stop(); rm() },
 		s3:      m.client,
+		shaped:  minioClient(endpoint),
 	}, nil
 }
 
@@ -149,12 +164,7 @@ func startMinIO(ctx context.Context, bin, dir string) (*minio, error) {
 		m.stop()
 		return nil, fmt.Errorf("minio: %w\n%s", err, tail(filepath.Join(dir, "minio.log")))
 	}
-	m.client = s3.New(s3.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(m.endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
-	})
+	m.client = minioClient(m.endpoint)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := m.client.CreateBucket(cctx, &s3.CreateBucketInput{Bucket: aws.String("registry")}); err != nil {
@@ -162,6 +172,16 @@ func startMinIO(ctx context.Context, bin, dir string) (*minio, error) {
 		return nil, fmt.Errorf("minio: create bucket: %w", err)
 	}
 	return m, nil
+}
+
+// minioClient is an S3 client of the bench's MinIO at endpoint.
+func minioClient(endpoint string) *s3.Client {
+	return s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
+	})
 }
 
 func (m *minio) stop() {
