@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -74,12 +69,18 @@ func (h *harness) cloudScenarios() []scenario {
 			measure: measureConcurrentPushes,
 		},
 		{
-			rows:    []row{{"S5", fmt.Sprintf("list %d tags, pages of %d", sz.cloudTags, sz.tagPage), "ms", duration, 20}},
+			rows: h.withFloor(
+				row{"S5", fmt.Sprintf("list %d tags, pages of %d%s", sz.cloudTags, sz.tagPage, sz.tagSampleNote()), "ms", duration, 20},
+				row{"S5b", "the same pages straight from the store (ListObjectsV2 from StartAfter, one a page), through the same link", "ms", info, 0}),
+			shared:  true,
 			setup:   seedTags,
 			measure: measureSeededTags,
 		},
 		{
-			rows:    []row{{"S6", fmt.Sprintf("_catalog of %d repositories, pages of %d", sz.repos, sz.tagPage), "ms", duration, 10}},
+			rows: h.withFloor(
+				row{"S6", fmt.Sprintf("_catalog of %d repositories, pages of %d", sz.repos, sz.tagPage), "ms", duration, 10},
+				row{"S6b", fmt.Sprintf("one ListObjectsV2 of each repository's directory straight from the store, %d at a time, through the same link", rawRepoParallel), "ms", info, 0}),
+			shared:  true,
 			setup:   seedRepos,
 			measure: measureCatalog,
 		},
@@ -164,125 +165,4 @@ var configBlob = []byte(`{"architecture":"amd64","os":"linux","config":{"Env":["
 func setupConfigBlob(ctx context.Context, h *harness, _ *server, c *client) error {
 	_, err := c.pushBytes(ctx, "bench/config", configBlob)
 	return err
-}
-
-// The seeded setups write the registry layout straight into the server's
-// bucket (unshaped, 64 at a time): pushing a hundred thousand tags through
-// each registry over the shaped link would take longer than the run.
-const seedParallel = 64
-
-const layoutRoot = "docker/registry/v2/repositories/"
-
-// seed writes each key with its body, seedParallel at a time.
-func seed(ctx context.Context, st *storageRoot, n int, kv func(i int) (string, []byte)) error {
-	if st.put == nil {
-		return fmt.Errorf("seeding needs an object store")
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, seedParallel)
-	for w := range seedParallel {
-		wg.Go(func() {
-			for errs[w] == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				k, b := kv(i)
-				errs[w] = st.put(ctx, k, b)
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-	}
-	return nil
-}
-
-// seedTags pushes one image through the registry, then lays out
-// cloudTags tags pointing at it, as a registry writes a tag.
-func seedTags(ctx context.Context, h *harness, s *server, c *client) error {
-	if err := h.pushImage(ctx, c, "bench/tags", tagName(0)); err != nil {
-		return err
-	}
-	link := []byte(h.manifest.String())
-	return seed(ctx, s.stor, 2*(h.sz.cloudTags-1), func(i int) (string, []byte) {
-		tag := layoutRoot + "bench/tags/_manifests/tags/" + tagName(1+i/2)
-		if i%2 == 0 {
-			return tag + "/current/link", link
-		}
-		return tag + "/index/sha256/" + h.manifest.Encoded() + "/link", link
-	})
-}
-
-func measureSeededTags(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
-	took, tags, err := listTags(ctx, h, c)
-	if err != nil {
-		return nil, err
-	}
-	if len(tags) != h.sz.cloudTags || !slices.IsSorted(tags) {
-		return nil, fmt.Errorf("listed %d tags (sorted: %v), want %d", len(tags), slices.IsSorted(tags), h.sz.cloudTags)
-	}
-	return []float64{took}, nil
-}
-
-func repoName(i int) string { return fmt.Sprintf("bench/r%05d", i) }
-
-// seedRepos lays out repos repositories, each with a tag, its manifest's
-// revision link and a layer link, as a push leaves them (the blobs
-// themselves are not needed to list them).
-func seedRepos(ctx context.Context, h *harness, s *server, c *client) error {
-	if err := h.pushImage(ctx, c, repoName(0), "latest"); err != nil {
-		return err
-	}
-	link := []byte(h.manifest.String())
-	hex := h.manifest.Encoded()
-	return seed(ctx, s.stor, 3*(h.sz.repos-1), func(i int) (string, []byte) {
-		r := layoutRoot + repoName(1+i/3)
-		switch i % 3 {
-		case 0:
-			return r + "/_manifests/tags/latest/current/link", link
-		case 1:
-			return r + "/_manifests/revisions/sha256/" + hex + "/link", link
-		}
-		return r + "/_layers/sha256/" + hex + "/link", link
-	})
-}
-
-func measureCatalog(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
-	start := time.Now()
-	path := fmt.Sprintf("/v2/_catalog?n=%d", h.sz.tagPage)
-	var repos []string
-	for path != "" {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		var page struct{ Repositories []string }
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil {
-			return nil, fmt.Errorf("catalog: status %d: %v", resp.StatusCode, err)
-		}
-		repos = append(repos, page.Repositories...)
-		path = nextLink(resp.Header.Get("Link"))
-	}
-	took := float64(time.Since(start).Microseconds()) / 1000
-	n := 0
-	for _, r := range repos {
-		if strings.HasPrefix(r, "bench/r") {
-			n++
-		}
-	}
-	if n != h.sz.repos || !slices.IsSorted(repos) {
-		return nil, fmt.Errorf("catalog listed %d of %d repositories (sorted: %v)", n, h.sz.repos, slices.IsSorted(repos))
-	}
-	return []float64{took}, nil
 }

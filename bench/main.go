@@ -288,6 +288,15 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 	for s := range vals {
 		vals[s] = make([][]float64, len(sc.rows))
 	}
+	// The shared storage root is ended after the servers on it.
+	var shared *storageRoot
+	if sc.shared {
+		var err error
+		if shared, err = h.newStorage(ctx); err != nil {
+			return vals, err
+		}
+		defer shared.cleanup()
+	}
 	var servers [2]*server
 	var clients [2]*client
 	defer func() {
@@ -320,12 +329,12 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 				return err
 			}
 		}
-		srv, err := h.startServer(ctx, specs[s], h.debugAddr(s), sc.redis, extra)
+		srv, err := h.startServer(ctx, specs[s], h.debugAddr(s), sc.redis, extra, shared)
 		if err != nil {
 			return err
 		}
 		servers[s], clients[s] = srv, newClient(srv.base(), 64)
-		if sc.setup != nil {
+		if sc.setup != nil && (shared == nil || s == 0) {
 			if err := sc.setup(ctx, h, srv, clients[s]); err != nil {
 				return fmt.Errorf("%s setup: %w", srv.name, err)
 			}

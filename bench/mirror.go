@@ -48,7 +48,7 @@ func (h *harness) mirrorConfig(ctx context.Context) (string, error) {
 
 func (h *harness) startMirrorUpstream(ctx context.Context) error {
 	u := &h.mirror
-	srv, err := h.startServer(ctx, h.specs[0], "", false, "")
+	srv, err := h.startServer(ctx, h.specs[0], "", false, "", nil)
 	if err != nil {
 		return fmt.Errorf("mirror upstream: %w", err)
 	}

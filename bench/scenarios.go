@@ -81,6 +81,10 @@ type scenario struct {
 	fresh bool
 	// redis gives each server a Redis as its blob descriptor cache.
 	redis bool
+	// shared puts both servers on one storage root, laid out once: setup
+	// runs through the first server (Distribution) only. For listings of
+	// content seeded in bulk, which neither server changes.
+	shared bool
 	// servers, when set, are the two servers to compare instead of
 	// Distribution and Berth.
 	servers func(h *harness) [2]serverSpec

@@ -88,14 +88,17 @@ type serverSpec struct {
 }
 
 // startServer starts spec on a free loopback port over a fresh storage
-// root and waits until /v2/ answers. debugAddr, when not empty, is its
-// http.debug.addr (pprof on Berth). With redis, the server gets a Redis of
-// its own as its blob descriptor cache; extra is appended to the config (a
-// proxy section).
-func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr string, redis bool, extra string) (*server, error) {
-	stor, err := h.newStorage(ctx)
-	if err != nil {
-		return nil, err
+// root, or on shared when it is not nil, and waits until /v2/ answers.
+// debugAddr, when not empty, is its http.debug.addr (pprof on Berth). With
+// redis, the server gets a Redis of its own as its blob descriptor cache;
+// extra is appended to the config (a proxy section).
+func (h *harness) startServer(ctx context.Context, spec serverSpec, debugAddr string, redis bool, extra string, shared *storageRoot) (*server, error) {
+	stor := shared.borrowed()
+	if stor == nil {
+		var err error
+		if stor, err = h.newStorage(ctx); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := os.MkdirTemp(h.work, spec.name+"-")
 	if err != nil {

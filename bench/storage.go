@@ -31,6 +31,20 @@ type storageRoot struct {
 	// env is added to the server's environment (what Distribution's gcs
 	// driver needs to find the emulator).
 	env []string
+	// shaped reaches it as the servers do, through the shaped link, for
+	// measuring what the store itself takes to answer (a row's floor).
+	shaped *s3.Client
+}
+
+// borrowed returns a view of st for a server on storage it does not own:
+// the lender ends it. nil gives nil.
+func (st *storageRoot) borrowed() *storageRoot {
+	if st == nil {
+		return nil
+	}
+	b := *st
+	b.cleanup = func() {}
+	return &b
 }
 
 // newStorage makes a fresh storage root of the harness's backend: a
@@ -97,6 +111,7 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
 			_, err := m.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("registry"), Key: aws.String(key), Body: bytes.NewReader(body)})
 			return err
 		},
+		shaped: minioClient(endpoint),
 	}, nil
 }
 
@@ -175,12 +190,7 @@ func startMinIO(ctx context.Context, bin, dir string) (*minio, error) {
 		m.stop()
 		return nil, fmt.Errorf("minio: %w\n%s", err, tail(filepath.Join(dir, "minio.log")))
 	}
-	m.client = s3.New(s3.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(m.endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
-	})
+	m.client = minioClient(m.endpoint)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := m.client.CreateBucket(cctx, &s3.CreateBucketInput{Bucket: aws.String("registry")}); err != nil {
@@ -188,6 +198,16 @@ func startMinIO(ctx context.Context, bin, dir string) (*minio, error) {
 		return nil, fmt.Errorf("minio: create bucket: %w", err)
 	}
 	return m, nil
+}
+
+// minioClient is an S3 client of the bench's MinIO at endpoint.
+func minioClient(endpoint string) *s3.Client {
+	return s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
+	})
 }
 
 func (m *minio) stop() {

@@ -97,7 +97,8 @@ func (w *catalogWalk) dir(ctx context.Context, rel string, below []string) error
 		return nil
 	}
 	for !w.full() {
-		page, err := driver.ListPage(ctx, w.drv, repoDir(rel), after, catalogPageSize)
+		size := w.batch(catalogPageSize)
+		page, err := driver.ListPage(ctx, w.drv, repoDir(rel), after, size)
 		if err != nil {
 			return err
 		}
@@ -105,32 +106,45 @@ func (w *catalogWalk) dir(ctx context.Context, rel string, below []string) error
 			break
 		}
 		after = path.Base(page[len(page)-1])
-		kids, err := w.look(ctx, rel, page)
-		if err != nil {
-			return err
-		}
-		for _, k := range kids {
-			if err := flush(k.name); err != nil {
+		for rest := page; len(rest) > 0; {
+			batch := rest[:min(len(rest), w.batch(len(rest)))]
+			rest = rest[len(batch):]
+			kids, err := w.look(ctx, rel, batch)
+			if err != nil {
 				return err
 			}
-			if w.full() {
-				return nil
-			}
-			name := join(rel, k.name)
-			if k.repo && name > w.last {
-				w.out = append(w.out, name)
-			}
-			if k.subdirs {
-				s := subtree{key: k.name + "/", rel: name}
-				i, _ := slices.BinarySearchFunc(pending, s.key, func(p subtree, key string) int { return strings.Compare(p.key, key) })
-				pending = slices.Insert(pending, i, s)
+			for _, k := range kids {
+				if err := flush(k.name); err != nil {
+					return err
+				}
+				if w.full() {
+					return nil
+				}
+				name := join(rel, k.name)
+				if k.repo && name > w.last {
+					w.out = append(w.out, name)
+				}
+				if k.subdirs {
+					s := subtree{key: k.name + "/", rel: name}
+					i, _ := slices.BinarySearchFunc(pending, s.key, func(p subtree, key string) int { return strings.Compare(p.key, key) })
+					pending = slices.Insert(pending, i, s)
+				}
 			}
 		}
-		if len(page) < catalogPageSize {
+		if len(page) < size {
 			break
 		}
 	}
 	return flush("")
+}
+
+// batch is how many children to list (or look into) next, at most limit:
+// as many as names are still missing, and at least a round of parallel
+// listings. The API asks for a page of n+1 to know whether a next page
+// follows; looking into 1 000 more directories for that one name doubled
+// the cost of each page of 1 000.
+func (w *catalogWalk) batch(limit int) int {
+	return min(limit, w.n-len(w.out)+catalogParallel)
 }
 
 // child is what one listing of a directory told of it.

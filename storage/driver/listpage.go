@@ -56,6 +56,25 @@ func PageOf(paths []string, after string, n int) []string {
 	return slices.Clip(paths)
 }
 
+// MaxListKeys is the most keys an object store (S3, GCS) returns for one
+// listing request.
+const MaxListKeys = 1000
+
+// NextListSize is how many keys a PageLister over an object store asks for
+// in its next listing request of a page of n, holding have names from the
+// requests before, the last of which asked for prev. It asks for what is
+// still missing, so that the page of 1 001 the API lists for a page of
+// 1 000 (one more to know whether there is a next page) costs one request
+// of 1 000 keys and one of 1, not two of 1 000: on MinIO the second request
+// cost as much as the first. Once the page holds n names but their order is
+// not yet known (KeyPageComplete), it asks for a few more, doubling.
+func NextListSize(n, have, prev int) int {
+	if short := n - have; short > 0 {
+		return min(short, MaxListKeys)
+	}
+	return min(max(2*prev, 16), MaxListKeys)
+}
+
 // KeyPageComplete is for a PageLister over a store that lists keys in
 // byte order, where a child directory's keys carry a "/" after its name:
 // a name then comes after every name it is a prefix of followed by a byte

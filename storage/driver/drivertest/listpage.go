@@ -67,7 +67,10 @@ func (s *suite) testListPageOver1000(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	for _, n := range []int{1000, 333} {
+	// 1001 is what the API asks for to serve a page of 1 000 (one more
+	// tells whether a next page follows): the store's first listing stops
+	// one short.
+	for _, n := range []int{1000, 1001, 333} {
 		if got := pageAll(t, d, "/pg", n); !slices.Equal(got, want) {
 			t.Errorf("pages of %d: %d names, want %d in order (first differences: %v)", n, len(got), len(want), firstDiff(got, want))
 		}

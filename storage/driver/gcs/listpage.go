@@ -28,7 +28,7 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		return nil, err
 	}
 	it := d.bucket.Objects(ctx, q)
-	it.PageInfo().MaxSize = min(n+1, 1000)
+	it.PageInfo().MaxSize = driver.NextListSize(n, 0, 0)
 	var names []string
 	var last string
 	for {
@@ -57,8 +57,11 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 			names = append(names, name)
 		}
 		// Stop at a page boundary of the listing, once the page is known.
-		if it.PageInfo().Remaining() == 0 && driver.KeyPageComplete(names, n, prefix, after, last) {
-			break
+		if it.PageInfo().Remaining() == 0 {
+			if driver.KeyPageComplete(names, n, prefix, after, last) {
+				break
+			}
+			it.PageInfo().MaxSize = driver.NextListSize(n, len(names), it.PageInfo().MaxSize)
 		}
 	}
 	if len(names) == 0 && dir != "/" {

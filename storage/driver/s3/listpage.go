@@ -23,7 +23,7 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 	prefix := d.dirPrefix(dir)
 	in := &s3.ListObjectsV2Input{
 		Bucket: d.bucket, Prefix: aws.String(prefix), Delimiter: aws.String("/"),
-		MaxKeys: aws.Int32(int32(min(n+1, 1000))),
+		MaxKeys: aws.Int32(int32(driver.NextListSize(n, 0, 0))),
 	}
 	if after != "" {
 		in.StartAfter = aws.String(prefix + after)
@@ -55,6 +55,7 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 			break
 		}
 		in.ContinuationToken = page.NextContinuationToken
+		in.MaxKeys = aws.Int32(int32(driver.NextListSize(n, len(names), int(aws.ToInt32(in.MaxKeys)))))
 	}
 	if len(names) == 0 && dir != "/" {
 		// Nothing after after: is the directory there at all (List's

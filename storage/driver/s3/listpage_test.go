@@ -1,0 +1,93 @@
+package s3
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/berth-registry/berth/storage/driver"
+)
+
+// listProxy stands between the driver and MinIO and adds up the max-keys
+// of the listings the driver asks for.
+func listProxy(t *testing.T, upstream string, asked *atomic.Int64) string {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); r.Method == http.MethodGet && q.Get("list-type") == "2" {
+			n, err := strconv.Atoi(q.Get("max-keys"))
+			if err != nil {
+				n = driver.MaxListKeys // S3's default
+			}
+			asked.Add(int64(n))
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestListPageAsksOnlyForWhatThePageNeeds: the API lists a page of 1 000
+// tags as a page of 1 001 (the last one tells whether a next page
+// follows). The store is asked for 1 001 keys, not for two listings of
+// 1 000: on MinIO a listing of a directory of many names costs about the
+// same whatever it returns, so the second one doubled the cost of a page.
+func TestListPageAsksOnlyForWhatThePageNeeds(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	const count, page = 1050, 1001
+	seed := s.driver(t, "root", nil)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	errs := make(chan error, count)
+	for i := range count {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := seed.PutContent(ctx, fmt.Sprintf("/tags/t%04d/current/link", i), []byte("x")); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var asked atomic.Int64
+	d := s.driver(t, "root", driver.Params{"regionendpoint": listProxy(t, s.m.Endpoint, &asked)})
+	for _, after := range []string{"", "t0010"} {
+		asked.Store(0)
+		got, err := d.ListPage(ctx, "/tags", after, page)
+		if err != nil {
+			t.Fatalf("ListPage after %q: %v", after, err)
+		}
+		first := 0
+		if after != "" {
+			first = 11
+		}
+		if want := min(page, count-first); len(got) != want || path.Base(got[0]) != fmt.Sprintf("t%04d", first) {
+			t.Fatalf("ListPage after %q: %d names from %s, want %d from t%04d", after, len(got), got[0], want, first)
+		}
+		// A listing after "t0010" starts with the key "t0010/", which is
+		// after's own: one key more.
+		if n := asked.Load(); n > page+1 {
+			t.Errorf("ListPage(n=%d) after %q asked the store for %d keys, want at most %d", page, after, n, page+1)
+		}
+	}
+}
