@@ -1,10 +1,8 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"slices"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,12 +40,7 @@ func TestCommitToPublishesASmallWriteWithOnePut(t *testing.T) {
 	if want := "/" + s.bucket + "/blobs/b?"; count(reqs, "PUT", "") != 1 || count(reqs, "PUT", want) != 1 {
 		t.Errorf("requests of the commit: %q, want only one PUT, to %s", reqs, want)
 	}
-	if got := readAll(t, d, "/blobs/b"); !bytes.Equal(got, data) {
-		t.Fatalf("published %d bytes differing from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"blobs/b"}) {
-		t.Errorf("bucket holds %q, want only the published file", keys)
-	}
+	s.wantOnly(t, d, "/blobs/b", "blobs/b", data)
 	if err := w.Commit(ctx); err == nil {
 		t.Error("Commit after CommitTo succeeded, want the writer closed")
 	}
@@ -69,12 +62,7 @@ func TestCommitToOfAMultipartWriteFallsBack(t *testing.T) {
 	if err := driver.CommitTo(ctx, d, w, "/up/data", "/blobs/b"); err != nil {
 		t.Fatalf("driver.CommitTo: %v", err)
 	}
-	if got := readAll(t, d, "/blobs/b"); !bytes.Equal(got, data) {
-		t.Fatalf("published %d bytes differing from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"blobs/b"}) {
-		t.Errorf("bucket holds %q, want only the published file", keys)
-	}
+	s.wantOnly(t, d, "/blobs/b", "blobs/b", data)
 	if ups := s.uploads(t, "up/data"); len(ups) != 0 {
 		t.Errorf("multipart uploads left on the write's key: %q", ups)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -137,15 +136,7 @@ func TestWriterFailedPartPoisonsAndResumes(t *testing.T) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	if got := readAll(t, s.driver(t, "", nil), "/f"); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"f"}) {
-		t.Errorf("bucket holds %v, want only the committed file", keys)
-	}
-	if ups := s.uploads(t, "f"); len(ups) != 0 {
-		t.Errorf("multipart uploads left after Commit: %v", ups)
-	}
+	s.wantOnly(t, s.driver(t, "", nil), "/f", "f", data)
 }
 
 // TestResumeAfterCrashWithPartsInFlight: a writer closed after two parts
