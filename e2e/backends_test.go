@@ -14,15 +14,7 @@ type backend func(t *testing.T) string
 var objectStores = map[string]backend{
 	"s3": func(t *testing.T) string {
 		m := testenv.StartMinIO(t)
-		return fmt.Sprintf(`  s3:
-    accesskey: %s
-    secretkey: %s
-    region: %s
-    regionendpoint: %s
-    forcepathstyle: true
-    bucket: %s
-    secure: false
-`, m.AccessKey, m.SecretKey, m.Region, m.Endpoint, m.Bucket(t))
+		return s3Storage(m, m.Bucket(t))
 	},
 	"gcs": func(t *testing.T) string {
 		g := testenv.StartGCS(t)

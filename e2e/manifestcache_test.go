@@ -3,19 +3,16 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/berth-registry/berth/internal/testenv"
-	"github.com/berth-registry/berth/storage"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -31,7 +28,7 @@ type twoOnOneStore struct {
 
 func startTwoOnOneStore(t *testing.T, backend string, withRedis bool) *twoOnOneStore {
 	t.Helper()
-	p := &twoOnOneStore{bound: storage.StaleBound}
+	p := &twoOnOneStore{}
 	var cfg string
 	switch backend {
 	case "filesystem":
@@ -54,17 +51,7 @@ func startTwoOnOneStore(t *testing.T, backend string, withRedis bool) *twoOnOneS
 			}
 		}
 	}
-	cfg = strings.Replace(cfg, "  delete:\n", "  gc:\n    graceperiod: 1s\n  delete:\n", 1)
-	if withRedis {
-		r := testenv.StartRedis(t)
-		cfg = strings.Replace(cfg, "  delete:\n", "  cache:\n    blobdescriptor: redis\n  delete:\n", 1)
-		cfg += fmt.Sprintf("redis:\n  addrs: [%s]\n", r.Addr)
-		p.bound = 0
-	}
-	p.config = filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, p.config, p.bound = fleetConfig(t, cfg, withRedis)
 	p.a = "http://" + testenv.StartBerth(t, cfg)
 	p.b = "http://" + testenv.StartBerth(t, cfg)
 	return p

@@ -21,6 +21,23 @@ import (
 // fleetSecret is the http.secret every instance of the fleet shares.
 const fleetSecret = "one-secret-for-the-whole-fleet"
 
+// fleetMemberConfig is the config of one server of the fleet, Berth or
+// Distribution: head, the storage section storageYAML (indented as under
+// storage:) with delete on and redirects off, http on addr with the
+// fleet's secret, then tail.
+func fleetMemberConfig(head, storageYAML, addr, tail string) string {
+	return fmt.Sprintf(`version: 0.1
+%sstorage:
+%s  delete:
+    enabled: true
+  redirect:
+    disable: true
+http:
+  addr: %s
+  secret: %s
+%s`, head, storageYAML, addr, fleetSecret, tail)
+}
+
 // startDistribution runs CNCF Distribution with the storage section
 // storageYAML (indented as under storage:) and the fleet's secret, and
 // returns its base URL.
@@ -29,18 +46,7 @@ func startDistribution(t *testing.T, storageYAML string) string {
 	bin := testenv.Tool(t, "registry")
 	addr := testenv.FreeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "distribution.yml")
-	writeConfig(t, cfg, fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-storage:
-%s  delete:
-    enabled: true
-  redirect:
-    disable: true
-http:
-  addr: %s
-  secret: %s
-`, storageYAML, addr, fleetSecret))
+	writeConfig(t, cfg, fleetMemberConfig("log:\n  level: warn\n", storageYAML, addr, ""))
 	p := testenv.StartProcess(t, bin, []string{"serve", cfg}, nil)
 	p.WaitHTTP(t, "http://"+addr+"/v2/", 30*time.Second)
 	return "http://" + addr
@@ -51,19 +57,8 @@ http:
 // continues, and returns its base URL.
 func startBerthInFleet(t *testing.T, storageYAML string) string {
 	t.Helper()
-	return "http://" + testenv.StartBerth(t, fmt.Sprintf(`version: 0.1
-storage:
-%s  delete:
-    enabled: true
-  redirect:
-    disable: true
-http:
-  addr: 127.0.0.1:5000
-  secret: %s
-berth:
-  storage:
-    distributionuploads: true
-`, storageYAML, fleetSecret))
+	return "http://" + testenv.StartBerth(t, fleetMemberConfig("", storageYAML, "127.0.0.1:5000",
+		"berth:\n  storage:\n    distributionuploads: true\n"))
 }
 
 // distributionState tells whether an upload URL's _state is in
@@ -94,17 +89,7 @@ func TestMixedFleetContinuesEachOthersUploads(t *testing.T) {
 		}},
 		{"s3", func(t *testing.T) string {
 			m := testenv.StartMinIO(t)
-			return fmt.Sprintf(`  s3:
-    accesskey: %s
-    secretkey: %s
-    region: %s
-    regionendpoint: %s
-    forcepathstyle: true
-    bucket: %s
-    secure: false
-    chunksize: 5242880
-    rootdirectory: /fleet
-`, m.AccessKey, m.SecretKey, m.Region, m.Endpoint, m.Bucket(t))
+			return s3Storage(m, m.Bucket(t), "chunksize: 5242880", "rootdirectory: /fleet")
 		}},
 	}
 	orders := []struct {

@@ -16,11 +16,25 @@ import (
 // s3Config is a Berth config on bucket of m; every instance of one
 // deployment shares it, http.secret included.
 func s3Config(m *testenv.MinIO, bucket string) string {
-	return fmt.Sprintf(`version: 0.1
+	return `version: 0.1
 log:
   level: info
 storage:
-  s3:
+` + s3Storage(m, bucket, "chunksize: 5242880") + `  delete:
+    enabled: true
+  redirect:
+    disable: true
+http:
+  addr: 127.0.0.1:5000
+  secret: shared-by-both-instances
+`
+}
+
+// s3Storage is the s3 part of a storage section (indented for "storage:")
+// on bucket of m; each of extra is one more "key: value" of it.
+func s3Storage(m *testenv.MinIO, bucket string, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `  s3:
     accesskey: %s
     secretkey: %s
     region: %s
@@ -28,15 +42,11 @@ storage:
     forcepathstyle: true
     bucket: %s
     secure: false
-    chunksize: 5242880
-  delete:
-    enabled: true
-  redirect:
-    disable: true
-http:
-  addr: 127.0.0.1:5000
-  secret: shared-by-both-instances
 `, m.AccessKey, m.SecretKey, m.Region, m.Endpoint, bucket)
+	for _, e := range extra {
+		b.WriteString("    " + e + "\n")
+	}
+	return b.String()
 }
 
 // TestTwoInstancesShareOneS3Bucket runs two Berth processes on one MinIO

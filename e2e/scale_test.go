@@ -29,18 +29,9 @@ type fleet struct {
 func startFleet(t *testing.T, withRedis bool) *fleet {
 	t.Helper()
 	m := testenv.StartMinIO(t)
-	cfg := strings.Replace(s3Config(m, m.Bucket(t)), "  delete:\n", "  gc:\n    graceperiod: 1s\n  delete:\n", 1)
-	f := &fleet{bound: storage.StaleBound}
-	if withRedis {
-		r := testenv.StartRedis(t)
-		cfg = strings.Replace(cfg, "  delete:\n", "  cache:\n    blobdescriptor: redis\n  delete:\n", 1)
-		cfg += fmt.Sprintf("redis:\n  addrs: [%s]\n", r.Addr)
-		f.bound = 0
-	}
-	f.config = filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(f.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	f := &fleet{}
+	var cfg string
+	cfg, f.config, f.bound = fleetConfig(t, s3Config(m, m.Bucket(t)), withRedis)
 	var hosts []string
 	for range 3 {
 		addr := testenv.StartBerth(t, cfg)
@@ -49,6 +40,29 @@ func startFleet(t *testing.T, withRedis bool) *fleet {
 	}
 	f.front = "http://" + testenv.StartHAProxy(t, hosts...)
 	return f
+}
+
+// fleetConfig readies cfg for instances that share one store: garbage
+// collection's grace period is 1s, and with withRedis the blob descriptor
+// cache is one Redis they share. It returns the config, the file it is
+// written to (for garbage-collect) and how long after a DELETE an
+// instance may still serve what it deleted: none with Redis, StaleBound
+// without.
+func fleetConfig(t *testing.T, cfg string, withRedis bool) (text, file string, bound time.Duration) {
+	t.Helper()
+	cfg = strings.Replace(cfg, "  delete:\n", "  gc:\n    graceperiod: 1s\n  delete:\n", 1)
+	bound = storage.StaleBound
+	if withRedis {
+		r := testenv.StartRedis(t)
+		cfg = strings.Replace(cfg, "  delete:\n", "  cache:\n    blobdescriptor: redis\n  delete:\n", 1)
+		cfg += fmt.Sprintf("redis:\n  addrs: [%s]\n", r.Addr)
+		bound = 0
+	}
+	file = filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, file, bound
 }
 
 // everywhere is every instance and the front.

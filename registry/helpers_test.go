@@ -137,6 +137,15 @@ func (s *testServer) pushBlob(repo string, content []byte) digest.Digest {
 	return d
 }
 
+// postUpload starts an upload session in repo with an empty POST and
+// returns the 202 that answers it.
+func (s *testServer) postUpload(repo string) result {
+	s.t.Helper()
+	res := s.do("POST", "/v2/"+repo+"/blobs/uploads/", nil)
+	res.expect(s.t, http.StatusAccepted, "")
+	return res
+}
+
 type descriptorJSON struct {
 	MediaType string `json:"mediaType"`
 	Digest    string `json:"digest"`

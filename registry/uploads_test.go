@@ -22,9 +22,7 @@ import (
 // startUpload opens an upload session and returns its Location.
 func (s *testServer) startUpload(repo string) string {
 	s.t.Helper()
-	res := s.do("POST", "/v2/"+repo+"/blobs/uploads/", nil, "Content-Length", "0")
-	res.expect(s.t, http.StatusAccepted, "")
-	loc := res.header.Get("Location")
+	loc := s.postUpload(repo).header.Get("Location")
 	if loc == "" {
 		s.t.Fatal("POST returned no Location")
 	}
@@ -45,8 +43,7 @@ func TestUploadPostThenPut(t *testing.T) {
 	content := []byte("hello, monolithic world")
 	d := digest.FromBytes(content)
 
-	res := s.do("POST", "/v2/repo/blobs/uploads/", nil)
-	res.expect(t, http.StatusAccepted, "")
+	res := s.postUpload("repo")
 	id := res.header.Get("Docker-Upload-UUID")
 	if id == "" {
 		t.Fatal("no Docker-Upload-UUID")
@@ -375,8 +372,7 @@ func TestUploadStartAdvertisesTheDriversPartSize(t *testing.T) {
 // repository it was started in.
 func TestUploadURLsAreSignedWithTheSecret(t *testing.T) {
 	s := newServer(t, &setup{opts: Options{Secret: "s3cret"}, storage: storage.Options{DeleteEnabled: true}})
-	res := s.do("POST", "/v2/repo/blobs/uploads/", nil)
-	res.expect(t, http.StatusAccepted, "")
+	res := s.postUpload("repo")
 	loc := res.header.Get("Location")
 	u, err := url.Parse(loc)
 	if err != nil || u.Query().Get("_state") == "" {

@@ -31,8 +31,7 @@ func distributionState(secret, name, id string, offset int64) string {
 func TestUploadStateOfDistributionIsAccepted(t *testing.T) {
 	const secret = "fleet-secret"
 	s := newServer(t, &setup{opts: Options{Secret: secret}})
-	res := s.do("POST", "/v2/repo/blobs/uploads/", nil)
-	res.expect(t, http.StatusAccepted, "")
+	res := s.postUpload("repo")
 	id := res.header.Get("Docker-Upload-UUID")
 	path := "/v2/repo/blobs/uploads/" + id + "?_state="
 	tests := []struct {
@@ -95,8 +94,7 @@ func TestUploadLocationSignsAsDistribution(t *testing.T) {
 func TestStaleUploadURLIsRefusedAsDistributionRefusesIt(t *testing.T) {
 	const secret = "fleet-secret"
 	s := newServer(t, &setup{opts: Options{Secret: secret}})
-	res := s.do("POST", "/v2/repo/blobs/uploads/", nil)
-	res.expect(t, http.StatusAccepted, "")
+	res := s.postUpload("repo")
 	first := res.header.Get("Location")
 	id := res.header.Get("Docker-Upload-UUID")
 	res = s.do("PATCH", first, []byte("hello"), "Content-Type", "application/octet-stream")

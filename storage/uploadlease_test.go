@@ -13,6 +13,23 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
+// deadRequest starts an upload of 100 bytes, then has a request on
+// another instance write 10 more and die: nothing renews or releases its
+// claim from then on. It returns the session and the dead request's upload.
+func deadRequest(t *testing.T, open func() driver.Driver, opts Options) (string, Upload) {
+	t.Helper()
+	id := startedUpload(t, newRegistry(open, opts).Repository("app"), bytesOf(100, 'a'))
+	dead, err := newRegistry(open, opts).Repository("app").ResumeUpload(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dead.Write(bytesOf(10, 'b')); err != nil {
+		t.Fatal(err)
+	}
+	dead.(*upload).lease.stopKeepAlive()
+	return id, dead
+}
+
 // TestUploadLeaseTermIsTheConfiguredOne: a request whose instance died
 // (its lease neither renewed nor released) blocks the session for
 // Options.UploadLease plus Options.LeaseSkew, then another instance takes
@@ -24,17 +41,7 @@ func TestUploadLeaseTermIsTheConfiguredOne(t *testing.T) {
 		ctx := context.Background()
 		const term, skew = time.Second, 200 * time.Millisecond
 		opts := Options{UploadLease: term, LeaseSkew: skew}
-		id := startedUpload(t, newRegistry(open, opts).Repository("app"), bytesOf(100, 'a'))
-
-		dead, err := newRegistry(open, opts).Repository("app").ResumeUpload(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := dead.Write(bytesOf(10, 'b')); err != nil {
-			t.Fatal(err)
-		}
-		// Killed: nothing renews or releases its claim from now on.
-		dead.(*upload).lease.stopKeepAlive()
+		id, _ := deadRequest(t, open, opts)
 
 		other := newRegistry(open, opts).Repository("app")
 		if _, err := other.ResumeUpload(ctx, id); !errors.Is(err, ErrUploadBusy) {
@@ -145,16 +152,7 @@ func TestTakeOverOfASharedSessionKeepsEveryByte(t *testing.T) {
 		ctx := context.Background()
 		const term, skew = time.Second, 200 * time.Millisecond
 		opts := Options{UploadLease: term, LeaseSkew: skew, DistributionUploads: true}
-		id := startedUpload(t, newRegistry(open, opts).Repository("app"), bytesOf(100, 'a'))
-
-		dead, err := newRegistry(open, opts).Repository("app").ResumeUpload(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := dead.Write(bytesOf(10, 'b')); err != nil {
-			t.Fatal(err)
-		}
-		dead.(*upload).lease.stopKeepAlive()
+		id, dead := deadRequest(t, open, opts)
 		time.Sleep(term + skew + 100*time.Millisecond)
 
 		u, err := newRegistry(open, opts).Repository("app").ResumeUpload(ctx, id)

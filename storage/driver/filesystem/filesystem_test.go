@@ -157,6 +157,17 @@ func TestDeleteRootKeepsTheRootDirectory(t *testing.T) {
 	}
 }
 
+// writeShared writes b with w and closes it with CloseShared.
+func writeShared(t *testing.T, w driver.FileWriter, b string) {
+	t.Helper()
+	if _, err := w.Write([]byte(b)); err != nil {
+		t.Fatal(err)
+	}
+	if err := driver.CloseShared(w); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSharedWriteIsContinuedInPlace: a write closed with CloseShared shows
 // its bytes at the path itself, where CNCF Distribution's driver appends;
 // what is appended there is what Writer(path, true) resumes, and the
@@ -171,12 +182,7 @@ func TestSharedWriteIsContinuedInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write([]byte("berth,")); err != nil {
-		t.Fatal(err)
-	}
-	if err := driver.CloseShared(w); err != nil {
-		t.Fatal(err)
-	}
+	writeShared(t, w, "berth,")
 	if b, err := os.ReadFile(full); err != nil || string(b) != "berth," {
 		t.Fatalf("path after CloseShared: %q, %v", b, err)
 	}
@@ -197,12 +203,7 @@ func TestSharedWriteIsContinuedInPlace(t *testing.T) {
 	if w.Size() != int64(len("berth,distribution,")) {
 		t.Fatalf("resumed at %d, want what both wrote", w.Size())
 	}
-	if _, err := w.Write([]byte("berth")); err != nil {
-		t.Fatal(err)
-	}
-	if err := driver.CloseShared(w); err != nil {
-		t.Fatal(err)
-	}
+	writeShared(t, w, "berth")
 	if b, _ := os.ReadFile(full); string(b) != "berth,distribution,berth" {
 		t.Fatalf("path holds %q", b)
 	}
@@ -219,12 +220,7 @@ func TestSharedWriteIsContinuedInPlace(t *testing.T) {
 	if b, _ := os.ReadFile(full); string(b) != "berth,distribution,berth" {
 		t.Fatalf("a fresh write changed the shared file: %q", b)
 	}
-	if _, err := fresh.Write([]byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	if err := driver.CloseShared(fresh); err != nil {
-		t.Fatal(err)
-	}
+	writeShared(t, fresh, "new")
 	if b, _ := os.ReadFile(full); string(b) != "new" {
 		t.Fatalf("path after the fresh write's CloseShared: %q", b)
 	}
@@ -245,10 +241,15 @@ func TestSharedWriteIsContinuedInPlace(t *testing.T) {
 
 	// Commit in place, of a shared write, leaves the file under its
 	// name only.
-	w, _ = d.Writer(ctx, p, false)
-	w.Write([]byte("again"))
-	driver.CloseShared(w)
-	w, _ = d.Writer(ctx, p, true)
+	w, err = d.Writer(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeShared(t, w, "again")
+	w, err = d.Writer(ctx, p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

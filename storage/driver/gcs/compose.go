@@ -45,14 +45,6 @@ const maxCompose = 32
 // bytes sent: the upload is sent again.
 var errCorruptUpload = errors.New("gcs: upload stored other bytes than sent")
 
-// component is one temporary object upload in flight.
-type component struct {
-	name string // below partsDir
-	buf  []byte
-	done chan struct{} // closed when the upload returned
-	err  error
-}
-
 // newWriterID names one writer's components.
 func newWriterID() string {
 	var b [6]byte
@@ -66,88 +58,40 @@ func (w *writer) sendComponent() error {
 	if err := w.reap(); err != nil {
 		return err
 	}
-	c := &component{name: w.componentName(), buf: w.buf, done: make(chan struct{})}
-	w.stored += int64(len(c.buf))
-	w.flight = append(w.flight, c)
-	w.buf = nil
-	go w.upload(w.partCtx, c)
-	next, err := w.nextBuf()
+	name := w.componentName()
+	w.stored += int64(len(w.buf))
+	ctx, key := w.partCtx, w.d.partsDir(w.path)+name
+	next, err := w.flight.Send(w.buf, func(b []byte) (string, error) {
+		return name, w.d.putComponent(ctx, key, b)
+	})
 	w.buf = next
-	return err
+	return w.poison(err)
 }
+
+// landed records a component that landed; components land in the order
+// they were sent.
+func (w *writer) landed(name string) { w.parts = append(w.parts, name) }
 
 func (w *writer) componentName() string {
 	w.seq++
 	return fmt.Sprintf("~%s-%06d", w.id, w.seq)
 }
 
-// upload sends c and closes c.done.
-func (w *writer) upload(ctx context.Context, c *component) {
-	defer close(c.done)
-	c.err = w.d.putComponent(ctx, w.d.partsDir(w.path)+c.name, c.buf)
-}
-
-// nextBuf returns an empty buffer: a spare one, a new one while fewer than
-// writeconcurrency are held and writememory allows it, or else the oldest
-// component's once it landed.
-func (w *writer) nextBuf() ([]byte, error) {
-	if n := len(w.spare); n > 0 {
-		b := w.spare[n-1]
-		w.spare = w.spare[:n-1]
-		return b[:0], nil
-	}
-	if 1+w.extra < w.d.writeConcurrency && w.d.memory.TryAcquire(1) {
-		w.extra++
-		return make([]byte, 0, w.d.chunkSize), nil
-	}
-	err := w.collect()
-	n := len(w.spare)
-	b := w.spare[n-1]
-	w.spare = w.spare[:n-1]
-	return b[:0], err
-}
-
-// collect waits for the oldest component in flight, records it and keeps
-// its buffer as a spare. A failed component poisons the writer: its bytes
+// poison keeps the first failure of a component as the writer's: its bytes
 // are not stored, so neither Close nor Commit may claim them.
-func (w *writer) collect() error {
-	c := w.flight[0]
-	<-c.done
-	w.flight = w.flight[1:]
-	w.spare = append(w.spare, c.buf[:0])
-	if c.err != nil {
-		if w.err == nil {
-			w.err = fmt.Errorf("gcs: write %s: %w", w.path, c.err)
-		}
-		return w.err
-	}
-	w.parts = append(w.parts, c.name)
-	return nil
-}
-
-// reap records the oldest components that already landed, without
-// waiting, and returns the writer's failure if any.
-func (w *writer) reap() error {
-	for len(w.flight) > 0 {
-		select {
-		case <-w.flight[0].done:
-			if err := w.collect(); err != nil {
-				return err
-			}
-		default:
-			return w.err
-		}
+func (w *writer) poison(err error) error {
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("gcs: write %s: %w", w.path, err)
 	}
 	return w.err
 }
+
+// reap records the components that already landed, without waiting, and
+// returns the writer's failure if any.
+func (w *writer) reap() error { return w.poison(w.flight.Reap()) }
 
 // settle waits for every component in flight.
-func (w *writer) settle() error {
-	for len(w.flight) > 0 {
-		_ = w.collect()
-	}
-	return w.err
-}
+func (w *writer) settle() error { return w.poison(w.flight.Settle()) }
 
 // sendTail uploads the buffer as the last components and waits for them.
 // A request's bytes must be stored before it ends, so a buffer of several
@@ -157,37 +101,25 @@ func (w *writer) settle() error {
 func (w *writer) sendTail(ctx context.Context) error {
 	n := max(1, min(w.d.writeConcurrency, len(w.buf)/minChunk))
 	size := (len(w.buf) + n - 1) / n
-	var cs []*component
+	var names []string
+	var g errgroup.Group
 	for off := 0; off < len(w.buf); off += size {
-		c := &component{name: w.componentName(), buf: w.buf[off:min(off+size, len(w.buf))], done: make(chan struct{})}
-		cs = append(cs, c)
-		go w.upload(ctx, c)
+		name, b := w.componentName(), w.buf[off:min(off+size, len(w.buf))]
+		names = append(names, name)
+		g.Go(func() error { return w.d.putComponent(ctx, w.d.partsDir(w.path)+name, b) })
 	}
-	var err error
-	for _, c := range cs {
-		<-c.done
-		if c.err != nil && err == nil {
-			err = fmt.Errorf("gcs: write %s: %w", w.path, c.err)
-		}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("gcs: write %s: %w", w.path, err)
 	}
-	if err != nil {
-		return err
-	}
-	for _, c := range cs {
-		w.parts = append(w.parts, c.name)
-	}
+	w.parts = append(w.parts, names...)
 	w.stored += int64(len(w.buf))
 	w.buf = w.buf[:0]
 	return nil
 }
 
-// releaseBuffers gives back the memory the writer held beyond its first
-// buffer; components must have finished (settle).
-func (w *writer) releaseBuffers() {
-	w.spare = nil
-	w.d.memory.Release(int64(w.extra))
-	w.extra = 0
-}
+// releaseBuffers gives back the buffers and the memory the writer held
+// beyond its first one; components must have finished (settle).
+func (w *writer) releaseBuffers() { w.flight.Release() }
 
 // putComponent stores data at key in one media upload, checked against the
 // CRC32C GCS computes (the JSON API takes no checksum with a media upload).

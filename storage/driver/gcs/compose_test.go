@@ -157,12 +157,7 @@ func TestCompositeComponentFailurePoisonsWrite(t *testing.T) {
 			if _, err := d.Stat(t.Context(), "/f"); !errors.Is(err, driver.ErrNotFound) {
 				t.Fatalf("Stat after the failure: %v, want ErrNotFound", err)
 			}
-			if err := w.Cancel(t.Context()); err != nil {
-				t.Fatalf("Cancel: %v", err)
-			}
-			if names := objects(t, d, root+"/"); len(names) != 0 {
-				t.Fatalf("bucket holds %q after Cancel", names)
-			}
+			cancelLeavesNothing(t, d, w, root)
 		})
 	}
 }
@@ -245,12 +240,7 @@ func TestCompositeResumeAfterCrashWithComponentsInFlight(t *testing.T) {
 // TestCompositeCancelWithComponentsInFlightLeavesNothing cancels a resumed
 // write while one of its components is still being sent.
 func TestCompositeCancelWithComponentsInFlightLeavesNothing(t *testing.T) {
-	g := testenv.StartGCS(t)
-	root := rootFor(t.Name())
-	params := driver.Params{"rootdirectory": root, "writeconcurrency": 4}
-	writeClose(t, newDriver(t, g, params), "/a/data", false, pattern(3*minChunk+9))
-
-	d := newDriver(t, g, params)
+	d, root := closedElsewhere(t, 4, "/a/data", pattern(3*minChunk+9))
 	held := make(chan struct{})
 	hookComponents(d, func(r *http.Request, n int) *http.Response {
 		if n == 2 {
@@ -265,12 +255,7 @@ func TestCompositeCancelWithComponentsInFlightLeavesNothing(t *testing.T) {
 	}
 	writeAll(t, w, pattern(3*minChunk))
 	waitFor(t, held, "a component in flight")
-	if err := w.Cancel(t.Context()); err != nil {
-		t.Fatalf("Cancel: %v", err)
-	}
-	if names := objects(t, d, root+"/"); len(names) != 0 {
-		t.Fatalf("bucket holds %q after Cancel", names)
-	}
+	cancelLeavesNothing(t, d, w, root)
 	if _, err := d.Writer(t.Context(), "/a/data", true); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("resume after Cancel: %v, want ErrNotFound", err)
 	}

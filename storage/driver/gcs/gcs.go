@@ -31,6 +31,7 @@ import (
 	htransport "google.golang.org/api/transport/http"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
 )
 
 const (
@@ -135,6 +136,8 @@ type Driver struct {
 	// memory counts the chunk buffers writers hold beyond their first
 	// (writememory / chunksize of them).
 	memory *semaphore.Weighted
+	// bufs holds the chunk buffers of composite writes.
+	bufs *partbuf.Pool
 
 	// signer is the service account that signs redirect URLs; empty
 	// without a private key.
@@ -210,6 +213,7 @@ func New(ctx context.Context, p Params) (*Driver, error) {
 
 		writeConcurrency: p.WriteConcurrency,
 		memory:           semaphore.NewWeighted(c.writeBuffers),
+		bufs:             partbuf.New(p.ChunkSize, 4),
 	}
 	if emuURL != nil {
 		d.signHost, d.insecure = emuURL.Host, emuURL.Scheme == "http"

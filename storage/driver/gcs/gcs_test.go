@@ -233,12 +233,7 @@ func TestSmallWriteResumedWithoutSession(t *testing.T) {
 // TestCancelLeavesNothing cancels a resumed write whose resumable session
 // holds data: no object, no sidecar, and the session refuses more data.
 func TestCancelLeavesNothing(t *testing.T) {
-	g := testenv.StartGCS(t)
-	root := rootFor(t.Name())
-	params := driver.Params{"rootdirectory": root, "writeconcurrency": 1}
-	writeClose(t, newDriver(t, g, params), "/a/data", false, pattern(2*minChunk+5))
-
-	d := newDriver(t, g, params)
+	d, root := closedElsewhere(t, 1, "/a/data", pattern(2*minChunk+5))
 	st, err := d.readSidecar(t.Context(), "/a/data")
 	if err != nil || st.session == "" {
 		t.Fatalf("no session to cancel: %v", err)
@@ -251,12 +246,7 @@ func TestCancelLeavesNothing(t *testing.T) {
 	if _, err := w.Write(pattern(minChunk)); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Cancel(t.Context()); err != nil {
-		t.Fatalf("Cancel: %v", err)
-	}
-	if names := objects(t, d, root+"/"); len(names) != 0 {
-		t.Fatalf("bucket holds %q after Cancel", names)
-	}
+	cancelLeavesNothing(t, d, w, root)
 	// fake-gcs-server ignores the DELETE that ends a session on GCS, so
 	// check that it was sent.
 	if !slices.Contains(*sent, http.MethodDelete+" "+st.session) {
@@ -264,6 +254,31 @@ func TestCancelLeavesNothing(t *testing.T) {
 	}
 	if _, err := d.Stat(t.Context(), "/a/data"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Stat after Cancel: %v, want ErrNotFound", err)
+	}
+}
+
+// closedElsewhere writes data at path and closes it through one instance
+// on a fresh fake-gcs-server, with writeconcurrency n and a root of the
+// test's own; it returns a second instance, to resume the write, and the
+// root.
+func closedElsewhere(t *testing.T, n int, path string, data []byte) (*Driver, string) {
+	t.Helper()
+	g := testenv.StartGCS(t)
+	root := rootFor(t.Name())
+	params := driver.Params{"rootdirectory": root, "writeconcurrency": n}
+	writeClose(t, newDriver(t, g, params), path, false, data)
+	return newDriver(t, g, params), root
+}
+
+// cancelLeavesNothing cancels w and checks that nothing is left under
+// root.
+func cancelLeavesNothing(t *testing.T, d *Driver, w driver.FileWriter, root string) {
+	t.Helper()
+	if err := w.Cancel(t.Context()); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	if names := objects(t, d, root+"/"); len(names) != 0 {
+		t.Fatalf("bucket holds %q after Cancel", names)
 	}
 }
 

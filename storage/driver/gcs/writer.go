@@ -13,6 +13,7 @@ import (
 	"cloud.google.com/go/storage"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/inflight"
 )
 
 // A sidecar object is a one-line JSON header, a newline, and the tail: the
@@ -51,11 +52,9 @@ type writer struct {
 	composite bool
 	id        string
 	seq       int
-	parts     []string     // components that landed, in order
-	flight    []*component // components in flight, oldest first
-	spare     [][]byte     // buffers back from landed components
-	extra     int          // buffers held beyond the first, each a unit of d.memory
-	err       error        // a failed component poisons the writer
+	parts     []string                // components that landed, in order
+	flight    *inflight.Queue[string] // components in flight; each lands as its name
+	err       error                   // a failed component poisons the writer
 	// partCtx is what components upload under: ctx, until Cancel.
 	partCtx context.Context
 	stop    context.CancelFunc
@@ -86,6 +85,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	// A write that began in a session ends in it; one that began with
 	// components ends with them, whatever writeconcurrency is now.
 	w.composite = len(w.parts) > 0 || (w.session == "" && d.writeConcurrency > 1)
+	w.flight = inflight.New(d.bufs, d.memory, d.writeConcurrency, w.landed)
 	w.partCtx, w.stop = context.WithCancel(ctx)
 	return w, nil
 }

@@ -1,16 +1,8 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"slices"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,42 +11,6 @@ import (
 
 	"github.com/berth-registry/berth/storage/driver"
 )
-
-// requestLog stands between the driver and MinIO and records the method
-// and path of every request.
-type requestLog struct {
-	mu   sync.Mutex
-	reqs []string
-}
-
-func (l *requestLog) proxy(t *testing.T, upstream string) string {
-	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l.mu.Lock()
-		l.reqs = append(l.reqs, r.Method+" "+r.URL.Path)
-		l.mu.Unlock()
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-// take returns the requests recorded since the last take.
-func (l *requestLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r := l.reqs
-	l.reqs = nil
-	return r
-}
 
 // TestCommitToPublishesASmallWriteWithOnePut: a write that never filled a
 // part (every layer under chunksize), closed and resumed as an upload
@@ -65,8 +21,8 @@ func (l *requestLog) take() []string {
 func TestCommitToPublishesASmallWriteWithOnePut(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	var log requestLog
-	d := s.driver(t, "", driver.Params{"regionendpoint": log.proxy(t, s.m.Endpoint)})
+	log := newRecorder(t, s.m.Endpoint)
+	d := log.driver(t, s)
 	data := randomBytes(t, minChunkSize-10)
 
 	w := openWriter(t, d, "/up/data", false)
@@ -80,21 +36,11 @@ func TestCommitToPublishesASmallWriteWithOnePut(t *testing.T) {
 	if err := driver.CommitTo(ctx, d, w, "/up/data", "/blobs/b"); err != nil {
 		t.Fatalf("CommitTo: %v", err)
 	}
-	var puts []string
-	for _, r := range log.take() {
-		if strings.HasPrefix(r, "PUT ") {
-			puts = append(puts, r)
-		}
+	reqs := log.take()
+	if want := "/" + s.bucket + "/blobs/b?"; count(reqs, "PUT", "") != 1 || count(reqs, "PUT", want) != 1 {
+		t.Errorf("requests of the commit: %q, want only one PUT, to %s", reqs, want)
 	}
-	if want := "PUT /" + s.bucket + "/blobs/b"; len(puts) != 1 || puts[0] != want {
-		t.Errorf("PUTs of the commit: %q, want only %q", puts, want)
-	}
-	if got := readAll(t, d, "/blobs/b"); !bytes.Equal(got, data) {
-		t.Fatalf("published %d bytes differing from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"blobs/b"}) {
-		t.Errorf("bucket holds %q, want only the published file", keys)
-	}
+	s.wantOnly(t, d, "/blobs/b", "blobs/b", data)
 	if err := w.Commit(ctx); err == nil {
 		t.Error("Commit after CommitTo succeeded, want the writer closed")
 	}
@@ -116,12 +62,7 @@ func TestCommitToOfAMultipartWriteFallsBack(t *testing.T) {
 	if err := driver.CommitTo(ctx, d, w, "/up/data", "/blobs/b"); err != nil {
 		t.Fatalf("driver.CommitTo: %v", err)
 	}
-	if got := readAll(t, d, "/blobs/b"); !bytes.Equal(got, data) {
-		t.Fatalf("published %d bytes differing from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"blobs/b"}) {
-		t.Errorf("bucket holds %q, want only the published file", keys)
-	}
+	s.wantOnly(t, d, "/blobs/b", "blobs/b", data)
 	if ups := s.uploads(t, "up/data"); len(ups) != 0 {
 		t.Errorf("multipart uploads left on the write's key: %q", ups)
 	}
@@ -134,8 +75,8 @@ func TestCommitToOfAMultipartWriteFallsBack(t *testing.T) {
 func TestDeleteOfADirectoryCostsNoHead(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	var log requestLog
-	d := s.driver(t, "", driver.Params{"regionendpoint": log.proxy(t, s.m.Endpoint)})
+	log := newRecorder(t, s.m.Endpoint)
+	d := log.driver(t, s)
 	for _, p := range []string{"/dir/a", "/dir/b/c", "/file"} {
 		if err := d.PutContent(ctx, p, []byte(p)); err != nil {
 			t.Fatal(err)
@@ -145,10 +86,8 @@ func TestDeleteOfADirectoryCostsNoHead(t *testing.T) {
 	if err := d.Delete(ctx, "/dir"); err != nil {
 		t.Fatalf("Delete(/dir): %v", err)
 	}
-	for _, r := range log.take() {
-		if strings.HasPrefix(r, "HEAD ") {
-			t.Errorf("deleting a directory sent %s", r)
-		}
+	if reqs := log.take(); count(reqs, "HEAD", "") != 0 {
+		t.Errorf("deleting a directory sent %q, want no HEAD", reqs)
 	}
 	for _, p := range []string{"/file"} {
 		if err := d.Delete(ctx, p); err != nil {

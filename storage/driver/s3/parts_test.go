@@ -5,10 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -38,33 +34,22 @@ type partProxy struct {
 
 func newPartProxy(t *testing.T, upstream string, fail int) *partProxy {
 	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &partProxy{hold: 500 * time.Millisecond, fail: fail}
 	p.changed = sync.NewCond(&p.mu)
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host // signed by the driver for the proxy's address
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.url = minioProxy(t, upstream, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		num, _ := strconv.Atoi(r.URL.Query().Get("partNumber"))
 		if r.Method != http.MethodPut || num == 0 {
-			rp.ServeHTTP(w, r)
+			next.ServeHTTP(w, r)
 			return
 		}
 		p.enter()
 		defer p.leave()
 		if num == p.fail {
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>refused by the test</Message></Error>`))
+			refuse(w)
 			return
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.url = srv.URL
+		next.ServeHTTP(w, r)
+	})
 	return p
 }
 
@@ -95,16 +80,6 @@ func (p *partProxy) most() int {
 	return p.maxActive
 }
 
-// proxied is a driver on the store that talks to MinIO through p.
-func (s *store) proxied(t *testing.T, p *partProxy, extra driver.Params) *Driver {
-	t.Helper()
-	params := driver.Params{"regionendpoint": p.url}
-	for k, v := range extra {
-		params[k] = v
-	}
-	return s.driver(t, "", params)
-}
-
 func TestWriteConcurrencyBoundsPartsInFlight(t *testing.T) {
 	s := newStore(t)
 	tests := []struct {
@@ -120,7 +95,7 @@ func TestWriteConcurrencyBoundsPartsInFlight(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPartProxy(t, s.m.Endpoint, 0)
-			d := s.proxied(t, p, tc.params)
+			d := s.through(t, p.url, tc.params)
 			data := randomBytes(t, 6*minChunkSize+123)
 			path := "/" + rootFor(tc.name)
 			w := openWriter(t, d, path, false)
@@ -147,7 +122,7 @@ func TestWriterFailedPartPoisonsAndResumes(t *testing.T) {
 	ctx := context.Background()
 	p := newPartProxy(t, s.m.Endpoint, 3)
 	data := randomBytes(t, 6*minChunkSize+77)
-	w := openWriter(t, s.proxied(t, p, nil), "/f", false)
+	w := openWriter(t, s.through(t, p.url, nil), "/f", false)
 	_, werr := w.Write(data)
 	cerr := w.Close()
 	if werr == nil && cerr == nil {
@@ -161,15 +136,7 @@ func TestWriterFailedPartPoisonsAndResumes(t *testing.T) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	if got := readAll(t, s.driver(t, "", nil), "/f"); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"f"}) {
-		t.Errorf("bucket holds %v, want only the committed file", keys)
-	}
-	if ups := s.uploads(t, "f"); len(ups) != 0 {
-		t.Errorf("multipart uploads left after Commit: %v", ups)
-	}
+	s.wantOnly(t, s.driver(t, "", nil), "/f", "f", data)
 }
 
 // TestResumeAfterCrashWithPartsInFlight: a writer closed after two parts
@@ -218,7 +185,7 @@ func TestCancelWithPartsInFlightLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	p := newPartProxy(t, s.m.Endpoint, 0)
 	p.hold = 2 * time.Second // parts are surely in flight at Cancel
-	w := openWriter(t, s.proxied(t, p, nil), "/f", false)
+	w := openWriter(t, s.through(t, p.url, nil), "/f", false)
 	write(t, w, randomBytes(t, 3*minChunkSize+10))
 	if err := w.Cancel(ctx); err != nil {
 		t.Fatalf("Cancel: %v", err)

@@ -5,9 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,31 +17,20 @@ import (
 )
 
 // rangeProxy stands between the driver and MinIO, counts ranged GETs and
-// refuses those starting at failAt (-1: none).
+// refuses those starting at failAt ("": none).
 func rangeProxy(t *testing.T, upstream string, failAt string, ranged *atomic.Int32) string {
 	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return minioProxy(t, upstream, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		rg := r.Header.Get("Range")
 		if r.Method == http.MethodGet && rg != "" {
 			ranged.Add(1)
 			if failAt != "" && strings.HasPrefix(rg, "bytes="+failAt+"-") {
-				w.WriteHeader(http.StatusForbidden)
-				_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>refused by the test</Message></Error>`))
+				refuse(w)
 				return
 			}
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+		next.ServeHTTP(w, r)
+	})
 }
 
 func TestReaderFetchesRangesInOrder(t *testing.T) {
@@ -56,7 +42,7 @@ func TestReaderFetchesRangesInOrder(t *testing.T) {
 	}
 	for _, off := range []int64{0, 1, minChunkSize, 3*minChunkSize + 7, int64(len(data)) - 1, int64(len(data))} {
 		var ranged atomic.Int32
-		d := s.driver(t, "", driver.Params{"regionendpoint": rangeProxy(t, s.m.Endpoint, "", &ranged)})
+		d := s.through(t, rangeProxy(t, s.m.Endpoint, "", &ranged), nil)
 		r, err := d.Reader(context.Background(), "/big", off)
 		if err != nil {
 			t.Fatalf("Reader at %d: %v", off, err)
@@ -86,7 +72,7 @@ func TestReaderErrorMidStreamEndsTheRead(t *testing.T) {
 	}
 	var ranged atomic.Int32
 	failAt := 3 * minChunkSize
-	d := s.driver(t, "", driver.Params{"regionendpoint": rangeProxy(t, s.m.Endpoint, strconv.Itoa(failAt), &ranged)})
+	d := s.through(t, rangeProxy(t, s.m.Endpoint, strconv.Itoa(failAt), &ranged), nil)
 	r, err := d.Reader(context.Background(), "/big", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +128,7 @@ func TestReaderOfASmallRangeCostsOneGET(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ranged atomic.Int32
-	d := s.driver(t, "", driver.Params{"regionendpoint": rangeProxy(t, s.m.Endpoint, "", &ranged)})
+	d := s.through(t, rangeProxy(t, s.m.Endpoint, "", &ranged), nil)
 	r, err := d.Reader(context.Background(), "/big", 100)
 	if err != nil {
 		t.Fatal(err)

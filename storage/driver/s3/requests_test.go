@@ -3,72 +3,10 @@ package s3
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/berth-registry/berth/storage/driver"
 )
-
-// recorder stands between a driver and MinIO and notes every request the
-// driver sends, as "METHOD /bucket/key?query", so that a test can count
-// the round trips an operation costs.
-type recorder struct {
-	url string
-
-	mu   sync.Mutex
-	reqs []string
-}
-
-func newRecorder(t *testing.T, upstream string) *recorder {
-	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host // signed by the driver for the proxy's address
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
-		rec.mu.Unlock()
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	rec.url = srv.URL
-	return rec
-}
-
-// take returns the requests noted since the last take.
-func (rec *recorder) take() []string {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	r := rec.reqs
-	rec.reqs = nil
-	return r
-}
-
-// driver is a driver on the store that talks to MinIO through rec.
-func (rec *recorder) driver(t *testing.T, s *store) *Driver {
-	return s.driver(t, "", driver.Params{"regionendpoint": rec.url})
-}
-
-// count tells how many of reqs are method on a key containing part.
-func count(reqs []string, method, part string) int {
-	n := 0
-	for _, r := range reqs {
-		if strings.HasPrefix(r, method+" ") && strings.Contains(r, part) {
-			n++
-		}
-	}
-	return n
-}
 
 func TestCloseOnAPartBoundaryWritesNoState(t *testing.T) {
 	s := newStore(t)

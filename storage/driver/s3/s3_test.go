@@ -92,6 +92,53 @@ func (s *store) uploads(t *testing.T, key string) []string {
 	return ids
 }
 
+// wantOnly checks that path, read through d, holds data, and that the
+// bucket holds only its object, key, with no multipart upload left on it.
+func (s *store) wantOnly(t *testing.T, d driver.Driver, path, key string, data []byte) {
+	t.Helper()
+	if got := readAll(t, d, path); !bytes.Equal(got, data) {
+		t.Fatalf("%s holds %d bytes differing from the %d written", path, len(got), len(data))
+	}
+	if keys := s.keys(t); !slices.Equal(keys, []string{key}) {
+		t.Errorf("bucket holds %q, want only %s", keys, key)
+	}
+	if ups := s.uploads(t, key); len(ups) != 0 {
+		t.Errorf("multipart uploads left on %s: %q", key, ups)
+	}
+}
+
+// roundsPath is the file writeInRounds writes, under the root "root".
+const roundsPath = "/up/data"
+
+// writeInRounds writes data at roundsPath, with a new driver instance and
+// writer each round, each resuming where the round before ended; a round
+// ends at its cut with end, the last one with Commit. Then the file holds
+// data and nothing else is left.
+func (s *store) writeInRounds(t *testing.T, data []byte, cuts []int, end func(i int, d *Driver, w driver.FileWriter, cut int)) {
+	t.Helper()
+	prev := 0
+	for i, cut := range cuts {
+		d := s.driver(t, "root", nil)
+		w := openWriter(t, d, roundsPath, i > 0)
+		if got := w.Size(); got != int64(prev) {
+			t.Fatalf("round %d: resumed Size = %d, want %d", i, got, prev)
+		}
+		write(t, w, data[prev:cut])
+		if got := w.Size(); got != int64(cut) {
+			t.Fatalf("round %d: Size = %d, want %d", i, got, cut)
+		}
+		if i == len(cuts)-1 {
+			if err := w.Commit(context.Background()); err != nil {
+				t.Fatalf("Commit: %v", err)
+			}
+			break
+		}
+		end(i, d, w, cut)
+		prev = cut
+	}
+	s.wantOnly(t, s.driver(t, "root", nil), roundsPath, "root"+roundsPath, data)
+}
+
 func randomBytes(t *testing.T, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
@@ -134,44 +181,17 @@ func openWriter(t *testing.T, d driver.Driver, path string, append bool) driver.
 func TestWriterResumesMultipartUploadOnNewInstance(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	const path = "/up/data"
 	data := randomBytes(t, 2*minChunkSize+minChunkSize/2+7)
 	// Rounds end mid-part, exactly on a part, and with less than a part.
 	cuts := []int{minChunkSize + 1000, 2 * minChunkSize, 2*minChunkSize + 3, len(data)}
-
-	prev := 0
-	for i, cut := range cuts {
-		d := s.driver(t, "root", nil) // a new instance each round
-		w := openWriter(t, d, path, i > 0)
-		if got := w.Size(); got != int64(prev) {
-			t.Fatalf("round %d: resumed Size = %d, want %d", i, got, prev)
+	s.writeInRounds(t, data, cuts, func(i int, d *Driver, w driver.FileWriter, _ int) {
+		if err := w.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", i, err)
 		}
-		write(t, w, data[prev:cut])
-		if got := w.Size(); got != int64(cut) {
-			t.Fatalf("round %d: Size = %d, want %d", i, got, cut)
+		if _, err := d.Stat(ctx, roundsPath); !errors.Is(err, driver.ErrNotFound) {
+			t.Fatalf("round %d: unfinished file visible: Stat err = %v", i, err)
 		}
-		if i < len(cuts)-1 {
-			if err := w.Close(); err != nil {
-				t.Fatalf("round %d: Close: %v", i, err)
-			}
-			if _, err := d.Stat(ctx, path); !errors.Is(err, driver.ErrNotFound) {
-				t.Fatalf("round %d: unfinished file visible: Stat err = %v", i, err)
-			}
-		} else if err := w.Commit(ctx); err != nil {
-			t.Fatalf("Commit: %v", err)
-		}
-		prev = cut
-	}
-	d := s.driver(t, "root", nil)
-	if got := readAll(t, d, path); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes, want the %d written", len(got), len(data))
-	}
-	if ups := s.uploads(t, "root/up/data"); len(ups) != 0 {
-		t.Errorf("multipart uploads left after Commit: %v", ups)
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"root/up/data"}) {
-		t.Errorf("bucket holds %v, want only the committed file", keys)
-	}
+	})
 }
 
 func TestWriterResumesSmallWritesWithoutMultipart(t *testing.T) {
@@ -199,12 +219,7 @@ func TestWriterResumesSmallWritesWithoutMultipart(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close after Commit: %v", err)
 	}
-	if got := readAll(t, d, "/small"); !bytes.Equal(got, want) {
-		t.Fatalf("read back %q, want %q", got, want)
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"small"}) {
-		t.Errorf("bucket holds %v, want only the committed file", keys)
-	}
+	s.wantOnly(t, d, "/small", "small", want)
 }
 
 func TestWriterCancelLeavesNothing(t *testing.T) {
@@ -535,10 +550,5 @@ func TestResumeIgnoresTailAlreadyUploadedAsPart(t *testing.T) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, s.driver(t, "", nil), "/f"); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-	}
-	if keys := s.keys(t); !slices.Equal(keys, []string{"f"}) {
-		t.Errorf("bucket holds %v, want only the committed file", keys)
-	}
+	s.wantOnly(t, s.driver(t, "", nil), "/f", "f", data)
 }

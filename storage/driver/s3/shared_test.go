@@ -40,37 +40,16 @@ func (s *store) partsSize(t *testing.T, key string) int64 {
 // same size, and the commit holds exactly the bytes written.
 func TestSharedCloseLeavesEveryByteInParts(t *testing.T) {
 	s := newStore(t)
-	ctx := context.Background()
-	const path = "/up/data"
 	data := randomBytes(t, 2*minChunkSize+minChunkSize/2+7)
 	cuts := []int{0, 1000, minChunkSize + 1000, 2 * minChunkSize, 2*minChunkSize + 3, len(data)}
-	prev := 0
-	for i, cut := range cuts {
-		w := openWriter(t, s.driver(t, "root", nil), path, i > 0)
-		if got := w.Size(); got != int64(prev) {
-			t.Fatalf("round %d: resumed at %d, want %d", i, got, prev)
-		}
-		write(t, w, data[prev:cut])
-		prev = cut
-		if i == len(cuts)-1 {
-			if err := w.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
+	s.writeInRounds(t, data, cuts, func(i int, _ *Driver, w driver.FileWriter, cut int) {
 		if err := driver.CloseShared(w); err != nil {
 			t.Fatalf("round %d: CloseShared: %v", i, err)
 		}
-		if got := s.partsSize(t, "root/up/data"); got != int64(cut) {
+		if got := s.partsSize(t, "root"+roundsPath); got != int64(cut) {
 			t.Fatalf("round %d: the parts hold %d bytes, want the %d written", i, got, cut)
 		}
-	}
-	if got := readAll(t, s.driver(t, "root", nil), path); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes, want the %d written", len(got), len(data))
-	}
-	if ups := s.uploads(t, "root/up/data"); len(ups) != 0 {
-		t.Errorf("multipart uploads left after Commit: %v", ups)
-	}
+	})
 }
 
 // TestResumeCompletesAForeignShortPart: a multipart upload ending in a
