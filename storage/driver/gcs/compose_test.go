@@ -241,11 +241,11 @@ func TestCompositeResumeAfterCrashWithComponentsInFlight(t *testing.T) {
 // write while one of its components is still being sent.
 func TestCompositeCancelWithComponentsInFlightLeavesNothing(t *testing.T) {
 	d, root := closedElsewhere(t, 4, "/a/data", pattern(3*minChunk+9))
-	held := make(chan struct{})
+	held, release := make(chan struct{}), make(chan struct{})
 	hookComponents(d, func(r *http.Request, n int) *http.Response {
 		if n == 2 {
 			close(held)
-			<-r.Context().Done() // until Cancel stops it
+			<-release // lands once Cancel has begun
 		}
 		return nil
 	})
@@ -255,6 +255,7 @@ func TestCompositeCancelWithComponentsInFlightLeavesNothing(t *testing.T) {
 	}
 	writeAll(t, w, pattern(3*minChunk))
 	waitFor(t, held, "a component in flight")
+	go close(release)
 	cancelLeavesNothing(t, d, w, root)
 	if _, err := d.Writer(t.Context(), "/a/data", true); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("resume after Cancel: %v, want ErrNotFound", err)

@@ -268,11 +268,13 @@ func (w *writer) commitComposite(ctx context.Context) error {
 func (w *writer) Cancel(ctx context.Context) error {
 	w.done = true
 	w.buf = nil
-	// Components in flight end before their objects are deleted, so none
-	// lands after.
-	w.stop()
+	// Components in flight are let end (each has its deadline) before
+	// their objects are deleted, not cancelled: a request cancelled after
+	// its body went out may still be stored by the service after the
+	// listing below, and stay there.
 	sent := w.stored > 0
 	_ = w.settle()
+	w.stop()
 	w.releaseBuffers()
 	if w.sidecar || w.session != "" || sent {
 		return w.d.discard(ctx, w.path, w.session)
