@@ -311,9 +311,12 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return pathErr("cancel", w.path, errClosed)
 	}
 	w.done = true
-	// Blocks still in flight would be staged after the discard otherwise.
-	w.stop()
+	// Blocks in flight are let end (each has its deadline) before the
+	// discard, not cancelled: a Put Block cancelled after its body went
+	// out was still staged by the service after the discard, and the
+	// uncommitted blob stayed (seen in CI on Azurite).
 	_ = w.settle()
+	w.stop()
 	w.release()
 	if !w.staged {
 		return nil

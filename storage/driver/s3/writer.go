@@ -489,9 +489,13 @@ func (w *writer) Cancel(ctx context.Context) error {
 	}
 	w.done = true
 	defer w.release()
-	// Parts still in flight would land after the abort otherwise.
-	w.stop()
+	// Parts in flight are let end (each has its deadline) before the
+	// abort, not cancelled: a part request cancelled after its body went
+	// out may still be stored by the service after the abort, which S3
+	// documents for parts in progress (the Azure and GCS writers saw the
+	// same on their emulators).
 	_ = w.settle()
+	w.stop()
 	if w.upload != "" {
 		if err := w.d.abortUpload(ctx, w.key, w.upload); err != nil && !isNotFound(err) {
 			return mapErr("cancel", w.path, err)
