@@ -152,17 +152,4 @@ func (a *azurite) put(ctx context.Context, key string, body []byte) error {
 	return err
 }
 
-func (a *azurite) stop() {
-	select {
-	case <-a.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.done
-	}
-}
+func (a *azurite) stop() { stopGroup(a.cmd, a.done) }

@@ -178,20 +178,7 @@ func startHAProxy(ctx context.Context, dir string, backends []string) (*haproxy,
 	return f, nil
 }
 
-func (f *haproxy) stop() {
-	select {
-	case <-f.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
-		<-f.done
-	}
-}
+func (f *haproxy) stop() { stopGroup(f.cmd, f.done) }
 
 // machineBusy samples the whole machine's CPU (/proc/stat, all cores);
 // the returned function gives the share of it that was busy since, in

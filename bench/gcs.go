@@ -159,20 +159,7 @@ func (f *fakeGCS) put(ctx context.Context, key string, body []byte) error {
 	return nil
 }
 
-func (f *fakeGCS) stop() {
-	select {
-	case <-f.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
-		<-f.done
-	}
-}
+func (f *fakeGCS) stop() { stopGroup(f.cmd, f.done) }
 
 // googleFront stands in for Google's public endpoints for Distribution:
 // the OAuth2 token endpoint and www.googleapis.com, which it forwards to

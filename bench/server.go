@@ -311,17 +311,7 @@ func (s *server) stop() {
 		s.front.stop()
 		s.front = nil
 	}
-	select {
-	case <-s.done:
-	default:
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.done
-		}
-	}
+	stopGroup(s.cmd, s.done)
 	s.logf.Close()
 	s.stopRedis()
 	s.stor.cleanup()
@@ -415,5 +405,23 @@ func repoRoot() (string, error) {
 			return "", errors.New("not inside the berth module")
 		}
 		dir = parent
+	}
+}
+
+// stopGroup ends the process group of cmd, which was started as its
+// leader, and waits until done (closed once cmd was waited for): SIGTERM,
+// then SIGKILL after 10 s. A group already gone is left alone.
+func stopGroup(cmd *exec.Cmd, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
 	}
 }

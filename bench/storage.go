@@ -210,17 +210,4 @@ func minioClient(endpoint string) *s3.Client {
 	})
 }
 
-func (m *minio) stop() {
-	select {
-	case <-m.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-		<-m.done
-	}
-}
+func (m *minio) stop() { stopGroup(m.cmd, m.done) }

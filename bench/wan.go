@@ -136,17 +136,4 @@ func (t *toxiproxy) call(ctx context.Context, method, path string, body []byte) 
 	return nil
 }
 
-func (t *toxiproxy) stop() {
-	select {
-	case <-t.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-t.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
-		<-t.done
-	}
-}
+func (t *toxiproxy) stop() { stopGroup(t.cmd, t.done) }
