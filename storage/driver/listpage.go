@@ -38,6 +38,28 @@ func listPage(ctx context.Context, d Driver, dir, after string, n int) ([]string
 	return PageOf(all, after, n), nil
 }
 
+// KeyPage ends a PageLister's listing of dir on an object store, which
+// keeps no directories: names are the entries listed after after. With
+// none, a Stat tells an empty last page from a directory that is not
+// there (List's ErrNotFound): one more request, on the last page only.
+// It returns the first n of them in lexical order, as paths.
+func KeyPage(ctx context.Context, d Driver, dir, after string, names []string, n int) ([]string, error) {
+	if len(names) == 0 && dir != "/" {
+		fi, err := d.Stat(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir {
+			return nil, &PathError{Op: "list", Path: dir, Driver: d.Name(), Err: ErrNotFound}
+		}
+	}
+	paths := make([]string, len(names))
+	for i, name := range names {
+		paths[i] = Join(dir, name)
+	}
+	return PageOf(paths, after, n), nil
+}
+
 // PageOf sorts paths by name and returns up to n (all when n <= 0) of
 // those whose names sort after the name after. It is how a PageLister's
 // answer is cut from a longer listing.

@@ -65,20 +65,5 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		opts.Marker = page.NextMarker
 		opts.MaxResults = ptr(min(2**opts.MaxResults, maxListResults))
 	}
-	if len(names) == 0 && dir != "/" {
-		// Nothing after after: is the directory there at all (List's
-		// ErrNotFound)? One more request, on the last page only.
-		fi, err := d.Stat(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir {
-			return nil, pathErr("list", dir, driver.ErrNotFound)
-		}
-	}
-	paths := make([]string, len(names))
-	for i, name := range names {
-		paths[i] = driver.Join(dir, name)
-	}
-	return driver.PageOf(paths, after, n), nil
+	return driver.KeyPage(ctx, d, dir, after, names, n)
 }

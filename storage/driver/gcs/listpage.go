@@ -64,19 +64,5 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 			it.PageInfo().MaxSize = driver.NextListSize(n, len(names), it.PageInfo().MaxSize)
 		}
 	}
-	if len(names) == 0 && dir != "/" {
-		// Nothing after after: is the directory there at all?
-		fi, err := d.Stat(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir {
-			return nil, notFound("list", dir)
-		}
-	}
-	paths := make([]string, len(names))
-	for i, name := range names {
-		paths[i] = driver.Join(dir, name)
-	}
-	return driver.PageOf(paths, after, n), nil
+	return driver.KeyPage(ctx, d, dir, after, names, n)
 }

@@ -57,20 +57,5 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		in.ContinuationToken = page.NextContinuationToken
 		in.MaxKeys = aws.Int32(int32(driver.NextListSize(n, len(names), int(aws.ToInt32(in.MaxKeys)))))
 	}
-	if len(names) == 0 && dir != "/" {
-		// Nothing after after: is the directory there at all (List's
-		// ErrNotFound)? One more request, on the last page only.
-		fi, err := d.Stat(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir {
-			return nil, pathErr("list", dir, driver.ErrNotFound)
-		}
-	}
-	paths := make([]string, len(names))
-	for i, n := range names {
-		paths[i] = driver.Join(dir, n)
-	}
-	return driver.PageOf(paths, after, n), nil
+	return driver.KeyPage(ctx, d, dir, after, names, n)
 }
