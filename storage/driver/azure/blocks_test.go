@@ -9,26 +9,21 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/inflight/inflighttest"
 )
 
 // blockProxy stands between the driver and Azurite and records how many
 // Put Block requests were in flight at once. A block waits (up to hold)
 // for a second one, so a writer able to stage two at once is seen doing it.
 type blockProxy struct {
-	url  string
-	hold time.Duration
-
-	mu        sync.Mutex
-	changed   *sync.Cond
-	active    int
-	maxActive int
+	url string
+	*inflighttest.Gauge
 }
 
 func newBlockProxy(t *testing.T, upstream string) *blockProxy {
@@ -38,13 +33,12 @@ func newBlockProxy(t *testing.T, upstream string) *blockProxy {
 		t.Fatal(err)
 	}
 	target.Path = ""
-	p := &blockProxy{hold: 500 * time.Millisecond}
-	p.changed = sync.NewCond(&p.mu)
+	p := &blockProxy{Gauge: inflighttest.NewGauge(500 * time.Millisecond)}
 	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut && r.URL.Query().Get("comp") == "block" {
-			p.enter()
-			defer p.leave()
+			p.Enter()
+			defer p.Leave()
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -52,32 +46,6 @@ func newBlockProxy(t *testing.T, upstream string) *blockProxy {
 	u, _ := url.Parse(upstream)
 	p.url = srv.URL + u.Path
 	return p
-}
-
-func (p *blockProxy) enter() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.active++
-	p.maxActive = max(p.maxActive, p.active)
-	p.changed.Broadcast()
-	deadline := time.Now().Add(p.hold)
-	stop := time.AfterFunc(p.hold, func() { p.mu.Lock(); p.changed.Broadcast(); p.mu.Unlock() })
-	defer stop.Stop()
-	for p.active < 2 && time.Now().Before(deadline) {
-		p.changed.Wait()
-	}
-}
-
-func (p *blockProxy) leave() {
-	p.mu.Lock()
-	p.active--
-	p.mu.Unlock()
-}
-
-func (p *blockProxy) most() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.maxActive
 }
 
 func readAllFrom(t *testing.T, d *Driver, path string) []byte {
@@ -125,7 +93,7 @@ func TestWriteConcurrencyBoundsBlocksInFlight(t *testing.T) {
 			if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
 				t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
 			}
-			if m := p.most(); m < tc.min || m > tc.max {
+			if m := p.Most(); m < tc.min || m > tc.max {
 				t.Errorf("%d blocks in flight at most, want between %d and %d", m, tc.min, tc.max)
 			}
 		})
@@ -178,7 +146,7 @@ func TestCancelWithBlocksInFlightLeavesNothing(t *testing.T) {
 	cont := f.container(t)
 	ctx := context.Background()
 	p := newBlockProxy(t, f.az.ServiceURL)
-	p.hold = 2 * time.Second
+	p.Hold = 2 * time.Second
 	d := f.driver(t, cont, driver.Params{"chunksize": 1024, "serviceurl": p.url})
 	w, err := d.Writer(ctx, "/f", false)
 	if err != nil {

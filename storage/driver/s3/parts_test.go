@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/inflight/inflighttest"
 )
 
 // partProxy stands between the driver and MinIO and watches part
@@ -22,28 +22,21 @@ import (
 // writer able to keep two in flight is seen doing it.
 type partProxy struct {
 	url  string
-	hold time.Duration
 	fail int // part number answered 403, 0: none
-
-	mu        sync.Mutex
-	changed   *sync.Cond
-	active    int
-	maxActive int
-	seen      int // part requests
+	*inflighttest.Gauge
 }
 
 func newPartProxy(t *testing.T, upstream string, fail int) *partProxy {
 	t.Helper()
-	p := &partProxy{hold: 500 * time.Millisecond, fail: fail}
-	p.changed = sync.NewCond(&p.mu)
+	p := &partProxy{fail: fail, Gauge: inflighttest.NewGauge(500 * time.Millisecond)}
 	p.url = minioProxy(t, upstream, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		num, _ := strconv.Atoi(r.URL.Query().Get("partNumber"))
 		if r.Method != http.MethodPut || num == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
-		p.enter()
-		defer p.leave()
+		p.Enter()
+		defer p.Leave()
 		if num == p.fail {
 			refuse(w)
 			return
@@ -51,33 +44,6 @@ func newPartProxy(t *testing.T, upstream string, fail int) *partProxy {
 		next.ServeHTTP(w, r)
 	})
 	return p
-}
-
-func (p *partProxy) enter() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.active++
-	p.seen++
-	p.maxActive = max(p.maxActive, p.active)
-	p.changed.Broadcast()
-	deadline := time.Now().Add(p.hold)
-	stop := time.AfterFunc(p.hold, func() { p.mu.Lock(); p.changed.Broadcast(); p.mu.Unlock() })
-	defer stop.Stop()
-	for p.active < 2 && time.Now().Before(deadline) {
-		p.changed.Wait()
-	}
-}
-
-func (p *partProxy) leave() {
-	p.mu.Lock()
-	p.active--
-	p.mu.Unlock()
-}
-
-func (p *partProxy) most() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.maxActive
 }
 
 func TestWriteConcurrencyBoundsPartsInFlight(t *testing.T) {
@@ -106,7 +72,7 @@ func TestWriteConcurrencyBoundsPartsInFlight(t *testing.T) {
 			if got := readAll(t, s.driver(t, "", nil), path); !bytes.Equal(got, data) {
 				t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
 			}
-			if m := p.most(); m < tc.min || m > tc.max {
+			if m := p.Most(); m < tc.min || m > tc.max {
 				t.Errorf("%d parts in flight at most, want between %d and %d", m, tc.min, tc.max)
 			}
 		})
@@ -184,7 +150,7 @@ func TestCancelWithPartsInFlightLeavesNothing(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	p := newPartProxy(t, s.m.Endpoint, 0)
-	p.hold = 2 * time.Second // parts are surely in flight at Cancel
+	p.Hold = 2 * time.Second // parts are surely in flight at Cancel
 	w := openWriter(t, s.through(t, p.url, nil), "/f", false)
 	write(t, w, randomBytes(t, 3*minChunkSize+10))
 	if err := w.Cancel(ctx); err != nil {
