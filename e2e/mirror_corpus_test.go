@@ -124,7 +124,9 @@ func TestMirrorCorpusConfigsRunAsMirrors(t *testing.T) {
 			}
 
 			// The cache is in the storage the file names: the manifest and
-			// every blob it lists.
+			// every blob it lists. The mirror stores a blob after its fetch
+			// has ended, behind the client's answer, so a store may still be
+			// running when the pull returns: wait for it, bounded.
 			var mf struct {
 				Config struct{ Digest string }
 				Layers []struct{ Digest string }
@@ -139,8 +141,8 @@ func TestMirrorCorpusConfigsRunAsMirrors(t *testing.T) {
 			for _, d := range stored {
 				algo, hex, _ := strings.Cut(d, ":")
 				key := fmt.Sprintf("docker/registry/v2/blobs/%s/%s/%s/data", algo, hex[:2], hex)
-				if !h.stored(t, key) {
-					t.Errorf("%s is not in the configured storage (%s)", d, key)
+				if !storedWithin(t, h.stored, key, 30*time.Second) {
+					t.Errorf("%s is not in the configured storage (%s) 30 s after the pull", d, key)
 				}
 			}
 
@@ -374,4 +376,19 @@ func startUpload(t *testing.T, client *http.Client, base, repo string, login []s
 		return resp.StatusCode, ""
 	}
 	return resp.StatusCode, body.Errors[0].Code
+}
+
+// storedWithin polls stored for key until it holds or wait has passed.
+func storedWithin(t *testing.T, stored func(*testing.T, string) bool, key string, wait time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		if stored(t, key) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
