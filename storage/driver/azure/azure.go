@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
+	"github.com/berth-registry/berth/storage/driver/internal/ranged"
 )
 
 const driverName = "azure"
@@ -58,6 +58,9 @@ type Driver struct {
 	// memory counts the block buffers writers hold beyond their first
 	// (writememory).
 	memory *semaphore.Weighted
+	// reads fetches the ranges of parallel reads (readconcurrency,
+	// readmemory).
+	reads *ranged.Reads
 }
 
 var (
@@ -77,6 +80,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 	}
 	opts := clientOptions(cfg)
 	d := &Driver{cfg: cfg, udk: &delegationKey{}, bufs: partbuf.New(int(cfg.ChunkSize), 4), memory: semaphore.NewWeighted(cfg.writeBuffers)}
+	d.reads = ranged.New(d.bufs, cfg.ReadConcurrency, cfg.readBuffers)
 	containerURL := strings.TrimRight(cfg.serviceURL, "/") + "/" + cfg.Container
 	switch {
 	case cfg.ConnectionString != "":
@@ -187,34 +191,6 @@ func mapErr(op, path string, err error) error {
 
 func isNotFound(err error) bool {
 	return bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ResourceNotFound, bloberror.CannotVerifyCopySource)
-}
-
-// Reader implements driver.Driver.
-func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
-	if offset < 0 {
-		return nil, pathErr("reader", path, driver.ErrInvalidOffset)
-	}
-	bc := d.c.NewBlobClient(d.name(path))
-	opts := &blob.DownloadStreamOptions{}
-	if offset > 0 {
-		opts.Range = blob.HTTPRange{Offset: offset}
-	}
-	resp, err := bc.DownloadStream(ctx, opts)
-	if err == nil {
-		return resp.Body, nil
-	}
-	if !bloberror.HasCode(err, bloberror.InvalidRange) {
-		return nil, mapErr("reader", path, err)
-	}
-	// Azure refuses a range that starts at the end as it does one past it.
-	props, err := bc.GetProperties(ctx, nil)
-	if err != nil {
-		return nil, mapErr("reader", path, err)
-	}
-	if props.ContentLength != nil && offset == *props.ContentLength {
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-	return nil, pathErr("reader", path, driver.ErrInvalidOffset)
 }
 
 // PutContent implements driver.ContentPutter with one Put Blob request.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/ranged"
 )
 
 const (
@@ -76,6 +77,11 @@ type Params struct {
 	// may hold beyond the one each always has.
 	WriteConcurrency int    `yaml:"writeconcurrency"`
 	WriteMemory      *int64 `yaml:"writememory"`
+	// ReadConcurrency is how many ranges of one read are fetched at a
+	// time; ReadMemory the bytes of range buffers all readers together
+	// may hold. As the s3 driver's.
+	ReadConcurrency int    `yaml:"readconcurrency"`
+	ReadMemory      *int64 `yaml:"readmemory"`
 }
 
 // config is Params checked, with defaults filled in.
@@ -84,8 +90,10 @@ type config struct {
 	credType   string
 	serviceURL string
 	root       string // blob name prefix: "" or "dir/"
-	// writeBuffers is writememory over chunksize.
+	// writeBuffers is writememory over chunksize, readBuffers
+	// readmemory over chunksize.
 	writeBuffers int64
+	readBuffers  int64
 }
 
 // newConfig decodes and checks the azure section.
@@ -185,6 +193,21 @@ func newConfig(params driver.Params) (*config, error) {
 		bad("writememory", "must not be negative, not %d", mem)
 	} else if c.ChunkSize > 0 {
 		c.writeBuffers = mem / c.ChunkSize
+	}
+	if c.ReadConcurrency == 0 {
+		c.ReadConcurrency = ranged.DefaultConcurrency
+	}
+	if c.ReadConcurrency < 1 || c.ReadConcurrency > ranged.MaxConcurrency {
+		bad("readconcurrency", "must be between 1 and %d, not %d", ranged.MaxConcurrency, c.ReadConcurrency)
+	}
+	readMem := int64(ranged.DefaultMemory)
+	if c.ReadMemory != nil {
+		readMem = *c.ReadMemory
+	}
+	if readMem < 0 {
+		bad("readmemory", "must not be negative, not %d", readMem)
+	} else if c.ChunkSize > 0 {
+		c.readBuffers = readMem / c.ChunkSize
 	}
 	if c.RedirectExpiry == 0 {
 		c.RedirectExpiry = defaultRedirectExpiry

@@ -24,7 +24,11 @@ func TestConfigDefaultsAndDistributionKeys(t *testing.T) {
 		{"DefaultsMatchDistribution", base(nil), func(c *config) bool {
 			return c.serviceURL == "https://acct.blob.core.windows.net" && c.credType == credSharedKey &&
 				c.MaxRetries == 5 && c.RetryDelay == 100*time.Millisecond && c.root == "" &&
-				c.ChunkSize == defaultChunkSize && c.RedirectExpiry == 20*time.Minute
+				c.ChunkSize == defaultChunkSize && c.RedirectExpiry == 20*time.Minute &&
+				c.ReadConcurrency == 8 && c.readBuffers == 16
+		}},
+		{"ReadKeysFromEnvStrings", base(driver.Params{"readconcurrency": "3", "readmemory": "0"}), func(c *config) bool {
+			return c.ReadConcurrency == 3 && c.readBuffers == 0
 		}},
 		{"RealmBuildsServiceURL", base(driver.Params{"realm": "core.chinacloudapi.cn"}), func(c *config) bool {
 			return c.serviceURL == "https://acct.blob.core.chinacloudapi.cn"
@@ -85,6 +89,9 @@ func TestConfigRejectsMistakesByKey(t *testing.T) {
 		{"NoBlockInFlight", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "writeconcurrency": -1}, "writeconcurrency"},
 		{"TooManyBlocksInFlight", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "writeconcurrency": 65}, "writeconcurrency"},
 		{"NegativeWriteMemory", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "writememory": -1}, "writememory"},
+		{"NoRangeInFlight", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "readconcurrency": -1}, "readconcurrency"},
+		{"TooManyRangesInFlight", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "readconcurrency": 65}, "readconcurrency"},
+		{"NegativeReadMemory", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "readmemory": -1}, "readmemory"},
 		{"EscapingRoot", driver.Params{"accountname": "a", "accountkey": "k", "container": "c", "rootdirectory": "a/../b"}, "rootdirectory"},
 	}
 	for _, tc := range tests {

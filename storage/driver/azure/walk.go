@@ -47,7 +47,7 @@ func (d *Driver) Walk(ctx context.Context, root string, fn driver.WalkFunc) erro
 	return driver.WalkFiles(ctx, root, files, fn)
 }
 
-func deref[T int64 | time.Time](p *T) T {
+func deref[T int64 | string | time.Time](p *T) T {
 	var zero T
 	if p == nil {
 		return zero

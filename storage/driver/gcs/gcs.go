@@ -32,6 +32,7 @@ import (
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
+	"github.com/berth-registry/berth/storage/driver/internal/ranged"
 )
 
 const (
@@ -105,10 +106,18 @@ type Params struct {
 	// WriteMemory is the bytes of chunk buffers all writers together may
 	// hold beyond the one each has. Not in Distribution.
 	WriteMemory *int64 `yaml:"writememory"`
+	// ReadConcurrency is how many chunksize ranges of one read are
+	// fetched at a time (see package ranged); 1 reads with one GET. Not
+	// in Distribution.
+	ReadConcurrency int `yaml:"readconcurrency"`
+	// ReadMemory is the bytes of range buffers all readers together may
+	// hold. Not in Distribution.
+	ReadMemory *int64 `yaml:"readmemory"`
 }
 
 func defaultParams() Params {
-	return Params{ChunkSize: defaultChunkSize, MaxConcurrency: defaultMaxConcurrency, WriteConcurrency: defaultWriteConcurrency}
+	return Params{ChunkSize: defaultChunkSize, MaxConcurrency: defaultMaxConcurrency, WriteConcurrency: defaultWriteConcurrency,
+		ReadConcurrency: ranged.DefaultConcurrency}
 }
 
 // FromParams decodes a configuration section and builds the driver.
@@ -136,8 +145,12 @@ type Driver struct {
 	// memory counts the chunk buffers writers hold beyond their first
 	// (writememory / chunksize of them).
 	memory *semaphore.Weighted
-	// bufs holds the chunk buffers of composite writes.
+	// bufs holds the chunk buffers of composite writes and parallel
+	// reads.
 	bufs *partbuf.Pool
+	// reads fetches the ranges of parallel reads (readconcurrency,
+	// readmemory).
+	reads *ranged.Reads
 
 	// signer is the service account that signs redirect URLs; empty
 	// without a private key.
@@ -215,6 +228,7 @@ func New(ctx context.Context, p Params) (*Driver, error) {
 		memory:           semaphore.NewWeighted(c.writeBuffers),
 		bufs:             partbuf.New(p.ChunkSize, 4),
 	}
+	d.reads = ranged.New(d.bufs, p.ReadConcurrency, c.readBuffers)
 	if emuURL != nil {
 		d.signHost, d.insecure = emuURL.Host, emuURL.Scheme == "http"
 	}
@@ -227,8 +241,9 @@ type checked struct {
 	sa       serviceAccount
 	emulator *url.URL
 	// writeBuffers is how many chunk buffers beyond their first all
-	// writers may hold.
+	// writers may hold; readBuffers how many all readers may.
 	writeBuffers int64
+	readBuffers  int64
 }
 
 // check validates the parameters and reads the key file, without any
@@ -253,6 +268,17 @@ func (p Params) check() (checked, error) {
 		}
 	}
 	c.writeBuffers = mem / int64(p.ChunkSize)
+	if p.ReadConcurrency < 1 || p.ReadConcurrency > ranged.MaxConcurrency {
+		return c, &driver.ParamError{Key: "readconcurrency",
+			Msg: fmt.Sprintf("%d is not between 1 and %d", p.ReadConcurrency, ranged.MaxConcurrency)}
+	}
+	readMem := int64(ranged.DefaultMemory)
+	if p.ReadMemory != nil {
+		if readMem = *p.ReadMemory; readMem < 0 {
+			return c, &driver.ParamError{Key: "readmemory", Msg: fmt.Sprintf("%d is negative", readMem)}
+		}
+	}
+	c.readBuffers = readMem / int64(p.ChunkSize)
 	if p.Keyfile != "" && len(p.Credentials) > 0 {
 		return c, &driver.ParamError{Key: "credentials", Msg: "give keyfile or credentials, not both"}
 	}

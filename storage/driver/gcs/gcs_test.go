@@ -61,6 +61,9 @@ func TestParamsRefused(t *testing.T) {
 		{"writeconcurrency over 64", base(driver.Params{"writeconcurrency": 65}), "writeconcurrency"},
 		{"writeconcurrency not a number", base(driver.Params{"writeconcurrency": "many"}), "writeconcurrency"},
 		{"negative writememory", base(driver.Params{"writememory": -1}), "writememory"},
+		{"readconcurrency 0", base(driver.Params{"readconcurrency": 0}), "readconcurrency"},
+		{"readconcurrency over 64", base(driver.Params{"readconcurrency": 65}), "readconcurrency"},
+		{"negative readmemory", base(driver.Params{"readmemory": -1}), "readmemory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,13 +23,23 @@ const deleteParallelism = 16
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Reader streams the object at path from offset.
+// Reader streams the object at path from offset. A parallel read (see
+// package ranged) asks for its first chunk, learns the object's size and
+// generation from the answer, and reads the ranges after it from that
+// generation, which GCS no longer serves once the object was replaced
+// (unless the bucket keeps old versions, which then serves its bytes).
+// Objects no larger than a chunk, and readers with readconcurrency 1,
+// cost one GET.
 func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
 	if offset < 0 {
 		return nil, &driver.PathError{Op: "reader", Path: path, Driver: driverName, Err: driver.ErrInvalidOffset}
 	}
 	obj := d.bucket.Object(d.key(path))
-	r, err := obj.NewRangeReader(ctx, offset, -1)
+	length := int64(-1)
+	if d.reads.Parallel() {
+		length = d.reads.Chunk()
+	}
+	r, err := obj.NewRangeReader(ctx, offset, length)
 	switch {
 	case err == nil:
 	case isNotExist(err):
@@ -54,7 +64,18 @@ func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 		r.Close()
 		return nil, notFound("reader", path)
 	}
-	return r, nil
+	if length < 0 {
+		return r, nil
+	}
+	pinned := obj.Generation(r.Attrs.Generation)
+	open := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+		rr, err := pinned.NewRangeReader(ctx, off, n)
+		if err != nil {
+			return nil, fmt.Errorf("gcs: read %s (generation %d): %w", path, r.Attrs.Generation, err)
+		}
+		return rr, nil
+	}
+	return d.reads.Reader(ctx, r, offset, r.Remain(), r.Attrs.Size, open), nil
 }
 
 // Stat describes the object at path, or the directory its name prefixes.

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/internal/ranged"
 )
 
 const (
@@ -30,8 +31,8 @@ const (
 	defaultWriteConcurrency = 8
 	maxConcurrency          = 64
 	defaultWriteMemory      = 64 << 20
-	defaultReadConcurrency  = 8
-	defaultReadMemory       = 128 << 20
+	defaultReadConcurrency  = ranged.DefaultConcurrency
+	defaultReadMemory       = ranged.DefaultMemory
 
 	defaultRedirectExpiry = 20 * time.Minute
 	maxRedirectExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most a week

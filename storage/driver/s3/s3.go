@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
+	"github.com/berth-registry/berth/storage/driver/internal/ranged"
 	"io"
 	"log/slog"
 	"net/http"
@@ -61,8 +62,9 @@ type Driver struct {
 	// memory counts the part buffers writers hold beyond their first
 	// (writememory).
 	memory *semaphore.Weighted
-	// readMemory counts the range buffers of parallel reads (readmemory).
-	readMemory *semaphore.Weighted
+	// reads fetches the ranges of parallel reads (readconcurrency,
+	// readmemory).
+	reads *ranged.Reads
 }
 
 var (
@@ -147,7 +149,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 	}
 	d.bufs = partbuf.New(int(cfg.chunkSize), 4)
 	d.memory = semaphore.NewWeighted(cfg.writeBuffers)
-	d.readMemory = semaphore.NewWeighted(cfg.readBuffers)
+	d.reads = ranged.New(d.bufs, cfg.readConcurrency, cfg.readBuffers)
 	return d, nil
 }
 
