@@ -173,12 +173,14 @@ func (u *upload) Close(ctx context.Context) error {
 	size := u.fw.Size()
 	hashState := u.hashState(size)
 	saved := make(chan struct{})
-	go func() {
-		defer close(saved)
-		if distribution {
+	if distribution {
+		go func() {
+			defer close(saved)
 			u.saveHashState(ctx, size, hashState)
-		}
-	}()
+		}()
+	} else {
+		close(saved)
+	}
 	closeWriter := u.fw.Close
 	if distribution {
 		closeWriter = func() error { return driver.CloseShared(u.fw) }
