@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 
@@ -168,5 +169,69 @@ func commitAndCheck(t *testing.T, s *store, d driver.Driver, w driver.FileWriter
 	}
 	if keys := s.keys(t); len(keys) != 1 {
 		t.Errorf("keys after Commit: %v, want only the file", keys)
+	}
+}
+
+// TestStatFileIsOneHead: StatFile describes a file with one HEAD, and
+// answers a directory, or nothing, as not found without listing.
+func TestStatFileIsOneHead(t *testing.T) {
+	s := newStore(t)
+	rec := newRecorder(t, s.m.Endpoint)
+	ctx := context.Background()
+	d := driver.Wrap(rec.driver(t, s))
+	if err := driver.PutContent(ctx, d, "/dir/file", []byte("12345")); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	fi, err := driver.StatFile(ctx, d, "/dir/file")
+	if err != nil || fi.Size != 5 || fi.IsDir {
+		t.Fatalf("StatFile of a file = %+v, %v", fi, err)
+	}
+	for _, p := range []string{"/dir", "/dir/none"} {
+		if _, err := driver.StatFile(ctx, d, p); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("StatFile(%s) = %v, want ErrNotFound", p, err)
+		}
+	}
+	if reqs := rec.take(); len(reqs) != 3 || count(reqs, http.MethodHead, "") != 3 {
+		t.Errorf("three StatFiles sent %v, want three HEADs", reqs)
+	}
+}
+
+// TestNewWriterSendsNothingUntilItStores: a write started at a fresh path
+// sends no request to start, nor to be cancelled before it stored
+// anything; cancelled after a Close, its state object goes.
+func TestNewWriterSendsNothingUntilItStores(t *testing.T) {
+	s := newStore(t)
+	rec := newRecorder(t, s.m.Endpoint)
+	ctx := context.Background()
+	d := driver.Wrap(rec.driver(t, s))
+	w, err := driver.NewWriter(ctx, d, "/fresh/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, []byte("not stored yet"))
+	if err := w.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := rec.take(); len(reqs) != 0 {
+		t.Errorf("NewWriter, Write and Cancel sent %v, want nothing", reqs)
+	}
+	w, err = driver.NewWriter(ctx, d, "/fresh/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, []byte("stored"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = driver.Reopen(ctx, d, w, "/fresh/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys := s.keys(t); len(keys) != 0 {
+		t.Errorf("keys after Cancel: %v, want none", keys)
 	}
 }
