@@ -66,12 +66,14 @@ func TestLayoutIsDistributions(t *testing.T) {
 	})
 }
 
-// TestUploadLayout checks the files of an unfinished upload: data,
-// startedat (RFC 3339) and the digest state at the offset written.
+// TestUploadLayout checks the files of an unfinished upload shared with
+// CNCF Distribution: data, startedat (RFC 3339) and the digest state at
+// the offset written. (Berth alone keeps the digest state in the release
+// of the session's lease.)
 func TestUploadLayout(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
 		ctx := context.Background()
-		reg := newRegistry(open, Options{})
+		reg := newRegistry(open, Options{DistributionUploads: true})
 		repo := reg.Repository("app")
 		u, err := repo.NewUpload(ctx)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/opencontainers/go-digest"
 )
 
 // A lease is an exclusive right held through storage alone, so that
@@ -74,6 +75,13 @@ type leaseRecord struct {
 	// bytes its data holds at release, which tells the next holder that
 	// the digest state saved at that offset is the whole story.
 	Size int64 `json:"size,omitempty"`
+	// Alg and Digest are, for an upload session, the running digest of
+	// its Size bytes (the encoding.BinaryMarshaler form of Go's hash),
+	// recorded with the release that vouches for it: the next holder, on
+	// any instance, hashes on from there without another read. Absent
+	// when the holder did not know it.
+	Alg    string `json:"alg,omitempty"`
+	Digest []byte `json:"digest,omitempty"`
 }
 
 // ErrLeaseHeld is returned when another holder has the lease.
@@ -355,6 +363,12 @@ func (l *lease) end() {
 // lapsed lease is not written to: its claim tells the next holder that
 // whatever it guarded was left in an unknown state.
 func (l *lease) release(ctx context.Context, size int64) error {
+	return l.releaseDigest(ctx, size, "", nil)
+}
+
+// releaseDigest is release recording, beside size, the running digest of
+// an upload session's bytes at size (see leaseRecord.Digest).
+func (l *lease) releaseDigest(ctx context.Context, size int64, alg digest.Algorithm, state []byte) error {
 	l.stopKeepAlive()
 	defer l.end()
 	if err := l.valid(); err != nil {
@@ -364,6 +378,9 @@ func (l *lease) release(ctx context.Context, size int64) error {
 	rec := l.rec
 	l.mu.Unlock()
 	rec.Released, rec.Size = true, size
+	if state != nil {
+		rec.Alg, rec.Digest = string(alg), state
+	}
 	err := l.write(ctx, rec)
 	_ = l.lose(fmt.Errorf("%w: released", errLeaseLost))
 	return err

@@ -192,8 +192,8 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (dedu
 	dst := blobDataPath(d)
 	reg := u.repo.reg
 	token := reg.cache.blobs.begin()
-	fi, err := drv.Stat(ctx, dst)
-	if err == nil && !fi.IsDir {
+	fi, err := driver.StatFile(ctx, drv, dst)
+	if err == nil {
 		// Content-addressed: what is there is what was uploaded.
 		reg.cache.blobs.add(token, d, blobInfo{size: fi.Size, modTime: fi.ModTime}, 1)
 		return true, nil

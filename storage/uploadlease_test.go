@@ -3,8 +3,6 @@ package storage
 import (
 	"context"
 	"errors"
-	"io"
-	"strings"
 	"testing"
 	"time"
 
@@ -86,29 +84,29 @@ func startedUpload(t *testing.T, repo Repository, content []byte) string {
 	return u.ID()
 }
 
-// failingStates fails reading any saved digest state.
-type failingStates struct{ driver.Driver }
+// failingResumes fails resuming any unfinished write.
+type failingResumes struct{ driver.Driver }
 
-func (f failingStates) Create(ctx context.Context, p string, b []byte) error {
+func (f failingResumes) Create(ctx context.Context, p string, b []byte) error {
 	return driver.Create(ctx, f.Driver, p, b)
 }
 
-func (f failingStates) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
-	if strings.Contains(p, "/hashstates/") {
+func (f failingResumes) Writer(ctx context.Context, p string, append bool) (driver.FileWriter, error) {
+	if append {
 		return nil, errors.New("the store failed")
 	}
-	return f.Driver.Reader(ctx, p, off)
+	return f.Driver.Writer(ctx, p, append)
 }
 
 // TestStatAfterAFailedResumeReportsTheStoredBytes: a request that took
 // the session but failed before it could use it (the store failed reading
-// the digest state) leaves the session as it was: GET reports the bytes
+// the unfinished write) leaves the session as it was: GET reports the bytes
 // stored, for the client to resume from, not an empty session.
 func TestStatAfterAFailedResumeReportsTheStoredBytes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
 		ctx := context.Background()
 		id := startedUpload(t, newRegistry(open, Options{}).Repository("app"), bytesOf(100, 'a'))
-		if _, err := New(failingStates{open()}, Options{}, nil).Repository("app").ResumeUpload(ctx, id); err == nil {
+		if _, err := New(failingResumes{open()}, Options{}, nil).Repository("app").ResumeUpload(ctx, id); err == nil {
 			t.Fatal("ResumeUpload with the store failing: no error")
 		}
 		if size, err := newRegistry(open, Options{}).Repository("app").StatUpload(ctx, id); err != nil || size != 100 {

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding"
 	"errors"
 	"time"
 
@@ -31,7 +30,9 @@ type uploadHint struct {
 
 // sessionMemory is the session as the request that released it left it.
 type sessionMemory struct {
-	fw   driver.FileWriter // closed, for driver.Reopen
+	// fw is closed, for driver.Reopen; nil for a session whose write
+	// has not started (see upload.start).
+	fw   driver.FileWriter
 	size int64
 	// alg and hashState are the running digest at size, marshalled; nil
 	// when it was unknown.
@@ -108,16 +109,10 @@ func (u *upload) remember(size int64, hashState []byte) *sessionMemory {
 
 // restore sets u's running digest from m when m has it at size.
 func (m *sessionMemory) restore(u *upload, size int64) bool {
-	if m == nil || m.hashState == nil || m.size != size {
+	if m == nil || m.size != size {
 		return false
 	}
-	h := m.alg.Hash()
-	um, ok := h.(encoding.BinaryUnmarshaler)
-	if !ok || um.UnmarshalBinary(m.hashState) != nil {
-		return false
-	}
-	u.alg, u.h, u.hashed = m.alg, h, size
-	return true
+	return u.restoreDigest(m.alg, m.hashState)
 }
 
 // startedAt reads when the upload id started; ErrUploadUnknown when it

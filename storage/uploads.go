@@ -60,7 +60,9 @@ var errUploadEnded = &Error{Err: ErrUploadInvalid, Detail: "upload already close
 func (r *repository) NewUpload(ctx context.Context) (Upload, error) {
 	id := newUploadID()
 	startedAt := time.Now().UTC()
-	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), false)
+	// The id was just drawn at random: nothing was ever written at its
+	// data path, and an object store need not look for it.
+	fw, err := driver.NewWriter(ctx, r.driver(), uploadDataPath(r.name, id))
 	if err != nil {
 		_ = deleteIfExists(ctx, r.driver(), uploadDir(r.name, id))
 		return nil, wrapDriverErr("start upload", err)
@@ -160,19 +162,27 @@ func (u *upload) Close(ctx context.Context) error {
 			return &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
 		}
 	}
-	// The digest state is saved beside the writer's Close (on an object
-	// store, its last parts): it is trusted only once the release below
-	// says the session ended at its size, and nothing is released when
-	// Close fails.
+	distribution := u.repo.reg.opts.DistributionUploads
+	if !u.saved && !distribution && u.fw.Size() == 0 {
+		return u.start(ctx)
+	}
+	// The digest state goes with the release below, which vouches for
+	// it, and nothing is released when Close fails. CNCF Distribution
+	// reads it from a file of its own, saved beside the writer's Close
+	// (on an object store, its last parts).
 	size := u.fw.Size()
 	hashState := u.hashState(size)
 	saved := make(chan struct{})
-	go func() {
-		defer close(saved)
-		u.saveHashState(ctx, size, hashState)
-	}()
+	if distribution {
+		go func() {
+			defer close(saved)
+			u.saveHashState(ctx, size, hashState)
+		}()
+	} else {
+		close(saved)
+	}
 	closeWriter := u.fw.Close
-	if u.repo.reg.opts.DistributionUploads {
+	if distribution {
 		closeWriter = func() error { return driver.CloseShared(u.fw) }
 	}
 	err := closeWriter()
@@ -196,6 +206,9 @@ func (u *upload) Close(ctx context.Context) error {
 		}
 		u.saved = true
 		rec := leaseRecord{Owner: "new", Expires: u.startedAt, Released: true, Size: size}
+		if hashState != nil {
+			rec.Alg, rec.Digest = string(u.alg), hashState
+		}
 		first, _ := json.Marshal(rec)
 		if err := driver.Create(ctx, u.repo.driver(), leaseClaimPath(uploadLeaseDir(u.repo.name, u.id), 1), first); err != nil {
 			return wrapDriverErr("start upload", err)
@@ -204,7 +217,7 @@ func (u *upload) Close(ctx context.Context) error {
 	}
 	if u.lease != nil {
 		// After the digest state: the release is what vouches for it.
-		if err := u.lease.release(ctx, size); err != nil {
+		if err := u.lease.releaseDigest(ctx, size, u.alg, hashState); err != nil {
 			return wrapDriverErr("close upload", err)
 		}
 		u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
@@ -212,6 +225,30 @@ func (u *upload) Close(ctx context.Context) error {
 			mem:   u.remember(size, hashState),
 		})
 	}
+	return nil
+}
+
+// start makes a new session that holds no bytes resumable with only what
+// CNCF Distribution writes for one: its start time. Its write, which
+// stored nothing, is dropped (on an object store, without a request), and
+// the session's first bytes start another; nor is a claim made on its
+// lease: the first request to write makes the first. That request, on
+// this instance, creates it after the hint left here and goes on from the
+// memory without reading anything back; on another, it finds no claim and
+// no write, and starts both. Every request that writes claims first, so
+// a session without a claim holds no bytes of Berth's.
+func (u *upload) start(ctx context.Context) error {
+	if err := u.fw.Cancel(ctx); err != nil && !isNotFound(err) {
+		u.repo.reg.log.Warn("empty upload write not dropped", "repo", u.repo.name, "upload", u.id, "err", err)
+	}
+	if err := driver.PutScratch(ctx, u.repo.driver(), uploadStartedAtPath(u.repo.name, u.id), []byte(u.startedAt.Format(time.RFC3339))); err != nil {
+		return wrapDriverErr("start upload", err)
+	}
+	u.saved = true
+	u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
+		lease: leaseHint{gen: 0, rec: leaseRecord{Released: true}},
+		mem:   &sessionMemory{},
+	})
 	return nil
 }
 

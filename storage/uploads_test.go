@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha512"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -271,7 +272,22 @@ func TestResumeWithoutDigestStateRehashes(t *testing.T) {
 		if err := u.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := driver.Wrap(open()).Delete(ctx, uploadDir("app", u.ID())+"/hashstates"); err != nil {
+		// The release vouches for the data's size but carries no
+		// digest state, as a Berth that kept the state in a file of its
+		// own released, and the file is gone.
+		drv := driver.Wrap(open())
+		claim := leaseClaimPath(uploadLeaseDir("app", u.ID()), 1)
+		b, err := driver.GetContent(ctx, drv, claim, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec leaseRecord
+		if err := json.Unmarshal(b, &rec); err != nil || rec.Digest == nil {
+			t.Fatalf("release %s holds no digest state (%v)", b, err)
+		}
+		rec.Alg, rec.Digest = "", nil
+		b, _ = json.Marshal(rec)
+		if err := driver.PutContent(ctx, drv, claim, b); err != nil {
 			t.Fatal(err)
 		}
 		// Another instance: this one remembers the state it saved.

@@ -56,9 +56,13 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	l.keepAlive(ctx, 0)
 	mem := hint.trusted(l, r.driver())
 	var fw driver.FileWriter
-	if mem != nil {
+	switch {
+	case mem != nil && mem.fw == nil:
+		// A session started here that no request wrote to since.
+		fw, err = driver.NewWriter(ctx, r.driver(), uploadDataPath(r.name, id))
+	case mem != nil:
 		fw, err = driver.Reopen(ctx, r.driver(), mem.fw, uploadDataPath(r.name, id))
-	} else {
+	default:
 		fw, err = r.driver().Writer(ctx, uploadDataPath(r.name, id), true)
 		if err == nil && (prev == nil || !prev.Released) {
 			fw, err = r.forkUpload(ctx, id, fw)
@@ -249,9 +253,11 @@ func (u *upload) loadHashState(ctx context.Context, prev *leaseRecord, mem *sess
 		u.h = nil
 		return nil
 	}
-	if mem.restore(u, size) {
+	if mem.restore(u, size) || u.restoreDigest(digest.Algorithm(prev.Alg), prev.Digest) {
 		return nil
 	}
+	// Released by a Berth that kept the digest state in a file of its
+	// own, as CNCF Distribution does.
 	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
 		state, err := driver.GetContent(ctx, u.repo.driver(), uploadHashStatePath(u.repo.name, u.id, alg, size), 1024)
 		if isNotFound(err) {
@@ -260,12 +266,9 @@ func (u *upload) loadHashState(ctx context.Context, prev *leaseRecord, mem *sess
 		if err != nil {
 			return wrapDriverErr("resume upload", err)
 		}
-		h := alg.Hash()
-		um, ok := h.(encoding.BinaryUnmarshaler)
-		if !ok || um.UnmarshalBinary(state) != nil {
+		if !u.restoreDigest(alg, state) {
 			break
 		}
-		u.alg, u.h, u.hashed = alg, h, size
 		return nil
 	}
 	u.repo.reg.log.Warn("upload digest state lost; commit will re-read the data",
@@ -281,4 +284,20 @@ func (u *upload) holds() error {
 		u.lost = u.lease.valid()
 	}
 	return u.lost
+}
+
+// restoreDigest sets u's running digest to state, the marshalled digest
+// with alg of the u.fw.Size() bytes written so far; false when state is
+// not one.
+func (u *upload) restoreDigest(alg digest.Algorithm, state []byte) bool {
+	if state == nil || !supportedAlgorithm(alg) {
+		return false
+	}
+	h := alg.Hash()
+	um, ok := h.(encoding.BinaryUnmarshaler)
+	if !ok || um.UnmarshalBinary(state) != nil {
+		return false
+	}
+	u.alg, u.h, u.hashed = alg, h, u.fw.Size()
+	return true
 }

@@ -144,6 +144,29 @@ func walkList(ctx context.Context, d Driver, dir string, fn WalkFunc) error {
 	return nil
 }
 
+// StatFile describes the committed file at path, with the driver's
+// FileStater when it has one, else with Stat; a directory is ErrNotFound.
+func StatFile(ctx context.Context, d Driver, path string) (FileInfo, error) {
+	if f, ok := d.(FileStater); ok {
+		return f.StatFile(ctx, path)
+	}
+	fi, err := d.Stat(ctx, path)
+	if err == nil && fi.IsDir {
+		return FileInfo{}, &PathError{Op: "stat", Path: path, Driver: d.Name(), Err: ErrNotFound}
+	}
+	return fi, err
+}
+
+// NewWriter starts a write at path, where the caller knows no write was
+// ever started: with the driver's FreshWriter when it has one, else with
+// Writer(ctx, path, false).
+func NewWriter(ctx context.Context, d Driver, path string) (FileWriter, error) {
+	if f, ok := d.(FreshWriter); ok {
+		return f.NewWriter(ctx, path)
+	}
+	return d.Writer(ctx, path, false)
+}
+
 // Reopen goes on with the write at path that fw, closed, left: from fw's
 // memory when it is a Reopener (see there for what the caller vouches
 // for), else as Writer(ctx, path, true) resumes it.

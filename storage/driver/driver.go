@@ -176,6 +176,27 @@ type Reopener interface {
 	Reopen(ctx context.Context) (FileWriter, error)
 }
 
+// FileStater is implemented by drivers for which Stat asks twice to tell
+// a missing file from a directory (an object store sends a HEAD of the
+// key, then lists the prefix when there is no object). StatFile describes
+// the committed file at path in one request, and answers ErrNotFound for a
+// directory as for nothing. Use the StatFile function, which falls back to
+// Stat.
+type FileStater interface {
+	StatFile(ctx context.Context, path string) (FileInfo, error)
+}
+
+// FreshWriter is implemented by drivers that, to start a write afresh,
+// first look for an unfinished one at the path to discard it (an object
+// store lists the key's multipart uploads and deletes its state object:
+// two round trips). NewWriter starts a write at a path where the caller
+// knows no write was ever started, as a name it has just drawn at random,
+// without that search. Use the NewWriter function, which falls back to
+// Writer.
+type FreshWriter interface {
+	NewWriter(ctx context.Context, path string) (FileWriter, error)
+}
+
 // FileOpener is implemented by drivers that can hand out an *os.File for a
 // committed file, so net/http can serve it with sendfile.
 type FileOpener interface {

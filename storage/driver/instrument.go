@@ -88,6 +88,8 @@ var (
 	_ PartSizer     = (*instrumented)(nil)
 	_ DirTimer      = (*instrumented)(nil)
 	_ PageLister    = (*instrumented)(nil)
+	_ FreshWriter   = (*instrumented)(nil)
+	_ FileStater    = (*instrumented)(nil)
 )
 
 // Unwrap returns the driver Instrument was given.
@@ -128,9 +130,30 @@ func (in *instrumented) Writer(ctx context.Context, path string, append bool) (F
 	return &instrumentedWriter{FileWriter: fw, in: in, ctx: ctx, path: path}, nil
 }
 
+// NewWriter starts a write with the driver's FreshWriter when it has one,
+// else with Writer (see the NewWriter function).
+func (in *instrumented) NewWriter(ctx context.Context, path string) (FileWriter, error) {
+	octx, end := in.begin(ctx, "writer", path)
+	fw, err := NewWriter(octx, in.d, path)
+	end(err)
+	if err != nil {
+		return nil, err
+	}
+	return &instrumentedWriter{FileWriter: fw, in: in, ctx: ctx, path: path}, nil
+}
+
 func (in *instrumented) Stat(ctx context.Context, path string) (FileInfo, error) {
 	ctx, end := in.begin(ctx, "stat", path)
 	fi, err := in.d.Stat(ctx, path)
+	end(err)
+	return fi, err
+}
+
+// StatFile describes a file with the driver's FileStater when it has one,
+// else with Stat (see the StatFile function).
+func (in *instrumented) StatFile(ctx context.Context, path string) (FileInfo, error) {
+	ctx, end := in.begin(ctx, "stat", path)
+	fi, err := StatFile(ctx, in.d, path)
 	end(err)
 	return fi, err
 }

@@ -14,10 +14,10 @@ import (
 // path and the driver. Wrapping a wrapped driver returns it unchanged.
 //
 // The result implements every optional interface (Walker, Redirector,
-// ContentPutter, ScratchPutter, Creator, FileOpener, UploadLister) so that
-// wrapping hides none of
-// d's. Where d lacks one, the wrapper does what a caller would do without
-// it: Walk lists directory by directory, PutContent goes through Writer,
+// ContentPutter, ScratchPutter, Creator, FileOpener, UploadLister,
+// FreshWriter, FileStater) so that wrapping hides none of d's. Where d lacks one, the
+// wrapper does what a caller would do without it: Walk lists directory by
+// directory, NewWriter is Writer, StatFile is Stat, PutContent goes through Writer,
 // PutScratch through PutContent, Create returns ErrUnsupported,
 // RedirectURL returns "" (serve it yourself), and OpenFile and Unfinished
 // return ErrUnsupported. Callers that must know what d itself offers use
@@ -54,6 +54,8 @@ var (
 	_ PartSizer     = (*wrapped)(nil)
 	_ DirTimer      = (*wrapped)(nil)
 	_ PageLister    = (*wrapped)(nil)
+	_ FreshWriter   = (*wrapped)(nil)
+	_ FileStater    = (*wrapped)(nil)
 )
 
 // PartSize is the wrapped driver's part size, or 0 when it has no minimum.
@@ -137,6 +139,15 @@ func (w *wrapped) Writer(ctx context.Context, path string, append bool) (FileWri
 	return w.open(ctx, path, func(ctx context.Context) (FileWriter, error) { return w.d.Writer(ctx, path, append) })
 }
 
+// NewWriter starts a write with the driver's FreshWriter when it has one,
+// else with Writer (see the NewWriter function).
+func (w *wrapped) NewWriter(ctx context.Context, path string) (FileWriter, error) {
+	if err := w.check("writer", path); err != nil {
+		return nil, err
+	}
+	return w.open(ctx, path, func(ctx context.Context) (FileWriter, error) { return NewWriter(ctx, w.d, path) })
+}
+
 // open opens a driver's writer with open, bounded by the metadata timeout.
 // The writer's context keeps the caller's values (a trace) but not its
 // cancellation, which reaches only the opening.
@@ -159,6 +170,17 @@ func (w *wrapped) Stat(ctx context.Context, path string) (FileInfo, error) {
 	}
 	ctx, done := within(ctx, w.t.Metadata)
 	fi, err := w.d.Stat(ctx, path)
+	return fi, w.fail("stat", path, done(err))
+}
+
+// StatFile describes a file with the driver's FileStater when it has one,
+// else with Stat (see the StatFile function).
+func (w *wrapped) StatFile(ctx context.Context, path string) (FileInfo, error) {
+	if err := w.check("stat", path); err != nil {
+		return FileInfo{}, err
+	}
+	ctx, done := within(ctx, w.t.Metadata)
+	fi, err := StatFile(ctx, w.d, path)
 	return fi, w.fail("stat", path, done(err))
 }
 

@@ -234,3 +234,21 @@ func TestHasDirTimesSeesThroughWrappers(t *testing.T) {
 		}
 	}
 }
+
+// TestStatFileFallsBackToStat: on a driver without FileStater, StatFile
+// is Stat, with a directory answered as not found.
+func TestStatFileFallsBackToStat(t *testing.T) {
+	ctx := context.Background()
+	d := driver.Wrap(inmemory.New())
+	if err := driver.PutContent(ctx, d, "/dir/file", []byte("12345")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := driver.StatFile(ctx, d, "/dir/file"); err != nil || fi.Size != 5 {
+		t.Fatalf("StatFile of a file = %+v, %v", fi, err)
+	}
+	for _, p := range []string{"/dir", "/dir/none"} {
+		if _, err := driver.StatFile(ctx, d, p); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("StatFile(%s) = %v, want ErrNotFound", p, err)
+		}
+	}
+}

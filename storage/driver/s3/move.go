@@ -142,9 +142,13 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 	}
 	// Unfinished writes below a deleted directory go with it. Their state
 	// objects are small and few; a failure here leaves only garbage that
-	// the upload purger finds.
+	// the upload purger finds. A file's own unfinished write is deleted
+	// unlisted; a directory (objects were listed below it) is no file's
+	// path, so nothing is sent when nothing is below it: an upload session
+	// committed a moment ago, its state object already gone, costs one
+	// listing here and no delete.
 	if path != "/" {
-		_, _ = d.deletePrefix(ctx, d.stateKey(path)+"/", []types.ObjectIdentifier{{Key: aws.String(d.stateKey(path))}}, true)
+		_, _ = d.deletePrefix(ctx, d.stateKey(path)+"/", []types.ObjectIdentifier{{Key: aws.String(d.stateKey(path))}}, listed == 0)
 	}
 	return nil
 }

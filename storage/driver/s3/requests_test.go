@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 
@@ -60,20 +61,16 @@ func TestReopenGoesOnWithoutListing(t *testing.T) {
 	const path = "/up/data"
 	data := randomBytes(t, 3*minChunkSize+10)
 	d := driver.Wrap(rec.driver(t, s)) // as Berth opens it: Reopen goes through the wrapper
-	listings := func(reqs []string) int {
-		return count(reqs, http.MethodGet, "uploads=") + count(reqs, http.MethodGet, "uploadId=")
-	}
 
 	w := openWriter(t, d, path, false)
 	cuts := []struct {
 		end   int
-		reqs  int // requests Reopen may send: one GET of a tail, or none
 		label string
 	}{
-		{1000, 1, "a tail in the state object"},
-		{2 * minChunkSize, 0, "a part boundary"},
-		{2*minChunkSize + 7, 1, "a short tail after parts"},
-		{3*minChunkSize + 3, 1, "a part and a tail"},
+		{1000, "a tail in the state object"},
+		{2 * minChunkSize, "a part boundary"},
+		{2*minChunkSize + 7, "a short tail after parts"},
+		{3*minChunkSize + 3, "a part and a tail"},
 	}
 	prev := 0
 	for _, c := range cuts {
@@ -86,9 +83,9 @@ func TestReopenGoesOnWithoutListing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %s: Reopen: %v", c.label, err)
 		}
-		reqs := rec.take()
-		if len(reqs) > c.reqs || listings(reqs) > 0 {
-			t.Errorf("after %s: Reopen sent %v, want at most %d requests and no listing", c.label, reqs, c.reqs)
+		// Nor is the tail read back: the closed writer kept it.
+		if reqs := rec.take(); len(reqs) > 0 {
+			t.Errorf("after %s: Reopen sent %v, want no request", c.label, reqs)
 		}
 		if got := nw.Size(); got != int64(c.end) {
 			t.Fatalf("after %s: reopened Size = %d, want %d", c.label, got, c.end)
@@ -97,6 +94,36 @@ func TestReopenGoesOnWithoutListing(t *testing.T) {
 	}
 	write(t, w, data[prev:])
 	commitAndCheck(t, s, d, w, path, data)
+}
+
+// TestReopenReadsATailNoLongerKept: once a closed writer no longer keeps
+// its tail (expired, or over the budget), Reopen reads it from the state
+// object.
+func TestReopenReadsATailNoLongerKept(t *testing.T) {
+	s := newStore(t)
+	rec := newRecorder(t, s.m.Endpoint)
+	ctx := context.Background()
+	const path = "/up/data"
+	data := randomBytes(t, minChunkSize+10)
+	d := rec.driver(t, s)
+	w := openWriter(t, d, path, false)
+	write(t, w, data[:1000])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.(*writer).kept.take() == nil {
+		t.Fatal("Close kept no tail")
+	}
+	rec.take()
+	nw, err := driver.Reopen(ctx, d, w, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reqs := rec.take(); len(reqs) != 1 || count(reqs, http.MethodGet, stateDir) != 1 {
+		t.Errorf("Reopen sent %v, want one GET of the state object", reqs)
+	}
+	write(t, nw, data[1000:])
+	commitAndCheck(t, s, d, nw, path, data)
 }
 
 func TestReopenTwiceResumesFromTheStore(t *testing.T) {
@@ -142,5 +169,69 @@ func commitAndCheck(t *testing.T, s *store, d driver.Driver, w driver.FileWriter
 	}
 	if keys := s.keys(t); len(keys) != 1 {
 		t.Errorf("keys after Commit: %v, want only the file", keys)
+	}
+}
+
+// TestStatFileIsOneHead: StatFile describes a file with one HEAD, and
+// answers a directory, or nothing, as not found without listing.
+func TestStatFileIsOneHead(t *testing.T) {
+	s := newStore(t)
+	rec := newRecorder(t, s.m.Endpoint)
+	ctx := context.Background()
+	d := driver.Wrap(rec.driver(t, s))
+	if err := driver.PutContent(ctx, d, "/dir/file", []byte("12345")); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	fi, err := driver.StatFile(ctx, d, "/dir/file")
+	if err != nil || fi.Size != 5 || fi.IsDir {
+		t.Fatalf("StatFile of a file = %+v, %v", fi, err)
+	}
+	for _, p := range []string{"/dir", "/dir/none"} {
+		if _, err := driver.StatFile(ctx, d, p); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("StatFile(%s) = %v, want ErrNotFound", p, err)
+		}
+	}
+	if reqs := rec.take(); len(reqs) != 3 || count(reqs, http.MethodHead, "") != 3 {
+		t.Errorf("three StatFiles sent %v, want three HEADs", reqs)
+	}
+}
+
+// TestNewWriterSendsNothingUntilItStores: a write started at a fresh path
+// sends no request to start, nor to be cancelled before it stored
+// anything; cancelled after a Close, its state object goes.
+func TestNewWriterSendsNothingUntilItStores(t *testing.T) {
+	s := newStore(t)
+	rec := newRecorder(t, s.m.Endpoint)
+	ctx := context.Background()
+	d := driver.Wrap(rec.driver(t, s))
+	w, err := driver.NewWriter(ctx, d, "/fresh/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, []byte("not stored yet"))
+	if err := w.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := rec.take(); len(reqs) != 0 {
+		t.Errorf("NewWriter, Write and Cancel sent %v, want nothing", reqs)
+	}
+	w, err = driver.NewWriter(ctx, d, "/fresh/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, []byte("stored"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = driver.Reopen(ctx, d, w, "/fresh/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys := s.keys(t); len(keys) != 0 {
+		t.Errorf("keys after Cancel: %v, want none", keys)
 	}
 }

@@ -65,6 +65,8 @@ type Driver struct {
 	// reads fetches the ranges of parallel reads (readconcurrency,
 	// readmemory).
 	reads *ranged.Reads
+	// kept counts the tails closed writers keep for Reopen (kept.go).
+	kept *semaphore.Weighted
 }
 
 var (
@@ -150,6 +152,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 	d.bufs = partbuf.New(int(cfg.chunkSize), 4)
 	d.memory = semaphore.NewWeighted(cfg.writeBuffers)
 	d.reads = ranged.New(d.bufs, cfg.readConcurrency, cfg.readBuffers)
+	d.kept = semaphore.NewWeighted(keptTailMemory)
 	return d, nil
 }
 
@@ -266,6 +269,18 @@ func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error)
 		return driver.FileInfo{}, pathErr("stat", path, driver.ErrNotFound)
 	}
 	return driver.FileInfo{Path: path, IsDir: true}, nil
+}
+
+// StatFile implements driver.FileStater with the HEAD alone.
+func (d *Driver) StatFile(ctx context.Context, path string) (driver.FileInfo, error) {
+	if path == "/" {
+		return driver.FileInfo{}, pathErr("stat", path, driver.ErrNotFound)
+	}
+	out, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))})
+	if err != nil {
+		return driver.FileInfo{}, mapErr("stat", path, err)
+	}
+	return driver.FileInfo{Path: path, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
 
 // List implements driver.Driver.

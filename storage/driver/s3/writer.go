@@ -56,7 +56,13 @@ type writer struct {
 	done      bool
 	// reopenable is set by a Close that succeeded, until Reopen.
 	reopenable bool
-	err        error // a failed part upload poisons the writer
+	// known is set when this writer, or the one it was reopened from,
+	// started the write (NewWriter): then state says all there is at
+	// stateKey, and a state object never written needs no delete.
+	known bool
+	// kept is the tail Close stored, kept for Reopen (kept.go).
+	kept *keptTail
+	err  error // a failed part upload poisons the writer
 
 	// flight holds the parts in flight; a part records itself in parts
 	// once it landed.
@@ -90,6 +96,17 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	if w.buf == nil {
 		w.buf = d.getBuf()
 	}
+	return w, nil
+}
+
+// NewWriter implements driver.FreshWriter: a write at a path where no
+// write was ever started needs no search for an unfinished one (a listing
+// of the key's multipart uploads and a delete of its state object).
+func (d *Driver) NewWriter(ctx context.Context, path string) (driver.FileWriter, error) {
+	w := &writer{d: d, path: path, key: d.key(path), started: time.Now().UTC(), known: true}
+	w.flight = inflight.New(d.bufs, d.memory, d.cfg.writeConcurrency, w.landed)
+	w.ctx, w.stop = context.WithCancel(ctx)
+	w.buf = d.getBuf()
 	return w, nil
 }
 
@@ -361,6 +378,9 @@ func (w *writer) close(shared bool) error {
 			return mapErr("close", w.path, err)
 		}
 	}
+	// Set before the request, which may store the object even when it
+	// fails: Cancel must then delete it.
+	w.state = true
 	_, err := w.d.c.PutObject(w.ctx, &s3.PutObjectInput{
 		Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path)),
 		Body: bytes.NewReader(tail), ContentLength: aws.Int64(int64(len(tail))),
@@ -371,8 +391,8 @@ func (w *writer) close(shared bool) error {
 	if err != nil {
 		return mapErr("close", w.path, err)
 	}
-	w.state = true
 	w.reopenable = true
+	w.keepTail(tail)
 	return nil
 }
 
@@ -388,11 +408,18 @@ func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
 	w.reopenable = false
 	nw := &writer{
 		d: w.d, path: w.path, key: w.key, started: w.started,
-		upload: w.upload, parts: slices.Clone(w.parts), partBytes: w.partBytes, state: w.state,
+		upload: w.upload, parts: slices.Clone(w.parts), partBytes: w.partBytes, state: w.state, known: w.known,
 	}
 	nw.flight = inflight.New(w.d.bufs, w.d.memory, w.d.cfg.writeConcurrency, nw.landed)
 	nw.ctx, nw.stop = context.WithCancel(ctx)
 	if w.tail > 0 {
+		if kept := w.kept.take(); int64(len(kept)) == w.tail {
+			// The caller vouches that nothing wrote since Close: the
+			// state object holds this tail, after these parts.
+			nw.buf = w.d.getBuf()
+			*nw.buf = append((*nw.buf)[:0], kept...)
+			return nw, nil
+		}
 		if err := nw.readState(ctx); err != nil {
 			nw.stop()
 			return nil, err
@@ -502,7 +529,11 @@ func (w *writer) Cancel(ctx context.Context) error {
 		}
 	}
 	// A write started by a Close-d writer of this process or another may
-	// have left a state object even when this one never saw it.
+	// have left a state object even when this one never saw it; one this
+	// writer's line started and never closed has none.
+	if w.known && !w.state {
+		return nil
+	}
 	_, err := w.d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
 	return mapErr("cancel", w.path, err)
 }

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/testenv"
+	"github.com/opencontainers/go-digest"
+)
+
+// s3Counter stands between Berth and MinIO and notes every request Berth
+// sends, as "METHOD /bucket/key?query".
+type s3Counter struct {
+	url string
+
+	mu   sync.Mutex
+	reqs []string
+}
+
+func newS3Counter(t *testing.T, upstream string) *s3Counter {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &s3Counter{}
+	next := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed by the driver for the proxy's address
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.reqs = append(c.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		c.mu.Unlock()
+		next.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c.url = srv.URL
+	return c
+}
+
+// take returns the requests noted since the last take.
+func (c *s3Counter) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.reqs
+	c.reqs = nil
+	return r
+}
+
+// TestDockerStylePushS3Requests counts the S3 requests of one layer pushed
+// as docker pushes it (POST, one streamed PATCH, PUT ?digest= with no
+// body), for a layer under S3's 5 MiB part and one over it. Berth's CPU
+// on an object store goes mostly to its requests (docs/benchmarks.md, "S3
+// and S8b again"), so their number is pinned: a change that adds one per
+// layer shows here first.
+func TestDockerStylePushS3Requests(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	counter := newS3Counter(t, m.Endpoint)
+	cfg := strings.Replace(s3Config(m, m.Bucket(t)), "regionendpoint: "+m.Endpoint, "regionendpoint: "+counter.url, 1)
+	base := "http://" + testenv.StartBerth(t, cfg)
+
+	for _, tc := range []struct {
+		name string
+		size int
+		// Requests of each step. Before the session cost nothing until
+		// its first bytes, kept its digest state in the lease and its
+		// tail in memory: 5, 5 and 12 (22) for the small layer, 5, 7
+		// and 16 (28) for the large one.
+		post, patch, put int
+	}{
+		// POST: startedat. PATCH: startedat, the claim, the tail, the
+		// release. PUT: startedat, the claim, HEAD of the blob, the
+		// link, the blob, the state object gone, the session gone (a
+		// listing and a batch delete) and its unfinished writes (a
+		// listing).
+		{"small", 300 << 10, 1, 4, 9},
+		// The PATCH also starts a multipart upload and sends a part; the
+		// PUT sends the tail as the last part, completes the upload and
+		// moves it (HEAD, copy, delete).
+		{"large", 7<<20 + 5, 1, 6, 13},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			content := randomBytes(t, tc.size)
+			d := digest.FromBytes(content)
+			counter.take()
+			res := do(t, http.MethodPost, base+"/v2/count/app/blobs/uploads/", nil, nil)
+			expectStatus(t, res, http.StatusAccepted)
+			post := counter.take()
+			res = do(t, http.MethodPatch, base+uploadPath(t, res), content, map[string]string{"Content-Type": "application/octet-stream"})
+			expectStatus(t, res, http.StatusAccepted)
+			patch := counter.take()
+			loc := uploadPath(t, res)
+			sep := "?"
+			if strings.Contains(loc, "?") {
+				sep = "&"
+			}
+			res = do(t, http.MethodPut, base+loc+sep+"digest="+d.String(), nil, nil)
+			expectStatus(t, res, http.StatusCreated)
+			put := counter.take()
+			for _, step := range []struct {
+				name string
+				reqs []string
+				want int
+			}{{"POST", post, tc.post}, {"PATCH", patch, tc.patch}, {"PUT", put, tc.put}} {
+				if len(step.reqs) != step.want {
+					t.Errorf("%s sent %d requests to S3, want %d:\n  %s", step.name, len(step.reqs), step.want, strings.Join(step.reqs, "\n  "))
+				}
+			}
+			got := do(t, http.MethodGet, base+"/v2/count/app/blobs/"+d.String(), nil, nil)
+			expectStatus(t, got, http.StatusOK)
+			if digest.FromBytes(got.body) != d {
+				t.Fatalf("served content is not %s", d)
+			}
+		})
+	}
+}
