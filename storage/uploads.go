@@ -60,6 +60,10 @@ var errUploadEnded = &Error{Err: ErrUploadInvalid, Detail: "upload already close
 func (r *repository) NewUpload(ctx context.Context) (Upload, error) {
 	id := newUploadID()
 	startedAt := time.Now().UTC()
+	// The session's keys make the repository, for the catalog.
+	if err := r.reg.markRepository(ctx, r.name); err != nil {
+		return nil, err
+	}
 	fw, err := r.driver().Writer(ctx, uploadDataPath(r.name, id), false)
 	if err != nil {
 		_ = deleteIfExists(ctx, r.driver(), uploadDir(r.name, id))
