@@ -217,10 +217,16 @@ func (r *Registry) buildCatalogIndex(ctx context.Context, l *lease) error {
 	if err != nil {
 		return err
 	}
+	// The markers of a page are written while the next page is walked:
+	// S6c (10 000 repositories through the WAN-shaped link) took the
+	// walk's time plus the writes' one after the other.
+	puts := make(chan error, 1)
+	puts <- nil
 	last := ""
 	for {
 		page, err := r.catalogPage(ctx, catalogPageSize, last)
 		if err != nil {
+			<-puts
 			return err
 		}
 		var missing []string
@@ -229,16 +235,20 @@ func (r *Registry) buildCatalogIndex(ctx context.Context, l *lease) error {
 				missing = append(missing, name)
 			}
 		}
+		if err := <-puts; err != nil {
+			return err
+		}
 		if err := l.valid(); err != nil {
 			return fmt.Errorf("storage: catalog index: %w", err)
 		}
-		if err := r.putMarkers(ctx, missing); err != nil {
-			return err
-		}
+		go func() { puts <- r.putMarkers(ctx, missing, markerParallel) }()
 		if len(page) < catalogPageSize {
 			break
 		}
 		last = page[len(page)-1]
+	}
+	if err := <-puts; err != nil {
+		return err
 	}
 	if err := l.valid(); err != nil {
 		return fmt.Errorf("storage: catalog index: %w", err)
@@ -249,10 +259,14 @@ func (r *Registry) buildCatalogIndex(ctx context.Context, l *lease) error {
 	return nil
 }
 
-// putMarkers writes the markers of names, catalogParallel at a time.
-func (r *Registry) putMarkers(ctx context.Context, names []string) error {
+// markerParallel is how many markers a build writes at a time: small
+// writes, which an object store takes many of at once.
+const markerParallel = 64
+
+// putMarkers writes the markers of names, parallel at a time.
+func (r *Registry) putMarkers(ctx context.Context, names []string, parallel int) error {
 	errs := make([]error, len(names))
-	sem := make(chan struct{}, catalogParallel)
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Go(func() {

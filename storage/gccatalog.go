@@ -46,7 +46,7 @@ func (g *collector) reconcileCatalog(ctx context.Context, scanned map[string]*gc
 			add = append(add, name)
 		}
 	}
-	if err := r.putMarkers(ctx, add); err != nil {
+	if err := r.putMarkers(ctx, add, markerParallel); err != nil {
 		return err
 	}
 	now := time.Now
@@ -85,7 +85,7 @@ func (g *collector) reconcileCatalog(ctx context.Context, scanned map[string]*gc
 		if ok, err := r.repositoryExists(ctx, name); err != nil || ok {
 			// Created since it was looked at, or not known: the marker
 			// goes back.
-			if perr := r.putMarkers(ctx, []string{name}); perr != nil {
+			if perr := r.putMarkers(ctx, []string{name}, 1); perr != nil {
 				return errors.Join(err, perr)
 			}
 		}
