@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 )
 
@@ -82,6 +83,7 @@ func (h *harness) newAzureStorage(ctx context.Context, dir string) (*storageRoot
       type: shared_key`, azuriteAccount, azuriteKey, azuriteContainer, endpoint, azuriteAccount, azuriteRoot),
 		cleanup: func() { unshape(); a.stop() },
 		put:     a.put,
+		exists:  a.exists,
 	}, nil
 }
 
@@ -150,6 +152,15 @@ func startAzurite(ctx context.Context, bin, dir string) (*azurite, error) {
 func (a *azurite) put(ctx context.Context, key string, body []byte) error {
 	_, err := a.client.NewBlockBlobClient(azuriteRoot+"/"+key).Upload(ctx, streaming.NopCloser(bytes.NewReader(body)), nil)
 	return err
+}
+
+// exists tells whether one blob is there, directly.
+func (a *azurite) exists(ctx context.Context, key string) (bool, error) {
+	_, err := a.client.NewBlobClient(azuriteRoot+"/"+key).GetProperties(ctx, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (a *azurite) stop() { stopGroup(a.cmd, a.done) }

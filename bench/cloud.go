@@ -70,9 +70,10 @@ func (h *harness) cloudScenarios() []scenario {
 			measure: measureSeededTags,
 		},
 		{
-			rows: h.withFloor(
+			rows: append(h.withFloor(
 				row{"S6", fmt.Sprintf("_catalog of %d repositories, pages of %d", sz.repos, sz.tagPage), "ms", duration, 10},
 				row{"S6b", fmt.Sprintf("one ListObjectsV2 of each repository's directory straight from the store, %d at a time, through the same link", rawRepoParallel), "ms", info, 0}),
+				row{"S6c", "Berth building its catalog index of them once, before S6 (started by a first catalog request; Distribution keeps none: 0)", "ms", info, 0}),
 			shared:  true,
 			setup:   seedRepos,
 			measure: measureCatalog,

@@ -94,6 +94,7 @@ func (h *harness) newGCSStorage(ctx context.Context, dir string) (*storageRoot, 
 		env:     append(g.env, "STORAGE_EMULATOR_HOST=http://"+public),
 		cleanup: func() { g.close(); unshape(); f.stop() },
 		put:     f.put,
+		exists:  f.exists,
 	}, nil
 }
 
@@ -157,6 +158,28 @@ func (f *fakeGCS) put(ctx context.Context, key string, body []byte) error {
 		return fmt.Errorf("fake-gcs-server: put %s: %s", key, resp.Status)
 	}
 	return nil
+}
+
+// exists tells whether one object is there, directly.
+func (f *fakeGCS) exists(ctx context.Context, key string) (bool, error) {
+	u := f.endpoint + "/storage/v1/b/" + gcsBucket + "/o/" + url.PathEscape(key)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("fake-gcs-server: get %s: %s", key, resp.Status)
 }
 
 func (f *fakeGCS) stop() { stopGroup(f.cmd, f.done) }

@@ -72,11 +72,14 @@ type harness struct {
 	specs      [2]serverSpec // Distribution first
 	omitBuild  func() (string, error)
 	omitBin    string // built by omitBuild when a scenario first needs it
-	profileDir string
-	dockerSkip string
-	log        io.Writer
-	devNull    *os.File // where big pulls are spliced to
-	webhook    *webhook // the notification endpoint of scenario 11
+	// catalogBuild is how long Berth took to build its catalog index of
+	// S6's bucket (ms), once per run (awaitCatalogIndex).
+	catalogBuild float64
+	profileDir   string
+	dockerSkip   string
+	log          io.Writer
+	devNull      *os.File // where big pulls are spliced to
+	webhook      *webhook // the notification endpoint of scenario 11
 
 	big             *bigBlob
 	small           digest.Digest

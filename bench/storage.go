@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // storageRoot is an empty place for one server to store into: its
@@ -28,6 +30,9 @@ type storageRoot struct {
 	// put stores one object directly (not through the shaped link), for
 	// the same setups; nil on the filesystem.
 	put func(ctx context.Context, key string, body []byte) error
+	// exists tells whether one object is there, directly (not through
+	// the shaped link); nil on the filesystem.
+	exists func(ctx context.Context, key string) (bool, error)
 	// env is added to the server's environment (what Distribution's gcs
 	// driver needs to find the emulator).
 	env []string
@@ -110,6 +115,14 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
 		put: func(ctx context.Context, key string, body []byte) error {
 			_, err := m.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("registry"), Key: aws.String(key), Body: bytes.NewReader(body)})
 			return err
+		},
+		exists: func(ctx context.Context, key string) (bool, error) {
+			_, err := m.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("registry"), Key: aws.String(key)})
+			var nf *types.NotFound
+			if errors.As(err, &nf) {
+				return false, nil
+			}
+			return err == nil, err
 		},
 		shaped: minioClient(endpoint),
 	}, nil

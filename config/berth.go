@@ -35,6 +35,18 @@ type BerthStorage struct {
 	// the form CNCF Distribution continues too, for a fleet where both
 	// serve one store during a migration. Default off.
 	DistributionUploads bool `yaml:"distributionuploads,omitempty"`
+	// CatalogIndex keeps, on an object store, one empty object per
+	// repository under _berth/catalog, from which the catalog is served a
+	// page per listing (storage/catalogindex.go). Default on; off while
+	// DistributionUploads is set, whatever this says.
+	CatalogIndex *bool `yaml:"catalogindex,omitempty"`
+}
+
+// CatalogIndexOn tells whether the catalog index is kept: on unless turned
+// off, and never beside Distribution (DistributionUploads), whose
+// instances would not write the index.
+func (s BerthStorage) CatalogIndexOn() bool {
+	return (s.CatalogIndex == nil || *s.CatalogIndex) && !s.DistributionUploads
 }
 
 // BerthCache is berth.storage.cache: the in-memory caches beside

@@ -97,3 +97,28 @@ func TestBerthStorageRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestBerthCatalogIndex: on unless turned off, and off beside Distribution
+// (distributionuploads), whatever catalogindex says.
+func TestBerthCatalogIndex(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		env  []string
+		on   bool
+	}{
+		{"default", minimal, nil, true},
+		{"turned off", minimal + "berth:\n  storage:\n    catalogindex: false\n", nil, false},
+		{"turned on", minimal + "berth:\n  storage:\n    catalogindex: true\n", nil, true},
+		{"from the environment", minimal, []string{"REGISTRY_BERTH_STORAGE_CATALOGINDEX=false"}, false},
+		{"beside Distribution", minimal + "berth:\n  storage:\n    distributionuploads: true\n", nil, false},
+		{"beside Distribution, asked for", minimal + "berth:\n  storage:\n    distributionuploads: true\n    catalogindex: true\n", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustParse(t, tt.data, tt.env...).Berth.Storage.CatalogIndexOn(); got != tt.on {
+				t.Errorf("CatalogIndexOn() = %v, want %v", got, tt.on)
+			}
+		})
+	}
+}

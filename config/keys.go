@@ -207,6 +207,7 @@ var keyStatus = map[string]Status{
 	"berth.storage.timeouts.commit":                            BerthOnly,
 	"berth.storage.uploadlease":                                BerthOnly,
 	"berth.storage.distributionuploads":                        BerthOnly,
+	"berth.storage.catalogindex":                               BerthOnly,
 	"berth.storage.leaseskew":                                  BerthOnly,
 	"berth.storage.cache.contentbytes":                         BerthOnly,
 	"berth.http.bodyidletimeout":                               BerthOnly,

@@ -159,6 +159,14 @@ type Options struct {
 	// (berth.storage.distributionuploads), for a fleet where Berth and
 	// Distribution serve one store (see driver.SharedCloser).
 	DistributionUploads bool
+	// NoCatalogIndex turns the catalog index off (catalogindex.go):
+	// berth.storage.catalogindex: false. It is off too with
+	// DistributionUploads, and on a file system.
+	NoCatalogIndex bool
+	// NoCatalogBuild keeps a catalog request from building the index when
+	// it is not complete (the walk serves it then): a read-only server
+	// (storage.maintenance.readonly) writes nothing.
+	NoCatalogBuild bool
 }
 
 // ManifestValidation mirrors Distribution's validation.manifests section.

@@ -14,6 +14,15 @@ import (
 // walk never descends into a repository's own "_" directories, so its cost
 // follows the number of repositories, not of blobs or tags.
 func (r *Registry) Catalog(ctx context.Context, n int, last string) ([]string, error) {
+	if r.catalogIndexed() {
+		ready, err := r.catalogIndexReady(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ready {
+			return r.catalogFromIndex(ctx, n, last) // catalogindex.go
+		}
+	}
 	if n > 0 && !driver.HasDirTimes(r.driver) {
 		return r.catalogPage(ctx, n, last) // an object store: see catalogpage.go
 	}

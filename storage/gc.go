@@ -152,6 +152,11 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (res GCRe
 				}
 			}
 		}
+		if r.catalogIndexed() {
+			if err := g.reconcileCatalog(ctx, repos); err != nil {
+				return res, err
+			}
+		}
 	}
 	return res, nil
 }

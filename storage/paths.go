@@ -24,6 +24,12 @@ import (
 //
 //	/docker/registry/v2/repositories/<name>/_referrers/<subject alg>/<subject hex>/<alg>/<hex>/link
 //
+// and, beside the repositories, under _berth (which Distribution never
+// reads), the leases and tombstones of garbage collection (gcfence.go) and,
+// on an object store, the catalog index (catalogindex.go):
+//
+//	/docker/registry/v2/_berth/catalog/names/<hex of the repository name>
+//
 // A link file holds a digest string ("sha256:…") with no newline.
 const (
 	rootPath         = "/docker/registry/v2"

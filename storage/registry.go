@@ -33,6 +33,7 @@ type Registry struct {
 	hintCount atomic.Int64
 	parked    atomic.Int64     // hints holding a closed writer (uploadmemory.go)
 	now       func() time.Time // the clock cache entries age by
+	catalog   catalogIndex     // catalogindex.go
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp
@@ -142,6 +143,10 @@ func (r *repository) readLink(ctx context.Context, path string) (digest.Digest, 
 }
 
 func (r *repository) writeLink(ctx context.Context, path string, d digest.Digest) error {
+	// A link may be the first thing of its repository.
+	if err := r.reg.markRepository(ctx, r.name); err != nil {
+		return err
+	}
 	if err := driver.PutContent(ctx, r.driver(), path, []byte(d)); err != nil {
 		return fmt.Errorf("storage: writing link: %w", err)
 	}

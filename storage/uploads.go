@@ -60,6 +60,10 @@ var errUploadEnded = &Error{Err: ErrUploadInvalid, Detail: "upload already close
 func (r *repository) NewUpload(ctx context.Context) (Upload, error) {
 	id := newUploadID()
 	startedAt := time.Now().UTC()
+	// The session's keys make the repository, for the catalog.
+	if err := r.reg.markRepository(ctx, r.name); err != nil {
+		return nil, err
+	}
 	// The id was just drawn at random: nothing was ever written at its
 	// data path, and an object store need not look for it.
 	fw, err := driver.NewWriter(ctx, r.driver(), uploadDataPath(r.name, id))

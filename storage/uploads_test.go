@@ -109,7 +109,7 @@ func TestDigestMismatchStoresNothing(t *testing.T) {
 				claimed := digest.Algorithm(tc.want).FromBytes([]byte("other content"))
 				_, err = u.Commit(ctx, claimed)
 				wantErr(t, err, ErrDigestInvalid)
-				if files := tree(t, open()); len(files) != 0 {
+				if files := contentTree(t, open()); len(files) != 0 {
 					t.Fatalf("files left after mismatch: %q", treePaths(files))
 				}
 				if _, err := repo.ResumeUpload(ctx, u.ID()); err == nil {
@@ -328,7 +328,7 @@ func TestCancelUploadRemovesIt(t *testing.T) {
 		if err := u.Cancel(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if files := tree(t, open()); len(files) != 0 {
+		if files := contentTree(t, open()); len(files) != 0 {
 			t.Fatalf("files left after cancel: %q", treePaths(files))
 		}
 		_, err = repo.ResumeUpload(ctx, u.ID())

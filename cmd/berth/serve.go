@@ -74,6 +74,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 		return err
 	}
 	sopts := storageOptions(cfg)
+	// A read-only server writes nothing, the catalog index's build
+	// included; the collection it stands aside for reconciles the index.
+	sopts.NoCatalogBuild = cfg.Storage.Maintenance.ReadOnly.Enabled
 	if shared != nil {
 		defer shared.Close()
 		sopts.Shared = shared

@@ -150,6 +150,7 @@ func storageOptions(cfg *config.Config) storage.Options {
 		LeaseSkew:           cfg.Berth.Storage.LeaseSkew,
 		ContentBytes:        cfg.Berth.Storage.Cache.ContentBytes,
 		DistributionUploads: cfg.Berth.Storage.DistributionUploads,
+		NoCatalogIndex:      !cfg.Berth.Storage.CatalogIndexOn(),
 		Validation: storage.ManifestValidation{
 			Disabled:       v.Disabled,
 			URLsAllow:      v.Manifests.URLs.Allow,

@@ -29,6 +29,10 @@ func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver) {
 	s := &suite{newDriver: newDriver}
 	t.Run("PurgeRemovesOnlyOldUploads", s.testPurgeUploads)
 	t.Run("GarbageCollectOfflineAndOnline", s.testGarbageCollect)
+	t.Run("CatalogIndex", s.testCatalogIndex)
+	t.Run("CatalogIndexGC", s.testCatalogIndexGC)
+	t.Run("CatalogIndexCrash", s.testCatalogIndexCrash)
+	t.Run("CatalogIndexOneBuilder", s.testCatalogIndexOneBuilder)
 }
 
 type suite struct {
