@@ -14,11 +14,21 @@ var _ driver.PageLister = (*Driver)(nil)
 
 // ListPage implements driver.PageLister: the listing starts at the key
 // after the name (StartAfter) and stops once the page is known, so a page
-// of a directory of a hundred thousand tags costs one request, not a
-// hundred.
+// of a directory of a hundred thousand tags costs one or two requests,
+// not a hundred.
 //
 // S3 orders keys bytewise, so the listing goes on until the page is
-// known (driver.KeyPageComplete).
+// known (driver.KeyPageComplete). Each further request starts again from
+// StartAfter, at the greatest key listed so far, rather than with the
+// continuation token. MinIO answers the first continuation token of a
+// listing by walking the rest of the directory into a cached listing it
+// writes to its drives, and goes on walking after it has answered: with
+// 20 000 tags, ten pages of 1 001 cost MinIO 7–8 s of CPU that way and
+// 2.9–3.1 s from StartAfter (ten single listings of 1 000: 1.5–1.6 s).
+// A fresh listing from StartAfter costs one read of the directory,
+// whatever it returns. (The later tokens, which read the cached listing,
+// would be cheaper, but they answer from it as it was: a tag added since
+// is not listed.)
 func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]string, error) {
 	prefix := d.dirPrefix(dir)
 	in := &s3.ListObjectsV2Input{
@@ -35,7 +45,13 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		if err != nil {
 			return nil, mapErr("list", dir, err)
 		}
+		seen := last
 		take := func(key string, dirMark bool) {
+			// A listing from StartAfter at a common prefix may give that
+			// prefix again (its keys sort after it); MinIO does not.
+			if key <= seen {
+				return
+			}
 			last = max(last, key)
 			n := strings.TrimPrefix(key, prefix)
 			if dirMark {
@@ -54,7 +70,11 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		if !aws.ToBool(page.IsTruncated) || driver.KeyPageComplete(names, n, prefix, after, last) {
 			break
 		}
-		in.ContinuationToken = page.NextContinuationToken
+		in.StartAfter, in.ContinuationToken = aws.String(last), nil
+		if last == seen {
+			// Nothing new (only the repeated prefix): the token moves on.
+			in.ContinuationToken = page.NextContinuationToken
+		}
 		in.MaxKeys = aws.Int32(int32(driver.NextListSize(n, len(names), int(aws.ToInt32(in.MaxKeys)))))
 	}
 	return driver.KeyPage(ctx, d, dir, after, names, n)
