@@ -14,7 +14,7 @@ import (
 // its tail for Reopen, for a while and within a budget.
 const (
 	// keptTailMemory bounds the tails the driver's closed writers keep.
-	keptTailMemory = 64 << 20
+	keptTailMemory = 16 << 20
 	// keptTailFor is how long a closed writer keeps its tail: a push
 	// that does not come back by then reads it from the state object.
 	keptTailFor = 30 * time.Second
