@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -88,10 +87,9 @@ func (h *harness) newAzureStorage(ctx context.Context, dir string) (*storageRoot
 }
 
 type azurite struct {
+	*proc
 	endpoint string // http://127.0.0.1:PORT, direct, unshaped
 	client   *container.Client
-	cmd      *exec.Cmd
-	done     chan struct{}
 }
 
 func startAzurite(ctx context.Context, bin, dir string) (*azurite, error) {
@@ -107,22 +105,15 @@ func startAzurite(ctx context.Context, bin, dir string) (*azurite, error) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "azurite.log"))
-	if err != nil {
-		return nil, err
-	}
 	// The SDKs of both servers speak API versions newer than some Azurite
 	// releases know; the calls they make have not changed between them.
 	cmd := exec.Command(bin, "--blobHost", host, "--blobPort", port, "--location", data,
 		"--skipApiVersionCheck", "--loose", "--disableTelemetry")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start azurite: %w", err)
+	p, err := startProc("azurite", cmd, filepath.Join(dir, "azurite.log"))
+	if err != nil {
+		return nil, err
 	}
-	a := &azurite{endpoint: "http://" + addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(a.done) }()
+	a := &azurite{proc: p, endpoint: "http://" + addr}
 	// An unsigned GET gets a 4xx once it listens.
 	if err := waitHTTP(ctx, a.endpoint+"/"+azuriteAccount, a.done, 60*time.Second); err != nil {
 		a.stop()
@@ -162,5 +153,3 @@ func (a *azurite) exists(ctx context.Context, key string) (bool, error) {
 	}
 	return err == nil, err
 }
-
-func (a *azurite) stop() { stopGroup(a.cmd, a.done) }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/berth-registry/berth/internal/roundrobin"
@@ -138,9 +137,8 @@ func (h *harness) startFleet(ctx context.Context, first *server, spec serverSpec
 // haproxy is one haproxy process in HTTP mode balancing each request
 // round-robin over its backends, keeping connections to them open.
 type haproxy struct {
+	*proc
 	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
 }
 
 func startHAProxy(ctx context.Context, dir string, backends []string) (*haproxy, error) {
@@ -156,29 +154,19 @@ func startHAProxy(ctx context.Context, dir string, backends []string) (*haproxy,
 	if err := os.WriteFile(cfg, []byte(roundrobin.HAProxyConfig(addr, 4096, backends)), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "haproxy.log"))
+	// -db: stay in the foreground, so the process started is the one
+	// stopped.
+	p, err := startProc("haproxy", exec.Command(bin, "-db", "-f", cfg), filepath.Join(dir, "haproxy.log"))
 	if err != nil {
 		return nil, err
 	}
-	// -db: stay in the foreground, so the process started is the one
-	// stopped.
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start haproxy: %w", err)
-	}
-	f := &haproxy{addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(f.done) }()
+	f := &haproxy{proc: p, addr: addr}
 	if err := waitHTTP(ctx, "http://"+addr+"/v2/", f.done, 30*time.Second); err != nil {
 		f.stop()
 		return nil, fmt.Errorf("haproxy: %w\n%s", err, tail(filepath.Join(dir, "haproxy.log")))
 	}
 	return f, nil
 }
-
-func (f *haproxy) stop() { stopGroup(f.cmd, f.done) }
 
 // machineBusy samples the whole machine's CPU (/proc/stat, all cores);
 // the returned function gives the share of it that was busy since, in

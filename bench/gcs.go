@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -99,9 +98,8 @@ func (h *harness) newGCSStorage(ctx context.Context, dir string) (*storageRoot, 
 }
 
 type fakeGCS struct {
+	*proc
 	endpoint string // direct, unshaped
-	cmd      *exec.Cmd
-	done     chan struct{}
 	hc       *http.Client
 }
 
@@ -115,24 +113,17 @@ func startFakeGCS(ctx context.Context, bin, dir, addr, public string) (*fakeGCS,
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "fake-gcs-server.log"))
-	if err != nil {
-		return nil, err
-	}
 	// Objects in memory: its filesystem backend reads a whole object to
 	// serve a range of it.
 	cmd := exec.Command(bin, "-scheme", "http", "-host", host, "-port", port,
 		"-backend", "memory", "-data", data,
 		"-public-host", public, "-external-url", "http://"+public, "-log-level", "warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start fake-gcs-server: %w", err)
+	p, err := startProc("fake-gcs-server", cmd, filepath.Join(dir, "fake-gcs-server.log"))
+	if err != nil {
+		return nil, err
 	}
-	f := &fakeGCS{endpoint: "http://" + addr, cmd: cmd, done: make(chan struct{}),
+	f := &fakeGCS{proc: p, endpoint: "http://" + addr,
 		hc: &http.Client{Timeout: time.Minute, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: seedParallel}}}
-	go func() { _ = cmd.Wait(); logf.Close(); close(f.done) }()
 	if err := waitHTTP(ctx, f.endpoint+"/storage/v1/b/"+gcsBucket, f.done, 60*time.Second); err != nil {
 		f.stop()
 		return nil, fmt.Errorf("fake-gcs-server: %w\n%s", err, tail(filepath.Join(dir, "fake-gcs-server.log")))
@@ -181,8 +172,6 @@ func (f *fakeGCS) exists(ctx context.Context, key string) (bool, error) {
 	}
 	return false, fmt.Errorf("fake-gcs-server: get %s: %s", key, resp.Status)
 }
-
-func (f *fakeGCS) stop() { stopGroup(f.cmd, f.done) }
 
 // googleFront stands in for Google's public endpoints for Distribution:
 // the OAuth2 token endpoint and www.googleapis.com, which it forwards to

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -168,10 +167,9 @@ const (
 )
 
 type minio struct {
+	*proc
 	endpoint string
 	client   *s3.Client
-	cmd      *exec.Cmd
-	done     chan struct{}
 }
 
 func startMinIO(ctx context.Context, bin, dir string) (*minio, error) {
@@ -183,22 +181,15 @@ func startMinIO(ctx context.Context, bin, dir string) (*minio, error) {
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "minio.log"))
-	if err != nil {
-		return nil, err
-	}
 	cmd := exec.Command(bin, "server", "--address", addr, "--console-address", console, dir+"/d{1...4}")
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioPassword,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start minio: %w", err)
+	p, err := startProc("minio", cmd, filepath.Join(dir, "minio.log"))
+	if err != nil {
+		return nil, err
 	}
-	m := &minio{endpoint: "http://" + addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(m.done) }()
+	m := &minio{proc: p, endpoint: "http://" + addr}
 	if err := waitHTTP(ctx, m.endpoint+"/minio/health/ready", m.done, 60*time.Second); err != nil {
 		m.stop()
 		return nil, fmt.Errorf("minio: %w\n%s", err, tail(filepath.Join(dir, "minio.log")))
@@ -222,5 +213,3 @@ func minioClient(endpoint string) *s3.Client {
 		Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
 	})
 }
-
-func (m *minio) stop() { stopGroup(m.cmd, m.done) }

@@ -8,10 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -38,10 +36,9 @@ func (w wanShape) of(store string) string {
 // toxiproxy is one toxiproxy server for the whole run; each MinIO gets a
 // proxy of its own on it.
 type toxiproxy struct {
+	*proc
 	api   string // http://127.0.0.1:PORT
 	shape wanShape
-	cmd   *exec.Cmd
-	done  chan struct{}
 	hc    *http.Client
 }
 
@@ -54,20 +51,12 @@ func startToxiproxy(ctx context.Context, bin, dir string, shape wanShape) (*toxi
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "toxiproxy.log"))
+	p, err := startProc("toxiproxy", exec.Command(bin, "-host", host, "-port", port), filepath.Join(dir, "toxiproxy.log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-host", host, "-port", port)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start toxiproxy: %w", err)
-	}
-	t := &toxiproxy{api: "http://" + addr, shape: shape, cmd: cmd, done: make(chan struct{}),
+	t := &toxiproxy{proc: p, api: "http://" + addr, shape: shape,
 		hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}}
-	go func() { _ = cmd.Wait(); logf.Close(); close(t.done) }()
 	if err := waitHTTP(ctx, t.api+"/version", t.done, 30*time.Second); err != nil {
 		t.stop()
 		return nil, fmt.Errorf("toxiproxy: %w\n%s", err, tail(filepath.Join(dir, "toxiproxy.log")))
@@ -135,5 +124,3 @@ func (t *toxiproxy) call(ctx context.Context, method, path string, body []byte) 
 	}
 	return nil
 }
-
-func (t *toxiproxy) stop() { stopGroup(t.cmd, t.done) }
