@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/testenv"
@@ -17,40 +13,18 @@ import (
 // sends, as "METHOD /bucket/key?query".
 type s3Counter struct {
 	url string
-
-	mu   sync.Mutex
-	reqs []string
+	testenv.Requests
 }
 
 func newS3Counter(t *testing.T, upstream string) *s3Counter {
 	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &s3Counter{}
-	next := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host // signed by the driver for the proxy's address
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		c.reqs = append(c.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
-		c.mu.Unlock()
+	// Berth signs for the proxy's address, so its Host goes on.
+	c.url = testenv.StoreProxy(t, upstream, true, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		c.Note(r)
 		next.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	c.url = srv.URL
+	})
 	return c
-}
-
-// take returns the requests noted since the last take.
-func (c *s3Counter) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.reqs
-	c.reqs = nil
-	return r
 }
 
 // TestDockerStylePushS3Requests counts the S3 requests of one layer pushed
@@ -90,13 +64,13 @@ func TestDockerStylePushS3Requests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			content := randomBytes(t, tc.size)
 			d := digest.FromBytes(content)
-			counter.take()
+			counter.Take()
 			res := do(t, http.MethodPost, base+"/v2/count/app/blobs/uploads/", nil, nil)
 			expectStatus(t, res, http.StatusAccepted)
-			post := counter.take()
+			post := counter.Take()
 			res = do(t, http.MethodPatch, base+uploadPath(t, res), content, map[string]string{"Content-Type": "application/octet-stream"})
 			expectStatus(t, res, http.StatusAccepted)
-			patch := counter.take()
+			patch := counter.Take()
 			loc := uploadPath(t, res)
 			sep := "?"
 			if strings.Contains(loc, "?") {
@@ -104,7 +78,7 @@ func TestDockerStylePushS3Requests(t *testing.T) {
 			}
 			res = do(t, http.MethodPut, base+loc+sep+"digest="+d.String(), nil, nil)
 			expectStatus(t, res, http.StatusCreated)
-			put := counter.take()
+			put := counter.Take()
 			for _, step := range []struct {
 				name string
 				reqs []string

@@ -6,14 +6,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-
+	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/internal/inflight/inflighttest"
 )
@@ -28,23 +25,14 @@ type blockProxy struct {
 
 func newBlockProxy(t *testing.T, upstream string) *blockProxy {
 	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target.Path = ""
 	p := &blockProxy{Gauge: inflighttest.NewGauge(500 * time.Millisecond)}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.url = testenv.StoreProxy(t, upstream, false, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if r.Method == http.MethodPut && r.URL.Query().Get("comp") == "block" {
 			p.Enter()
 			defer p.Leave()
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	u, _ := url.Parse(upstream)
-	p.url = srv.URL + u.Path
+		next.ServeHTTP(w, r)
+	})
 	return p
 }
 

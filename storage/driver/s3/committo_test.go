@@ -32,11 +32,11 @@ func TestCommitToPublishesASmallWriteWithOnePut(t *testing.T) {
 	}
 	w = openWriter(t, d, "/up/data", true)
 	write(t, w, data[1000:])
-	log.take()
+	log.Take()
 	if err := driver.CommitTo(ctx, d, w, "/up/data", "/blobs/b"); err != nil {
 		t.Fatalf("CommitTo: %v", err)
 	}
-	reqs := log.take()
+	reqs := log.Take()
 	if want := "/" + s.bucket + "/blobs/b?"; count(reqs, "PUT", "") != 1 || count(reqs, "PUT", want) != 1 {
 		t.Errorf("requests of the commit: %q, want only one PUT, to %s", reqs, want)
 	}
@@ -82,11 +82,11 @@ func TestDeleteOfADirectoryCostsNoHead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	log.take()
+	log.Take()
 	if err := d.Delete(ctx, "/dir"); err != nil {
 		t.Fatalf("Delete(/dir): %v", err)
 	}
-	if reqs := log.take(); count(reqs, "HEAD", "") != 0 {
+	if reqs := log.Take(); count(reqs, "HEAD", "") != 0 {
 		t.Errorf("deleting a directory sent %q, want no HEAD", reqs)
 	}
 	for _, p := range []string{"/file"} {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path"
 	"strconv"
 	"sync"
@@ -20,15 +17,7 @@ import (
 // of the listings the driver asks for.
 func listProxy(t *testing.T, upstream string, asked *atomic.Int64) string {
 	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return minioProxy(t, upstream, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if q := r.URL.Query(); r.Method == http.MethodGet && q.Get("list-type") == "2" {
 			n, err := strconv.Atoi(q.Get("max-keys"))
 			if err != nil {
@@ -36,10 +25,8 @@ func listProxy(t *testing.T, upstream string, asked *atomic.Int64) string {
 			}
 			asked.Add(int64(n))
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+		next.ServeHTTP(w, r)
+	})
 }
 
 // seedTags writes the tags t0000 to t<count-1> under /tags, as a
@@ -125,7 +112,7 @@ func TestListPageGoesOnFromStartAfter(t *testing.T) {
 		if want := min(page, tags-first); len(got) != want || path.Base(got[0]) != fmt.Sprintf("t%04d", first) {
 			t.Fatalf("ListPage after %q: %d names from %s, want %d from t%04d", after, len(got), got[0], want, first)
 		}
-		reqs := rec.take()
+		reqs := rec.Take()
 		if n := count(reqs, http.MethodGet, "list-type=2"); n != len(reqs) || n > 2 {
 			t.Errorf("ListPage(n=%d) after %q sent %q, want at most two listings and nothing else", page, after, reqs)
 		}

@@ -2,34 +2,20 @@ package s3
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/storage/driver"
 )
 
 // minioProxy stands between a driver and MinIO at upstream and returns its
 // address. Every request goes to handle first, which watches it, answers
 // it itself (see refuse) or passes it on to MinIO through next.
+// The driver signs for the proxy's address, so its Host goes on.
 func minioProxy(t *testing.T, upstream string, handle func(w http.ResponseWriter, r *http.Request, next http.Handler)) string {
 	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host // signed by the driver for the proxy's address
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handle(w, r, next)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return testenv.StoreProxy(t, upstream, true, handle)
 }
 
 // refuse answers a request as S3 does one it denies.
@@ -54,30 +40,17 @@ func (s *store) through(t *testing.T, proxyURL string, extra driver.Params) *Dri
 // the round trips an operation costs.
 type recorder struct {
 	url string
-
-	mu   sync.Mutex
-	reqs []string
+	testenv.Requests
 }
 
 func newRecorder(t *testing.T, upstream string) *recorder {
 	t.Helper()
 	rec := &recorder{}
 	rec.url = minioProxy(t, upstream, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
-		rec.mu.Unlock()
+		rec.Note(r)
 		next.ServeHTTP(w, r)
 	})
 	return rec
-}
-
-// take returns the requests noted since the last take.
-func (rec *recorder) take() []string {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	r := rec.reqs
-	rec.reqs = nil
-	return r
 }
 
 // driver is a driver on the store that talks to MinIO through rec.

@@ -23,7 +23,7 @@ func TestCloseOnAPartBoundaryWritesNoState(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rec.take()
+	rec.Take()
 	// The next writer fills a part with it and ends on the boundary:
 	// the state object, behind the parts now, is left as it is.
 	w = openWriter(t, rec.driver(t, s), path, true)
@@ -31,7 +31,7 @@ func TestCloseOnAPartBoundaryWritesNoState(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(rec.take(), http.MethodPut, state); n != 0 {
+	if n := count(rec.Take(), http.MethodPut, state); n != 0 {
 		t.Errorf("Close on a part boundary wrote the state object %d times, want none", n)
 	}
 	// Once more with nothing written, then a part and a tail.
@@ -78,13 +78,13 @@ func TestReopenGoesOnWithoutListing(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		rec.take()
+		rec.Take()
 		nw, err := driver.Reopen(ctx, d, w, path)
 		if err != nil {
 			t.Fatalf("after %s: Reopen: %v", c.label, err)
 		}
 		// Nor is the tail read back: the closed writer kept it.
-		if reqs := rec.take(); len(reqs) > 0 {
+		if reqs := rec.Take(); len(reqs) > 0 {
 			t.Errorf("after %s: Reopen sent %v, want no request", c.label, reqs)
 		}
 		if got := nw.Size(); got != int64(c.end) {
@@ -114,12 +114,12 @@ func TestReopenReadsATailNoLongerKept(t *testing.T) {
 	if w.(*writer).kept.take() == nil {
 		t.Fatal("Close kept no tail")
 	}
-	rec.take()
+	rec.Take()
 	nw, err := driver.Reopen(ctx, d, w, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reqs := rec.take(); len(reqs) != 1 || count(reqs, http.MethodGet, stateDir) != 1 {
+	if reqs := rec.Take(); len(reqs) != 1 || count(reqs, http.MethodGet, stateDir) != 1 {
 		t.Errorf("Reopen sent %v, want one GET of the state object", reqs)
 	}
 	write(t, nw, data[1000:])
@@ -182,7 +182,7 @@ func TestStatFileIsOneHead(t *testing.T) {
 	if err := driver.PutContent(ctx, d, "/dir/file", []byte("12345")); err != nil {
 		t.Fatal(err)
 	}
-	rec.take()
+	rec.Take()
 	fi, err := driver.StatFile(ctx, d, "/dir/file")
 	if err != nil || fi.Size != 5 || fi.IsDir {
 		t.Fatalf("StatFile of a file = %+v, %v", fi, err)
@@ -192,7 +192,7 @@ func TestStatFileIsOneHead(t *testing.T) {
 			t.Errorf("StatFile(%s) = %v, want ErrNotFound", p, err)
 		}
 	}
-	if reqs := rec.take(); len(reqs) != 3 || count(reqs, http.MethodHead, "") != 3 {
+	if reqs := rec.Take(); len(reqs) != 3 || count(reqs, http.MethodHead, "") != 3 {
 		t.Errorf("three StatFiles sent %v, want three HEADs", reqs)
 	}
 }
@@ -213,7 +213,7 @@ func TestNewWriterSendsNothingUntilItStores(t *testing.T) {
 	if err := w.Cancel(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if reqs := rec.take(); len(reqs) != 0 {
+	if reqs := rec.Take(); len(reqs) != 0 {
 		t.Errorf("NewWriter, Write and Cancel sent %v, want nothing", reqs)
 	}
 	w, err = driver.NewWriter(ctx, d, "/fresh/other")

@@ -11,14 +11,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/internal/ranged"
 )
@@ -61,20 +59,8 @@ type proxy struct {
 
 func newProxy(t *testing.T, tg Target, failAt int64) *proxy {
 	t.Helper()
-	target, err := url.Parse(tg.Upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := *target
-	base.Path, base.RawPath = "", ""
 	p := &proxy{failAt: failAt}
-	next := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(&base)
-		if tg.KeepHost {
-			r.Out.Host = r.In.Host
-		}
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.url = testenv.StoreProxy(t, tg.Upstream, tg.KeepHost, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if start, ok := rangeStart(r); ok && r.Method == http.MethodGet {
 			p.ranged.Add(1)
 			if start == p.failAt {
@@ -83,9 +69,7 @@ func newProxy(t *testing.T, tg Target, failAt int64) *proxy {
 			}
 		}
 		next.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.url = srv.URL + target.Path // Azure's endpoint ends in the account
+	})
 	return p
 }
 
