@@ -176,21 +176,19 @@ func (u *upload) Close(ctx context.Context) error {
 	// (on an object store, its last parts).
 	size := u.fw.Size()
 	hashState := u.hashState(size)
-	saved := make(chan struct{})
+	closeWriter, saved := u.fw.Close, chan struct{}(nil)
 	if distribution {
+		saved = make(chan struct{})
 		go func() {
 			defer close(saved)
 			u.saveHashState(ctx, size, hashState)
 		}()
-	} else {
-		close(saved)
-	}
-	closeWriter := u.fw.Close
-	if distribution {
 		closeWriter = func() error { return driver.CloseShared(u.fw) }
 	}
 	err := closeWriter()
-	<-saved
+	if saved != nil {
+		<-saved
+	}
 	if err != nil {
 		if u.lease != nil {
 			u.lease.abandon()
