@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -62,14 +61,10 @@ func (h *harness) newAzureStorage(ctx context.Context, dir string) (*storageRoot
 	if err != nil {
 		return nil, err
 	}
-	endpoint, unshape := a.endpoint, func() {}
-	if h.wan != nil {
-		addr, remove, err := h.wan.shapeLink(ctx, filepath.Base(dir), strings.TrimPrefix(a.endpoint, "http://"))
-		if err != nil {
-			a.stop()
-			return nil, err
-		}
-		endpoint, unshape = "http://"+addr, remove
+	endpoint, unshape, err := h.link(ctx, filepath.Base(dir), a.endpoint)
+	if err != nil {
+		a.stop()
+		return nil, err
 	}
 	return &storageRoot{
 		yaml: fmt.Sprintf(`  azure:

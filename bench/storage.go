@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -87,15 +86,11 @@ func (h *harness) newStorage(ctx context.Context) (*storageRoot, error) {
 		rm()
 		return nil, err
 	}
-	endpoint, unshape := m.endpoint, func() {}
-	if h.wan != nil {
-		addr, remove, err := h.wan.shapeLink(ctx, filepath.Base(dir), strings.TrimPrefix(m.endpoint, "http://"))
-		if err != nil {
-			m.stop()
-			rm()
-			return nil, err
-		}
-		endpoint, unshape = "http://"+addr, remove
+	endpoint, unshape, err := h.link(ctx, filepath.Base(dir), m.endpoint)
+	if err != nil {
+		m.stop()
+		rm()
+		return nil, err
 	}
 	return &storageRoot{
 		yaml: fmt.Sprintf(`  s3:

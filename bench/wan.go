@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -64,19 +65,28 @@ func startToxiproxy(ctx context.Context, bin, dir string, shape wanShape) (*toxi
 	return t, nil
 }
 
-// shapeLink puts a proxy with the run's shape in front of upstream (host:port)
-// and returns the address to use instead, and what removes the proxy.
-func (t *toxiproxy) shapeLink(ctx context.Context, name, upstream string) (string, func(), error) {
+// link is the endpoint (http://host:port) a server reaches the store at
+// endpoint through: endpoint itself, or, when the run is shaped, a proxy
+// with the run's shape in front of it, which unshape removes.
+func (h *harness) link(ctx context.Context, name, endpoint string) (shaped string, unshape func(), err error) {
+	if h.wan == nil {
+		return endpoint, func() {}, nil
+	}
 	listen, err := freeAddr()
 	if err != nil {
 		return "", nil, err
 	}
-	remove, err := t.shapeLinkAt(ctx, name, listen, upstream)
-	return listen, remove, err
+	remove, err := h.wan.shapeLinkAt(ctx, name, listen, strings.TrimPrefix(endpoint, "http://"))
+	if err != nil {
+		return "", nil, err
+	}
+	return "http://" + listen, remove, nil
 }
 
-// shapeLinkAt is shapeLink on a listen address chosen beforehand, for a
-// store that must know the address its clients use when it starts.
+// shapeLinkAt puts a proxy with the run's shape, listening on listen, in
+// front of upstream (host:port), and returns what removes it. A store
+// that must know the address its clients use when it starts has listen
+// chosen beforehand.
 func (t *toxiproxy) shapeLinkAt(ctx context.Context, name, listen, upstream string) (func(), error) {
 	if err := t.post(ctx, "/proxies", map[string]any{"name": name, "listen": listen, "upstream": upstream, "enabled": true}); err != nil {
 		return nil, err
