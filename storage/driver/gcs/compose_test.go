@@ -296,7 +296,7 @@ func TestWriteConcurrencyBoundsComponentsInFlight(t *testing.T) {
 	}{
 		{"default", nil, defaultWriteConcurrency},
 		{"writeconcurrency 2", driver.Params{"writeconcurrency": 2}, 2},
-		{"writememory for one more buffer", driver.Params{"writememory": minChunk}, 2},
+		{"writememory for the own buffer and one more", driver.Params{"writememory": 2 * minChunk}, 2},
 		{"writememory 0", driver.Params{"writememory": 0}, 1},
 		{"as REGISTRY_STORAGE_GCS_* strings", driver.Params{"writeconcurrency": "3", "writememory": "0"}, 1},
 		{"writeconcurrency 3 as a string", driver.Params{"writeconcurrency": "3"}, 3},

@@ -30,9 +30,12 @@ const (
 	// what all writers hold together.
 	defaultWriteConcurrency = 8
 	maxConcurrency          = 64
-	defaultWriteMemory      = 64 << 20
-	defaultReadConcurrency  = ranged.DefaultConcurrency
-	defaultReadMemory       = ranged.DefaultMemory
+	// Room for one writer's eight 10 MiB buffers, its own counted in (see
+	// package inflight): a single push keeps eight parts in flight, and
+	// eight pushes at once hold nine buffers, not eight plus six.
+	defaultWriteMemory     = 96 << 20
+	defaultReadConcurrency = ranged.DefaultConcurrency
+	defaultReadMemory      = ranged.DefaultMemory
 
 	defaultRedirectExpiry = 20 * time.Minute
 	maxRedirectExpiry     = 7 * 24 * time.Hour // SigV4 presigned URLs live at most a week
@@ -102,8 +105,8 @@ type config struct {
 	logMode        aws.ClientLogMode
 	redirectExpiry time.Duration
 	// writeConcurrency is parts in flight per writer; writeBuffers is how
-	// many buffers beyond their first all writers may hold (writememory
-	// over chunksize).
+	// many buffers all writers may hold together, each one's own counted
+	// when there is room (writememory over chunksize).
 	writeConcurrency int
 	writeBuffers     int64
 	readConcurrency  int

@@ -91,6 +91,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	}
 	if err != nil {
 		w.stop()
+		w.flight.Release()
 		return nil, err
 	}
 	if w.buf == nil {
@@ -422,6 +423,7 @@ func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
 		}
 		if err := nw.readState(ctx); err != nil {
 			nw.stop()
+			nw.flight.Release()
 			return nil, err
 		}
 		if nw.buf == nil || int64(len(*nw.buf)) != w.tail {

@@ -8,13 +8,17 @@
 // up to a limit of parts at a time. The caller fixes each part's place in
 // the write (a part number, a block index) before sending it, so the
 // write's bytes are in order however the sends finish, and parts are
-// recorded oldest first. Memory: every writer has one buffer of its own;
-// more, up to the limit, only while the driver's shared memory allows, so
-// many concurrent writers fall back to one part at a time rather than
-// grow.
+// recorded oldest first. Memory: every writer has one buffer of its own,
+// counted in the driver's shared memory when it has room; more, up to the
+// limit, only while that memory allows. So many concurrent writers share
+// the memory rather than add their own buffers to it, and fall back to one
+// part at a time rather than grow.
 package inflight
 
 import (
+	"runtime"
+	"sync"
+
 	"golang.org/x/sync/semaphore"
 
 	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
@@ -24,14 +28,44 @@ import (
 // landed part leaves for the write to record (an ETag, a block ID). It is
 // used by one goroutine, the writer's.
 type Queue[T any] struct {
-	bufs   *partbuf.Pool
-	memory *semaphore.Weighted // shared by the driver's writers, one unit a buffer
-	limit  int                 // buffers a writer may hold, its own included
-	land   func(T)             // records a landed part, oldest first
+	bufs  *partbuf.Pool
+	held  *units  // of the driver's memory, shared by its writers, one a buffer
+	limit int     // buffers a writer may hold, its own included
+	land  func(T) // records a landed part, oldest first
 
 	flight []*part[T] // oldest first
 	spare  [][]byte   // buffers back from landed parts
 	extra  int        // buffers held beyond the writer's own, each a unit of memory
+}
+
+// units are the units of memory one writer holds. They are given back by
+// Release, or, for a writer its driver dropped without it (a path that
+// returns early), when the queue is collected: a unit lost for good would
+// shrink every later write's share.
+type units struct {
+	memory *semaphore.Weighted
+	mu     sync.Mutex
+	n      int64
+}
+
+func (u *units) take() bool {
+	if !u.memory.TryAcquire(1) {
+		return false
+	}
+	u.mu.Lock()
+	u.n++
+	u.mu.Unlock()
+	return true
+}
+
+func (u *units) giveBack() {
+	u.mu.Lock()
+	n := u.n
+	u.n = 0
+	u.mu.Unlock()
+	if n > 0 {
+		u.memory.Release(n)
+	}
 }
 
 // part is one send in flight.
@@ -45,8 +79,18 @@ type part[T any] struct {
 // New returns an empty queue drawing buffers from bufs, at most limit per
 // writer and beyond the first only while memory has a unit to spare; land
 // records each part that landed, in the order the parts were sent.
+//
+// The writer's own buffer takes a unit of memory now, if one is free,
+// before any writer asks for more: eight uploads that begin together hold
+// eight buffers and share what is left, instead of eight buffers plus all
+// of memory (row S4 of the benchmarks: 196 MiB against 392 for CNCF
+// Distribution before, with 64 MiB of writememory). A writer always has
+// its own buffer, counted or not.
 func New[T any](bufs *partbuf.Pool, memory *semaphore.Weighted, limit int, land func(T)) *Queue[T] {
-	return &Queue[T]{bufs: bufs, memory: memory, limit: limit, land: land}
+	q := &Queue[T]{bufs: bufs, held: &units{memory: memory}, limit: limit, land: land}
+	q.held.take()
+	runtime.AddCleanup(q, (*units).giveBack, q.held)
+	return q
 }
 
 // Len is the number of parts in flight.
@@ -75,7 +119,7 @@ func (q *Queue[T]) next() ([]byte, error) {
 		return b[:0], nil
 	}
 	held := 1 + q.extra // the writer's own buffer is in flight now
-	if held < q.limit && q.memory.TryAcquire(1) {
+	if held < q.limit && q.held.take() {
 		q.extra++
 		return q.bufs.Get(), nil
 	}
@@ -129,14 +173,14 @@ func (q *Queue[T]) Settle() error {
 	return first
 }
 
-// Release gives back the spare buffers and the memory of the extra ones.
-// Every part must have settled; the writer's own buffer is its to give
-// back.
+// Release gives back the spare buffers and all the memory the writer
+// held, its own buffer's unit included. Every part must have settled; the
+// writer's own buffer is its to give back.
 func (q *Queue[T]) Release() {
 	for _, b := range q.spare {
 		q.bufs.Put(b)
 	}
 	q.spare = nil
-	q.memory.Release(int64(q.extra))
+	q.held.giveBack()
 	q.extra = 0
 }

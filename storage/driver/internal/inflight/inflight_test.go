@@ -2,6 +2,7 @@ package inflight
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,7 +50,7 @@ func TestQueueRecordsPartsInSendOrderWithinItsLimits(t *testing.T) {
 		most          int32 // buffers the writer may hold: parts in flight at most
 	}{
 		{"limit", 3, 100, 3},
-		{"memory", 8, 1, 2},
+		{"memory", 8, 2, 2}, // the writer's own buffer takes one of the two
 		{"one", 1, 100, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,7 +92,7 @@ func TestQueueRecordsPartsInSendOrderWithinItsLimits(t *testing.T) {
 			}
 			q.Release()
 			if !mem.TryAcquire(int64(tc.memory)) {
-				t.Error("Release did not give back the memory of the extra buffers")
+				t.Error("Release did not give back the memory of the writer's buffers")
 			}
 		})
 	}
@@ -121,4 +122,65 @@ func TestQueueFailedPartIsReportedAndNotRecorded(t *testing.T) {
 			t.Fatalf("landed %v: the failed part was recorded", landed)
 		}
 	}
+}
+
+// TestWritersThatBeginTogetherShareMemory: eight writers that begin
+// together hold their own buffers within the driver's memory, and only
+// what is left goes to parts beyond them, so eight uploads do not hold
+// eight buffers plus all of memory.
+func TestWritersThatBeginTogetherShareMemory(t *testing.T) {
+	pool := partbuf.New(64, 0)
+	mem := semaphore.NewWeighted(9)
+	var qs []*Queue[int]
+	for range 8 {
+		qs = append(qs, New(pool, mem, 8, func(int) {}))
+	}
+	s := &sender{}
+	buf := pool.Get()
+	for i := 1; i <= 10; i++ {
+		buf = append(buf[:0], byte(i))
+		var err error
+		if buf, err = qs[0].Send(buf, s.send(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := qs[0].Settle(); err != nil {
+		t.Fatal(err)
+	}
+	// Ten parts of several milliseconds each overlap whenever the queue
+	// lets them: its own buffer and the one unit the others left.
+	if m := s.most.Load(); m != 2 {
+		t.Errorf("%d parts in flight at most, want 2 (own buffer and the one unit left)", m)
+	}
+	if mem.TryAcquire(1) {
+		t.Fatal("a unit of memory is free while eight writers and one extra buffer hold all nine")
+	}
+	for _, q := range qs {
+		q.Release()
+	}
+	if !mem.TryAcquire(9) {
+		t.Error("Release did not give back every writer's memory")
+	}
+}
+
+// TestDroppedWriterGivesItsMemoryBack: a writer its driver drops without
+// Release (a path that returns early) gives its units back once the queue
+// is collected, so the driver's memory does not shrink for good.
+func TestDroppedWriterGivesItsMemoryBack(t *testing.T) {
+	mem := semaphore.NewWeighted(1)
+	func() {
+		q := New(partbuf.New(64, 0), mem, 4, func(int) {})
+		_ = q.Len()
+	}()
+	if mem.TryAcquire(1) {
+		t.Fatal("the writer's own buffer took no unit of memory")
+	}
+	for range 200 {
+		runtime.GC()
+		if mem.TryAcquire(1) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the dropped writer's unit of memory never came back")
 }
