@@ -102,8 +102,11 @@ func (r *repository) PutManifest(ctx context.Context, ref string, mediaType stri
 
 	drv := r.driver()
 	dataPath := blobDataPath(d)
-	if fi, err := drv.Stat(ctx, dataPath); err != nil || fi.IsDir {
-		if err != nil && !isNotFound(err) {
+	// StatFile: a new manifest's place is nothing, which Stat on an object
+	// store tells only after a listing (is it a directory?) that StatFile
+	// leaves out; a directory there is not a file either way.
+	if _, err := driver.StatFile(ctx, drv, dataPath); err != nil {
+		if !isNotFound(err) {
 			return Manifest{}, wrapDriverErr("store manifest", err)
 		}
 		if err := driver.PutContent(ctx, drv, dataPath, payload); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/opencontainers/go-digest"
@@ -215,6 +216,14 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (dedu
 	if err != nil {
 		return false, wrapDriverErr("publish blob", err)
 	}
+	// The blob is in its place now: remember it, as a stat would. The
+	// manifest push that follows its layers then looks for none of them
+	// in the store before its link (one HEAD a layer), and still asks the
+	// store for each after it (confirmRevision), which is what keeps it
+	// from pointing at content a collection deleted. The store's own
+	// modification time is a little earlier than this one; a blob's ETag,
+	// its digest, is what a client revalidates with.
+	reg.cache.blobs.add(token, d, blobInfo{size: size, modTime: time.Now()}, 1)
 	return false, nil
 }
 

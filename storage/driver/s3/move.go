@@ -42,9 +42,15 @@ func (d *Driver) copySource(path string) *string {
 }
 
 func (d *Driver) copyObject(ctx context.Context, src, dst string) error {
+	return d.copyKey(ctx, d.key(src), dst)
+}
+
+// copyKey copies the object at key srcKey, which may be no driver path's
+// (a state object), to dst, as an object Berth wrote there itself.
+func (d *Driver) copyKey(ctx context.Context, srcKey, dst string) error {
 	sse, kms := d.sse()
 	_, err := d.c.CopyObject(ctx, &s3.CopyObjectInput{
-		Bucket: d.bucket, Key: aws.String(d.key(dst)), CopySource: d.copySource(src),
+		Bucket: d.bucket, Key: aws.String(d.key(dst)), CopySource: aws.String(d.cfg.Bucket + "/" + srcKey),
 		ContentType:          aws.String("application/octet-stream"),
 		MetadataDirective:    types.MetadataDirectiveReplace,
 		ServerSideEncryption: sse, SSEKMSKeyId: kms,

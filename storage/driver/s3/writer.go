@@ -62,7 +62,11 @@ type writer struct {
 	known bool
 	// kept is the tail Close stored, kept for Reopen (kept.go).
 	kept *keptTail
-	err  error // a failed part upload poisons the writer
+	// stored is how many bytes at the start of buf the state object
+	// holds as they are, with no part before them: set by Reopen, for
+	// CommitTo to copy them there rather than send them again.
+	stored int
+	err    error // a failed part upload poisons the writer
 
 	// flight holds the parts in flight; a part records itself in parts
 	// once it landed.
@@ -419,6 +423,7 @@ func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
 			// state object holds this tail, after these parts.
 			nw.buf = w.d.getBuf()
 			*nw.buf = append((*nw.buf)[:0], kept...)
+			nw.noteStored()
 			return nw, nil
 		}
 		if err := nw.readState(ctx); err != nil {
@@ -430,10 +435,19 @@ func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
 			nw.release()
 			return w.d.Writer(ctx, w.path, true)
 		}
+		nw.noteStored()
 		return nw, nil
 	}
 	nw.buf = w.d.getBuf()
 	return nw, nil
+}
+
+// noteStored records, for a writer Reopen just filled from its tail, that
+// the state object holds the buffer as it is when no part comes before it.
+func (w *writer) noteStored() {
+	if w.upload == "" && w.state {
+		w.stored = len(*w.buf)
+	}
 }
 
 // shareTail sends the tail as the next part, not counted in partBytes (the
