@@ -62,7 +62,11 @@ type writer struct {
 	known bool
 	// kept is the tail Close stored, kept for Reopen (kept.go).
 	kept *keptTail
-	err  error // a failed part upload poisons the writer
+	// planned parts of planSize bytes come before parts go back to
+	// chunksize (Expect, plan.go).
+	planned  int
+	planSize int64
+	err      error // a failed part upload poisons the writer
 
 	// flight holds the parts in flight; a part records itself in parts
 	// once it landed.
@@ -311,11 +315,12 @@ func (w *writer) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		buf := *w.buf
-		c := copy(buf[len(buf):cap(buf)], p)
+		end := w.partEnd()
+		c := copy(buf[len(buf):end], p)
 		*w.buf = buf[:len(buf)+c]
 		n += c
 		p = p[c:]
-		if len(*w.buf) == cap(*w.buf) {
+		if len(*w.buf) == end {
 			if err := w.sendPart(); err != nil {
 				w.err = pathErr("write", w.path, err)
 				return n, w.err
