@@ -194,3 +194,58 @@ func TestExpectKeepsChunksizeForAnUploadWithManyParts(t *testing.T) {
 		}
 	}
 }
+
+// TestCrowdedWritersSendSmallerParts: when more writers are open than
+// writememory has extra buffers for, parts are S3's minimum, so that a
+// buffer's pages past 5 MiB are never touched; a lone writer keeps
+// chunksize parts. Writers that end leave the count.
+func TestCrowdedWritersSendSmallerParts(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	p := newSizeProxy(t, s.m.Endpoint, 0)
+	const mib = 1 << 20
+	d := s.through(t, p.url, driver.Params{"chunksize": defaultChunkSize, "writememory": 0})
+	data := randomBytes(t, 12*mib)
+
+	w := openWriter(t, d, "/alone", false)
+	write(t, w, data)
+	commitAndCheck(t, s, d, w, "/alone", data)
+	if sizes, _ := p.take(); !slices.Equal(sizes, []int64{2 * mib, 10 * mib}) {
+		t.Errorf("a lone writer sent parts of %v bytes, want 10 MiB and the 2 MiB tail", sizes)
+	}
+
+	a := openWriter(t, d, "/a", false)
+	b := openWriter(t, d, "/b", false)
+	write(t, a, data)
+	write(t, b, data)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// b is alone again: its next part is chunksize.
+	write(t, b, data)
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := driver.Reopen(ctx, d, a, "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sizes, _ := p.take()
+	// a: two parts of 5 MiB and its 2 MiB tail, sent at Commit; b: two
+	// of 5 MiB while a was open, then 10 MiB and its 4 MiB tail.
+	if want := []int64{2 * mib, 4 * mib, 5 * mib, 5 * mib, 5 * mib, 5 * mib, 10 * mib}; !slices.Equal(sizes, want) {
+		t.Errorf("two writers sent parts of %v bytes, want %v", sizes, want)
+	}
+	if got := readAll(t, d, "/a"); !bytes.Equal(got, data) {
+		t.Error("/a differs from what was written")
+	}
+	if got := readAll(t, d, "/b"); !bytes.Equal(got, append(slices.Clone(data), data...)) {
+		t.Error("/b differs from what was written")
+	}
+	if n := d.writers.Load(); n != 0 {
+		t.Errorf("%d writers counted open after every one ended, want 0", n)
+	}
+}
