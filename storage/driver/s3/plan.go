@@ -53,31 +53,11 @@ func (w *writer) Expect(n int64) {
 }
 
 // partEnd is how many bytes the buffer holds when it is sent as a part:
-// the planned size while planned parts remain, S3's minimum while the
-// driver is crowded, else the whole buffer.
+// the planned size while planned parts remain, else the whole buffer.
 func (w *writer) partEnd() int {
 	buf := *w.buf
-	switch {
-	case w.planned > 0:
+	if w.planned > 0 {
 		return max(int(w.planSize), len(buf))
-	case w.crowded():
-		return max(minChunkSize, len(buf))
 	}
 	return cap(buf)
-}
-
-// crowded tells whether this writer sends parts of S3's minimum, 5 MiB,
-// because more writers are open than writememory has extra buffers for:
-// then most of them send one part at a time, and what they compete for is
-// memory, not the link. A part buffer's pages are touched only as far as
-// it is filled (package partbuf maps them outside the heap), so parts of
-// 5 MiB in buffers of 10 keep about half the memory resident: eight
-// concurrent pushes (bench row S4) hold eight buffers of their own and
-// writememory's six, 140 MiB at 10 MiB a part. A lone writer, or a few
-// that can each have a part in flight besides the one they fill, keep
-// chunksize parts, as does an upload that has splitPartsBefore parts
-// (see above).
-func (w *writer) crowded() bool {
-	n := w.d.writers.Load()
-	return n > 1 && n > w.d.cfg.writeBuffers && len(w.parts)+w.flight.Len() < splitPartsBefore
 }

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmw "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -68,9 +67,6 @@ type Driver struct {
 	reads *ranged.Reads
 	// kept counts the tails closed writers keep for Reopen (kept.go).
 	kept *semaphore.Weighted
-	// writers counts the open writers, which hold a buffer each (see
-	// crowded in plan.go).
-	writers atomic.Int64
 }
 
 var (

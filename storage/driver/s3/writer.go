@@ -66,9 +66,7 @@ type writer struct {
 	// chunksize (Expect, plan.go).
 	planned  int
 	planSize int64
-	// open is set while the writer counts in the driver's writers.
-	open bool
-	err  error // a failed part upload poisons the writer
+	err      error // a failed part upload poisons the writer
 
 	// flight holds the parts in flight; a part records itself in parts
 	// once it landed.
@@ -102,7 +100,6 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	if w.buf == nil {
 		w.buf = d.getBuf()
 	}
-	w.opened()
 	return w, nil
 }
 
@@ -114,7 +111,6 @@ func (d *Driver) NewWriter(ctx context.Context, path string) (driver.FileWriter,
 	w.flight = inflight.New(d.bufs, d.memory, d.cfg.writeConcurrency, w.landed)
 	w.ctx, w.stop = context.WithCancel(ctx)
 	w.buf = d.getBuf()
-	w.opened()
 	return w, nil
 }
 
@@ -123,18 +119,8 @@ func (d *Driver) getBuf() *[]byte {
 	return &b
 }
 
-// opened counts the writer in the driver's open writers, until release.
-func (w *writer) opened() {
-	w.d.writers.Add(1)
-	w.open = true
-}
-
 // release gives back every buffer; parts must have finished (settle).
 func (w *writer) release() {
-	if w.open {
-		w.d.writers.Add(-1)
-		w.open = false
-	}
 	if w.buf != nil {
 		// Size must keep counting them after Close: callers report it.
 		w.tail = int64(len(*w.buf))
@@ -437,7 +423,6 @@ func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
 			// state object holds this tail, after these parts.
 			nw.buf = w.d.getBuf()
 			*nw.buf = append((*nw.buf)[:0], kept...)
-			nw.opened()
 			return nw, nil
 		}
 		if err := nw.readState(ctx); err != nil {
@@ -448,11 +433,9 @@ func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
 			nw.release()
 			return w.d.Writer(ctx, w.path, true)
 		}
-		nw.opened()
 		return nw, nil
 	}
 	nw.buf = w.d.getBuf()
-	nw.opened()
 	return nw, nil
 }
 
