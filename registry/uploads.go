@@ -102,7 +102,7 @@ func (a *api) monolithicUpload(w http.ResponseWriter, r *http.Request, req *requ
 		a.cancel(r, req, up)
 		return err
 	}
-	if err := copyBody(up, r.Body); err != nil {
+	if err := copyBody(up, r.Body, r.ContentLength); err != nil {
 		a.cancel(r, req, up)
 		return err
 	}
@@ -142,7 +142,7 @@ func (a *api) patchUpload(w http.ResponseWriter, r *http.Request, req *request) 
 		_ = up.Close(ctx)
 		return err
 	}
-	copyErr := copyBody(up, body)
+	copyErr := copyBody(up, body, r.ContentLength)
 	if err := up.Close(ctx); err != nil && copyErr == nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func (a *api) putUpload(w http.ResponseWriter, r *http.Request, req *request) er
 			return err
 		}
 	}
-	if err := copyBody(up, body); err != nil {
+	if err := copyBody(up, body, r.ContentLength); err != nil {
 		_ = up.Close(cleanup)
 		return err
 	}
@@ -337,10 +337,16 @@ func (a *api) cancel(r *http.Request, req *request, up storage.Upload) {
 	}
 }
 
-// copyBody streams a request body into an upload. A failure to read the
+// copyBody streams a request body of length bytes (-1 when unknown) into
+// an upload. A failure to read the
 // body is the client's (a dropped connection, a body over its limit), not
 // a server fault.
-func copyBody(up storage.Upload, body io.Reader) error {
+func copyBody(up storage.Upload, body io.Reader, length int64) error {
+	if e, ok := up.(storage.Expecter); ok && length > 0 {
+		// An object store cuts a body it knows the length of into parts
+		// it sends together.
+		e.Expect(length)
+	}
 	br := &bodyReader{r: body}
 	if _, err := up.ReadFrom(br); err != nil {
 		if br.err != nil {

@@ -331,11 +331,11 @@ func (u readFromUpload) ReadFrom(r io.Reader) (int64, error) {
 
 func TestCopyBodyBlamesTheClientForABrokenBody(t *testing.T) {
 	broken := io.MultiReader(strings.NewReader("some"), iotest.ErrReader(io.ErrUnexpectedEOF))
-	err := copyBody(readFromUpload{}, broken)
+	err := copyBody(readFromUpload{}, broken, -1)
 	if e := errorFor(err); e.Code != CodeBlobUploadInvalid || e.HTTPStatus() != http.StatusBadRequest {
 		t.Fatalf("broken body: %v, want BLOB_UPLOAD_INVALID 400", err)
 	}
-	err = copyBody(readFromUpload{writeErr: errors.New("disk full")}, strings.NewReader("ok"))
+	err = copyBody(readFromUpload{writeErr: errors.New("disk full")}, strings.NewReader("ok"), 2)
 	if e := errorFor(err); e.Code != CodeUnknown || e.HTTPStatus() != http.StatusInternalServerError {
 		t.Fatalf("storage failure: %v, want 500", err)
 	}

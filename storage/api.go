@@ -111,6 +111,15 @@ type AlgorithmSetter interface {
 	SetAlgorithm(alg digest.Algorithm) error
 }
 
+// Expecter is implemented by the Uploads of this package. Expect(n) tells
+// the upload that n bytes come before its next Close or Commit, as a
+// request's Content-Length says: an object store sends them as several
+// parts at once rather than one part after another (see
+// driver.Expecter). A body of another length is still stored exactly.
+type Expecter interface {
+	Expect(n int64)
+}
+
 // Manifest is a stored manifest with its raw payload, byte for byte as pushed.
 type Manifest struct {
 	Descriptor

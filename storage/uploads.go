@@ -95,6 +95,15 @@ func (u *upload) SetAlgorithm(alg digest.Algorithm) error {
 	return nil
 }
 
+var _ Expecter = (*upload)(nil)
+
+// Expect passes the length of the bytes to come on to the driver's writer.
+func (u *upload) Expect(n int64) {
+	if !u.ended && n > 0 {
+		driver.Expect(u.fw, n)
+	}
+}
+
 func (u *upload) Write(p []byte) (int, error) {
 	if u.ended {
 		return 0, errUploadEnded

@@ -76,6 +76,14 @@ func CloseShared(fw FileWriter) error {
 	return fw.Close()
 }
 
+// Expect tells fw that n bytes come before its next Close or Commit, when
+// it can use that (see Expecter).
+func Expect(fw FileWriter, n int64) {
+	if e, ok := fw.(Expecter); ok {
+		e.Expect(n)
+	}
+}
+
 // GetContent reads the whole file at path, refusing files over limit bytes
 // so a stray large file cannot exhaust memory.
 func GetContent(ctx context.Context, d Driver, path string, limit int64) ([]byte, error) {

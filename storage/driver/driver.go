@@ -176,6 +176,17 @@ type Reopener interface {
 	Reopen(ctx context.Context) (FileWriter, error)
 }
 
+// Expecter is implemented by FileWriters that send a write in parts and
+// plan them better knowing how many bytes come before the next Close or
+// Commit (a request's Content-Length): the S3 writer sends a 16 MiB chunk
+// as three parts at once instead of a full part, then a tail after it.
+// The number is a plan, not a promise: the writer stores exactly the
+// bytes it is given, more or fewer. Use the Expect function, which does
+// nothing for other writers.
+type Expecter interface {
+	Expect(n int64)
+}
+
 // FileStater is implemented by drivers for which Stat asks twice to tell
 // a missing file from a directory (an object store sends a HEAD of the
 // key, then lists the prefix when there is no object). StatFile describes

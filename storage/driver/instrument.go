@@ -279,6 +279,9 @@ func (w *instrumentedWriter) CloseShared() error {
 	return err
 }
 
+// Expect passes the hint on; it sends nothing (see Expecter).
+func (w *instrumentedWriter) Expect(n int64) { Expect(w.FileWriter, n) }
+
 func (w *instrumentedWriter) Commit(ctx context.Context) error {
 	ctx, end := w.in.begin(ctx, "commit", w.path)
 	err := w.FileWriter.Commit(ctx)

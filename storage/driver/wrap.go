@@ -365,6 +365,10 @@ func (ww *wrappedWriter) CloseShared() error {
 
 func (ww *wrappedWriter) Size() int64 { return ww.fw.Size() }
 
+// Expect passes the hint on; it sends nothing, so no deadline is armed
+// (see Expecter).
+func (ww *wrappedWriter) Expect(n int64) { Expect(ww.fw, n) }
+
 // finish runs the last call of a writer (Commit, CommitTo, Cancel) under
 // the commit timeout, on both contexts.
 func (ww *wrappedWriter) finish(ctx context.Context, call func(context.Context) error) error {

@@ -30,6 +30,9 @@ func (w *writer) sendPart() error {
 	}
 	num := int32(len(w.parts) + w.flight.Len() + 1)
 	upload := w.upload
+	if w.planned > 0 {
+		w.planned--
+	}
 	w.partBytes += int64(len(*w.buf))
 	next, err := w.flight.Send(*w.buf, func(b []byte) (types.CompletedPart, error) {
 		return w.d.uploadPart(w.ctx, w.key, upload, num, b)

@@ -66,7 +66,11 @@ type writer struct {
 	// holds as they are, with no part before them: set by Reopen, for
 	// CommitTo to copy them there rather than send them again.
 	stored int
-	err    error // a failed part upload poisons the writer
+	// planned parts of planSize bytes come before parts go back to
+	// chunksize (Expect, plan.go).
+	planned  int
+	planSize int64
+	err      error // a failed part upload poisons the writer
 
 	// flight holds the parts in flight; a part records itself in parts
 	// once it landed.
@@ -316,11 +320,12 @@ func (w *writer) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		buf := *w.buf
-		c := copy(buf[len(buf):cap(buf)], p)
+		end := w.partEnd()
+		c := copy(buf[len(buf):end], p)
 		*w.buf = buf[:len(buf)+c]
 		n += c
 		p = p[c:]
-		if len(*w.buf) == cap(*w.buf) {
+		if len(*w.buf) == end {
 			if err := w.sendPart(); err != nil {
 				w.err = pathErr("write", w.path, err)
 				return n, w.err

@@ -9,11 +9,13 @@ import (
 
 // Gauge counts the requests in flight at a test's proxy in front of a
 // store, and the most at once. An entering request waits (up to Hold)
-// for a second one, so that a writer able to keep two in flight is seen
-// doing it.
+// for a second one (or Want), so that a writer able to keep two in flight
+// is seen doing it.
 type Gauge struct {
-	// Hold is set before the first request.
+	// Hold and Want are set before the first request; Want under 2
+	// means 2.
 	Hold time.Duration
+	Want int
 
 	mu      sync.Mutex
 	changed *sync.Cond
@@ -28,7 +30,8 @@ func NewGauge(hold time.Duration) *Gauge {
 	return g
 }
 
-// Enter counts a request in, and waits up to Hold for another.
+// Enter counts a request in, and waits up to Hold for another (for Want
+// in all).
 func (g *Gauge) Enter() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -38,7 +41,7 @@ func (g *Gauge) Enter() {
 	deadline := time.Now().Add(g.Hold)
 	stop := time.AfterFunc(g.Hold, func() { g.mu.Lock(); g.changed.Broadcast(); g.mu.Unlock() })
 	defer stop.Stop()
-	for g.active < 2 && time.Now().Before(deadline) {
+	for g.active < max(2, g.Want) && time.Now().Before(deadline) {
 		g.changed.Wait()
 	}
 }
