@@ -203,6 +203,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.check(); err != nil {
 		return 0, err
 	}
+	if len(p) > 0 {
+		w.flight.Writing()
+	}
 	n := 0
 	for len(p) > 0 {
 		k := copy(w.buf[len(w.buf):cap(w.buf)], p)

@@ -390,3 +390,53 @@ func TestCloseSplitsItsLastChunkAcrossComponents(t *testing.T) {
 		t.Fatalf("bucket holds %q after Commit, want only the file", names)
 	}
 }
+
+// TestWritersGiveBackWriteMemory: a writer holds a unit of writememory
+// once it wrote, and gives it back at Close and Commit, in a resumable
+// session as with components: a unit kept by a closed writer would leave
+// every later upload one chunk at a time.
+func TestWritersGiveBackWriteMemory(t *testing.T) {
+	g := testenv.StartGCS(t)
+	for _, tc := range []struct {
+		name   string
+		params driver.Params
+	}{
+		{"components", driver.Params{"writeconcurrency": 2, "writememory": 2 * minChunk}},
+		{"a resumable session", driver.Params{"writeconcurrency": 1, "writememory": 2 * minChunk}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			params := driver.Params{"rootdirectory": rootFor(t.Name()), "chunksize": minChunk}
+			for k, v := range tc.params {
+				params[k] = v
+			}
+			d := newDriver(t, g, params)
+			free := func(when string) {
+				t.Helper()
+				if !d.memory.TryAcquire(2) {
+					t.Fatalf("%s: a unit of writememory is still held", when)
+				}
+				d.memory.Release(2)
+			}
+			w, err := d.Writer(t.Context(), "/a/data", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeAll(t, w, pattern(minChunk/2))
+			if d.memory.TryAcquire(2) {
+				t.Fatal("a writer that wrote holds no unit of writememory")
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			free("after Close")
+			if w, err = d.Writer(t.Context(), "/a/data", true); err != nil {
+				t.Fatal(err)
+			}
+			writeAll(t, w, pattern(minChunk/2))
+			if err := w.Commit(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			free("after Commit")
+		})
+	}
+}

@@ -142,8 +142,9 @@ type Driver struct {
 	// writeConcurrency is the chunks of one write in flight; with 1,
 	// writes stream through a resumable session.
 	writeConcurrency int
-	// memory counts the chunk buffers writers hold beyond their first
-	// (writememory / chunksize of them).
+	// memory counts the chunk buffers writers hold, each one's own
+	// counted once it wrote, when there is room (writememory / chunksize
+	// of them).
 	memory *semaphore.Weighted
 	// bufs holds the chunk buffers of composite writes and parallel
 	// reads.
@@ -240,7 +241,7 @@ type checked struct {
 	keyJSON  []byte
 	sa       serviceAccount
 	emulator *url.URL
-	// writeBuffers is how many chunk buffers beyond their first all
+	// writeBuffers is how many chunk buffers (their own included) all
 	// writers may hold; readBuffers how many all readers may.
 	writeBuffers int64
 	readBuffers  int64

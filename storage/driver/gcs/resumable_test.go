@@ -10,6 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/berth-registry/berth/storage/driver/internal/inflight"
 )
 
 // session is a resumable upload session as GCS documents it, which can be
@@ -128,7 +132,8 @@ func TestWriterHoldsAtMostOneChunk(t *testing.T) {
 	const chunk = 2 * minChunk
 	d := &Driver{hc: srv.Client(), uploadBase: srv.URL + "/upload", chunkSize: chunk}
 	// Built directly: Writer would look for a sidecar in a bucket.
-	wr := &writer{d: d, ctx: t.Context(), path: "/f"}
+	wr := &writer{d: d, ctx: t.Context(), path: "/f",
+		flight: inflight.New(nil, semaphore.NewWeighted(0), 1, func(string) {})}
 	data := pattern(5*chunk + 12345)
 	for rest, n := data, 1; len(rest) > 0; n = n*3 + 7 {
 		k := min(n, len(rest))

@@ -94,6 +94,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errWriterDone
 	}
+	if len(p) > 0 {
+		w.flight.Writing()
+	}
 	written := 0
 	for len(p) > 0 {
 		room := w.d.chunkSize - len(w.buf)
@@ -167,11 +170,12 @@ func (w *writer) Close() error {
 	// its write timeout.
 	ctx := w.ctx
 	defer w.stop()
+	// A session's writer holds a unit of writememory too, once it wrote.
+	defer w.releaseBuffers()
 	if w.composite {
 		// Components of any size compose; a small tail waits in the
 		// sidecar so that many small requests do not make many
 		// components.
-		defer w.releaseBuffers()
 		if err := w.settle(); err != nil {
 			return err
 		}
@@ -202,6 +206,11 @@ func (w *writer) Commit(ctx context.Context) error {
 	if w.done {
 		return errWriterDone
 	}
+	// The writer holds a unit of writememory once it wrote. A commit that
+	// fails gives it back too (storage does not Cancel after a failed
+	// Commit; commitComposite settles every component first), and a Write
+	// after it takes it again.
+	defer w.releaseBuffers()
 	if w.composite {
 		return w.commitComposite(ctx)
 	}

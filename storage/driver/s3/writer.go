@@ -317,6 +317,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	if len(p) > 0 {
+		w.flight.Writing()
+	}
 	n := 0
 	for len(p) > 0 {
 		buf := *w.buf

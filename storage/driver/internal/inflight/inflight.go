@@ -36,6 +36,7 @@ type Queue[T any] struct {
 	flight []*part[T] // oldest first
 	spare  [][]byte   // buffers back from landed parts
 	extra  int        // buffers held beyond the writer's own, each a unit of memory
+	own    bool       // Writing was called: the own buffer's unit was asked for
 }
 
 // units are the units of memory one writer holds. They are given back by
@@ -79,18 +80,26 @@ type part[T any] struct {
 // New returns an empty queue drawing buffers from bufs, at most limit per
 // writer and beyond the first only while memory has a unit to spare; land
 // records each part that landed, in the order the parts were sent.
-//
-// The writer's own buffer takes a unit of memory now, if one is free,
-// before any writer asks for more: eight uploads that begin together hold
-// eight buffers and share what is left, instead of eight buffers plus all
-// of memory (row S4 of the benchmarks: 196 MiB against 392 for CNCF
-// Distribution before, with 64 MiB of writememory). A writer always has
-// its own buffer, counted or not.
 func New[T any](bufs *partbuf.Pool, memory *semaphore.Weighted, limit int, land func(T)) *Queue[T] {
 	q := &Queue[T]{bufs: bufs, held: &units{memory: memory}, limit: limit, land: land}
-	q.held.take()
 	runtime.AddCleanup(q, (*units).giveBack, q.held)
 	return q
+}
+
+// Writing counts the writer's own buffer in memory, if a unit is free,
+// the first time it is called; drivers call it when a write's first bytes
+// arrive. So the writers of uploads that begin together take their own
+// units before any of them fills a buffer and asks for more: eight hold
+// eight buffers and share what is left, instead of eight buffers plus all
+// of memory (row S4 of the benchmarks: 196 MiB against 392 for CNCF
+// Distribution before, with 64 MiB of writememory). A writer that was
+// opened and has not written (a request still waiting for its body, a
+// commit) holds none. A writer always has its own buffer, counted or not.
+func (q *Queue[T]) Writing() {
+	if !q.own {
+		q.own = true
+		q.held.take()
+	}
 }
 
 // Len is the number of parts in flight.
@@ -183,4 +192,5 @@ func (q *Queue[T]) Release() {
 	q.spare = nil
 	q.held.giveBack()
 	q.extra = 0
+	q.own = false // a Write after a failed commit counts it again
 }

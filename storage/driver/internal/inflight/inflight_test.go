@@ -58,6 +58,7 @@ func TestQueueRecordsPartsInSendOrderWithinItsLimits(t *testing.T) {
 			mem := semaphore.NewWeighted(int64(tc.memory))
 			var landed []int
 			q := New(pool, mem, tc.limit, func(i int) { landed = append(landed, i) })
+			q.Writing()
 			s := &sender{}
 			buf := pool.Get()
 			for i := 1; i <= 20; i++ {
@@ -127,14 +128,23 @@ func TestQueueFailedPartIsReportedAndNotRecorded(t *testing.T) {
 // TestWritersThatBeginTogetherShareMemory: eight writers that begin
 // together hold their own buffers within the driver's memory, and only
 // what is left goes to parts beyond them, so eight uploads do not hold
-// eight buffers plus all of memory.
+// eight buffers plus all of memory. A writer that has not written yet
+// (a request waiting for its body) holds none.
 func TestWritersThatBeginTogetherShareMemory(t *testing.T) {
 	pool := partbuf.New(64, 0)
 	mem := semaphore.NewWeighted(9)
 	var qs []*Queue[int]
-	for range 8 {
-		qs = append(qs, New(pool, mem, 8, func(int) {}))
+	idle := New(pool, mem, 8, func(int) {})
+	if !mem.TryAcquire(9) {
+		t.Fatal("a writer that has not written holds memory")
 	}
+	mem.Release(9)
+	for range 8 {
+		q := New(pool, mem, 8, func(int) {})
+		q.Writing()
+		qs = append(qs, q)
+	}
+	idle.Release()
 	s := &sender{}
 	buf := pool.Get()
 	for i := 1; i <= 10; i++ {
@@ -170,7 +180,7 @@ func TestDroppedWriterGivesItsMemoryBack(t *testing.T) {
 	mem := semaphore.NewWeighted(1)
 	func() {
 		q := New(partbuf.New(64, 0), mem, 4, func(int) {})
-		_ = q.Len()
+		q.Writing()
 	}()
 	if mem.TryAcquire(1) {
 		t.Fatal("the writer's own buffer took no unit of memory")
