@@ -372,15 +372,15 @@ func tail(path string) string {
 }
 
 // buildBerth builds ./cmd/berth from the module at root into dir/name, with
-// the release build tags (and extraTags, comma-separated, if any), so the
-// binary measured is the one released.
+// the release build's tags (and extraTags, comma-separated, if any) and
+// linker flags, so the binary measured is the one released.
 func buildBerth(ctx context.Context, root, dir, name, extraTags string) (string, error) {
 	out := filepath.Join(dir, name)
 	tags := release.BuildTags
 	if extraTags != "" {
 		tags += "," + extraTags
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", tags, "-trimpath", "-o", out, "./cmd/berth")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", tags, "-trimpath", "-ldflags", release.LinkFlags, "-o", out, "./cmd/berth")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
