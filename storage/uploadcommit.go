@@ -193,10 +193,21 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (dedu
 	dst := blobDataPath(d)
 	reg := u.repo.reg
 	token := reg.cache.blobs.begin()
+	gen, shared := reg.sharedBegin(ctx, "")
+	// remember puts the blob in this instance's cache and the shared one,
+	// as a stat of it would: the requests after a push (a HEAD, the
+	// manifest's) are answered from this instance's, and would never
+	// tell the shared cache, so the other instances would stat it again.
+	remember := func(bi blobInfo) {
+		reg.cache.blobs.add(token, d, bi, 1)
+		if shared {
+			_ = reg.opts.Shared.PutBlob(ctx, gen, d, SharedBlob{Size: bi.size, ModTime: bi.modTime})
+		}
+	}
 	fi, err := driver.StatFile(ctx, drv, dst)
 	if err == nil {
 		// Content-addressed: what is there is what was uploaded.
-		reg.cache.blobs.add(token, d, blobInfo{size: fi.Size, modTime: fi.ModTime}, 1)
+		remember(blobInfo{size: fi.Size, modTime: fi.ModTime})
 		return true, nil
 	}
 	if err != nil && !isNotFound(err) {
@@ -223,7 +234,7 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (dedu
 	// from pointing at content a collection deleted. The store's own
 	// modification time is a little earlier than this one; a blob's ETag,
 	// its digest, is what a client revalidates with.
-	reg.cache.blobs.add(token, d, blobInfo{size: size, modTime: time.Now()}, 1)
+	remember(blobInfo{size: size, modTime: time.Now()})
 	return false, nil
 }
 
