@@ -53,11 +53,18 @@ func (r *Registry) statGlobal(ctx context.Context, d digest.Digest) (blobInfo, e
 		return blobInfo{}, &Error{Err: ErrBlobUnknown, Digest: d}
 	}
 	bi := blobInfo{size: fi.Size, modTime: fi.ModTime}
+	r.rememberBlob(ctx, token, gen, shared, d, bi)
+	return bi, nil
+}
+
+// rememberBlob puts what storage said of the blob d in this instance's
+// cache and, when shared, in the shared one: token and gen were begun
+// before storage was asked, so a delete or collection since wins.
+func (r *Registry) rememberBlob(ctx context.Context, token ticket, gen string, shared bool, d digest.Digest, bi blobInfo) {
 	r.cache.blobs.add(token, d, bi, 1)
 	if shared {
-		_ = r.opts.Shared.PutBlob(ctx, gen, d, SharedBlob{Size: fi.Size, ModTime: fi.ModTime})
+		_ = r.opts.Shared.PutBlob(ctx, gen, d, SharedBlob{Size: bi.size, ModTime: bi.modTime})
 	}
-	return bi, nil
 }
 
 // forgetBlob drops what the cache knows of the blob d, after it was found

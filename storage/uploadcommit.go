@@ -193,21 +193,15 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (dedu
 	dst := blobDataPath(d)
 	reg := u.repo.reg
 	token := reg.cache.blobs.begin()
+	// The blob goes in the shared cache too, as a stat of it would: the
+	// requests after a push (a HEAD, the manifest's) are answered from
+	// this instance's cache and would never tell the shared one, so the
+	// other instances would stat it again.
 	gen, shared := reg.sharedBegin(ctx, "")
-	// remember puts the blob in this instance's cache and the shared one,
-	// as a stat of it would: the requests after a push (a HEAD, the
-	// manifest's) are answered from this instance's, and would never
-	// tell the shared cache, so the other instances would stat it again.
-	remember := func(bi blobInfo) {
-		reg.cache.blobs.add(token, d, bi, 1)
-		if shared {
-			_ = reg.opts.Shared.PutBlob(ctx, gen, d, SharedBlob{Size: bi.size, ModTime: bi.modTime})
-		}
-	}
 	fi, err := driver.StatFile(ctx, drv, dst)
 	if err == nil {
 		// Content-addressed: what is there is what was uploaded.
-		remember(blobInfo{size: fi.Size, modTime: fi.ModTime})
+		reg.rememberBlob(ctx, token, gen, shared, d, blobInfo{size: fi.Size, modTime: fi.ModTime})
 		return true, nil
 	}
 	if err != nil && !isNotFound(err) {
@@ -234,7 +228,7 @@ func (u *upload) publish(ctx context.Context, d digest.Digest, size int64) (dedu
 	// from pointing at content a collection deleted. The store's own
 	// modification time is a little earlier than this one; a blob's ETag,
 	// its digest, is what a client revalidates with.
-	remember(blobInfo{size: size, modTime: time.Now()})
+	reg.rememberBlob(ctx, token, gen, shared, d, blobInfo{size: size, modTime: time.Now()})
 	return false, nil
 }
 

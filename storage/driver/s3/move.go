@@ -37,8 +37,10 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	return mapErr("move", src, err)
 }
 
-func (d *Driver) copySource(path string) *string {
-	return aws.String(d.cfg.Bucket + "/" + d.key(path))
+// copySource names the object at key as CopyObject and UploadPartCopy
+// take it: bucket/key.
+func (d *Driver) copySource(key string) *string {
+	return aws.String(d.cfg.Bucket + "/" + key)
 }
 
 func (d *Driver) copyObject(ctx context.Context, src, dst string) error {
@@ -50,7 +52,7 @@ func (d *Driver) copyObject(ctx context.Context, src, dst string) error {
 func (d *Driver) copyKey(ctx context.Context, srcKey, dst string) error {
 	sse, kms := d.sse()
 	_, err := d.c.CopyObject(ctx, &s3.CopyObjectInput{
-		Bucket: d.bucket, Key: aws.String(d.key(dst)), CopySource: aws.String(d.cfg.Bucket + "/" + srcKey),
+		Bucket: d.bucket, Key: aws.String(d.key(dst)), CopySource: d.copySource(srcKey),
 		ContentType:          aws.String("application/octet-stream"),
 		MetadataDirective:    types.MetadataDirectiveReplace,
 		ServerSideEncryption: sse, SSEKMSKeyId: kms,
@@ -90,7 +92,7 @@ func (d *Driver) copyMultipart(ctx context.Context, src, dst string, size int64)
 			last := min(first+chunk, size) - 1
 			out, err := d.c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 				Bucket: d.bucket, Key: aws.String(d.key(dst)), UploadId: aws.String(id),
-				PartNumber: aws.Int32(int32(i + 1)), CopySource: d.copySource(src),
+				PartNumber: aws.Int32(int32(i + 1)), CopySource: d.copySource(d.key(src)),
 				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
 			})
 			if err != nil {
