@@ -23,6 +23,10 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 		_ = u.Close(ctx)
 		return Descriptor{}, err
 	}
+	// An empty blob pushed in one request has its write opened here.
+	if _, err := u.writer(); err != nil {
+		return Descriptor{}, err
+	}
 	u.ended = true
 	if u.lease != nil {
 		defer u.lease.abandon()

@@ -26,7 +26,14 @@ type upload struct {
 	repo      *repository
 	id        string
 	startedAt time.Time
-	fw        driver.FileWriter
+	// fw is the session's write; nil in a new session until its first
+	// byte, or until Close or Commit needs it, when open makes it. A
+	// session started by a POST without a body keeps no write (see
+	// start), so opening one there would only make a file and its
+	// directories on a filesystem and remove them again in the same
+	// request.
+	fw   driver.FileWriter
+	open func() (driver.FileWriter, error)
 
 	alg    digest.Algorithm
 	h      hash.Hash // nil when the running digest was lost
@@ -65,18 +72,37 @@ func (r *repository) NewUpload(ctx context.Context) (Upload, error) {
 		return nil, err
 	}
 	// The id was just drawn at random: nothing was ever written at its
-	// data path, and an object store need not look for it.
-	fw, err := driver.NewWriter(ctx, r.driver(), uploadDataPath(r.name, id))
-	if err != nil {
-		_ = deleteIfExists(ctx, r.driver(), uploadDir(r.name, id))
-		return nil, wrapDriverErr("start upload", err)
+	// data path, and an object store need not look for it. The write
+	// is the request's, under its context, as it would be opened here.
+	open := func() (driver.FileWriter, error) {
+		return driver.NewWriter(ctx, r.driver(), uploadDataPath(r.name, id))
 	}
-	return &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, h: digest.SHA256.Hash()}, nil
+	return &upload{repo: r, id: id, startedAt: startedAt, open: open, alg: digest.SHA256, h: digest.SHA256.Hash()}, nil
 }
 
 func (u *upload) ID() string           { return u.id }
-func (u *upload) Size() int64          { return u.fw.Size() }
 func (u *upload) StartedAt() time.Time { return u.startedAt }
+
+func (u *upload) Size() int64 {
+	if u.fw == nil {
+		return 0
+	}
+	return u.fw.Size()
+}
+
+// writer is the session's write, opened now if it has none yet. A
+// failure leaves it unopened; the caller's Cancel removes what the try
+// left of the session.
+func (u *upload) writer() (driver.FileWriter, error) {
+	if u.fw == nil {
+		fw, err := u.open()
+		if err != nil {
+			return nil, wrapDriverErr("start upload", err)
+		}
+		u.fw = fw
+	}
+	return u.fw, nil
+}
 
 // SetAlgorithm hashes the upload with alg instead of sha256, so that a
 // sha512 push is verified without re-reading it. It must come before the
@@ -88,7 +114,7 @@ func (u *upload) SetAlgorithm(alg digest.Algorithm) error {
 	if u.h != nil && u.alg == alg {
 		return nil
 	}
-	if u.ended || u.hashed != 0 || u.fw.Size() != 0 {
+	if u.ended || u.hashed != 0 || u.Size() != 0 {
 		return &Error{Err: ErrUploadInvalid, Detail: "the digest algorithm can only be chosen before the first byte"}
 	}
 	u.alg, u.h = alg, alg.Hash()
@@ -99,8 +125,12 @@ var _ Expecter = (*upload)(nil)
 
 // Expect passes the length of the bytes to come on to the driver's writer.
 func (u *upload) Expect(n int64) {
-	if !u.ended && n > 0 {
-		driver.Expect(u.fw, n)
+	if u.ended || n <= 0 {
+		return
+	}
+	// A write that cannot be opened fails the Write that follows.
+	if fw, err := u.writer(); err == nil {
+		driver.Expect(fw, n)
 	}
 }
 
@@ -115,7 +145,11 @@ func (u *upload) Write(p []byte) (int, error) {
 			return 0, &Error{Err: ErrUploadInvalid, Detail: "upload session lost to another request: " + err.Error()}
 		}
 	}
-	n, err := u.fw.Write(p)
+	fw, err := u.writer()
+	if err != nil {
+		return 0, err
+	}
+	n, err := fw.Write(p)
 	if u.h != nil {
 		u.h.Write(p[:n])
 		u.hashed += int64(n)
@@ -176,8 +210,11 @@ func (u *upload) Close(ctx context.Context) error {
 		}
 	}
 	distribution := u.repo.reg.opts.DistributionUploads
-	if !u.saved && !distribution && u.fw.Size() == 0 {
+	if !u.saved && !distribution && u.Size() == 0 {
 		return u.start(ctx)
+	}
+	if _, err := u.writer(); err != nil {
+		return err
 	}
 	// The digest state goes with the release below, which vouches for
 	// it, and nothing is released when Close fails. CNCF Distribution
@@ -249,8 +286,10 @@ func (u *upload) Close(ctx context.Context) error {
 // no write, and starts both. Every request that writes claims first, so
 // a session without a claim holds no bytes of Berth's.
 func (u *upload) start(ctx context.Context) error {
-	if err := u.fw.Cancel(ctx); err != nil && !isNotFound(err) {
-		u.repo.reg.log.Warn("empty upload write not dropped", "repo", u.repo.name, "upload", u.id, "err", err)
+	if u.fw != nil {
+		if err := u.fw.Cancel(ctx); err != nil && !isNotFound(err) {
+			u.repo.reg.log.Warn("empty upload write not dropped", "repo", u.repo.name, "upload", u.id, "err", err)
+		}
 	}
 	if err := driver.PutScratch(ctx, u.repo.driver(), uploadStartedAtPath(u.repo.name, u.id), []byte(u.startedAt.Format(time.RFC3339))); err != nil {
 		return wrapDriverErr("start upload", err)
@@ -309,8 +348,10 @@ func (u *upload) Cancel(ctx context.Context) error {
 	}
 	if !u.ended {
 		u.ended = true
-		if err := u.fw.Cancel(ctx); err != nil && !isNotFound(err) {
-			u.repo.reg.log.Warn("upload cancel failed", "repo", u.repo.name, "upload", u.id, "err", err)
+		if u.fw != nil {
+			if err := u.fw.Cancel(ctx); err != nil && !isNotFound(err) {
+				u.repo.reg.log.Warn("upload cancel failed", "repo", u.repo.name, "upload", u.id, "err", err)
+			}
 		}
 	}
 	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))

@@ -6,6 +6,9 @@ import (
 	"crypto/sha512"
 	"encoding/json"
 	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -483,6 +486,73 @@ func TestStaleLeaseHintFallsBackToTheLease(t *testing.T) {
 		want := digest.FromBytes(bytes.Join([][]byte{bytesOf(10, 'a'), bytesOf(20, 'b'), bytesOf(30, 'c')}, nil))
 		if _, err := u.Commit(ctx, want); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// countingWrites counts the writes of upload data a driver is asked to
+// open.
+type countingWrites struct {
+	driver.Driver
+	n *atomic.Int32
+}
+
+func (c countingWrites) Create(ctx context.Context, p string, b []byte) error {
+	return driver.Create(ctx, c.Driver, p, b)
+}
+
+func (c countingWrites) Writer(ctx context.Context, p string, append bool) (driver.FileWriter, error) {
+	if strings.HasSuffix(p, "/data") && strings.Contains(p, "/_uploads/") {
+		c.n.Add(1)
+	}
+	return c.Driver.Writer(ctx, p, append)
+}
+
+// TestStartingAnUploadOpensNoWrite: a POST without a body (NewUpload,
+// then Close with nothing written) keeps no write, so it opens none. It
+// opened one and dropped it again, which on a filesystem made the data
+// file and the session's directories and removed them in the same
+// request, before startedat made the directories again. The session's
+// first bytes open the write, on this instance or another.
+func TestStartingAnUploadOpensNoWrite(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		var n atomic.Int32
+		repo := New(countingWrites{Driver: open(), n: &n}, Options{}, nil).Repository("app")
+		u, err := repo.NewUpload(ctx)
+		if err != nil {
+			t.Fatalf("NewUpload: %v", err)
+		}
+		if err := u.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if got := n.Load(); got != 0 {
+			t.Errorf("starting an upload opened %d writes, want none", got)
+		}
+		content := bytesOf(1000, 'p')
+		r, err := repo.ResumeUpload(ctx, u.ID())
+		if err != nil {
+			t.Fatalf("ResumeUpload: %v", err)
+		}
+		if r.Size() != 0 {
+			t.Fatalf("a started upload holds %d bytes, want 0", r.Size())
+		}
+		if _, err := r.Write(content); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		if _, err := r.Commit(ctx, digest.FromBytes(content)); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		if got := n.Load(); got != 1 {
+			t.Errorf("the push opened %d writes, want 1", got)
+		}
+		b, err := repo.OpenBlob(ctx, digest.FromBytes(content))
+		if err != nil {
+			t.Fatalf("OpenBlob after the push: %v", err)
+		}
+		defer b.Close()
+		if got, err := io.ReadAll(b); err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("the pushed blob reads %d bytes, %v", len(got), err)
 		}
 	})
 }
