@@ -23,7 +23,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmw "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -121,6 +120,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 			endpoint = "http://" + endpoint
 		}
 	}
+	ua := sdkUserAgent(cfg.UserAgent)
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
@@ -138,9 +138,8 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 		// reject the SDK's default CRC trailers on multipart uploads.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		if cfg.UserAgent != "" {
-			o.APIOptions = append(o.APIOptions, awsmw.AddUserAgentKey(cfg.UserAgent))
-		}
+		o.APIOptions = append(o.APIOptions, trimStack(ua, cfg.logMode != 0))
+		o.EndpointResolverV2 = newCachedEndpoints(o.EndpointResolverV2)
 	})
 
 	d := &Driver{
