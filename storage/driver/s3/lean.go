@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,6 +50,10 @@ type lean struct {
 	region  string // signing region
 	base    string // the bucket's URL: scheme, host and path, no trailing '/'
 	https   bool
+	// skew is how far the store's clock is ahead of this host's, as its
+	// answers last showed when they refused a signature for it
+	// (nanoseconds); signatures are dated by the store's clock.
+	skew atomic.Int64
 }
 
 // emptySHA256 is the payload hash of a request without a body.
@@ -199,7 +205,8 @@ func (l *lean) attempt(ctx context.Context, method, u string, header http.Header
 	if err != nil {
 		return nil, fmt.Errorf("s3: credentials: %w", err)
 	}
-	if err := l.signer.SignHTTP(ctx, creds, req, hash, "s3", l.region, time.Now()); err != nil {
+	skew := time.Duration(l.skew.Load())
+	if err := l.signer.SignHTTP(ctx, creds, req, hash, "s3", l.region, time.Now().Add(skew)); err != nil {
 		return nil, err
 	}
 	resp, err := l.client.Do(req)
@@ -210,8 +217,46 @@ func (l *lean) attempt(ctx context.Context, method, u string, header http.Header
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	return nil, responseError(resp)
+	return nil, l.skewed(responseError(resp), resp.Header.Get("Date"), skew)
 }
+
+// skewThreshold is the clock difference from which a refused signature is
+// put down to the clock, as the SDK's retry step does.
+const skewThreshold = 4 * time.Minute
+
+// skewed tells a signature refused for a wrong clock from other errors,
+// as the SDK's retry step does: when err has one of the codes S3 answers a
+// request dated too far from its clock with, and the store's Date differs
+// from the time the request was signed for by more than skewThreshold, the
+// skew is remembered for the next signatures and err made retryable.
+func (l *lean) skewed(err error, date string, signedSkew time.Duration) error {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.ErrorCode() {
+	case "RequestTimeTooSkewed", "SignatureDoesNotMatch", "InvalidSignatureException", "AuthFailure", "AccessDeniedException":
+	default:
+		return err
+	}
+	server, perr := http.ParseTime(date)
+	if perr != nil {
+		return err
+	}
+	skew := time.Until(server)
+	if d := skew - signedSkew; d > -skewThreshold && d < skewThreshold {
+		return err
+	}
+	l.skew.Store(int64(skew))
+	return &clockSkewError{err}
+}
+
+// clockSkewError is an error the retryer retries: the next attempt is
+// signed for the store's clock.
+type clockSkewError struct{ error }
+
+func (e *clockSkewError) Unwrap() error        { return e.error }
+func (e *clockSkewError) RetryableError() bool { return true }
 
 // responseError reads an S3 error answer as the SDK does: code and message
 // from the XML body, or from the status when there is none (HEAD).

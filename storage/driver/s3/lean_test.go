@@ -283,3 +283,16 @@ func TestLeanEndpointStyles(t *testing.T) {
 		}
 	}
 }
+
+// TestLeanCorrectsClockSkew: a lean request signed by a clock an hour
+// behind MinIO's is refused (RequestTimeTooSkewed), learns the skew from
+// the answer's Date, and goes through signed for MinIO's clock.
+func TestLeanCorrectsClockSkew(t *testing.T) {
+	s := newStore(t)
+	d := s.driver(t, "", nil)
+	d.lean.skew.Store(int64(-time.Hour)) // as if this host's clock were an hour ahead
+	leanOps(t, context.Background(), d)
+	if skew := time.Duration(d.lean.skew.Load()); skew < -time.Minute || skew > time.Minute {
+		t.Errorf("skew after MinIO's answers: %v, want about none", skew)
+	}
+}
