@@ -48,7 +48,7 @@ func (w *writer) CommitTo(ctx context.Context, path string) error {
 		ContentType: aws.String("application/octet-stream"),
 	}
 	w.d.putOptions(in)
-	if _, err := w.d.c.PutObject(ctx, in); err != nil {
+	if _, err := w.d.putObject(ctx, in); err != nil {
 		return mapErr("commit", path, err)
 	}
 	// The file is published. A state object a Close of this write left

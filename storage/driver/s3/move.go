@@ -20,7 +20,7 @@ const maxDeleteBatch = 1000
 // Objects above multipartcopythresholdsize are copied in parallel parts,
 // which is both faster and the only way past CopyObject's 5 GiB limit.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
-	head, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(src))})
+	head, err := d.headObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(src))})
 	if err != nil {
 		return mapErr("move", src, err)
 	}
@@ -33,7 +33,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return mapErr("move", src, err)
 	}
-	_, err = d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: aws.String(d.key(src))})
+	_, err = d.deleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: aws.String(d.key(src))})
 	return mapErr("move", src, err)
 }
 
@@ -141,10 +141,10 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 		if path == "/" {
 			return pathErr("delete", path, driver.ErrNotFound)
 		}
-		if _, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: self[0].Key}); err != nil {
+		if _, err := d.headObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: self[0].Key}); err != nil {
 			return mapErr("delete", path, err)
 		}
-		if _, err := d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: self[0].Key}); err != nil {
+		if _, err := d.deleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: self[0].Key}); err != nil {
 			return mapErr("delete", path, err)
 		}
 	}

@@ -25,7 +25,7 @@ func (d *Driver) openRanges(ctx context.Context, key string, offset int64) (io.R
 	case offset > 0:
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
 	}
-	out, err := d.c.GetObject(ctx, in)
+	out, err := d.getObject(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +38,7 @@ func (d *Driver) openRanges(ctx context.Context, key string, offset int64) (io.R
 	}
 	etag := out.ETag
 	open := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-		out, err := d.c.GetObject(ctx, &s3.GetObjectInput{
+		out, err := d.getObject(ctx, &s3.GetObjectInput{
 			Bucket: d.bucket, Key: aws.String(key), IfMatch: etag,
 			Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
 		})

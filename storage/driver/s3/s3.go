@@ -23,7 +23,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmw "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -56,9 +55,12 @@ const stateDir = "~berth/uploads/"
 type Driver struct {
 	c       *s3.Client
 	presign *s3.PresignClient
-	cfg     config
-	bucket  *string
-	bufs    *partbuf.Pool // part buffers of cfg.chunkSize
+	// lean sends HEAD, GET, PUT and DELETE of one object without the
+	// SDK's stack (lean.go); nil when they go through the SDK.
+	lean   *lean
+	cfg    config
+	bucket *string
+	bufs   *partbuf.Pool // part buffers of cfg.chunkSize
 	// memory counts the part buffers writers hold beyond their first
 	// (writememory).
 	memory *semaphore.Weighted
@@ -121,6 +123,7 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 			endpoint = "http://" + endpoint
 		}
 	}
+	ua := sdkUserAgent(cfg.UserAgent)
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
@@ -138,12 +141,19 @@ func New(ctx context.Context, params driver.Params) (*Driver, error) {
 		// reject the SDK's default CRC trailers on multipart uploads.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		if cfg.UserAgent != "" {
-			o.APIOptions = append(o.APIOptions, awsmw.AddUserAgentKey(cfg.UserAgent))
-		}
+		o.APIOptions = append(o.APIOptions, trimStack(ua, cfg.logMode != 0))
+		o.EndpointResolverV2 = newCachedEndpoints(o.EndpointResolverV2)
 	})
 
+	// With loglevel set the SDK logs every request; the lean path would
+	// hide the commonest. An endpoint the rules refuse is left to the SDK,
+	// which reports it on each request, as before.
+	var fast *lean
+	if cfg.logMode == 0 {
+		fast = newLean(ctx, client, cfg.Bucket, ua)
+	}
 	d := &Driver{
+		lean:    fast,
 		c:       client,
 		presign: s3.NewPresignClient(client),
 		cfg:     cfg,
@@ -251,7 +261,7 @@ func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 // Stat implements driver.Driver.
 func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error) {
 	if path != "/" {
-		out, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))})
+		out, err := d.headObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))})
 		if err == nil {
 			return driver.FileInfo{Path: path, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 		}
@@ -276,7 +286,7 @@ func (d *Driver) StatFile(ctx context.Context, path string) (driver.FileInfo, er
 	if path == "/" {
 		return driver.FileInfo{}, pathErr("stat", path, driver.ErrNotFound)
 	}
-	out, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))})
+	out, err := d.headObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: aws.String(d.key(path))})
 	if err != nil {
 		return driver.FileInfo{}, mapErr("stat", path, err)
 	}
@@ -328,7 +338,7 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 		ContentType: aws.String("application/octet-stream"),
 	}
 	d.putOptions(in)
-	_, err := d.c.PutObject(ctx, in)
+	_, err := d.putObject(ctx, in)
 	return mapErr("putcontent", path, err)
 }
 
@@ -343,7 +353,7 @@ func (d *Driver) Create(ctx context.Context, path string, content []byte) error 
 		IfNoneMatch: aws.String("*"),
 	}
 	d.putOptions(in)
-	_, err := d.c.PutObject(ctx, in)
+	_, err := d.putObject(ctx, in)
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusConflict) {
 		return pathErr("create", path, driver.ErrExist)

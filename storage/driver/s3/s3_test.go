@@ -27,14 +27,14 @@ type store struct {
 	bucket string
 }
 
-func newStore(t *testing.T) *store {
+func newStore(t testing.TB) *store {
 	t.Helper()
 	m := testenv.StartMinIO(t)
 	return &store{m: m, bucket: m.Bucket(t)}
 }
 
 // driver builds a driver on the store; extra overrides or adds keys.
-func (s *store) driver(t *testing.T, root string, extra driver.Params) *Driver {
+func (s *store) driver(t testing.TB, root string, extra driver.Params) *Driver {
 	t.Helper()
 	p := driver.Params{
 		"accesskey":      s.m.AccessKey,

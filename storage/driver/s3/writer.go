@@ -170,7 +170,7 @@ func (w *writer) discard(ctx context.Context) error {
 			return mapErr("writer", w.path, err)
 		}
 	}
-	_, err = w.d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
+	_, err = w.d.deleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
 	return mapErr("writer", w.path, err)
 }
 
@@ -197,7 +197,7 @@ func (w *writer) resume(ctx context.Context) error {
 // readState reads the state object's tail into the buffer when it follows
 // the parts exactly (see resume).
 func (w *writer) readState(ctx context.Context) error {
-	st, err := w.d.c.GetObject(ctx, &s3.GetObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
+	st, err := w.d.getObject(ctx, &s3.GetObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
 	if err == nil {
 		defer st.Body.Close()
 		w.state = true
@@ -394,7 +394,7 @@ func (w *writer) close(shared bool) error {
 	// Set before the request, which may store the object even when it
 	// fails: Cancel must then delete it.
 	w.state = true
-	_, err := w.d.c.PutObject(w.ctx, &s3.PutObjectInput{
+	_, err := w.d.putObject(w.ctx, &s3.PutObjectInput{
 		Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path)),
 		Body: bytes.NewReader(tail), ContentLength: aws.Int64(int64(len(tail))),
 		Metadata:             meta,
@@ -516,7 +516,7 @@ func (w *writer) Commit(ctx context.Context) error {
 			ContentType: aws.String("application/octet-stream"),
 		}
 		w.d.putOptions(in)
-		if _, err := w.d.c.PutObject(ctx, in); err != nil {
+		if _, err := w.d.putObject(ctx, in); err != nil {
 			return mapErr("commit", w.path, err)
 		}
 	} else {
@@ -558,7 +558,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 	if w.known && !w.state {
 		return nil
 	}
-	_, err := w.d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
+	_, err := w.d.deleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
 	return mapErr("cancel", w.path, err)
 }
 
@@ -566,7 +566,7 @@ func (w *writer) dropState(ctx context.Context) error {
 	if !w.state {
 		return nil
 	}
-	_, err := w.d.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
+	_, err := w.d.deleteObject(ctx, &s3.DeleteObjectInput{Bucket: w.d.bucket, Key: aws.String(w.d.stateKey(w.path))})
 	return mapErr("commit", w.path, err)
 }
 
@@ -620,7 +620,7 @@ func (d *Driver) Unfinished(ctx context.Context, dir string) (map[string]time.Ti
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
 			started := aws.ToTime(o.LastModified)
-			head, err := d.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: o.Key})
+			head, err := d.headObject(ctx, &s3.HeadObjectInput{Bucket: d.bucket, Key: o.Key})
 			if err != nil {
 				if isNotFound(err) {
 					continue // committed or cancelled meanwhile
