@@ -116,7 +116,8 @@ func (d *Driver) pendingWrite(ctx context.Context, name string) (pending, error)
 }
 
 // writer stages a block each time its buffer fills (in the background,
-// see blocks.go), and the short tail at Close. Memory is one chunksize
+// see blocks.go; cut smaller when the round's length is announced, see
+// plan.go), and the short tail at Close. Memory is one chunksize
 // buffer from the driver's pool, and up to writeconcurrency while
 // writememory allows, given back by Commit, Cancel or Close.
 type writer struct {
@@ -139,6 +140,11 @@ type writer struct {
 	flight   *inflight.Queue[string]
 	stageCtx context.Context
 	stop     context.CancelFunc
+
+	// planned blocks of planSize bytes come before blocks go back to
+	// chunksize (see plan.go).
+	planned  int
+	planSize int64
 }
 
 // Writer implements driver.Driver. One Get Block List tells whether an
@@ -208,12 +214,16 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
-		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		end := w.blockEnd()
+		k := copy(w.buf[len(w.buf):end], p)
 		w.buf = w.buf[:len(w.buf)+k]
 		p = p[k:]
 		n += k
 		w.size += int64(k)
-		if len(w.buf) == cap(w.buf) {
+		if len(w.buf) == end {
+			if w.planned > 0 {
+				w.planned--
+			}
 			if err := w.send(); err != nil {
 				if w.err == nil {
 					w.err = mapErr("write", w.path, err)
@@ -261,19 +271,15 @@ func (w *writer) Close() error {
 	w.closed = true
 	defer w.release()
 	defer w.stop()
-	if err := w.settle(); err != nil {
+	if err := w.sendTail(w.stageCtx, "close"); err != nil {
 		return err
 	}
-	var err error
-	switch {
-	case len(w.buf) > 0:
-		err = w.stage(w.ctx, kindData, w.buf)
-	case !w.staged:
+	if !w.staged {
 		// Nothing on the server yet: a one-byte marker block makes the
 		// empty write exist for Writer(path, true).
-		err = w.stage(w.ctx, kindEmpty, []byte{0})
+		return w.stage(w.ctx, kindEmpty, []byte{0})
 	}
-	return err
+	return nil
 }
 
 // Commit commits the staged data blocks. A write that never staged a
@@ -285,20 +291,16 @@ func (w *writer) Commit(ctx context.Context) error {
 	w.done = true
 	defer w.release()
 	defer w.stop()
-	if err := w.settle(); err != nil {
-		return err
-	}
 	if !w.staged {
+		// Nothing staged nor in flight: one Put Blob.
 		_, err := w.bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(w.buf)), nil)
 		if err != nil {
 			return mapErr("commit", w.path, err)
 		}
 		return nil
 	}
-	if len(w.buf) > 0 {
-		if err := w.stage(ctx, kindData, w.buf); err != nil {
-			return err
-		}
+	if err := w.sendTail(ctx, "commit"); err != nil {
+		return err
 	}
 	w.release()
 	// Blocks left out of the list, markers included, are dropped by Azure.

@@ -112,13 +112,25 @@ func (q *Queue[T]) Len() int { return len(q.flight) }
 // first, so that a failure already known stops the write before its next
 // part.
 func (q *Queue[T]) Send(buf []byte, send func([]byte) (T, error)) ([]byte, error) {
+	q.start(buf, send)
+	return q.next()
+}
+
+// SendLast sends buf, the last part of the write, in the background as
+// Send does, but takes no buffer for a next part: there is none. buf is
+// the queue's from then on: it comes back as a spare when the part
+// landed, and goes back to the pool with Release.
+func (q *Queue[T]) SendLast(buf []byte, send func([]byte) (T, error)) {
+	q.start(buf, send)
+}
+
+func (q *Queue[T]) start(buf []byte, send func([]byte) (T, error)) {
 	p := &part[T]{buf: buf, done: make(chan struct{})}
 	q.flight = append(q.flight, p)
 	go func() {
 		defer close(p.done)
 		p.res, p.err = send(p.buf)
 	}()
-	return q.next()
 }
 
 func (q *Queue[T]) next() ([]byte, error) {

@@ -194,3 +194,35 @@ func TestDroppedWriterGivesItsMemoryBack(t *testing.T) {
 	}
 	t.Fatal("the dropped writer's unit of memory never came back")
 }
+
+// TestSendLastTakesNoBufferForANextPart: the last part of a write goes
+// in the background without waiting for a buffer the writer will not
+// fill (Send, at its limit, would wait here for that very part), lands
+// like the others, and its buffer goes back to the pool with Release.
+func TestSendLastTakesNoBufferForANextPart(t *testing.T) {
+	pool := partbuf.New(64, 1)
+	mem := semaphore.NewWeighted(1)
+	var landed []int
+	q := New(pool, mem, 1, func(i int) { landed = append(landed, i) })
+	q.Writing()
+	buf := append(pool.Get(), 7)
+	sending := make(chan struct{})
+	q.SendLast(buf, func(b []byte) (int, error) {
+		<-sending
+		return int(b[0]), nil
+	})
+	close(sending) // SendLast returned with its part still in flight
+	if err := q.Settle(); err != nil {
+		t.Fatal(err)
+	}
+	if len(landed) != 1 || landed[0] != 7 {
+		t.Fatalf("landed %v, want [7]", landed)
+	}
+	q.Release()
+	if !mem.TryAcquire(1) {
+		t.Error("Release did not give back the memory of the writer's buffer")
+	}
+	if again := pool.Get(); &again[:1][0] != &buf[0] {
+		t.Error("the last part's buffer did not go back to the pool")
+	}
+}
