@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	smithyauth "github.com/aws/smithy-go/auth"
 	smithyendpoints "github.com/aws/smithy-go/endpoints"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -140,16 +141,19 @@ func newCachedEndpoints(next s3.EndpointResolverV2) *cachedEndpoints {
 	return &cachedEndpoints{next: next, m: make(map[endpointKey]smithyendpoints.Endpoint)}
 }
 
-// ResolveEndpoint implements s3.EndpointResolverV2. The endpoint it returns
-// shares its Headers and Properties with the cached one: the SDK's
-// endpoint middleware only reads them.
+// ResolveEndpoint implements s3.EndpointResolverV2. Each caller gets its
+// own copy of the cached endpoint's headers, properties and auth options:
+// the SDK writes them (its auth resolver rebases each auth option's
+// properties, its endpoint step sets the endpoint's signer properties into
+// the resolved scheme's, which is the same map), and concurrent requests
+// sharing one endpoint raced on those maps.
 func (c *cachedEndpoints) ResolveEndpoint(ctx context.Context, p s3.EndpointParameters) (smithyendpoints.Endpoint, error) {
 	k := keyOf(p)
 	c.mu.Lock()
 	e, ok := c.m[k]
 	c.mu.Unlock()
 	if ok {
-		return e, nil
+		return cloneEndpoint(e), nil
 	}
 	e, err := c.next.ResolveEndpoint(ctx, p)
 	if err != nil {
@@ -157,10 +161,28 @@ func (c *cachedEndpoints) ResolveEndpoint(ctx context.Context, p s3.EndpointPara
 	}
 	c.mu.Lock()
 	if len(c.m) < maxCachedEndpoints {
-		c.m[k] = e
+		c.m[k] = cloneEndpoint(e)
 	}
 	c.mu.Unlock()
 	return e, nil
+}
+
+// cloneEndpoint copies e down to what the SDK may write: its headers, its
+// property set and the auth options in it, with their property sets.
+func cloneEndpoint(e smithyendpoints.Endpoint) smithyendpoints.Endpoint {
+	out := smithyendpoints.Endpoint{URI: e.URI, Headers: e.Headers.Clone()}
+	out.Properties.SetAll(&e.Properties)
+	if opts, ok := smithyauth.GetAuthOptions(&e.Properties); ok {
+		copies := make([]*smithyauth.Option, len(opts))
+		for i, o := range opts {
+			c := &smithyauth.Option{SchemeID: o.SchemeID}
+			c.IdentityProperties.SetAll(&o.IdentityProperties)
+			c.SignerProperties.SetAll(&o.SignerProperties)
+			copies[i] = c
+		}
+		smithyauth.SetAuthOptions(&out.Properties, copies)
+	}
+	return out
 }
 
 // endpointKey is every field of s3.EndpointParameters the rules read, by
