@@ -160,7 +160,7 @@ func (a *api) tagManifest(ctx context.Context, req *request, m storage.Manifest,
 
 // tagsOn lists the repository's tags that point at d.
 func tagsOn(ctx context.Context, repo storage.Repository, d digest.Digest) ([]string, error) {
-	all, err := repo.Tags(ctx, 0, "")
+	all, _, err := repo.Tags(ctx, 0, "")
 	if err != nil {
 		if errors.Is(err, storage.ErrNameUnknown) {
 			return nil, nil

@@ -240,8 +240,9 @@ type Repository interface {
 	Tag(ctx context.Context, tag string, d digest.Digest) error
 	DeleteManifest(ctx context.Context, d digest.Digest) error
 	DeleteTag(ctx context.Context, tag string) error
-	// Tags returns up to n tags sorted lexically after last (n <= 0: all).
-	Tags(ctx context.Context, n int, last string) ([]string, error)
+	// Tags returns up to n tags sorted lexically after last (n <= 0: all),
+	// and whether more follow them, for a Link to the next page.
+	Tags(ctx context.Context, n int, last string) (tags []string, more bool, err error)
 	// Referrers lists the manifests whose subject is d, filtered to
 	// artifactType when it is not "".
 	Referrers(ctx context.Context, d digest.Digest, artifactType string) ([]Referrer, error)

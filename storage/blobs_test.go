@@ -189,7 +189,7 @@ func TestInvalidNamesNeverReachTheDriver(t *testing.T) {
 		wantErr(t, err, ErrNameUnknown)
 		_, err = repo.NewUpload(ctx)
 		wantErr(t, err, ErrNameUnknown)
-		_, err = repo.Tags(ctx, 0, "")
+		_, _, err = repo.Tags(ctx, 0, "")
 		wantErr(t, err, ErrNameUnknown)
 	}
 	repo := reg.Repository("ok")

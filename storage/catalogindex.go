@@ -287,7 +287,7 @@ func (r *Registry) catalogMarkers(ctx context.Context) (map[string]bool, error) 
 	have := map[string]bool{}
 	after := ""
 	for {
-		page, err := driver.ListPage(ctx, r.driver, catalogNamesDir, after, catalogPageSize)
+		page, more, err := driver.ListPage(ctx, r.driver, catalogNamesDir, after, catalogPageSize)
 		if err != nil {
 			if isNotFound(err) {
 				return have, nil
@@ -299,7 +299,7 @@ func (r *Registry) catalogMarkers(ctx context.Context) (map[string]bool, error) 
 				have[name] = true
 			}
 		}
-		if len(page) < catalogPageSize {
+		if !more {
 			return have, nil
 		}
 		after = path.Base(page[len(page)-1])
@@ -326,7 +326,7 @@ func (r *Registry) catalogFromIndex(ctx context.Context, n int, last string) ([]
 		if n > 0 {
 			size = min(size, n-len(names))
 		}
-		page, err := driver.ListPage(ctx, r.driver, catalogNamesDir, after, size)
+		page, more, err := driver.ListPage(ctx, r.driver, catalogNamesDir, after, size)
 		if err != nil {
 			if isNotFound(err) {
 				break
@@ -338,7 +338,7 @@ func (r *Registry) catalogFromIndex(ctx context.Context, n int, last string) ([]
 				names = append(names, name)
 			}
 		}
-		if len(page) < size {
+		if !more {
 			break
 		}
 		after = path.Base(page[len(page)-1])

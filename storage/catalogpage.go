@@ -98,7 +98,7 @@ func (w *catalogWalk) dir(ctx context.Context, rel string, below []string) error
 	}
 	for !w.full() {
 		size := w.batch(catalogPageSize)
-		page, err := driver.ListPage(ctx, w.drv, repoDir(rel), after, size)
+		page, more, err := driver.ListPage(ctx, w.drv, repoDir(rel), after, size)
 		if err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func (w *catalogWalk) dir(ctx context.Context, rel string, below []string) error
 				}
 			}
 		}
-		if len(page) < size {
+		if !more {
 			break
 		}
 	}

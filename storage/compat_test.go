@@ -76,7 +76,7 @@ func TestServesTreeWrittenByDistribution(t *testing.T) {
 	for _, r := range want.Repositories {
 		t.Run(r.Name, func(t *testing.T) {
 			repo := reg.Repository(r.Name)
-			tags, err := repo.Tags(ctx, 0, "")
+			tags, _, err := repo.Tags(ctx, 0, "")
 			if err != nil || !slices.Equal(tags, slices.Sorted(maps.Keys(r.Tags))) {
 				t.Errorf("Tags = %q, %v; want %q", tags, err, slices.Sorted(maps.Keys(r.Tags)))
 			}

@@ -57,7 +57,7 @@ func wantNoDanglingManifest(t *testing.T, d driver.Driver, repo string) {
 	t.Helper()
 	ctx := context.Background()
 	r := New(d, Options{}, nil).Repository(repo)
-	tags, err := r.Tags(ctx, -1, "")
+	tags, _, err := r.Tags(ctx, -1, "")
 	if err != nil && !isErr(err, ErrNameUnknown) {
 		t.Fatal(err)
 	}

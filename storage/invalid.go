@@ -61,8 +61,8 @@ func (n invalidRepository) Tag(context.Context, string, digest.Digest) error { r
 
 func (n invalidRepository) DeleteTag(context.Context, string) error { return n.err() }
 
-func (n invalidRepository) Tags(context.Context, int, string) ([]string, error) {
-	return nil, n.err()
+func (n invalidRepository) Tags(context.Context, int, string) ([]string, bool, error) {
+	return nil, false, n.err()
 }
 
 func (n invalidRepository) Referrers(context.Context, digest.Digest, string) ([]Referrer, error) {

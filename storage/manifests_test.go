@@ -309,7 +309,7 @@ func TestDeleteManifestRemovesTagsAndReferrer(t *testing.T) {
 			_, err := repo.GetManifest(ctx, r)
 			wantErr(t, err, ErrManifestUnknown)
 		}
-		if tags, _ := repo.Tags(ctx, 0, ""); len(tags) != 1 || tags[0] != "c" {
+		if tags, _, _ := repo.Tags(ctx, 0, ""); len(tags) != 1 || tags[0] != "c" {
 			t.Fatalf("tags after delete: %q", tags)
 		}
 		wantErr(t, repo.DeleteManifest(ctx, img.digest), ErrManifestUnknown)

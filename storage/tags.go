@@ -67,30 +67,31 @@ func (r *repository) tagsPointingAt(ctx context.Context, d digest.Digest) ([]str
 }
 
 // Tags returns up to n tags (all when n <= 0) sorted lexically, strictly
-// after last. A repository that exists but has no tags gives an empty list;
-// one that does not exist, ErrNameUnknown.
-func (r *repository) Tags(ctx context.Context, n int, last string) ([]string, error) {
+// after last, and whether more follow. A repository that exists but has
+// no tags gives an empty list; one that does not exist, ErrNameUnknown.
+func (r *repository) Tags(ctx context.Context, n int, last string) ([]string, bool, error) {
 	var tags []string
+	var more bool
 	var err error
 	if n > 0 && !driver.HasDirTimes(r.driver()) {
-		tags, err = r.tagPage(ctx, n, last)
+		tags, more, err = r.tagPage(ctx, n, last)
 	} else if tags, err = r.sortedTags(ctx); err == nil {
-		tags = page(tags, n, last)
+		tags, more = page(tags, n, last)
 	}
 	if err != nil {
 		if !isNotFound(err) {
-			return nil, wrapDriverErr("list tags", err)
+			return nil, false, wrapDriverErr("list tags", err)
 		}
 		exists, err := r.exists(ctx)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if !exists {
-			return nil, &Error{Err: ErrNameUnknown, Detail: "repository " + r.name + " is not known"}
+			return nil, false, &Error{Err: ErrNameUnknown, Detail: "repository " + r.name + " is not known"}
 		}
-		return []string{}, nil
+		return []string{}, false, nil
 	}
-	return tags, nil
+	return tags, more, nil
 }
 
 // tagList is a repository's tag names, sorted, as listed when its tags
@@ -145,8 +146,9 @@ func (r *repository) sortedTags(ctx context.Context) ([]string, error) {
 }
 
 // page returns a copy of up to n (all when n <= 0) of the sorted names
-// strictly after last. sorted may be shared, so it is never written.
-func page(sorted []string, n int, last string) []string {
+// strictly after last, and whether more follow. sorted may be shared, so
+// it is never written.
+func page(sorted []string, n int, last string) ([]string, bool) {
 	if last != "" {
 		i, found := slices.BinarySearch(sorted, last)
 		if found {
@@ -154,10 +156,11 @@ func page(sorted []string, n int, last string) []string {
 		}
 		sorted = sorted[i:]
 	}
-	if n > 0 && len(sorted) > n {
+	more := n > 0 && len(sorted) > n
+	if more {
 		sorted = sorted[:n]
 	}
-	return slices.Clone(sorted)
+	return slices.Clone(sorted), more
 }
 
 // paginate sorts names and returns up to n (all when n <= 0) of those

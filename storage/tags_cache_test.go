@@ -35,7 +35,7 @@ func TestTagListCacheSeesEveryChange(t *testing.T) {
 	list := func(want ...string) {
 		t.Helper()
 		for range 2 { // the second time from the cache, when cached
-			got, err := repo.Tags(ctx, 0, "")
+			got, _, err := repo.Tags(ctx, 0, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,7 +60,7 @@ func TestTagListCacheSeesEveryChange(t *testing.T) {
 	// Pages of a cached list are copies: changing one changes nothing.
 	age()
 	list("a", "c")
-	p, _ := repo.Tags(ctx, 1, "")
+	p, _, _ := repo.Tags(ctx, 1, "")
 	p[0] = "zzz"
 	list("a", "c")
 }

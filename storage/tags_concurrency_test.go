@@ -76,7 +76,7 @@ func TestDeleteManifestReadsTagLinksUpToTheConcurrencyLimit(t *testing.T) {
 	if gate.max != limit {
 		t.Errorf("at most %d tag links read at once, want exactly the limit %d", gate.max, limit)
 	}
-	left, err := repo.Tags(ctx, 0, "")
+	left, _, err := repo.Tags(ctx, 0, "")
 	if err != nil || len(left) != 1 || left[0] != "keep" {
 		t.Errorf("tags after delete: %q, %v; want only keep", left, err)
 	}

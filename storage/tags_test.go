@@ -32,7 +32,7 @@ func TestTagsPagination(t *testing.T) {
 			{1, "", []string{"1.0"}},
 		}
 		for _, tt := range tests {
-			got, err := repo.Tags(ctx, tt.n, tt.last)
+			got, _, err := repo.Tags(ctx, tt.n, tt.last)
 			if err != nil {
 				t.Fatalf("Tags(%d, %q): %v", tt.n, tt.last, err)
 			}
@@ -47,17 +47,17 @@ func TestTagsOfUnknownRepository(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
 		ctx := context.Background()
 		reg := newRegistry(open, Options{})
-		_, err := reg.Repository("nothing").Tags(ctx, 0, "")
+		_, _, err := reg.Repository("nothing").Tags(ctx, 0, "")
 		wantErr(t, err, ErrNameUnknown)
 		// A repository with content but no tags exists: an empty list.
 		pushBlob(t, reg.Repository("blobsonly"), []byte("x"))
-		tags, err := reg.Repository("blobsonly").Tags(ctx, 0, "")
+		tags, _, err := reg.Repository("blobsonly").Tags(ctx, 0, "")
 		if err != nil || tags == nil || len(tags) != 0 {
 			t.Fatalf("Tags = %q, %v", tags, err)
 		}
 		// A parent of a repository is not one.
 		newImage(t, "p").push(t, reg.Repository("team/app"), "v1")
-		_, err = reg.Repository("team").Tags(ctx, 0, "")
+		_, _, err = reg.Repository("team").Tags(ctx, 0, "")
 		wantErr(t, err, ErrNameUnknown)
 	})
 }

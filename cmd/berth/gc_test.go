@@ -171,7 +171,7 @@ func pullEveryTag(t *testing.T, reg *storage.Registry) int {
 	}
 	n := 0
 	for _, name := range repos {
-		tags, err := reg.Repository(name).Tags(ctx, 1000, "")
+		tags, _, err := reg.Repository(name).Tags(ctx, 1000, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -165,11 +165,11 @@ func (in *instrumented) List(ctx context.Context, dir string) ([]string, error) 
 	return names, err
 }
 
-func (in *instrumented) ListPage(ctx context.Context, dir, after string, n int) ([]string, error) {
+func (in *instrumented) ListPage(ctx context.Context, dir, after string, n int) ([]string, bool, error) {
 	ctx, end := in.begin(ctx, "list", dir)
-	names, err := ListPage(ctx, in.d, dir, after, n)
+	names, more, err := ListPage(ctx, in.d, dir, after, n)
 	end(err)
-	return names, err
+	return names, more, err
 }
 
 func (in *instrumented) Move(ctx context.Context, src, dst string) error {

@@ -15,49 +15,65 @@ import (
 type PageLister interface {
 	// ListPage returns, as full paths in lexical order of their names, up
 	// to n (n > 0) children of dir whose names sort after the name after
-	// ("" lists from the first). A missing directory, or a file, gives
-	// ErrNotFound, as List does; a directory with no children after after
-	// gives an empty list.
-	ListPage(ctx context.Context, dir, after string, n int) ([]string, error)
+	// ("" lists from the first), and whether more follow: whether dir
+	// has a child whose name sorts after the last one returned. A missing
+	// directory, or a file, gives ErrNotFound, as List does; a directory
+	// with no children after after gives an empty list.
+	//
+	// more lets a caller serving pages of n (a tags list with a Link to
+	// the next page) ask for n rather than n+1 names: on an object store
+	// whose listings stop at 1 000 keys, a page of 1 001 costs a second
+	// listing.
+	ListPage(ctx context.Context, dir, after string, n int) (paths []string, more bool, err error)
 }
 
 // ListPage lists one page of dir as PageLister defines, with d's own
 // ListPage or else with List.
-func ListPage(ctx context.Context, d Driver, dir, after string, n int) ([]string, error) {
+func ListPage(ctx context.Context, d Driver, dir, after string, n int) (paths []string, more bool, err error) {
 	if pl, ok := d.(PageLister); ok {
 		return pl.ListPage(ctx, dir, after, n)
 	}
 	return listPage(ctx, d, dir, after, n)
 }
 
-func listPage(ctx context.Context, d Driver, dir, after string, n int) ([]string, error) {
+func listPage(ctx context.Context, d Driver, dir, after string, n int) ([]string, bool, error) {
 	all, err := d.List(ctx, dir)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return PageOf(all, after, n), nil
+	page := PageOf(all, after, n+1)
+	if len(page) > n {
+		return page[:n], true, nil
+	}
+	return page, false, nil
 }
 
 // KeyPage ends a PageLister's listing of dir on an object store, which
 // keeps no directories: names are the entries listed after after. With
 // none, a Stat tells an empty last page from a directory that is not
 // there (List's ErrNotFound): one more request, on the last page only.
-// It returns the first n of them in lexical order, as paths.
-func KeyPage(ctx context.Context, d Driver, dir, after string, names []string, n int) ([]string, error) {
+// It returns the first n of them in lexical order, as paths, and whether
+// more follow: more (what the caller knows of keys it did not list), or
+// names holds more than n.
+func KeyPage(ctx context.Context, d Driver, dir, after string, names []string, n int, more bool) ([]string, bool, error) {
 	if len(names) == 0 && dir != "/" {
 		fi, err := d.Stat(ctx, dir)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if !fi.IsDir {
-			return nil, &PathError{Op: "list", Path: dir, Driver: d.Name(), Err: ErrNotFound}
+			return nil, false, &PathError{Op: "list", Path: dir, Driver: d.Name(), Err: ErrNotFound}
 		}
 	}
 	paths := make([]string, len(names))
 	for i, name := range names {
 		paths[i] = Join(dir, name)
 	}
-	return PageOf(paths, after, n), nil
+	page := PageOf(paths, after, n+1)
+	if len(page) > n {
+		return page[:n], true, nil
+	}
+	return page, more && len(page) > 0, nil
 }
 
 // PageOf sorts paths by name and returns up to n (all when n <= 0) of
@@ -85,10 +101,10 @@ const MaxListKeys = 1000
 // NextListSize is how many keys a PageLister over an object store asks for
 // in its next listing request of a page of n, holding have names from the
 // requests before, the last of which asked for prev. It asks for what is
-// still missing, so that the page of 1 001 the API lists for a page of
-// 1 000 (one more to know whether there is a next page) costs one request
-// of 1 000 keys and one of 1, not two of 1 000: on MinIO the second request
-// cost as much as the first. Once the page holds n names but their order is
+// still missing, so that the 1 001 names a driver lists for a page of
+// 1 000 (one more to know whether more follow) cost one request of 1 000
+// keys and one of 1, not two of 1 000: on MinIO the second request cost
+// as much as the first. Once the page holds n names but their order is
 // not yet known (KeyPageComplete), it asks for a few more, doubling.
 func NextListSize(n, have, prev int) int {
 	if short := n - have; short > 0 {

@@ -193,13 +193,13 @@ func (w *wrapped) List(ctx context.Context, dir string) ([]string, error) {
 	return names, w.fail("list", dir, done(err))
 }
 
-func (w *wrapped) ListPage(ctx context.Context, dir, after string, n int) ([]string, error) {
+func (w *wrapped) ListPage(ctx context.Context, dir, after string, n int) ([]string, bool, error) {
 	if err := w.check("list", dir); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ctx, done := within(ctx, w.t.Metadata)
-	names, err := ListPage(ctx, w.d, dir, after, n)
-	return names, w.fail("list", dir, done(err))
+	names, more, err := ListPage(ctx, w.d, dir, after, n)
+	return names, more, w.fail("list", dir, done(err))
 }
 
 func (w *wrapped) Move(ctx context.Context, src, dst string) error {

@@ -24,10 +24,11 @@ const maxListResults = 5000
 // any) comes back and is dropped. Azure orders names bytewise, as S3 does
 // (driver.KeyPageComplete). A service that ignores startFrom (an Azurite
 // older than 3.37) lists from the first name: the page is still exact,
-// only dearer.
-func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]string, error) {
+// only dearer. It lists n+1 names, the last of which tells whether more
+// follow, and after's own entry.
+func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]string, bool, error) {
 	prefix := d.dirPrefix(dir)
-	opts := &container.ListBlobsHierarchyOptions{Prefix: &prefix, MaxResults: ptr(int32(min(n+1, maxListResults)))}
+	opts := &container.ListBlobsHierarchyOptions{Prefix: &prefix, MaxResults: ptr(int32(min(n+2, maxListResults)))}
 	if after != "" {
 		opts.StartFrom = ptr(prefix + after)
 	}
@@ -43,7 +44,7 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 	for {
 		page, err := d.c.NewListBlobsHierarchyPager("/", opts).NextPage(ctx)
 		if err != nil {
-			return nil, mapErr("list", dir, err)
+			return nil, false, mapErr("list", dir, err)
 		}
 		for _, p := range page.Segment.BlobPrefixes {
 			if p.Name != nil {
@@ -55,7 +56,7 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 				take(*b.Name)
 			}
 		}
-		if page.NextMarker == nil || *page.NextMarker == "" || driver.KeyPageComplete(names, n, prefix, after, last) {
+		if page.NextMarker == nil || *page.NextMarker == "" || driver.KeyPageComplete(names, n+1, prefix, after, last) {
 			break
 		}
 		// The page waits for a shorter name whose keys sort after many
@@ -65,5 +66,5 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		opts.Marker = page.NextMarker
 		opts.MaxResults = ptr(min(2**opts.MaxResults, maxListResults))
 	}
-	return driver.KeyPage(ctx, d, dir, after, names, n)
+	return driver.KeyPage(ctx, d, dir, after, names, n, false)
 }

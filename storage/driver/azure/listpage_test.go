@@ -108,7 +108,7 @@ func TestListPage(t *testing.T) {
 	}
 	page := func(t *testing.T, d *Driver, after string, n int) {
 		t.Helper()
-		paths, err := driver.ListPage(t.Context(), d, "/tags", after, n)
+		paths, _, err := driver.ListPage(t.Context(), d, "/tags", after, n)
 		if err != nil {
 			t.Fatalf("ListPage after %q: %v", after, err)
 		}
@@ -127,8 +127,8 @@ func TestListPage(t *testing.T) {
 	}
 
 	// CostsWhatItReturns: a page is one List Blobs request that carries
-	// the page and one entry more, wherever it starts; List would carry
-	// all of them.
+	// the page, the entry of after itself and one more (it tells whether
+	// more follow), wherever it starts; List would carry all of them.
 	t.Run("CostsWhatItReturns", func(t *testing.T) {
 		counter := &listCounter{}
 		d := withClient(t, azcore.ClientOptions{Transport: counter})
@@ -138,9 +138,9 @@ func TestListPage(t *testing.T) {
 			requests int64 // at most
 			entries  int64 // at most
 		}{
-			{"t", 10, 1, 11},
-			{"t.0500", 100, 1, 101},
-			{"t.0500x", 100, 1, 101},
+			{"t", 10, 1, 12},
+			{"t.0500", 100, 1, 102},
+			{"t.0500x", 100, 1, 102},
 			{"t.1040", 100, 1, 11},
 			// The page waits for "t", listed last: the requests grow, so
 			// the wait costs a few of them, not one per two entries.
@@ -175,7 +175,7 @@ func TestListPage(t *testing.T) {
 	t.Run("FrozenServiceTimesOut", func(t *testing.T) {
 		d := driver.WithTimeouts(withClient(t, azcore.ClientOptions{Transport: hangingLists{}}),
 			driver.Timeouts{Metadata: 100 * time.Millisecond})
-		_, err := driver.ListPage(t.Context(), d, "/tags", "t.0500", 100)
+		_, _, err := driver.ListPage(t.Context(), d, "/tags", "t.0500", 100)
 		if !errors.Is(err, driver.ErrTimeout) {
 			t.Fatalf("ListPage on a frozen service: %v, want driver.ErrTimeout", err)
 		}

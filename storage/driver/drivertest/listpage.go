@@ -11,21 +11,20 @@ import (
 )
 
 // pageAll lists dir page by page, n at a time, each page after the last
-// name of the one before, and returns every name.
+// name of the one before, until one says that no more follow, and returns
+// every name. A page that says more follow is full; after one that says
+// none do, the next is empty.
 func pageAll(t *testing.T, d driver.Driver, dir string, n int) []string {
 	t.Helper()
 	var names []string
 	after := ""
 	for range 10000 {
-		page, err := driver.ListPage(t.Context(), d, dir, after, n)
+		page, more, err := driver.ListPage(t.Context(), d, dir, after, n)
 		if err != nil {
 			t.Fatalf("ListPage(%s, %q, %d): %v", dir, after, n, err)
 		}
-		if len(page) > n {
-			t.Fatalf("ListPage(%s, %q, %d) gave %d entries", dir, after, n, len(page))
-		}
-		if len(page) == 0 {
-			return names
+		if len(page) > n || (more && len(page) != n) {
+			t.Fatalf("ListPage(%s, %q, %d) gave %d entries, more %v", dir, after, n, len(page), more)
 		}
 		for _, p := range page {
 			if path.Dir(p) != dir {
@@ -33,10 +32,42 @@ func pageAll(t *testing.T, d driver.Driver, dir string, n int) []string {
 			}
 			names = append(names, path.Base(p))
 		}
+		if !more {
+			if len(names) > 0 {
+				next, more, err := driver.ListPage(t.Context(), d, dir, names[len(names)-1], n)
+				if err != nil || len(next) != 0 || more {
+					t.Fatalf("ListPage(%s, %q, %d) said no more follow, but the next page is %q, more %v, %v", dir, after, n, next, more, err)
+				}
+			}
+			return names
+		}
 		after = names[len(names)-1]
 	}
 	t.Fatalf("ListPage(%s) never ended", dir)
 	return nil
+}
+
+// checkPage asks for one page of n after after, and checks it against
+// want, every name in dir in lexical order: the names and whether more
+// follow.
+func checkPage(t *testing.T, d driver.Driver, dir string, want []string, after string, n int) {
+	t.Helper()
+	page, more, err := driver.ListPage(t.Context(), d, dir, after, n)
+	if err != nil {
+		t.Fatalf("ListPage(%s) after %q: %v", dir, after, err)
+	}
+	i, found := slices.BinarySearch(want, after)
+	if found {
+		i++
+	}
+	exp, expMore := want[i:min(i+n, len(want))], i+n < len(want)
+	var got []string
+	for _, p := range page {
+		got = append(got, path.Base(p))
+	}
+	if !slices.Equal(got, exp) || more != expMore {
+		t.Errorf("ListPage(%s) after %q, n %d = %q, more %v; want %q, more %v", dir, after, n, got, more, exp, expMore)
+	}
 }
 
 // testListPageOver1000 pages through more entries than an object store
@@ -79,29 +110,14 @@ func (s *suite) testListPageOver1000(t *testing.T) {
 	for _, tc := range []struct {
 		after string
 		n     int
-		want  []string
 	}{
-		{"", 1, []string{"t"}},
-		{"", 2, []string{"t", "t.0000"}},
-		{"t", 2, []string{"t.0000", "t.0001"}},
-		{"s", 1, []string{"t"}},
-		{"t.", 1, []string{"t.0000"}},
-		{"t.0999", 2, []string{"t.1000", "t.1001"}},
-		{"t.0999x", 2, []string{"t.1000", "t.1001"}},
-		{"t.1049", 5, nil},
-		{"t0", 5, nil},
+		{"", 1}, {"", 2}, {"t", 2}, {"s", 1}, {"t.", 1}, {"t.0999", 2}, {"t.0999x", 2},
+		{"t.1047", 2}, {"t.1048", 1}, {"t.1049", 5}, {"t0", 5},
+		// Pages of 1 000 and 1 001 after a name: more than one listing
+		// of an object store holds.
+		{"t", 1000}, {"t.0010", 1000}, {"t.0048", 1001}, {"t.0049", 1000}, {"t.0050", 1000},
 	} {
-		page, err := driver.ListPage(t.Context(), d, "/pg", tc.after, tc.n)
-		if err != nil {
-			t.Fatalf("ListPage after %q: %v", tc.after, err)
-		}
-		var got []string
-		for _, p := range page {
-			got = append(got, path.Base(p))
-		}
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("ListPage after %q, n %d = %q, want %q", tc.after, tc.n, got, tc.want)
-		}
+		checkPage(t, d, "/pg", want, tc.after, tc.n)
 	}
 }
 
@@ -126,22 +142,9 @@ func (s *suite) testListPageLexical(t *testing.T) {
 	}
 	// Names that exist, and names that do not but share a prefix with
 	// some that do.
-	for _, after := range []string{"v1", "a", "v1-rc", "b", "zz", "v1-", "v1-rc.1", "v1.", "v1.2.3.4", "a-a", "a.", "u", "v0"} {
-		page, err := driver.ListPage(t.Context(), d, "/lx", after, 2)
-		if err != nil {
-			t.Fatalf("ListPage after %q: %v", after, err)
-		}
-		i, _ := slices.BinarySearch(want, after)
-		if i < len(want) && want[i] == after {
-			i++
-		}
-		exp := want[i:min(i+2, len(want))]
-		var got []string
-		for _, p := range page {
-			got = append(got, path.Base(p))
-		}
-		if !slices.Equal(got, exp) {
-			t.Errorf("ListPage after %q = %q, want %q", after, got, exp)
+	for _, after := range []string{"v1", "a", "v1-rc", "b", "zz", "v1-", "v1-rc.1", "v1.", "v1.2.3.4", "a-a", "a.", "u", "v0", "v1.2.3", "v1_x", "z"} {
+		for _, n := range []int{1, 2, 3} {
+			checkPage(t, d, "/lx", want, after, n)
 		}
 	}
 }
@@ -150,11 +153,11 @@ func (s *suite) testListPageMissing(t *testing.T) {
 	d := s.driver(t)
 	put(t, d, "/lpm/file", "x")
 	for _, tc := range []struct{ dir, after string }{{"/lpm/missing", ""}, {"/lpm/missing", "a"}, {"/lpm/file", ""}, {"/lpm/file", "a"}} {
-		_, err := driver.ListPage(t.Context(), d, tc.dir, tc.after, 10)
+		_, _, err := driver.ListPage(t.Context(), d, tc.dir, tc.after, 10)
 		wantErr(t, d, err, driver.ErrNotFound, fmt.Sprintf("ListPage(%s, %q)", tc.dir, tc.after))
 	}
-	if page, err := driver.ListPage(t.Context(), d, "/lpm", "file", 10); err != nil || len(page) != 0 {
-		t.Errorf("ListPage after the last name = %q, %v; want an empty page", page, err)
+	if page, more, err := driver.ListPage(t.Context(), d, "/lpm", "file", 10); err != nil || len(page) != 0 || more {
+		t.Errorf("ListPage after the last name = %q, more %v, %v; want an empty page", page, more, err)
 	}
 }
 

@@ -17,18 +17,19 @@ var _ driver.PageLister = (*Driver)(nil)
 // ListPage implements driver.PageLister: the listing starts at the name
 // after after (StartOffset) and stops once the page is known, so a page of
 // a directory of a hundred thousand tags costs a request, not a hundred.
-// GCS orders names bytewise, as S3 does (driver.KeyPageComplete).
-func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]string, error) {
+// GCS orders names bytewise, as S3 does (driver.KeyPageComplete). It
+// lists n+1 names, the last of which tells whether more follow.
+func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]string, bool, error) {
 	prefix := d.dirKey(dir)
 	q := &storage.Query{Prefix: prefix, Delimiter: "/"}
 	if after != "" {
 		q.StartOffset = prefix + after
 	}
 	if err := q.SetAttrSelection([]string{"Name", "ContentType"}); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	it := d.bucket.Objects(ctx, q)
-	it.PageInfo().MaxSize = driver.NextListSize(n, 0, 0)
+	it.PageInfo().MaxSize = driver.NextListSize(n+1, 0, 0)
 	var names []string
 	var last string
 	for {
@@ -37,7 +38,7 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("gcs: list %s: %w", dir, err)
+			return nil, false, fmt.Errorf("gcs: list %s: %w", dir, err)
 		}
 		key := attrs.Name
 		name := ""
@@ -58,11 +59,11 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		}
 		// Stop at a page boundary of the listing, once the page is known.
 		if it.PageInfo().Remaining() == 0 {
-			if driver.KeyPageComplete(names, n, prefix, after, last) {
+			if driver.KeyPageComplete(names, n+1, prefix, after, last) {
 				break
 			}
-			it.PageInfo().MaxSize = driver.NextListSize(n, len(names), it.PageInfo().MaxSize)
+			it.PageInfo().MaxSize = driver.NextListSize(n+1, len(names), it.PageInfo().MaxSize)
 		}
 	}
-	return driver.KeyPage(ctx, d, dir, after, names, n)
+	return driver.KeyPage(ctx, d, dir, after, names, n, false)
 }
