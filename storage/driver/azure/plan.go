@@ -1,5 +1,7 @@
 package azure
 
+import "github.com/berth-registry/berth/storage/driver/internal/inflight"
+
 // A request that says how long its body is (a PATCH with a Content-Length)
 // lets the writer plan the blocks of this round (the bytes up to the next
 // Close or Commit): a 16 MiB chunk sent as two 8 MiB blocks goes at the
@@ -47,17 +49,11 @@ func (w *writer) Expect(n int64) {
 		return
 	}
 	have := int64(len(w.buf))
-	total := have + n
-	k := min(int64(w.d.cfg.WriteConcurrency), total/minPlannedBlock)
-	if have > 0 {
-		// The buffer is the round's first block: it cannot be cut
-		// below what it holds.
-		k = min(k, total/have)
-	}
-	if k < 2 {
+	k := inflight.Split(have, n, w.d.cfg.WriteConcurrency, minPlannedBlock)
+	if k == 0 {
 		return
 	}
-	size := (total + k - 1) / k
+	size := (have + n + k - 1) / k
 	if size > int64(cap(w.buf)) {
 		return
 	}

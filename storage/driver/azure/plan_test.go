@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,38 +22,21 @@ const mib = 1 << 20
 // are seen together.
 type sizeProxy struct {
 	url string
-	*inflighttest.Gauge
-
-	mu    sync.Mutex
-	sizes []int64
+	*inflighttest.Sizes
 }
 
 func newSizeProxy(t *testing.T, upstream string, want int) *sizeProxy {
 	t.Helper()
-	p := &sizeProxy{Gauge: inflighttest.NewGauge(2 * time.Second)}
-	p.Want = want
+	p := &sizeProxy{Sizes: inflighttest.NewSizes(2*time.Second, want)}
 	p.url = testenv.StoreProxy(t, upstream, false, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if r.Method == http.MethodPut && r.URL.Query().Get("comp") == "block" {
-			p.mu.Lock()
-			p.sizes = append(p.sizes, r.ContentLength)
-			p.mu.Unlock()
+			p.Note(r.ContentLength)
 			p.Enter()
 			defer p.Leave()
 		}
 		next.ServeHTTP(w, r)
 	})
 	return p
-}
-
-// take returns the sizes of the blocks staged since the last take,
-// smallest first, and the most that were in flight at once.
-func (p *sizeProxy) take() ([]int64, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	sizes := p.sizes
-	p.sizes = nil
-	slices.Sort(sizes)
-	return sizes, p.Most()
 }
 
 func randomData(n int) []byte {
@@ -96,13 +78,7 @@ func TestExpectSplitsAChunkIntoBlocksStagedTogether(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sizes, most := p.take()
-	if want := []int64{chunk / 4, chunk / 4, chunk / 4, chunk / 4}; !slices.Equal(sizes, want) {
-		t.Errorf("blocks of %v bytes, want %v", sizes, want)
-	}
-	if most != 4 {
-		t.Errorf("%d blocks in flight at most, want 4", most)
-	}
+	p.Check(t, "blocks", []int64{chunk / 4, chunk / 4, chunk / 4, chunk / 4}, 4)
 
 	// Another instance resumes after the four blocks; its chunk and the
 	// last bytes, announced together, commit.
@@ -120,7 +96,7 @@ func TestExpectSplitsAChunkIntoBlocksStagedTogether(t *testing.T) {
 	}
 	rest := int64(len(data) - chunk)
 	planned := (rest + 3) / 4
-	if sizes, _ := p.take(); !slices.Equal(sizes, []int64{rest - 3*planned, planned, planned, planned}) {
+	if sizes, _ := p.Take(); !slices.Equal(sizes, []int64{rest - 3*planned, planned, planned, planned}) {
 		t.Errorf("second round: blocks of %v bytes, want three of %d and the rest", sizes, planned)
 	}
 	if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
@@ -249,13 +225,7 @@ func TestExpectStaysWithinWritememory(t *testing.T) {
 	if err := w.Commit(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	sizes, most := p.take()
-	if want := []int64{chunk / 4, chunk / 4, chunk / 4, chunk / 4}; !slices.Equal(sizes, want) {
-		t.Errorf("blocks of %v bytes, want %v", sizes, want)
-	}
-	if most != 1 {
-		t.Errorf("%d blocks in flight at most, want 1", most)
-	}
+	p.Check(t, "blocks", []int64{chunk / 4, chunk / 4, chunk / 4, chunk / 4}, 1)
 	if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
 	}

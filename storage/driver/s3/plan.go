@@ -1,5 +1,7 @@
 package s3
 
+import "github.com/berth-registry/berth/storage/driver/internal/inflight"
+
 // A request that says how long its body is (a PATCH with a Content-Length)
 // lets the writer plan the parts of the bytes it holds and those to come
 // before Close: a 16 MiB chunk sent as a full 10 MiB part and a 6 MiB tail
@@ -33,17 +35,11 @@ func (w *writer) Expect(n int64) {
 		return
 	}
 	have := int64(len(*w.buf))
-	total := have + n
-	k := min(int64(w.d.cfg.writeConcurrency), total/minChunkSize)
-	if have > 0 {
-		// The buffer is the round's first part: it cannot be cut
-		// below what it holds.
-		k = min(k, total/have)
-	}
-	if k < 2 {
+	k := inflight.Split(have, n, w.d.cfg.writeConcurrency, minChunkSize)
+	if k == 0 {
 		return
 	}
-	size := total / k
+	size := (have + n) / k
 	// The k-th part, the rest of the round, must fit a buffer; a plan
 	// that close to chunksize is no plan.
 	if size+k > w.d.cfg.chunkSize || size+k > int64(cap(*w.buf)) {

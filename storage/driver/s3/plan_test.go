@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,38 +22,21 @@ import (
 // seen together.
 type sizeProxy struct {
 	url string
-	*inflighttest.Gauge
-
-	mu    sync.Mutex
-	sizes []int64
+	*inflighttest.Sizes
 }
 
 func newSizeProxy(t *testing.T, upstream string, want int) *sizeProxy {
 	t.Helper()
-	p := &sizeProxy{Gauge: inflighttest.NewGauge(2 * time.Second)}
-	p.Want = want
+	p := &sizeProxy{Sizes: inflighttest.NewSizes(2*time.Second, want)}
 	p.url = minioProxy(t, upstream, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if num, _ := strconv.Atoi(r.URL.Query().Get("partNumber")); r.Method == http.MethodPut && num > 0 {
-			p.mu.Lock()
-			p.sizes = append(p.sizes, r.ContentLength)
-			p.mu.Unlock()
+			p.Note(r.ContentLength)
 			p.Enter()
 			defer p.Leave()
 		}
 		next.ServeHTTP(w, r)
 	})
 	return p
-}
-
-// take returns the sizes of the parts sent since the last take, smallest
-// first, and the most that were in flight at once.
-func (p *sizeProxy) take() ([]int64, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	sizes := p.sizes
-	p.sizes = nil
-	slices.Sort(sizes)
-	return sizes, p.Most()
 }
 
 // tenMiB gives a driver the default chunksize, which the plan cuts below
@@ -84,13 +65,7 @@ func TestExpectSplitsAChunkIntoPartsSentTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := int64(chunk / 3)
-	sizes, most := p.take()
-	if want := []int64{third, third, chunk - 2*third}; !slices.Equal(sizes, want) {
-		t.Errorf("parts of %v bytes, want %v", sizes, want)
-	}
-	if most != 3 {
-		t.Errorf("%d parts in flight at most, want 3", most)
-	}
+	p.Check(t, "parts", []int64{third, third, chunk - 2*third}, 3)
 	st, err := s.m.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(stateDir + "f")})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +85,7 @@ func TestExpectSplitsAChunkIntoPartsSentTogether(t *testing.T) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if sizes, _ := p.take(); len(sizes) != 3 || sizes[0] < minChunkSize {
+	if sizes, _ := p.Take(); len(sizes) != 3 || sizes[0] < minChunkSize {
 		t.Errorf("second round: parts of %v bytes, want three of 5 MiB or more", sizes)
 	}
 	s.wantOnly(t, s.driver(t, "", nil), "/f", "f", data)

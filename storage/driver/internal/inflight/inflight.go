@@ -206,3 +206,23 @@ func (q *Queue[T]) Release() {
 	q.extra = 0
 	q.own = false // a Write after a failed commit counts it again
 }
+
+// Split says how many parts a round of a write is cut into when the
+// writer has have bytes buffered and n more announced (see the plans of
+// the S3 and Azure writers): as many as most (the write's concurrency)
+// while each holds least bytes or more, and no more than leaves the
+// buffered bytes, the round's first part, whole. It returns 0 when the
+// round is not worth cutting (under two parts). The size of the parts,
+// and whether they fit the writer's buffers, are the caller's: S3 rounds
+// down and leaves the rest to the last part, Azure rounds up.
+func Split(have, n int64, most int, least int64) int64 {
+	total := have + n
+	k := min(int64(most), total/least)
+	if have > 0 {
+		k = min(k, total/have)
+	}
+	if k < 2 {
+		return 0
+	}
+	return k
+}

@@ -226,3 +226,27 @@ func TestSendLastTakesNoBufferForANextPart(t *testing.T) {
 		t.Error("the last part's buffer did not go back to the pool")
 	}
 }
+
+// TestSplit: a round is cut into as many parts as the concurrency allows
+// while each holds the least a part may, never below what is buffered,
+// and not at all when that leaves under two parts.
+func TestSplit(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		have, n      int64
+		most         int
+		least, parts int64
+	}{
+		{0, 16 * mib, 8, 5 * mib, 3},       // S3: three parts of 5.33 MiB
+		{0, 16 * mib, 4, 4 * mib, 4},       // Azure: four blocks of 4 MiB
+		{0, 16 * mib, 2, 4 * mib, 2},       // held to the concurrency
+		{4 * mib, 12 * mib, 8, 1 * mib, 4}, // the buffer is one part whole
+		{10 * mib, 6 * mib, 8, 5 * mib, 0}, // a buffer of over half the round
+		{0, 9 * mib, 8, 5 * mib, 0},        // under two parts of the least
+		{0, 0, 8, 5 * mib, 0},
+	} {
+		if got := Split(c.have, c.n, c.most, c.least); got != c.parts {
+			t.Errorf("Split(%d, %d, %d, %d) = %d, want %d", c.have, c.n, c.most, c.least, got, c.parts)
+		}
+	}
+}
