@@ -56,18 +56,40 @@ func checkPage(t *testing.T, d driver.Driver, dir string, want []string, after s
 	if err != nil {
 		t.Fatalf("ListPage(%s) after %q: %v", dir, after, err)
 	}
-	i, found := slices.BinarySearch(want, after)
+	CheckPage(t, dir, after, n, want, page, more)
+}
+
+// CheckPage checks a page that ListPage(dir, after, n) gave, paths and
+// whether more follow, against names, every name in dir in lexical order,
+// and reports whether it is right. Drivers' own tests of ListPage, which
+// count what a page costs, check it here too.
+func CheckPage(t testing.TB, dir, after string, n int, names, page []string, more bool) bool {
+	t.Helper()
+	i, found := slices.BinarySearch(names, after)
 	if found {
 		i++
 	}
-	exp, expMore := want[i:min(i+n, len(want))], i+n < len(want)
+	want, wantMore := names[i:min(i+n, len(names))], i+n < len(names)
 	var got []string
 	for _, p := range page {
 		got = append(got, path.Base(p))
 	}
-	if !slices.Equal(got, exp) || more != expMore {
-		t.Errorf("ListPage(%s) after %q, n %d = %q, more %v; want %q, more %v", dir, after, n, got, more, exp, expMore)
+	if !slices.Equal(got, want) || more != wantMore {
+		t.Errorf("ListPage(%s) after %q, n %d: %d names, more %v; want %d, more %v (%s)", dir, after, n, len(got), more, len(want), wantMore, FirstDifference(got, want))
+		return false
 	}
+	return true
+}
+
+// FirstDifference says where got first differs from want, for a message
+// about lists too long to print.
+func FirstDifference(got, want []string) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("at %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }
 
 // testListPageOver1000 pages through more entries than an object store

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
+	"github.com/berth-registry/berth/storage/driver/drivertest"
 )
 
 // listProxy stands between the driver and MinIO and adds up the max-keys
@@ -40,6 +41,16 @@ func seedTags(t *testing.T, d *Driver, count int) {
 		names[i] = fmt.Sprintf("t%04d", i)
 	}
 	seedNames(t, d, names)
+}
+
+// seedRecorded writes the tags names under /tags, sorts names, and
+// returns a driver whose requests rec records, from none yet.
+func seedRecorded(t *testing.T, s *store, names []string) (*recorder, *Driver) {
+	t.Helper()
+	seedNames(t, s.driver(t, "", nil), names)
+	slices.Sort(names)
+	rec := newRecorder(t, s.m.Endpoint)
+	return rec, rec.driver(t, s)
 }
 
 // seedNames writes the tags names under /tags.
@@ -189,10 +200,7 @@ func TestListPageOfNamesThatExtendAfter(t *testing.T) {
 	for i := range 1100 {
 		names = append(names, fmt.Sprintf("w%04d", i), fmt.Sprintf("x-%04d", i))
 	}
-	seedNames(t, s.driver(t, "", nil), names)
-	slices.Sort(names)
-	rec := newRecorder(t, s.m.Endpoint)
-	d := rec.driver(t, s)
+	rec, d := seedRecorded(t, s, names)
 	const page = 1000
 	for _, tc := range []struct {
 		after    string
@@ -225,18 +233,7 @@ func TestListPageOfNamesThatExtendAfter(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ListPage after %q: %v", tc.after, err)
 		}
-		i, found := slices.BinarySearch(names, tc.after)
-		if found {
-			i++
-		}
-		want, wantMore := names[i:min(i+page, len(names))], i+page < len(names)
-		var base []string
-		for _, p := range got {
-			base = append(base, path.Base(p))
-		}
-		if !slices.Equal(base, want) || more != wantMore {
-			t.Errorf("ListPage after %q: %d names, more %v; want %d, more %v (%s)", tc.after, len(base), more, len(want), wantMore, firstDifference(base, want))
-		}
+		drivertest.CheckPage(t, "/tags", tc.after, page, names, got, more)
 		reqs := rec.Take()
 		if n := count(reqs, http.MethodGet, "list-type=2"); n != len(reqs) || n != tc.listings {
 			t.Errorf("ListPage after %q sent %d requests, %d listings, want %d listings: %q", tc.after, len(reqs), n, tc.listings, reqs)
@@ -257,10 +254,7 @@ func TestListPageOfMoreThanAListing(t *testing.T) {
 			names = append(names, fmt.Sprintf("t%04d-rc", i), fmt.Sprintf("t%04d.1", i))
 		}
 	}
-	seedNames(t, s.driver(t, "", nil), names)
-	slices.Sort(names)
-	rec := newRecorder(t, s.m.Endpoint)
-	d := rec.driver(t, s)
+	rec, d := seedRecorded(t, s, names)
 	const page = 1500
 	var got []string
 	after := ""
@@ -283,15 +277,6 @@ func TestListPageOfMoreThanAListing(t *testing.T) {
 		after = got[len(got)-1]
 	}
 	if !slices.Equal(got, names) {
-		t.Errorf("pages of %d: %d names, want %d (%s)", page, len(got), len(names), firstDifference(got, names))
+		t.Errorf("pages of %d: %d names, want %d (%s)", page, len(got), len(names), drivertest.FirstDifference(got, names))
 	}
-}
-
-func firstDifference(got, want []string) string {
-	for i := range min(len(got), len(want)) {
-		if got[i] != want[i] {
-			return fmt.Sprintf("at %d: %q, want %q", i, got[i], want[i])
-		}
-	}
-	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }
