@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,26 +32,7 @@ func BenchmarkRequestCPU(b *testing.B) {
 	if err := d.PutContent(ctx, "/small", small); err != nil {
 		b.Fatal(err)
 	}
-	ops := []struct {
-		name string
-		fn   func(i int) error
-	}{
-		{"HEAD", func(int) error { _, err := d.StatFile(ctx, "/small"); return err }},
-		{"GET", func(int) error {
-			r, err := d.Reader(ctx, "/small", 0)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(io.Discard, r)
-			_ = r.Close()
-			return err
-		}},
-		{"PUT", func(i int) error { return d.PutContent(ctx, fmt.Sprintf("/put/%d", i), small) }},
-		{"DELETE", func(i int) error {
-			_, err := d.deleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: aws.String(fmt.Sprintf("put/%d", i))})
-			return err
-		}},
-	}
+	ops := smallOps(ctx, d, small, func(i int) string { return fmt.Sprintf("/put/%d", i) })
 	bb := bare{c: &http.Client{}, s: v4.NewSigner(), base: s.m.Endpoint + "/" + s.bucket + "/",
 		creds: aws.Credentials{AccessKeyID: s.m.AccessKey, SecretAccessKey: s.m.SecretKey}, region: s.m.Region}
 	bareOps := []func(i int) error{
@@ -194,12 +176,34 @@ func BenchmarkClientOverhead(b *testing.B) {
 	d.lean.client = canned{}
 	ctx := context.Background()
 	small := bytes.Repeat([]byte("x"), 1000)
-	for _, c := range []struct {
-		name string
-		fn   func() error
-	}{
-		{"HEAD", func() error { _, err := d.StatFile(ctx, "/small"); return err }},
-		{"GET", func() error {
+	for _, c := range smallOps(ctx, d, small, func(int) string { return "/small" }) {
+		for _, v := range clientVariants(d) {
+			b.Run(v.name+"/"+c.name, func(b *testing.B) {
+				v.use(d)
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := c.fn(0); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// smallOp is a request on a small object whose cost a benchmark measures;
+// fn sends the i-th.
+type smallOp struct {
+	name string
+	fn   func(i int) error
+}
+
+// smallOps are HEAD and GET of /small, and PUT and DELETE of the path put
+// gives the i-th, through the driver's calls.
+func smallOps(ctx context.Context, d *Driver, small []byte, put func(i int) string) []smallOp {
+	return []smallOp{
+		{"HEAD", func(int) error { _, err := d.StatFile(ctx, "/small"); return err }},
+		{"GET", func(int) error {
 			r, err := d.Reader(ctx, "/small", 0)
 			if err != nil {
 				return err
@@ -208,22 +212,10 @@ func BenchmarkClientOverhead(b *testing.B) {
 			_ = r.Close()
 			return err
 		}},
-		{"PUT", func() error { return d.PutContent(ctx, "/small", small) }},
-		{"DELETE", func() error {
-			_, err := d.deleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: aws.String("small")})
+		{"PUT", func(i int) error { return d.PutContent(ctx, put(i), small) }},
+		{"DELETE", func(i int) error {
+			_, err := d.deleteObject(ctx, &s3.DeleteObjectInput{Bucket: d.bucket, Key: aws.String(strings.TrimPrefix(put(i), "/"))})
 			return err
 		}},
-	} {
-		for _, v := range clientVariants(d) {
-			b.Run(v.name+"/"+c.name, func(b *testing.B) {
-				v.use(d)
-				b.ReportAllocs()
-				for b.Loop() {
-					if err := c.fn(); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
 	}
 }
