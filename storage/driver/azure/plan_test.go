@@ -127,28 +127,15 @@ func TestExpectThatLiesStoresTheBytesWritten(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cont := f.container(t)
 			data := randomData(tc.cuts[len(tc.cuts)-1])
-			prev := 0
-			for i, cut := range tc.cuts {
-				w, err := f.driver(t, cont, nil).Writer(t.Context(), "/f", i > 0)
+			open := func(resume bool) driver.FileWriter {
+				w, err := f.driver(t, cont, nil).Writer(t.Context(), "/f", resume)
 				if err != nil {
-					t.Fatalf("round %d: %v", i, err)
-				}
-				if got := w.Size(); got != int64(prev) {
-					t.Fatalf("round %d: resumed Size = %d, want %d", i, got, prev)
-				}
-				driver.Expect(w, tc.expect[i])
-				writeInPieces(t, w, data[prev:cut])
-				if i == len(tc.cuts)-1 {
-					if err := w.Commit(t.Context()); err != nil {
-						t.Fatalf("Commit: %v", err)
-					}
-					break
-				}
-				if err := w.Close(); err != nil {
 					t.Fatal(err)
 				}
-				prev = cut
+				return w
 			}
+			put := func(w driver.FileWriter, b []byte) { writeInPieces(t, w, b) }
+			inflighttest.WriteRounds(t, open, put, tc.expect, tc.cuts, data)
 			if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
 				t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
 			}

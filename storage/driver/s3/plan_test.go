@@ -113,25 +113,9 @@ func TestExpectThatLiesStoresTheBytesWritten(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			data := randomBytes(t, tc.cuts[len(tc.cuts)-1])
 			path := "/" + rootFor(tc.name)
-			prev := 0
-			for i, cut := range tc.cuts {
-				w := openWriter(t, s.driver(t, "", tenMiB), path, i > 0)
-				if got := w.Size(); got != int64(prev) {
-					t.Fatalf("round %d: resumed Size = %d, want %d", i, got, prev)
-				}
-				driver.Expect(w, tc.expect[i])
-				write(t, w, data[prev:cut])
-				if i == len(tc.cuts)-1 {
-					if err := w.Commit(context.Background()); err != nil {
-						t.Fatalf("Commit: %v", err)
-					}
-					break
-				}
-				if err := w.Close(); err != nil {
-					t.Fatal(err)
-				}
-				prev = cut
-			}
+			open := func(resume bool) driver.FileWriter { return openWriter(t, s.driver(t, "", tenMiB), path, resume) }
+			put := func(w driver.FileWriter, b []byte) { write(t, w, b) }
+			inflighttest.WriteRounds(t, open, put, tc.expect, tc.cuts, data)
 			if got := readAll(t, s.driver(t, "", nil), path); !bytes.Equal(got, data) {
 				t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
 			}
