@@ -41,11 +41,17 @@ func listPage(ctx context.Context, d Driver, dir, after string, n int) ([]string
 	if err != nil {
 		return nil, false, err
 	}
-	page := PageOf(all, after, n+1)
+	page, more := firstN(PageOf(all, after, n+1), n)
+	return page, more, nil
+}
+
+// firstN cuts a page listed one longer than n, to know whether more
+// follow, to its first n names.
+func firstN(page []string, n int) ([]string, bool) {
 	if len(page) > n {
-		return page[:n], true, nil
+		return page[:n], true
 	}
-	return page, false, nil
+	return page, false
 }
 
 // KeyPage ends a PageLister's listing of dir on an object store, which
@@ -69,11 +75,8 @@ func KeyPage(ctx context.Context, d Driver, dir, after string, names []string, n
 	for i, name := range names {
 		paths[i] = Join(dir, name)
 	}
-	page := PageOf(paths, after, n+1)
-	if len(page) > n {
-		return page[:n], true, nil
-	}
-	return page, more && len(page) > 0, nil
+	page, over := firstN(PageOf(paths, after, n+1), n)
+	return page, over || more && len(page) > 0, nil
 }
 
 // PageOf sorts paths by name and returns up to n (all when n <= 0) of
