@@ -38,11 +38,14 @@ func (a *api) getTags(w http.ResponseWriter, r *http.Request, req *request) erro
 			return err
 		}
 	default:
-		if tags, _, err = req.repo.Tags(ctx, 0, last); err != nil {
+		// Every tag, unless a mirror's upstream has more than it
+		// gathers for one answer: then the rest is a Link away.
+		if tags, more, err = req.repo.Tags(ctx, 0, last); err != nil {
 			return err
 		}
+		n = len(tags)
 	}
-	if more {
+	if more && len(tags) > 0 {
 		w.Header().Set("Link", a.link("/v2/"+req.name+"/tags/list", n, tags[len(tags)-1]))
 	}
 	if tags == nil {

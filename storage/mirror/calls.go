@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/berth-registry/berth/storage"
@@ -132,39 +131,6 @@ func (u *upstream) statBlob(ctx context.Context, repo string, d digest.Digest) (
 		return 0, &storage.Error{Err: storage.ErrBlobUnknown, Digest: d, Detail: fmt.Sprintf("%s has no %s", u, what)}
 	}
 	return 0, u.statusError(what, resp)
-}
-
-// tags lists the upstream's tags of repo, one page as the API does.
-func (u *upstream) tags(ctx context.Context, repo string, n int, last string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, u.timeout)
-	defer cancel()
-	q := url.Values{}
-	if n > 0 {
-		q.Set("n", strconv.Itoa(n))
-	}
-	if last != "" {
-		q.Set("last", last)
-	}
-	what := "tags of " + repo
-	resp, err := u.do(ctx, http.MethodGet, repo+"/tags/list", q, nil, pullScope(repo))
-	if err != nil {
-		return nil, err
-	}
-	defer drain(resp)
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, &storage.Error{Err: storage.ErrNameUnknown, Detail: fmt.Sprintf("%s has no repository %s", u, repo)}
-	default:
-		return nil, u.statusError(what, resp)
-	}
-	var body struct {
-		Tags []string `json:"tags"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxUpstreamDoc)).Decode(&body); err != nil {
-		return nil, u.fail("reading "+what, err)
-	}
-	return body.Tags, nil
 }
 
 // index is the part of an image index the referrers API answers with.

@@ -58,29 +58,6 @@ func (r *repository) DeleteTag(context.Context, string) error { return r.refuse(
 // before what they reference.
 func (r *repository) filler() storage.Repository { return r.m.reg.Mirrored(r.Name()) }
 
-// Tags lists the upstream's tags: n+1 of them when n > 0, the last of
-// which tells whether more follow. When the upstream cannot be reached the
-// cached tags answer, with a warning.
-func (r *repository) Tags(ctx context.Context, n int, last string) ([]string, bool, error) {
-	ask := n
-	if n > 0 {
-		ask = n + 1
-	}
-	tags, err := r.src.up.tags(ctx, r.remote, ask, last)
-	if err == nil || !upstreamDown(err) {
-		if n > 0 && len(tags) > n {
-			return tags[:n], true, err
-		}
-		return tags, false, err
-	}
-	local, more, lerr := r.Repository.Tags(ctx, n, last)
-	if lerr != nil {
-		return nil, false, err
-	}
-	r.stale(ctx, err)
-	return local, more, nil
-}
-
 // Referrers asks the upstream; when it cannot be reached, the referrers
 // fetched so far answer, with a warning.
 func (r *repository) Referrers(ctx context.Context, d digest.Digest, artifactType string) ([]storage.Referrer, error) {
