@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/registry"
 	"github.com/berth-registry/berth/storage"
 	"github.com/berth-registry/berth/storage/driver/filesystem"
@@ -50,44 +51,51 @@ func walkTags(t *testing.T, c client, first string) ([]string, int) {
 	return all, pages
 }
 
-// A Berth or Distribution 3.1 upstream serves at most tags.maxtags tags
-// a page whatever n asks, with a Link to the rest: the mirror's client
-// gets every tag, in order, however it pages. Before the mirror read the
-// upstream's Link, a page of n tags asked the upstream for n+1, got the
-// upstream's cap and no more, and ended the list there.
+// A Berth or Distribution 3.1 upstream (here each with tags.maxtags 5)
+// serves at most maxtags tags a page whatever n asks, with a Link to the
+// rest: the mirror's client gets every tag, in order, however it pages.
+// Before the mirror read the upstream's Link, a page of n tags asked the
+// upstream for n+1, got the upstream's cap and no more, and ended the list
+// there.
 func TestTagListFollowsTheUpstreamsPages(t *testing.T) {
 	d, err := filesystem.New(filesystem.Params{RootDirectory: t.TempDir(), MaxThreads: 25})
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := httptest.NewServer(registry.New(storage.New(d, storage.Options{}, nil), registry.Options{TagsMax: 5}, nil))
-	defer up.Close()
-	uc := client{base: up.URL}
-	var want []string
-	for i := range 12 {
-		tag := fmt.Sprintf("v%02d", i)
-		uc.push(t, "capped/app", tag)
-		want = append(want, tag)
-	}
-	mr := startMirror(t, "", mirror.Upstream{RemoteURL: up.URL})
-	for _, tc := range []struct {
-		query     string
-		wantPages int
-	}{
-		{"?n=5", 3},
-		{"?n=3", 4},
-		{"?n=4&last=v01", 3},
-		{"?n=1000", 1},
-		{"", 1},
+	berth := httptest.NewServer(registry.New(storage.New(d, storage.Options{}, nil), registry.Options{TagsMax: 5}, nil))
+	defer berth.Close()
+	dist := testenv.StartDistribution(t, "", "", "tags:\n  maxtags: 5\n")
+	for _, up := range []struct{ name, url string }{
+		{"Berth", berth.URL},
+		{"Distribution", "http://" + dist.Addr},
 	} {
-		t.Run(tc.query, func(t *testing.T) {
-			got, pages := walkTags(t, mr.client, "/v2/capped/app/tags/list"+tc.query)
-			exp := want
-			if q, _ := url.ParseQuery(strings.TrimPrefix(tc.query, "?")); q.Get("last") != "" {
-				exp = want[slices.Index(want, q.Get("last"))+1:]
+		t.Run(up.name, func(t *testing.T) {
+			uc := client{base: up.url}
+			var want []string
+			for i := range 12 {
+				tag := fmt.Sprintf("v%02d", i)
+				uc.push(t, "capped/app", tag)
+				want = append(want, tag)
 			}
-			if !slices.Equal(got, exp) || pages != tc.wantPages {
-				t.Fatalf("got %v in %d pages, want %v in %d", got, pages, exp, tc.wantPages)
+			mr := startMirror(t, "", mirror.Upstream{RemoteURL: up.url})
+			for _, tc := range []struct {
+				query     string
+				wantPages int
+			}{
+				{"?n=5", 3},
+				{"?n=3", 4},
+				{"?n=4&last=v01", 3},
+				{"?n=1000", 1},
+				{"", 1},
+			} {
+				got, pages := walkTags(t, mr.client, "/v2/capped/app/tags/list"+tc.query)
+				exp := want
+				if q, _ := url.ParseQuery(strings.TrimPrefix(tc.query, "?")); q.Get("last") != "" {
+					exp = want[slices.Index(want, q.Get("last"))+1:]
+				}
+				if !slices.Equal(got, exp) || pages != tc.wantPages {
+					t.Errorf("%s: got %v in %d pages, want %v in %d", tc.query, got, pages, exp, tc.wantPages)
+				}
 			}
 		})
 	}
