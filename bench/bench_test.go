@@ -211,7 +211,7 @@ func TestQuickCloudRunShapesTheLink(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two object stores, toxiproxy and both registries")
 	}
-	all := []string{"S1", "S2", "S2b", "S2c", "S3", "S4", "S4b", "S4c", "S5", "S5b", "S6", "S6b", "S6c", "S7", "S7b", "S7c", "S8", "S8b", "S8c", "S9", "S9b", "S9c", "S9d", "S9e", "S9f"}
+	all := []string{"S1", "S1b", "S1c", "S2", "S2b", "S2c", "S3", "S4", "S4b", "S4c", "S5", "S5b", "S6", "S6b", "S6c", "S7", "S7b", "S7c", "S8", "S8b", "S8c", "S9", "S9b", "S9c", "S9d", "S9e", "S9f"}
 	for _, tc := range []struct {
 		backend, store, tool, run string
 		rows                      []string

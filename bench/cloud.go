@@ -17,16 +17,9 @@ func (h *harness) cloudScenarios() []scenario {
 	sz := h.sz
 	return []scenario{
 		{
-			rows:  []row{{"S1", fmt.Sprintf("push one %s blob in one streamed PATCH + PUT", sizeText(sz.big)), "MB/s", throughput, 4}},
-			fresh: true,
-			measure: func(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
-				v := h.big.variant(3)
-				start := time.Now()
-				if err := c.pushStreamed(ctx, "bench/streamed", v.d, v); err != nil {
-					return nil, err
-				}
-				return []float64{float64(v.size()) / time.Since(start).Seconds() / mb}, nil
-			},
+			rows:    h.streamedPushRows(),
+			fresh:   true,
+			measure: measureStreamedPushWithFloor,
 		},
 		{
 			rows:    h.chunkedPushRows(),
@@ -122,35 +115,36 @@ func (h *harness) cloudScenarios() []scenario {
 
 // pushStreamed uploads r as d the way docker does: POST, one PATCH whose
 // body is streamed with chunked encoding (no length known up front), and a
-// PUT without a body.
-func (c *client) pushStreamed(ctx context.Context, repo string, d digest.Digest, v *variant) error {
+// PUT without a body. It returns how long the PUT took.
+func (c *client) pushStreamed(ctx context.Context, repo string, d digest.Digest, v *variant) (put time.Duration, err error) {
 	loc, err := c.startUpload(ctx, repo)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	u, err := c.resolve(loc, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, u, v.reader())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.ContentLength = -1 // chunked, as docker sends a layer
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, _, err := c.do(req, http.StatusAccepted)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if u, err = c.resolve(resp.Header.Get("Location"), url.Values{"digest": {d.String()}}); err != nil {
-		return err
+		return 0, err
 	}
 	req, err = http.NewRequestWithContext(ctx, http.MethodPut, u, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	start := time.Now()
 	_, _, err = c.do(req, http.StatusCreated)
-	return err
+	return time.Since(start), err
 }
 
 // configBlob is an image config, the size of a small real one.
