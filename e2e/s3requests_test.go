@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/opencontainers/go-digest"
@@ -26,6 +27,19 @@ func newS3Counter(t *testing.T, upstream string) *s3Counter {
 		next.ServeHTTP(w, r)
 	})
 	return c
+}
+
+// waitClaimWrites waits until n writes of upload claims (creates and
+// releases) were noted since the last Take: a release is written while the
+// client is answered, and may reach the store after the answer.
+func (c *s3Counter) waitClaimWrites(t *testing.T, n int) {
+	t.Helper()
+	claimWrite := func(r string) bool { return strings.HasPrefix(r, http.MethodPut+" ") && strings.Contains(r, "/lease/") }
+	for deadline := time.Now().Add(30 * time.Second); c.Count(claimWrite) < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d claim writes noted, want %d", c.Count(claimWrite), n)
+		}
+	}
 }
 
 // TestDockerStylePushS3Requests counts the S3 requests of one layer pushed
@@ -73,6 +87,9 @@ func TestDockerStylePushS3Requests(t *testing.T) {
 			post := counter.Take()
 			res = do(t, http.MethodPatch, base+uploadPath(t, res), content, map[string]string{"Content-Type": "application/octet-stream"})
 			expectStatus(t, res, http.StatusAccepted)
+			// The PATCH's release goes out with its answer: it counts
+			// once it was sent.
+			counter.waitClaimWrites(t, 2)
 			patch := counter.Take()
 			loc := uploadPath(t, res)
 			sep := "?"

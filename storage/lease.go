@@ -56,6 +56,12 @@ type lease struct {
 	// onEnd, when set, is called once when the holder releases or
 	// abandons the lease.
 	onEnd func()
+	// onFail, when set, is told of a release written in the background
+	// (releaseLater) that failed.
+	onFail func(error)
+	// pending, when set, counts the release written in the background,
+	// for a server shutting down to wait for it (Registry.Drain).
+	pending *sync.WaitGroup
 
 	mu         sync.Mutex
 	validUntil time.Time // monotonic
@@ -168,7 +174,7 @@ func (e *heldError) Unwrap() error { return ErrLeaseHeld }
 // wrapping ErrLeaseHeld. It returns the claim it superseded (nil when
 // there was none), whose Released and Size tell how the last holder left.
 func acquireLease(ctx context.Context, drv driver.Driver, dir string, term, skew time.Duration, durable bool) (*lease, *leaseRecord, error) {
-	return acquireLeaseAfter(ctx, drv, dir, term, skew, durable, nil)
+	return acquireLeaseAfter(ctx, drv, dir, term, skew, durable, nil, 0)
 }
 
 // leaseHint is a claim this process released itself: the next holder on
@@ -180,8 +186,10 @@ type leaseHint struct {
 	rec leaseRecord
 }
 
-// acquireLeaseAfter is acquireLease starting from hint when it is not nil.
-func acquireLeaseAfter(ctx context.Context, drv driver.Driver, dir string, term, skew time.Duration, durable bool, hint *leaseHint) (*lease, *leaseRecord, error) {
+// acquireLeaseAfter is acquireLease starting from hint when it is not nil,
+// and waiting up to settle for a live current claim to be released (see
+// settleClaim).
+func acquireLeaseAfter(ctx context.Context, drv driver.Driver, dir string, term, skew time.Duration, durable bool, hint *leaseHint, settle time.Duration) (*lease, *leaseRecord, error) {
 	if hint != nil {
 		l, err := claimNext(ctx, drv, dir, term, skew, durable, hint.gen)
 		if err == nil {
@@ -193,6 +201,9 @@ func acquireLeaseAfter(ctx context.Context, drv driver.Driver, dir string, term,
 	}
 	gen, cur, err := currentClaim(ctx, drv, dir)
 	if err != nil {
+		return nil, nil, err
+	}
+	if cur, err = settleClaim(ctx, drv, dir, gen, cur, skew, settle); err != nil {
 		return nil, nil, err
 	}
 	if cur.live(time.Now(), skew) {

@@ -32,6 +32,7 @@ type Registry struct {
 	hints     sync.Map
 	hintCount atomic.Int64
 	parked    atomic.Int64     // hints holding a closed writer (uploadmemory.go)
+	releases  sync.WaitGroup   // lease releases still being written (lease.releaseLater)
 	now       func() time.Time // the clock cache entries age by
 	catalog   catalogIndex     // catalogindex.go
 
@@ -40,6 +41,22 @@ type Registry struct {
 	// urlsBroken is set when a pattern did not compile: layer URLs are then
 	// all refused rather than checked against half the policy.
 	urlsBroken bool
+}
+
+// Drain waits, until ctx ends, for the upload lease releases still being
+// written after their requests were answered (lease.releaseLater): a
+// server that stops cleanly leaves no session to wait for its claims to
+// lapse.
+func (r *Registry) Drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.releases.Wait()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // leaseSkew is how long past its expiry a lease's claim is honoured by

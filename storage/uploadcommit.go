@@ -185,6 +185,7 @@ func (u *upload) discard(ctx context.Context) error {
 		// Not this request's session any more.
 		return nil
 	}
+	u.releaseLanded(ctx)
 	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
 }
 

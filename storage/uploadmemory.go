@@ -26,6 +26,10 @@ import (
 type uploadHint struct {
 	lease leaseHint
 	mem   *sessionMemory // nil when not kept (see maxParked)
+	// released is closed once the claim's release was written (it goes
+	// out while the client is answered: lease.releaseLater); nil when it
+	// was written before the hint was left.
+	released <-chan struct{}
 }
 
 // sessionMemory is the session as the request that released it left it.
@@ -85,6 +89,17 @@ func (r *Registry) takeHint(name, id string) *uploadHint {
 	return &h
 }
 
+// peekHint returns what this instance last released on the upload, or
+// nil, and leaves it for the next request.
+func (r *Registry) peekHint(name, id string) *uploadHint {
+	v, ok := r.hints.Load(name + "/" + id)
+	if !ok {
+		return nil
+	}
+	h := v.(uploadHint)
+	return &h
+}
+
 // trusted returns the session memory of h when l's claim is the one right
 // after h's release, on a backend whose creates are atomic (on Swift two
 // instances may both have made the same claim); nil otherwise.
@@ -139,7 +154,7 @@ func (r *repository) startedAt(ctx context.Context, id string) (time.Time, error
 func (r *repository) openSession(ctx context.Context, id string, hint *uploadHint) (startedAt time.Time, l *lease, prev *leaseRecord, err error) {
 	dir := uploadLeaseDir(r.name, id)
 	acquire := func(h *leaseHint) {
-		l, prev, err = acquireLeaseAfter(ctx, r.driver(), dir, r.reg.uploadLease(), r.reg.leaseSkew(), false, h)
+		l, prev, err = acquireLeaseAfter(ctx, r.driver(), dir, r.reg.uploadLease(), r.reg.leaseSkew(), false, h, uploadSettle)
 		err = r.leaseErr(err)
 	}
 	if hint == nil {

@@ -55,6 +55,10 @@ type upload struct {
 	// session may be another request's, and nothing of it is this one's
 	// to write or delete.
 	lost error
+	// prevRelease is closed once the release of the request before this
+	// one on this instance was written; nil when there is none to wait
+	// for (see releaseLanded).
+	prevRelease <-chan struct{}
 }
 
 var _ AlgorithmSetter = (*upload)(nil)
@@ -264,16 +268,38 @@ func (u *upload) Close(ctx context.Context) error {
 		u.repo.reg.putHint(u.repo.name, u.id, uploadHint{lease: leaseHint{gen: 1, rec: rec}, mem: u.remember(size, hashState)})
 	}
 	if u.lease != nil {
-		// After the digest state: the release is what vouches for it.
-		if err := u.lease.releaseDigest(ctx, size, u.alg, hashState); err != nil {
+		// After the bytes and the digest state: the release is what
+		// vouches for them. It is written while the client is answered
+		// (releaseLater): the hint for this instance's next request, and
+		// the hold, are handed over first, so that request claims the
+		// next number at once.
+		err := u.lease.releaseLater(ctx, size, u.alg, hashState, u.prevRelease, func(written <-chan struct{}) {
+			u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
+				lease:    leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}},
+				mem:      u.remember(size, hashState),
+				released: written,
+			})
+		})
+		if err != nil {
 			return wrapDriverErr("close upload", err)
 		}
-		u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
-			lease: leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}},
-			mem:   u.remember(size, hashState),
-		})
 	}
 	return nil
+}
+
+// releaseLanded waits for the releases of the requests before this one
+// on this instance that are still being written (upload.Close; each one's
+// channel closes after those before it): the session's directory is not
+// removed under them, as a write would bring its claim back after the
+// removal.
+func (u *upload) releaseLanded(ctx context.Context) {
+	if u.prevRelease == nil {
+		return
+	}
+	select {
+	case <-u.prevRelease:
+	case <-ctx.Done():
+	}
 }
 
 // start makes a new session that holds no bytes resumable with only what
@@ -354,5 +380,6 @@ func (u *upload) Cancel(ctx context.Context) error {
 			}
 		}
 	}
+	u.releaseLanded(ctx)
 	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
 }

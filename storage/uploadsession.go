@@ -17,6 +17,14 @@ import (
 // lease skew; a live one renews every third of it.
 const uploadLeaseTerm = time.Minute
 
+// uploadSettle is how long a request waits for the live claim of another
+// instance's request to be released before it answers busy: that request
+// may have answered its client already, its release one round trip behind
+// (lease.releaseLater), and the client's next request, on another
+// instance behind a load balancer, may come before it lands. A request
+// still writing holds its claim for longer, and is refused after this.
+const uploadSettle = time.Second
+
 // ErrUploadBusy is returned when another request, on this instance or
 // another, is writing or committing the upload: one writer per session at
 // a time, so two requests never interleave their bytes.
@@ -53,6 +61,10 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		return nil, err
 	}
 	l.onEnd = unhold
+	l.pending = &r.reg.releases
+	l.onFail = func(err error) {
+		r.reg.log.Warn("upload lease not released; the next request elsewhere takes the session over once the claim lapses", "repo", r.name, "upload", id, "err", err)
+	}
 	l.keepAlive(ctx, 0)
 	mem := hint.trusted(l, r.driver())
 	var fw driver.FileWriter
@@ -76,6 +88,9 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		return nil, wrapDriverErr("resume upload", err)
 	}
 	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true, lease: l}
+	if hint != nil {
+		u.prevRelease = hint.released
+	}
 	if err := u.loadHashState(ctx, prev, mem); err != nil {
 		_ = fw.Close()
 		_ = l.release(ctx, -1)
@@ -92,11 +107,17 @@ var errNoRelease = errors.New("storage: no request on the upload ended")
 // that ended cleanly ended: while a request writes, the session holds what
 // the one before it left, in the claim before the current one.
 func (r *repository) releasedSize(ctx context.Context, id string) (int64, error) {
-	dir := uploadLeaseDir(r.name, id)
-	gen, rec, err := currentClaim(ctx, r.driver(), dir)
+	gen, rec, err := currentClaim(ctx, r.driver(), uploadLeaseDir(r.name, id))
 	if err != nil {
 		return 0, wrapDriverErr("stat upload", err)
 	}
+	return r.releasedSizeFrom(ctx, id, gen, rec)
+}
+
+// releasedSizeFrom is releasedSize from the current claim gen, read as rec.
+func (r *repository) releasedSizeFrom(ctx context.Context, id string, gen uint64, rec *leaseRecord) (int64, error) {
+	dir := uploadLeaseDir(r.name, id)
+	var err error
 	for ; gen > 0; gen-- {
 		if rec != nil && rec.Released {
 			return rec.Size, nil
@@ -143,8 +164,17 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 		}
 		return 0, wrapDriverErr("stat upload", err)
 	}
-	gen, cur, err := currentClaim(ctx, r.driver(), uploadLeaseDir(r.name, id))
+	dir := uploadLeaseDir(r.name, id)
+	gen, cur, err := currentClaim(ctx, r.driver(), dir)
 	if err != nil {
+		return 0, wrapDriverErr("stat upload", err)
+	}
+	if h := r.reg.peekHint(r.name, id); h != nil && h.lease.gen == gen && gen > 0 {
+		// The current claim is one this instance released, its release
+		// perhaps still on its way (lease.releaseLater): what it left is
+		// known here.
+		cur = &h.lease.rec
+	} else if cur, err = settleClaim(ctx, r.driver(), dir, gen, cur, r.reg.leaseSkew(), uploadSettle); err != nil {
 		return 0, wrapDriverErr("stat upload", err)
 	}
 	// A session whose last request never ended (its instance was killed)
@@ -159,7 +189,7 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 	unknown := r.reg.opts.DistributionUploads ||
 		gen > 0 && (cur.Released && cur.Size < 0 || !cur.Released && !cur.live(time.Now(), r.reg.leaseSkew()))
 	if !unknown {
-		if size, err := r.releasedSize(ctx, id); !errors.Is(err, errNoRelease) {
+		if size, err := r.releasedSizeFrom(ctx, id, gen, cur); !errors.Is(err, errNoRelease) {
 			return size, err
 		}
 	}

@@ -172,6 +172,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, environ []strin
 		_ = srv.Close()
 		return fmt.Errorf("shutdown after %s: %w", drain, err)
 	}
+	reg.Drain(sctx)
 	log.Info("stopped")
 	return nil
 }

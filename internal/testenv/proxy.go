@@ -52,6 +52,19 @@ func (q *Requests) Note(r *http.Request) {
 	q.reqs = append(q.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
 }
 
+// Count returns how many of the requests noted since the last Take match.
+func (q *Requests) Count(match func(string) bool) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, r := range q.reqs {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
+
 // Take returns the requests noted since the last Take.
 func (q *Requests) Take() []string {
 	q.mu.Lock()

@@ -1,0 +1,94 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/berth-registry/berth/storage/driver"
+	"github.com/opencontainers/go-digest"
+)
+
+// An upload request's lease is released as its client is answered, not
+// before (releaseLater), and a request on another instance that finds the
+// claim still live waits a moment for that release (settleClaim).
+
+// releaseLater is releaseDigest with the write sent in the background
+// rather than waited for: the holder stops using the lease now, handOver
+// runs (with a channel closed once the write is done, failed or not), then
+// onEnd, then the write goes. An upload request answers its client as soon
+// as its bytes are stored, and the next request, here or elsewhere, need
+// not wait for a round trip that tells nothing about them: here it finds
+// what handOver left (a hint that the claim is released), elsewhere it
+// waits for the write a short while (settleClaim). A write that fails
+// leaves the claim to lapse, as a crash would; the next request that
+// finds it so forks the session (forkUpload) and loses nothing stored.
+// The write is bounded as every backend call is (driver.Wrap).
+//
+// The channel handOver gets is closed only once after is too (when not
+// nil): given the channel of the release before, it tells that every
+// release of the session sent so far landed.
+func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorithm, state []byte, after <-chan struct{}, handOver func(written <-chan struct{})) error {
+	l.stopKeepAlive()
+	if err := l.valid(); err != nil {
+		l.end()
+		return err
+	}
+	l.mu.Lock()
+	rec := l.rec
+	l.mu.Unlock()
+	rec.Released, rec.Size = true, size
+	if state != nil {
+		rec.Alg, rec.Digest = string(alg), state
+	}
+	_ = l.lose(fmt.Errorf("%w: released", errLeaseLost))
+	written := make(chan struct{})
+	handOver(written)
+	l.end()
+	ctx = context.WithoutCancel(ctx)
+	send := func() {
+		defer close(written)
+		if err := l.write(ctx, rec); err != nil && l.onFail != nil {
+			l.onFail(err)
+		}
+		if after != nil {
+			<-after
+		}
+	}
+	if l.pending != nil {
+		l.pending.Go(send)
+	} else {
+		go send()
+	}
+	return nil
+}
+
+// settleClaim re-reads claim gen, whose content was cur, while it is live,
+// for up to settle: an upload request answers its client once the bytes
+// are stored and releases its claim in the background (upload.Close), so
+// the client's next request, sent to another instance, may find that
+// release still on its way, one round trip behind. Waiting a little for it
+// tells that case from a request still writing, which would be refused
+// busy. A settle of zero, or a claim that stays live, returns what it last
+// read.
+func settleClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64, cur *leaseRecord, skew, settle time.Duration) (*leaseRecord, error) {
+	if settle <= 0 || gen == 0 {
+		return cur, nil
+	}
+	deadline := time.Now().Add(settle)
+	for pause := 5 * time.Millisecond; cur.live(time.Now(), skew) && time.Now().Before(deadline); pause = min(2*pause, 200*time.Millisecond) {
+		t := time.NewTimer(min(pause, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		rec, err := readClaim(ctx, drv, dir, gen)
+		if err != nil {
+			return nil, err
+		}
+		cur = rec
+	}
+	return cur, nil
+}
