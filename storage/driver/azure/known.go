@@ -3,6 +3,7 @@ package azure
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
 )
@@ -32,4 +33,20 @@ func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
 	}
 	nw.start()
 	return nw, nil
+}
+
+// NewWriter implements driver.FreshWriter: a write at a path where no
+// write was ever started needs no Get Block List to find an unfinished one
+// to discard. Berth's upload sessions start their write so, at the first
+// byte of a path drawn at random.
+func (d *Driver) NewWriter(ctx context.Context, path string) (driver.FileWriter, error) {
+	w := &writer{
+		d:       d,
+		ctx:     ctx,
+		path:    path,
+		bb:      d.c.NewBlockBlobClient(d.name(path)),
+		started: time.Now().Unix(),
+	}
+	w.start()
+	return w, nil
 }

@@ -142,3 +142,42 @@ func TestReopenOnlyAfterAClose(t *testing.T) {
 		t.Errorf("blobs after Cancel of a reopened writer: %v, want none", names)
 	}
 }
+
+// TestNewWriterSendsNothingBeforeItsFirstBlock: a write started with
+// driver.NewWriter, at a path where none was ever started, sends no Get
+// Block List (Writer(path, false) sends one to find a write to discard):
+// its first request is its first block, and the blob is exact.
+func TestNewWriterSendsNothingBeforeItsFirstBlock(t *testing.T) {
+	f := newFixture(t)
+	cont := f.container(t)
+	url, reqs := requestProxy(t, f.az.ServiceURL)
+	ctx := t.Context()
+	data := randomData(5000)
+	d := driver.Wrap(f.driver(t, cont, driver.Params{"serviceurl": url}))
+	reqs.Take()
+	w, err := driver.NewWriter(ctx, d, "/up/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.Take(); len(got) > 0 {
+		t.Errorf("NewWriter sent %q, want no request", got)
+	}
+	mustWrite(t, w, data[:1000])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.Take(); len(got) != 1 || !strings.HasPrefix(got[0], http.MethodPut+" ") || !strings.HasSuffix(got[0], "&comp=block") {
+		t.Errorf("NewWriter, Write and Close sent %q, want one Put Block", got)
+	}
+	w, err = driver.Reopen(ctx, d, w, "/up/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, w, data[1000:])
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAllFrom(t, f.driver(t, cont, nil), "/up/data"); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
+	}
+}
