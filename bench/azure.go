@@ -66,6 +66,12 @@ func (h *harness) newAzureStorage(ctx context.Context, dir string) (*storageRoot
 		a.stop()
 		return nil, err
 	}
+	shaped, err := shapedContainer(endpoint)
+	if err != nil {
+		unshape()
+		a.stop()
+		return nil, err
+	}
 	return &storageRoot{
 		yaml: fmt.Sprintf(`  azure:
     accountname: %s
@@ -75,9 +81,10 @@ func (h *harness) newAzureStorage(ctx context.Context, dir string) (*storageRoot
     rootdirectory: /%s
     credentials:
       type: shared_key`, azuriteAccount, azuriteKey, azuriteContainer, endpoint, azuriteAccount, azuriteRoot),
-		cleanup: func() { unshape(); a.stop() },
-		put:     a.put,
-		exists:  a.exists,
+		cleanup:     func() { unshape(); a.stop() },
+		put:         a.put,
+		exists:      a.exists,
+		shapedAzure: shaped,
 	}, nil
 }
 

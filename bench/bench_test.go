@@ -217,7 +217,7 @@ func TestQuickCloudRunShapesTheLink(t *testing.T) {
 		rows                      []string
 	}{
 		{"s3", "MinIO", "minio", "", all},
-		{"azure", "Azurite", "azurite-blob", "^S[12356]$", []string{"S1", "S2", "S3", "S5", "S6", "S6c"}},
+		{"azure", "Azurite", "azurite-blob", "^S[12356]$", []string{"S1", "S2", "S2b", "S2c", "S3", "S5", "S6", "S6c"}},
 	} {
 		t.Run(tc.backend, func(t *testing.T) {
 			testenv.Tool(t, "registry")
@@ -280,5 +280,25 @@ func TestQuickGCSRunShapesTheLink(t *testing.T) {
 	}
 	if !strings.Contains(string(doc), "fake-gcs-server behind toxiproxy") || !strings.Contains(string(doc), beginMark+"gcs -->") {
 		t.Errorf("report lacks the link's shape or the gcs section:\n%s", doc)
+	}
+}
+
+// TestChunkBlocksCutsAsTheAzureWriterPlans: S2b on Azure cuts each chunk
+// into the blocks Berth's azure writer stages for a PATCH of that length.
+func TestChunkBlocksCutsAsTheAzureWriterPlans(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		n    int64
+		want []int64
+	}{
+		{16 * mib, []int64{4 * mib, 4 * mib, 4 * mib, 4 * mib}},
+		{16*mib + 3, []int64{4*mib + 1, 4*mib + 1, 4*mib + 1, 4 * mib}},
+		{10 * mib, []int64{5 * mib, 5 * mib}},
+		{3 * mib, []int64{3 * mib}},
+		{16, []int64{16}},
+	} {
+		if got := chunkBlocks(tc.n); !slices.Equal(got, tc.want) {
+			t.Errorf("chunkBlocks(%d) = %v, want %v", tc.n, got, tc.want)
+		}
 	}
 }

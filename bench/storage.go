@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -37,6 +38,8 @@ type storageRoot struct {
 	// shaped reaches it as the servers do, through the shaped link, for
 	// measuring what the store itself takes to answer (a row's floor).
 	shaped *s3.Client
+	// shapedAzure is the same for an Azurite's container.
+	shapedAzure *container.Client
 }
 
 // borrowed returns a view of st for a server on storage it does not own:

@@ -134,6 +134,8 @@ type writer struct {
 
 	closed, done bool
 	err          error // a failed stage poisons the writer
+	// reopenable is set by a Close that succeeded, until Reopen.
+	reopenable bool
 
 	// flight holds the blocks being staged; a block records itself in
 	// blocks once staged.
@@ -180,10 +182,15 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 			return nil, mapErr("writer", path, err)
 		}
 	}
-	w.buf = d.bufs.Get()
-	w.flight = inflight.New(d.bufs, d.memory, d.cfg.WriteConcurrency, w.landed)
-	w.stageCtx, w.stop = context.WithCancel(w.ctx)
+	w.start()
 	return w, nil
+}
+
+// start gives a new writer its buffer and its queue of blocks in flight.
+func (w *writer) start() {
+	w.buf = w.d.bufs.Get()
+	w.flight = inflight.New(w.d.bufs, w.d.memory, w.d.cfg.WriteConcurrency, w.landed)
+	w.stageCtx, w.stop = context.WithCancel(w.ctx)
 }
 
 // release gives the buffer back to the pool the first time it runs:
@@ -277,8 +284,11 @@ func (w *writer) Close() error {
 	if !w.staged {
 		// Nothing on the server yet: a one-byte marker block makes the
 		// empty write exist for Writer(path, true).
-		return w.stage(w.ctx, kindEmpty, []byte{0})
+		if err := w.stage(w.ctx, kindEmpty, []byte{0}); err != nil {
+			return err
+		}
 	}
+	w.reopenable = true
 	return nil
 }
 
