@@ -25,9 +25,10 @@ import (
 // finds it so forks the session (forkUpload) and loses nothing stored.
 // The write is bounded as every backend call is (driver.Wrap).
 //
-// The channel handOver gets is closed only once after is too (when not
-// nil): given the channel of the release before, it tells that every
-// release of the session sent so far landed.
+// The write goes only once after is closed too (when not nil), and the
+// channel handOver gets is closed once it is done: given the channel of
+// the release before, it tells that every release of the session sent so
+// far landed, and the releases land in the order of their claims.
 func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorithm, state []byte, after <-chan struct{}, handOver func(written <-chan struct{})) error {
 	l.stopKeepAlive()
 	if err := l.valid(); err != nil {
@@ -48,11 +49,15 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 	ctx = context.WithoutCancel(ctx)
 	send := func() {
 		defer close(written)
-		if err := l.write(ctx, rec); err != nil && l.onFail != nil {
-			l.onFail(err)
-		}
+		// The release before goes first: once another instance reads
+		// this one, no earlier claim of the session is still being
+		// written here, so a commit or cancel there that removes the
+		// session is not followed by a claim brought back.
 		if after != nil {
 			<-after
+		}
+		if err := l.write(ctx, rec); err != nil && l.onFail != nil {
+			l.onFail(err)
 		}
 	}
 	if l.pending != nil {
