@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -75,7 +76,10 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 // release still on its way, one round trip behind. Waiting a little for it
 // tells that case from a request still writing, which would be refused
 // busy. A settle of zero, or a claim that stays live, returns what it last
-// read.
+// read; a claim removed meanwhile (its session with it), errClaimGone.
+// errClaimGone is settleClaim's error for a claim removed while it waited.
+var errClaimGone = errors.New("storage: lease claim removed")
+
 func settleClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64, cur *leaseRecord, skew, settle time.Duration) (*leaseRecord, error) {
 	if settle <= 0 || gen == 0 {
 		return cur, nil
@@ -89,11 +93,17 @@ func settleClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64,
 			return nil, ctx.Err()
 		case <-t.C:
 		}
-		rec, err := readClaim(ctx, drv, dir, gen)
+		b, err := driver.GetContent(ctx, drv, leaseClaimPath(dir, gen), 4096)
+		if isNotFound(err) {
+			// Claims go only with their directory: the holder committed
+			// or cancelled the session while this one waited, and a
+			// claim made now would be in a session that is gone.
+			return nil, errClaimGone
+		}
 		if err != nil {
 			return nil, err
 		}
-		cur = rec
+		cur = parseClaim(b)
 	}
 	return cur, nil
 }

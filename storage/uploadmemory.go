@@ -199,6 +199,10 @@ func (r *repository) leaseErr(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, errClaimGone) {
+		// Committed or cancelled by the request it waited for.
+		return ErrUploadUnknown
+	}
 	var he *heldError
 	if errors.As(err, &he) {
 		busy := &BusyError{}

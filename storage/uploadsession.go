@@ -175,6 +175,9 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 		// known here.
 		cur = &h.lease.rec
 	} else if cur, err = settleClaim(ctx, r.driver(), dir, gen, cur, r.reg.leaseSkew(), uploadSettle); err != nil {
+		if errors.Is(err, errClaimGone) {
+			return 0, ErrUploadUnknown
+		}
 		return 0, wrapDriverErr("stat upload", err)
 	}
 	// A session whose last request never ended (its instance was killed)
