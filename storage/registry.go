@@ -33,6 +33,7 @@ type Registry struct {
 	hintCount atomic.Int64
 	parked    atomic.Int64     // hints holding a closed writer (uploadmemory.go)
 	releases  sync.WaitGroup   // lease releases still being written (lease.releaseLater)
+	releasing sync.Map         // upload key → the last of them on it (trackRelease)
 	now       func() time.Time // the clock cache entries age by
 	catalog   catalogIndex     // catalogindex.go
 

@@ -88,9 +88,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		return nil, wrapDriverErr("resume upload", err)
 	}
 	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true, lease: l}
-	if hint != nil {
-		u.prevRelease = hint.released
-	}
+	u.prevRelease = r.reg.lastRelease(r.name, id)
 	if err := u.loadHashState(ctx, prev, mem); err != nil {
 		_ = fw.Close()
 		_ = l.release(ctx, -1)
