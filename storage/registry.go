@@ -27,7 +27,8 @@ type Registry struct {
 	cache  *cache
 	gen    genWatch
 	// sessions are the upload sessions requests of this instance are
-	// using, and hints the lease claims it released on them (uploads.go).
+	// using (each with the number of its claim, 0 until it has one), and
+	// hints the lease claims it released on them (uploads.go).
 	sessions  sync.Map
 	hints     sync.Map
 	hintCount atomic.Int64
