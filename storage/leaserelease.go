@@ -24,7 +24,8 @@ import (
 // waits for the write a short while (settleClaim). A write that fails
 // leaves the claim to lapse, as a crash would; the next request that
 // finds it so forks the session (forkUpload) and loses nothing stored.
-// The write is bounded as every backend call is (driver.Wrap).
+// The write is bounded as every backend call is (driver.Wrap), and by the
+// claim's term.
 //
 // The write goes only once after is closed too (when not nil), and the
 // channel handOver gets is closed once it is done: given the channel of
@@ -37,7 +38,7 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 		return err
 	}
 	l.mu.Lock()
-	rec := l.rec
+	rec, until := l.rec, l.validUntil
 	l.mu.Unlock()
 	rec.Released, rec.Size = true, size
 	if state != nil {
@@ -47,9 +48,13 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 	written := make(chan struct{})
 	handOver(written)
 	l.end()
-	ctx = context.WithoutCancel(ctx)
+	// Not past the claim's term: once it lapsed, another instance may
+	// take the session over and remove it, and a release landing then
+	// would bring its claim back. Given up, it is a release that failed.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	send := func() {
 		defer close(written)
+		defer cancel()
 		// The release before goes first: once another instance reads
 		// this one, no earlier claim of the session is still being
 		// written here, so a commit or cancel there that removes the
