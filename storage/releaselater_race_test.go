@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -108,6 +109,60 @@ func TestLateReleaseOfAnEarlierClaimDoesNotOutliveACommitElsewhere(t *testing.T)
 			t.Fatalf("Commit on B: %v", err)
 		}
 		release()
+		regA.Drain(ctx)
+		if files := hasPrefix(treePaths(tree(t, open())), "/docker/registry/v2/repositories/app/_uploads"); len(files) != 0 {
+			t.Fatalf("the session left files after its commit on B: %v", files)
+		}
+	})
+}
+
+// failedClaim fails the rewrites of one upload claim (those of path
+// suffix); every other write goes through.
+type failedClaim struct {
+	driver.Driver
+	suffix string
+}
+
+func (f failedClaim) Create(ctx context.Context, p string, b []byte) error {
+	return driver.Create(ctx, f.Driver, p, b)
+}
+
+func (f failedClaim) PutContent(ctx context.Context, p string, b []byte) error {
+	if isClaim(p) && strings.HasSuffix(p, f.suffix) {
+		return errors.New("the store failed")
+	}
+	return driver.PutContent(ctx, f.Driver, p, b)
+}
+
+// TestNextRequestHereOutlivesAFailedRelease: A's first PATCH's release
+// (claim 2) fails after A's next PATCH took the hint and claim 3. Claim 3
+// is released all the same, after claim 2's attempt, and B goes on at
+// once from the size A acknowledged last, with its digest.
+func TestNextRequestHereOutlivesAFailedRelease(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		regA := New(failedClaim{Driver: open(), suffix: "/000000000002"}, Options{}, nil)
+		a := regA.Repository("app")
+		b := New(open(), Options{}, nil).Repository("app")
+		content := append(append(bytesOf(100, 'a'), bytesOf(50, 'b')...), bytesOf(10, 'c')...)
+		id := startedUpload(t, a, content[:100])
+		patch(t, a, id, content[100:150])
+		patch(t, a, id, content[150:])
+		regA.Drain(ctx)
+		if size, err := b.StatUpload(ctx, id); err != nil || size != 160 {
+			t.Fatalf("StatUpload on B: %d, %v, want 160", size, err)
+		}
+		u, err := b.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatalf("ResumeUpload on B: %v", err)
+		}
+		d := digest.FromBytes(content)
+		if _, err := u.Commit(ctx, d); err != nil {
+			t.Fatalf("Commit on B: %v", err)
+		}
+		if got := readAll(t, mustOpen(t, b, d)); !bytes.Equal(got, content) {
+			t.Fatalf("blob holds %d bytes, not the content", len(got))
+		}
 		regA.Drain(ctx)
 		if files := hasPrefix(treePaths(tree(t, open())), "/docker/registry/v2/repositories/app/_uploads"); len(files) != 0 {
 			t.Fatalf("the session left files after its commit on B: %v", files)
