@@ -207,9 +207,24 @@ func (r *repository) openSession(ctx context.Context, id string, hint *uploadHin
 		if prev != nil && prev.Released {
 			size = prev.Size
 		}
-		_ = l.release(ctx, size)
+		_ = r.releaseInOrder(ctx, id, l, size)
 	}
 	return time.Time{}, nil, nil, serr
+}
+
+// releaseInOrder releases l, a claim on the upload id that a failed
+// request took, once the release before it still in flight here
+// (lastRelease) is done: a release that overtook it would tell another
+// instance the session is free, which may then commit and remove it
+// before the earlier release lands and brings its claim back.
+func (r *repository) releaseInOrder(ctx context.Context, id string, l *lease, size int64) error {
+	if before := r.reg.lastRelease(r.name, id); before != nil {
+		select {
+		case <-before:
+		case <-ctx.Done():
+		}
+	}
+	return l.release(ctx, size)
 }
 
 // leaseErr turns a failure to take an upload's lease into what the

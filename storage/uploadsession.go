@@ -86,14 +86,14 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		fw, err = r.adoptUpload(ctx, id)
 	}
 	if err != nil {
-		_ = l.release(ctx, -1)
+		_ = r.releaseInOrder(ctx, id, l, -1)
 		return nil, wrapDriverErr("resume upload", err)
 	}
 	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true, lease: l}
 	u.prevRelease = r.reg.lastRelease(r.name, id)
 	if err := u.loadHashState(ctx, prev, mem); err != nil {
 		_ = fw.Close()
-		_ = l.release(ctx, -1)
+		_ = r.releaseInOrder(ctx, id, l, -1)
 		return nil, err
 	}
 	return u, nil
