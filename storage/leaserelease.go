@@ -74,6 +74,9 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 	return nil
 }
 
+// errClaimGone is settleClaim's error for a claim removed while it waited.
+var errClaimGone = errors.New("storage: lease claim removed")
+
 // settleClaim re-reads claim gen, whose content was cur, while it is live,
 // for up to settle: an upload request answers its client once the bytes
 // are stored and releases its claim in the background (upload.Close), so
@@ -82,9 +85,6 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 // tells that case from a request still writing, which would be refused
 // busy. A settle of zero, or a claim that stays live, returns what it last
 // read; a claim removed meanwhile (its session with it), errClaimGone.
-// errClaimGone is settleClaim's error for a claim removed while it waited.
-var errClaimGone = errors.New("storage: lease claim removed")
-
 func settleClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64, cur *leaseRecord, skew, settle time.Duration) (*leaseRecord, error) {
 	if settle <= 0 || gen == 0 {
 		return cur, nil
