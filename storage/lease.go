@@ -142,12 +142,21 @@ func readClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64) (
 	if err != nil && !isNotFound(err) {
 		return nil, err
 	}
-	var rec leaseRecord
-	if err != nil || json.Unmarshal(b, &rec) != nil {
-		// Gone with its directory, or cut short: nobody holds it.
+	if err != nil {
+		// Gone with its directory: nobody holds it.
 		return &leaseRecord{}, nil
 	}
-	return &rec, nil
+	return parseClaim(b), nil
+}
+
+// parseClaim is the claim whose content is b; one cut short (by a crash)
+// is held by nobody.
+func parseClaim(b []byte) *leaseRecord {
+	var rec leaseRecord
+	if json.Unmarshal(b, &rec) != nil {
+		return &leaseRecord{}
+	}
+	return &rec
 }
 
 // live tells whether a claim still binds others at now, honoured skew

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,11 +24,13 @@ import (
 // waits for the write a short while (settleClaim). A write that fails
 // leaves the claim to lapse, as a crash would; the next request that
 // finds it so forks the session (forkUpload) and loses nothing stored.
-// The write is bounded as every backend call is (driver.Wrap).
+// The write is bounded as every backend call is (driver.Wrap), and by the
+// claim's term.
 //
-// The channel handOver gets is closed only once after is too (when not
-// nil): given the channel of the release before, it tells that every
-// release of the session sent so far landed.
+// The write goes only once after is closed too (when not nil), and the
+// channel handOver gets is closed once it is done: given the channel of
+// the release before, it tells that every release of the session sent so
+// far landed, and the releases land in the order of their claims.
 func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorithm, state []byte, after <-chan struct{}, handOver func(written <-chan struct{})) error {
 	l.stopKeepAlive()
 	if err := l.valid(); err != nil {
@@ -35,7 +38,7 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 		return err
 	}
 	l.mu.Lock()
-	rec := l.rec
+	rec, until := l.rec, l.validUntil
 	l.mu.Unlock()
 	rec.Released, rec.Size = true, size
 	if state != nil {
@@ -45,14 +48,22 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 	written := make(chan struct{})
 	handOver(written)
 	l.end()
-	ctx = context.WithoutCancel(ctx)
+	// Not past the claim's term: once it lapsed, another instance may
+	// take the session over and remove it, and a release landing then
+	// would bring its claim back. Given up, it is a release that failed.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	send := func() {
 		defer close(written)
-		if err := l.write(ctx, rec); err != nil && l.onFail != nil {
-			l.onFail(err)
-		}
+		defer cancel()
+		// The release before goes first: once another instance reads
+		// this one, no earlier claim of the session is still being
+		// written here, so a commit or cancel there that removes the
+		// session is not followed by a claim brought back.
 		if after != nil {
 			<-after
+		}
+		if err := l.write(ctx, rec); err != nil && l.onFail != nil {
+			l.onFail(err)
 		}
 	}
 	if l.pending != nil {
@@ -63,6 +74,9 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 	return nil
 }
 
+// errClaimGone is settleClaim's error for a claim removed while it waited.
+var errClaimGone = errors.New("storage: lease claim removed")
+
 // settleClaim re-reads claim gen, whose content was cur, while it is live,
 // for up to settle: an upload request answers its client once the bytes
 // are stored and releases its claim in the background (upload.Close), so
@@ -70,7 +84,7 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 // release still on its way, one round trip behind. Waiting a little for it
 // tells that case from a request still writing, which would be refused
 // busy. A settle of zero, or a claim that stays live, returns what it last
-// read.
+// read; a claim removed meanwhile (its session with it), errClaimGone.
 func settleClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64, cur *leaseRecord, skew, settle time.Duration) (*leaseRecord, error) {
 	if settle <= 0 || gen == 0 {
 		return cur, nil
@@ -84,11 +98,17 @@ func settleClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64,
 			return nil, ctx.Err()
 		case <-t.C:
 		}
-		rec, err := readClaim(ctx, drv, dir, gen)
+		b, err := driver.GetContent(ctx, drv, leaseClaimPath(dir, gen), 4096)
+		if isNotFound(err) {
+			// Claims go only with their directory: the holder committed
+			// or cancelled the session while this one waited, and a
+			// claim made now would be in a session that is gone.
+			return nil, errClaimGone
+		}
 		if err != nil {
 			return nil, err
 		}
-		cur = rec
+		cur = parseClaim(b)
 	}
 	return cur, nil
 }

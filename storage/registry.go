@@ -27,12 +27,14 @@ type Registry struct {
 	cache  *cache
 	gen    genWatch
 	// sessions are the upload sessions requests of this instance are
-	// using, and hints the lease claims it released on them (uploads.go).
+	// using (each with the number of its claim, 0 until it has one), and
+	// hints the lease claims it released on them (uploads.go).
 	sessions  sync.Map
 	hints     sync.Map
 	hintCount atomic.Int64
 	parked    atomic.Int64     // hints holding a closed writer (uploadmemory.go)
 	releases  sync.WaitGroup   // lease releases still being written (lease.releaseLater)
+	releasing sync.Map         // upload key → the last of them on it (trackRelease)
 	now       func() time.Time // the clock cache entries age by
 	catalog   catalogIndex     // catalogindex.go
 

@@ -26,10 +26,30 @@ import (
 type uploadHint struct {
 	lease leaseHint
 	mem   *sessionMemory // nil when not kept (see maxParked)
-	// released is closed once the claim's release was written (it goes
-	// out while the client is answered: lease.releaseLater); nil when it
-	// was written before the hint was left.
-	released <-chan struct{}
+}
+
+// trackRelease records written, closed once the release of the upload's
+// claim just handed over is written (lease.releaseLater), as the last one
+// in flight on the session here, until it is. It is kept apart from the
+// hint, which a request may take and drop (one that fails) or which may
+// not be kept at all (maxHints): a commit or cancel here must still wait
+// for that release (upload.releaseLanded).
+func (r *Registry) trackRelease(name, id string, written <-chan struct{}) {
+	key := name + "/" + id
+	r.releasing.Store(key, written)
+	go func() {
+		<-written
+		r.releasing.CompareAndDelete(key, written)
+	}()
+}
+
+// lastRelease returns the channel of the last release of the upload still
+// in flight here (trackRelease), or nil.
+func (r *Registry) lastRelease(name, id string) <-chan struct{} {
+	if v, ok := r.releasing.Load(name + "/" + id); ok {
+		return v.(<-chan struct{})
+	}
+	return nil
 }
 
 // sessionMemory is the session as the request that released it left it.
@@ -187,9 +207,24 @@ func (r *repository) openSession(ctx context.Context, id string, hint *uploadHin
 		if prev != nil && prev.Released {
 			size = prev.Size
 		}
-		_ = l.release(ctx, size)
+		_ = r.releaseInOrder(ctx, id, l, size)
 	}
 	return time.Time{}, nil, nil, serr
+}
+
+// releaseInOrder releases l, a claim on the upload id that a failed
+// request took, once the release before it still in flight here
+// (lastRelease) is done: a release that overtook it would tell another
+// instance the session is free, which may then commit and remove it
+// before the earlier release lands and brings its claim back.
+func (r *repository) releaseInOrder(ctx context.Context, id string, l *lease, size int64) error {
+	if before := r.reg.lastRelease(r.name, id); before != nil {
+		select {
+		case <-before:
+		case <-ctx.Done():
+		}
+	}
+	return l.release(ctx, size)
 }
 
 // leaseErr turns a failure to take an upload's lease into what the
@@ -198,6 +233,10 @@ func (r *repository) openSession(ctx context.Context, id string, hint *uploadHin
 func (r *repository) leaseErr(err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, errClaimGone) {
+		// Committed or cancelled by the request it waited for.
+		return ErrUploadUnknown
 	}
 	var he *heldError
 	if errors.As(err, &he) {

@@ -274,10 +274,10 @@ func (u *upload) Close(ctx context.Context) error {
 		// the hold, are handed over first, so that request claims the
 		// next number at once.
 		err := u.lease.releaseLater(ctx, size, u.alg, hashState, u.prevRelease, func(written <-chan struct{}) {
+			u.repo.reg.trackRelease(u.repo.name, u.id, written)
 			u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
-				lease:    leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}},
-				mem:      u.remember(size, hashState),
-				released: written,
+				lease: leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}},
+				mem:   u.remember(size, hashState),
 			})
 		})
 		if err != nil {

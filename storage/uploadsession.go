@@ -61,6 +61,8 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		return nil, err
 	}
 	l.onEnd = unhold
+	// The claim the hold is under, for a status read here (heldHere).
+	r.reg.sessions.Store(r.name+"/"+id, l.gen)
 	l.pending = &r.reg.releases
 	l.onFail = func(err error) {
 		r.reg.log.Warn("upload lease not released; the next request elsewhere takes the session over once the claim lapses", "repo", r.name, "upload", id, "err", err)
@@ -84,16 +86,14 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		fw, err = r.adoptUpload(ctx, id)
 	}
 	if err != nil {
-		_ = l.release(ctx, -1)
+		_ = r.releaseInOrder(ctx, id, l, -1)
 		return nil, wrapDriverErr("resume upload", err)
 	}
 	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true, lease: l}
-	if hint != nil {
-		u.prevRelease = hint.released
-	}
+	u.prevRelease = r.reg.lastRelease(r.name, id)
 	if err := u.loadHashState(ctx, prev, mem); err != nil {
 		_ = fw.Close()
-		_ = l.release(ctx, -1)
+		_ = r.releaseInOrder(ctx, id, l, -1)
 		return nil, err
 	}
 	return u, nil
@@ -135,10 +135,17 @@ func (r *repository) releasedSizeFrom(ctx context.Context, id string, gen uint64
 // request of this instance; ok is false when another one holds it.
 func (r *Registry) holdSession(name, id string) (unhold func(), ok bool) {
 	key := name + "/" + id
-	if _, loaded := r.sessions.LoadOrStore(key, struct{}{}); loaded {
+	if _, loaded := r.sessions.LoadOrStore(key, uint64(0)); loaded {
 		return nil, false
 	}
 	return func() { r.sessions.Delete(key) }, true
+}
+
+// heldHere tells whether a request of this instance holds the upload id
+// of repository name (holdSession) under claim gen.
+func (r *Registry) heldHere(name, id string, gen uint64) bool {
+	v, ok := r.sessions.Load(name + "/" + id)
+	return ok && gen > 0 && v.(uint64) == gen
 }
 
 // busy is the error for a session another request holds, with the size
@@ -174,7 +181,13 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 		// perhaps still on its way (lease.releaseLater): what it left is
 		// known here.
 		cur = &h.lease.rec
+	} else if r.reg.heldHere(r.name, id, gen) {
+		// The current claim is a request of this instance still
+		// writing: no release to wait for.
 	} else if cur, err = settleClaim(ctx, r.driver(), dir, gen, cur, r.reg.leaseSkew(), uploadSettle); err != nil {
+		if errors.Is(err, errClaimGone) {
+			return 0, ErrUploadUnknown
+		}
 		return 0, wrapDriverErr("stat upload", err)
 	}
 	// A session whose last request never ended (its instance was killed)
