@@ -16,7 +16,7 @@ import (
 
 // failStartOnce fails the next read of an upload's start time once armed.
 type failStartOnce struct {
-	*heldClaim
+	*heldReleases
 	armed atomic.Bool
 }
 
@@ -24,7 +24,7 @@ func (f *failStartOnce) Reader(ctx context.Context, p string, off int64) (io.Rea
 	if strings.HasSuffix(p, "/startedat") && f.armed.CompareAndSwap(true, false) {
 		return nil, errors.New("the store failed")
 	}
-	return f.heldClaim.Reader(ctx, p, off)
+	return f.heldReleases.Reader(ctx, p, off)
 }
 
 // TestFailedRequestKeepsTheReleaseInFlightToWaitFor: A's PATCH is
@@ -38,7 +38,7 @@ func TestFailedRequestKeepsTheReleaseInFlightToWaitFor(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
 		ctx := context.Background()
 		gate := make(chan struct{})
-		drv := &failStartOnce{heldClaim: &heldClaim{Driver: open(), suffix: "/000000000002", open: gate}}
+		drv := &failStartOnce{heldReleases: &heldReleases{Driver: open(), suffix: "/000000000002", open: gate}}
 		reg := New(drv, Options{}, nil)
 		a := reg.Repository("app")
 		id := startedUpload(t, a, bytesOf(100, 'a'))
@@ -89,7 +89,7 @@ func TestFailedRequestReleasesAfterTheReleaseInFlight(t *testing.T) {
 		var once sync.Once
 		release := func() { once.Do(func() { close(gate) }) }
 		defer release()
-		drv := &failStartOnce{heldClaim: &heldClaim{Driver: open(), suffix: "/000000000002", open: gate}}
+		drv := &failStartOnce{heldReleases: &heldReleases{Driver: open(), suffix: "/000000000002", open: gate}}
 		regA := New(drv, Options{}, nil)
 		a := regA.Repository("app")
 		b := New(&countedReads{Driver: open(), suffix: "/000000000003", read: func(n int) {

@@ -16,29 +16,6 @@ import (
 // Releases written in the background (lease.releaseLater) racing what
 // another instance does with the session.
 
-// heldClaim holds back the rewrites of one upload claim (those of path
-// suffix) until open is closed; every other write goes through.
-type heldClaim struct {
-	driver.Driver
-	suffix string
-	open   chan struct{}
-}
-
-func (h *heldClaim) Create(ctx context.Context, p string, b []byte) error {
-	return driver.Create(ctx, h.Driver, p, b)
-}
-
-func (h *heldClaim) PutContent(ctx context.Context, p string, b []byte) error {
-	if isClaim(p) && strings.HasSuffix(p, h.suffix) {
-		select {
-		case <-h.open:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return driver.PutContent(ctx, h.Driver, p, b)
-}
-
 // countedReads calls read with how many times it has read the claim at a
 // path ending in suffix live (not released).
 type countedReads struct {
@@ -88,7 +65,7 @@ func TestLateReleaseOfAnEarlierClaimDoesNotOutliveACommitElsewhere(t *testing.T)
 		gate := make(chan struct{})
 		var once sync.Once
 		release := func() { once.Do(func() { close(gate) }) }
-		regA := New(&heldClaim{Driver: open(), suffix: "/000000000002", open: gate}, Options{}, nil)
+		regA := New(&heldReleases{Driver: open(), suffix: "/000000000002", open: gate}, Options{}, nil)
 		a := regA.Repository("app")
 		b := New(&countedReads{Driver: open(), suffix: "/000000000003", read: func(n int) {
 			if n >= 4 {

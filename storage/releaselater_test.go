@@ -23,11 +23,13 @@ func isClaim(p string) bool {
 }
 
 // heldReleases holds back the rewrites of upload claims (releases) until
-// open is closed, or fails them when fail is set. Creates go through.
+// open is closed, or fails them when fail is set; with suffix set, only
+// those of the claim whose path ends so. Creates go through.
 type heldReleases struct {
 	driver.Driver
-	open chan struct{}
-	fail bool
+	suffix string
+	open   chan struct{}
+	fail   bool
 }
 
 func (h *heldReleases) Create(ctx context.Context, p string, b []byte) error {
@@ -35,7 +37,7 @@ func (h *heldReleases) Create(ctx context.Context, p string, b []byte) error {
 }
 
 func (h *heldReleases) PutContent(ctx context.Context, p string, b []byte) error {
-	if isClaim(p) {
+	if isClaim(p) && strings.HasSuffix(p, h.suffix) {
 		if h.fail {
 			return errors.New("the store failed")
 		}
