@@ -74,6 +74,11 @@ type catalogIndex struct {
 	tried    time.Time            // when a build last found the lease held
 	// built, when set, is called with the build's outcome (tests, bench).
 	built func(error)
+	// marking holds the marker writes in flight, closed when each ends:
+	// the uploads a client starts together in a new repository (docker
+	// pushes five layers at once) wait for one write instead of each
+	// sending its own.
+	marking map[string]chan struct{}
 }
 
 // catalogIndexed tells whether the registry keeps the index: on an object
@@ -90,24 +95,49 @@ func (r *Registry) markRepository(ctx context.Context, name string) error {
 	if !r.catalogIndexed() {
 		return nil
 	}
-	now := time.Now()
 	c := &r.catalog
-	c.mu.Lock()
-	at, ok := c.marked[name]
-	c.mu.Unlock()
-	if ok && now.Sub(at) < markTTL {
+	for {
+		now := time.Now()
+		c.mu.Lock()
+		at, ok := c.marked[name]
+		if ok && now.Sub(at) < markTTL {
+			c.mu.Unlock()
+			return nil
+		}
+		if wait, busy := c.marking[name]; busy {
+			// Another request is writing it: its outcome is this one's,
+			// and a failed write is tried again here.
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return wrapDriverErr("catalog index", ctx.Err())
+			}
+		}
+		if c.marking == nil {
+			c.marking = map[string]chan struct{}{}
+		}
+		done := make(chan struct{})
+		c.marking[name] = done
+		c.mu.Unlock()
+
+		err := driver.PutContent(ctx, r.driver, catalogMarkerPath(name), nil)
+		c.mu.Lock()
+		delete(c.marking, name)
+		close(done)
+		if err == nil {
+			if c.marked == nil || len(c.marked) >= markMemoMax {
+				c.marked = map[string]time.Time{}
+			}
+			c.marked[name] = now
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return wrapDriverErr("catalog index", err)
+		}
 		return nil
 	}
-	if err := driver.PutContent(ctx, r.driver, catalogMarkerPath(name), nil); err != nil {
-		return wrapDriverErr("catalog index", err)
-	}
-	c.mu.Lock()
-	if c.marked == nil || len(c.marked) >= markMemoMax {
-		c.marked = map[string]time.Time{}
-	}
-	c.marked[name] = now
-	c.mu.Unlock()
-	return nil
 }
 
 // forgetMarks drops what this instance remembers of names' markers.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,8 @@ type lean struct {
 	region  string // signing region
 	base    string // the bucket's URL: scheme, host and path, no trailing '/'
 	https   bool
+	// The fields of the SDK's inputs each request sends (objects.go).
+	keyIn, getIn, putIn *fieldSet
 	// skew is how far the store's clock is ahead of this host's, as its
 	// answers last showed when they refused a signature for it
 	// (nanoseconds); signatures are dated by the store's clock.
@@ -117,6 +120,10 @@ func newLean(ctx context.Context, c *s3.Client, bucket, ua string) *lean {
 		region:  region,
 		base:    strings.TrimSuffix(u.String(), "/"),
 		https:   u.Scheme == "https",
+		keyIn:   fields("Bucket", "Key"),
+		getIn:   fields("Bucket", "Key", "Range", "IfMatch"),
+		putIn: fields("Bucket", "Key", "Body", "ContentLength", "ContentType", "IfNoneMatch", "Metadata",
+			"ServerSideEncryption", "SSEKMSKeyId", "StorageClass", "ACL"),
 	}
 }
 
@@ -291,17 +298,42 @@ func opErr(op string, err error) error {
 	return &smithy.OperationError{ServiceID: "S3", OperationName: op, Err: err}
 }
 
-// only reports whether in has no field set but those named: lean sends
-// only what it knows, anything else goes through the SDK.
-func only(in any, fields ...string) bool {
+// fieldSet names the fields of an SDK input that lean sends: an input
+// with any other field set goes through the SDK. Which fields those are is
+// worked out once per input type: naming a struct's fields through
+// reflect allocates for each, and every lean request asks.
+type fieldSet struct {
+	names []string
+	other sync.Map // reflect.Type → []int, the indexes of its exported fields not in names
+}
+
+func fields(names ...string) *fieldSet { return &fieldSet{names: names} }
+
+// only reports whether in, a pointer to an input struct, has no field set
+// but those of s.
+func (s *fieldSet) only(in any) bool {
 	v := reflect.ValueOf(in).Elem()
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		if f.IsExported() && !v.Field(i).IsZero() && !slices.Contains(fields, f.Name) {
+	for _, i := range s.others(v.Type()) {
+		if !v.Field(i).IsZero() {
 			return false
 		}
 	}
 	return true
+}
+
+func (s *fieldSet) others(t reflect.Type) []int {
+	if idx, ok := s.other.Load(t); ok {
+		return idx.([]int)
+	}
+	var idx []int
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.IsExported() && !slices.Contains(s.names, f.Name) {
+			idx = append(idx, i)
+		}
+	}
+	s.other.Store(t, idx)
+	return idx
 }
 
 // objectHeaders reads what the driver uses of an object's answer.

@@ -15,7 +15,7 @@ import (
 // the driver's bucket.
 
 func (d *Driver) headObject(ctx context.Context, in *s3.HeadObjectInput) (*s3.HeadObjectOutput, error) {
-	if d.lean == nil || !only(in, "Bucket", "Key") {
+	if d.lean == nil || !d.lean.keyIn.only(in) {
 		return d.c.HeadObject(ctx, in)
 	}
 	resp, err := d.lean.call(ctx, http.MethodHead, aws.ToString(in.Key), nil, nil)
@@ -29,7 +29,7 @@ func (d *Driver) headObject(ctx context.Context, in *s3.HeadObjectInput) (*s3.He
 }
 
 func (d *Driver) getObject(ctx context.Context, in *s3.GetObjectInput) (*s3.GetObjectOutput, error) {
-	if d.lean == nil || !only(in, "Bucket", "Key", "Range", "IfMatch") {
+	if d.lean == nil || !d.lean.getIn.only(in) {
 		return d.c.GetObject(ctx, in)
 	}
 	h := http.Header{}
@@ -54,8 +54,7 @@ func (d *Driver) getObject(ctx context.Context, in *s3.GetObjectInput) (*s3.GetO
 func (d *Driver) putObject(ctx context.Context, in *s3.PutObjectInput) (*s3.PutObjectOutput, error) {
 	body, ok := in.Body.(*bytes.Reader)
 	if d.lean == nil || !ok || body.Len() != int(body.Size()) ||
-		!only(in, "Bucket", "Key", "Body", "ContentLength", "ContentType", "IfNoneMatch", "Metadata",
-			"ServerSideEncryption", "SSEKMSKeyId", "StorageClass", "ACL") {
+		!d.lean.putIn.only(in) {
 		return d.c.PutObject(ctx, in)
 	}
 	h := http.Header{}
@@ -86,7 +85,7 @@ func (d *Driver) putObject(ctx context.Context, in *s3.PutObjectInput) (*s3.PutO
 }
 
 func (d *Driver) deleteObject(ctx context.Context, in *s3.DeleteObjectInput) (*s3.DeleteObjectOutput, error) {
-	if d.lean == nil || !only(in, "Bucket", "Key") {
+	if d.lean == nil || !d.lean.keyIn.only(in) {
 		return d.c.DeleteObject(ctx, in)
 	}
 	resp, err := d.lean.call(ctx, http.MethodDelete, aws.ToString(in.Key), nil, nil)

@@ -405,7 +405,7 @@ func (w *writer) close(shared bool) error {
 		return mapErr("close", w.path, err)
 	}
 	w.reopenable = true
-	w.keepTail(tail)
+	w.keepTail()
 	return nil
 }
 
@@ -426,13 +426,17 @@ func (w *writer) Reopen(ctx context.Context) (driver.FileWriter, error) {
 	nw.flight = inflight.New(w.d.bufs, w.d.memory, w.d.cfg.writeConcurrency, nw.landed)
 	nw.ctx, nw.stop = context.WithCancel(ctx)
 	if w.tail > 0 {
-		if kept := w.kept.take(); int64(len(kept)) == w.tail {
+		kept := w.kept.take()
+		if int64(len(kept)) == w.tail {
 			// The caller vouches that nothing wrote since Close: the
-			// state object holds this tail, after these parts.
-			nw.buf = w.d.getBuf()
-			*nw.buf = append((*nw.buf)[:0], kept...)
+			// state object holds this tail, after these parts. The
+			// write goes on in the buffer that holds it (kept.go).
+			nw.buf = &kept
 			nw.noteStored()
 			return nw, nil
+		}
+		if kept != nil {
+			w.d.bufs.Put(kept)
 		}
 		if err := nw.readState(ctx); err != nil {
 			nw.stop()

@@ -9,7 +9,10 @@
 // live heap, and memory stays at about one buffer per open writer.
 package partbuf
 
-import "sync"
+import (
+	"os"
+	"sync"
+)
 
 // Pool hands out buffers of one size. Buffers are never unmapped, because
 // net/http may still be reading a request body after the request returns;
@@ -64,4 +67,19 @@ func (p *Pool) Put(b []byte) {
 		return
 	}
 	release(b[:cap(b)])
+}
+
+// Trim gives the kernel back the pages of b, a buffer obtained from Get,
+// past its length, keeping the mapping and b's bytes: a buffer held for
+// the bytes at its start then holds about their size of memory. The pages
+// fault back in as zeros when written again.
+func (p *Pool) Trim(b []byte) {
+	if cap(b) != p.size {
+		return
+	}
+	page := os.Getpagesize()
+	start := (len(b) + page - 1) / page * page
+	if start < cap(b) {
+		release(b[start:cap(b)])
+	}
 }

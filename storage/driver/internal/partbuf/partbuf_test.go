@@ -38,3 +38,24 @@ func TestPoolReusesBuffersAndKeepsTheirCapacity(t *testing.T) {
 		t.Fatal("a buffer of another capacity entered the pool")
 	}
 }
+
+func TestTrimKeepsTheBytesAndDropsThePagesAfter(t *testing.T) {
+	p := New(1<<20, 1)
+	b := p.Get()
+	b = append(b, bytes.Repeat([]byte{9}, cap(b))...)
+	b = b[:5000] // the tail held: a page and some
+	p.Trim(b)
+	if !bytes.Equal(b, bytes.Repeat([]byte{9}, 5000)) {
+		t.Fatal("Trim changed the bytes before the buffer's length")
+	}
+	full := b[:cap(b)]
+	// The rest of the page that holds the last byte stays; the pages
+	// after it were given back and read as zeros (a mapped buffer).
+	if full[5001] != 9 {
+		t.Errorf("byte after the length, same page: %d, want 9", full[5001])
+	}
+	if full[cap(full)-1] != 0 || full[64<<10] != 0 {
+		t.Errorf("bytes in later pages: %d, %d, want 0 (given back)", full[64<<10], full[cap(full)-1])
+	}
+	p.Trim(make([]byte, 10, 20)) // another capacity: left alone
+}
