@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -54,8 +52,7 @@ const (
 func rawChunkedPush(ctx context.Context, st *storageRoot, v *variant, chunk int64) (mbps, finish float64, err error) {
 	c := st.shaped
 	bucket := aws.String("registry")
-	// Checksums only where S3 demands them, as the s3 driver sends.
-	opt := func(o *s3.Options) { o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired }
+	opt := floorOpt
 	start := time.Now()
 	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: aws.String(floorUploadKey)}, opt)
 	if err != nil {
@@ -65,29 +62,15 @@ func rawChunkedPush(ctx context.Context, st *storageRoot, v *variant, chunk int6
 	size := v.size()
 	for off := int64(0); off < size; off += chunk {
 		parts := chunkParts(min(chunk, size-off))
-		got := make([]types.CompletedPart, len(parts))
-		errs := make([]error, len(parts))
-		var wg sync.WaitGroup
+		spans := make([][2]int64, len(parts))
 		at := off
 		for i, n := range parts {
-			num := aws.Int32(int32(len(done) + i + 1))
-			body := io.NewSectionReader(v, at, n)
+			spans[i] = [2]int64{at, n}
 			at += n
-			wg.Go(func() {
-				out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String(floorUploadKey),
-					UploadId: up.UploadId, PartNumber: num, Body: body, ContentLength: aws.Int64(n)}, opt)
-				if err != nil {
-					errs[i] = fmt.Errorf("floor: part %d: %w", *num, err)
-					return
-				}
-				got[i] = types.CompletedPart{ETag: out.ETag, PartNumber: num}
-			})
 		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return 0, 0, err
-			}
+		got, err := sendParts(ctx, c, floorUploadKey, up.UploadId, v, spans, len(done)+1, len(spans))
+		if err != nil {
+			return 0, 0, err
 		}
 		done = append(done, got...)
 	}

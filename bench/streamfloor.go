@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -68,29 +69,9 @@ func rawStreamedPush(ctx context.Context, st *storageRoot, v *variant) (mbps, fi
 	}
 	size := v.size()
 	parts := streamParts(size, floorPartSize)
-	done := make([]types.CompletedPart, len(parts))
-	errs := make([]error, len(parts))
-	sem := make(chan struct{}, floorWriteConcurrency)
-	var wg sync.WaitGroup
-	for i, p := range parts {
-		sem <- struct{}{}
-		num := aws.Int32(int32(i + 1))
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String(floorStreamUploadKey),
-				UploadId: up.UploadId, PartNumber: num, Body: io.NewSectionReader(v, p[0], p[1]), ContentLength: aws.Int64(p[1])}, floorOpt)
-			if err != nil {
-				errs[i] = fmt.Errorf("floor: part %d: %w", *num, err)
-				return
-			}
-			done[i] = types.CompletedPart{ETag: out.ETag, PartNumber: num}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return 0, 0, err
-		}
+	done, err := sendParts(ctx, c, floorStreamUploadKey, up.UploadId, v, parts, 1, floorWriteConcurrency)
+	if err != nil {
+		return 0, 0, err
 	}
 	finishStart := time.Now()
 	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: aws.String(floorStreamUploadKey),
@@ -105,6 +86,32 @@ func rawStreamedPush(ctx context.Context, st *storageRoot, v *variant) (mbps, fi
 		return 0, 0, err
 	}
 	return float64(size) / end.Sub(start).Seconds() / mb, end.Sub(finishStart).Seconds(), nil
+}
+
+// sendParts uploads spans of v (offset and length each) as the parts
+// first, first+1, … of the multipart upload id at key, at most inFlight
+// at once, each as soon as one lands, and returns them in order.
+func sendParts(ctx context.Context, c *s3.Client, key string, id *string, v io.ReaderAt, spans [][2]int64, first, inFlight int) ([]types.CompletedPart, error) {
+	done := make([]types.CompletedPart, len(spans))
+	errs := make([]error, len(spans))
+	sem := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	for i, p := range spans {
+		sem <- struct{}{}
+		num := aws.Int32(int32(first + i))
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("registry"), Key: aws.String(key),
+				UploadId: id, PartNumber: num, Body: io.NewSectionReader(v, p[0], p[1]), ContentLength: aws.Int64(p[1])}, floorOpt)
+			if err != nil {
+				errs[i] = fmt.Errorf("floor: part %d: %w", *num, err)
+				return
+			}
+			done[i] = types.CompletedPart{ETag: out.ETag, PartNumber: num}
+		})
+	}
+	wg.Wait()
+	return done, errors.Join(errs...)
 }
 
 // rawCopyMultipart copies the size bytes at src to dst in parts of
