@@ -78,9 +78,7 @@ func TestWriteConcurrencyBoundsBlocksInFlight(t *testing.T) {
 			if err := w.Commit(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
-				t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-			}
+			checkStored(t, f, cont, "f", data)
 			if m := p.Most(); m < tc.min || m > tc.max {
 				t.Errorf("%d blocks in flight at most, want between %d and %d", m, tc.min, tc.max)
 			}
@@ -122,9 +120,7 @@ func TestResumeAfterCrashWithBlocksInFlight(t *testing.T) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-	}
+	checkStored(t, f, cont, "f", data)
 }
 
 // TestCancelWithBlocksInFlightLeavesNothing: Cancel while blocks are

@@ -1,7 +1,6 @@
 package azure
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"strings"
@@ -80,12 +79,7 @@ func TestReopenGoesOnWithoutGetBlockList(t *testing.T) {
 			t.Errorf("the write sent %q: no writer of it read the block list", r)
 		}
 	}
-	if got := readAllFrom(t, f.driver(t, cont, nil), "/up/data"); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-	}
-	if n := uncommittedBlocks(t, f, cont, "up/data"); n != 0 {
-		t.Errorf("uncommitted blocks after Commit = %d, want 0", n)
-	}
+	checkStored(t, f, cont, "up/data", data)
 }
 
 // TestReopenOnlyAfterAClose: a writer is reopened from memory once, and
@@ -177,7 +171,5 @@ func TestNewWriterSendsNothingBeforeItsFirstBlock(t *testing.T) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAllFrom(t, f.driver(t, cont, nil), "/up/data"); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-	}
+	checkStored(t, f, cont, "up/data", data)
 }

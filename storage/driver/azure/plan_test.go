@@ -1,7 +1,6 @@
 package azure
 
 import (
-	"bytes"
 	"context"
 	"math/rand/v2"
 	"net/http"
@@ -99,12 +98,7 @@ func TestExpectSplitsAChunkIntoBlocksStagedTogether(t *testing.T) {
 	if sizes, _ := p.Take(); !slices.Equal(sizes, []int64{rest - 3*planned, planned, planned, planned}) {
 		t.Errorf("second round: blocks of %v bytes, want three of %d and the rest", sizes, planned)
 	}
-	if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-	}
-	if n := uncommittedBlocks(t, f, cont, "f"); n != 0 {
-		t.Errorf("uncommitted blocks after Commit = %d, want 0", n)
-	}
+	checkStored(t, f, cont, "f", data)
 }
 
 // TestExpectThatLiesStoresTheBytesWritten: the hint is a plan, not a
@@ -126,9 +120,7 @@ func TestExpectThatLiesStoresTheBytesWritten(t *testing.T) {
 			}
 			put := func(w driver.FileWriter, b []byte) { writeInPieces(t, w, b) }
 			inflighttest.WriteRounds(t, tc, open, put, data)
-			if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
-				t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-			}
+			checkStored(t, f, cont, "f", data)
 		})
 	}
 }
@@ -203,7 +195,5 @@ func TestExpectStaysWithinWritememory(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Check(t, "blocks", []int64{chunk / 4, chunk / 4, chunk / 4, chunk / 4}, 1)
-	if got := readAllFrom(t, f.driver(t, cont, nil), "/f"); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
-	}
+	checkStored(t, f, cont, "f", data)
 }

@@ -33,6 +33,19 @@ func blobNames(t *testing.T, f *fixture, name string) []string {
 	return out
 }
 
+// checkStored fails t unless the blob key reads back through a new driver
+// as data and keeps no uncommitted block: a committed write leaves
+// nothing staged behind it.
+func checkStored(t *testing.T, f *fixture, cont, key string, data []byte) {
+	t.Helper()
+	if got := readAllFrom(t, f.driver(t, cont, nil), "/"+key); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes differing from the %d written", len(got), len(data))
+	}
+	if n := uncommittedBlocks(t, f, cont, key); n != 0 {
+		t.Errorf("uncommitted blocks after Commit = %d, want 0", n)
+	}
+}
+
 func uncommittedBlocks(t *testing.T, f *fixture, cont, blob string) int {
 	t.Helper()
 	resp, err := f.az.ContainerClient(cont).NewBlockBlobClient(blob).GetBlockList(t.Context(), blockblob.BlockListTypeUncommitted, nil)
