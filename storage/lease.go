@@ -383,27 +383,35 @@ func (l *lease) end() {
 // lapsed lease is not written to: its claim tells the next holder that
 // whatever it guarded was left in an unknown state.
 func (l *lease) release(ctx context.Context, size int64) error {
-	return l.releaseDigest(ctx, size, "", nil)
-}
-
-// releaseDigest is release recording, beside size, the running digest of
-// an upload session's bytes at size (see leaseRecord.Digest).
-func (l *lease) releaseDigest(ctx context.Context, size int64, alg digest.Algorithm, state []byte) error {
-	l.stopKeepAlive()
 	defer l.end()
-	if err := l.valid(); err != nil {
+	rec, _, err := l.giveUp(size, "", nil)
+	if err != nil {
 		return err
 	}
+	return l.write(ctx, rec)
+}
+
+// giveUp ends the holder's use of the lease, for release or releaseLater:
+// renewals stop (one under way is waited for) and the lease counts as
+// lost here. It returns the claim that releases it, recording size and,
+// when state is not nil, the running digest alg of an upload session's
+// bytes at size (see leaseRecord.Digest), with the time (monotonic) the
+// claim holds until; an error when the lease lapsed, which is then not to
+// be written.
+func (l *lease) giveUp(size int64, alg digest.Algorithm, state []byte) (leaseRecord, time.Time, error) {
+	l.stopKeepAlive()
+	if err := l.valid(); err != nil {
+		return leaseRecord{}, time.Time{}, err
+	}
 	l.mu.Lock()
-	rec := l.rec
+	rec, until := l.rec, l.validUntil
 	l.mu.Unlock()
 	rec.Released, rec.Size = true, size
 	if state != nil {
 		rec.Alg, rec.Digest = string(alg), state
 	}
-	err := l.write(ctx, rec)
 	_ = l.lose(fmt.Errorf("%w: released", errLeaseLost))
-	return err
+	return rec, until, nil
 }
 
 // abandon stops renewing without writing anything: the holder is done and

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -14,37 +13,29 @@ import (
 // before (releaseLater), and a request on another instance that finds the
 // claim still live waits a moment for that release (settleClaim).
 
-// releaseLater is releaseDigest with the write sent in the background
-// rather than waited for: the holder stops using the lease now, handOver
-// runs (with a channel closed once the write is done, failed or not), then
-// onEnd, then the write goes. An upload request answers its client as soon
-// as its bytes are stored, and the next request, here or elsewhere, need
-// not wait for a round trip that tells nothing about them: here it finds
-// what handOver left (a hint that the claim is released), elsewhere it
-// waits for the write a short while (settleClaim). A write that fails
-// leaves the claim to lapse, as a crash would; the next request that
-// finds it so forks the session (forkUpload) and loses nothing stored.
-// The write is bounded as every backend call is (driver.Wrap), and by the
-// claim's term.
+// releaseLater is release, recording the running digest too (see giveUp),
+// with the write sent in the background rather than waited for: the holder
+// stops using the lease now, handOver runs (with a channel closed once the
+// write is done, failed or not), then onEnd, then the write goes. An
+// upload request answers its client as soon as its bytes are stored, and
+// the next request, here or elsewhere, need not wait for a round trip that
+// tells nothing about them: here it finds what handOver left (a hint that
+// the claim is released), elsewhere it waits for the write a short while
+// (settleClaim). A write that fails leaves the claim to lapse, as a crash
+// would; the next request that finds it so forks the session (forkUpload)
+// and loses nothing stored. The write is bounded as every backend call is
+// (driver.Wrap), and by the claim's term.
 //
 // The write goes only once after is closed too (when not nil), and the
 // channel handOver gets is closed once it is done: given the channel of
 // the release before, it tells that every release of the session sent so
 // far landed, and the releases land in the order of their claims.
 func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorithm, state []byte, after <-chan struct{}, handOver func(written <-chan struct{})) error {
-	l.stopKeepAlive()
-	if err := l.valid(); err != nil {
+	rec, until, err := l.giveUp(size, alg, state)
+	if err != nil {
 		l.end()
 		return err
 	}
-	l.mu.Lock()
-	rec, until := l.rec, l.validUntil
-	l.mu.Unlock()
-	rec.Released, rec.Size = true, size
-	if state != nil {
-		rec.Alg, rec.Digest = string(alg), state
-	}
-	_ = l.lose(fmt.Errorf("%w: released", errLeaseLost))
 	written := make(chan struct{})
 	handOver(written)
 	l.end()
