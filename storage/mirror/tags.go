@@ -88,11 +88,9 @@ func (r *repository) upstreamTags(ctx context.Context, n int, last string) ([]st
 			q.Set("n", strconv.Itoa(want-len(tags)))
 		}
 	}
-	// Out of pages with more to come: the client goes on from the last
-	// tag it got, with the Link its registry sends.
-	if n > 0 && len(tags) > n {
-		tags = tags[:n]
-	}
+	// Out of pages with more to come (fewer than want, or the loop would
+	// have returned): the client goes on from the last tag it got, with
+	// the Link its registry sends.
 	return tags, len(tags) > 0, nil
 }
 
@@ -120,8 +118,9 @@ func (u *upstream) tags(ctx context.Context, repo string, q url.Values) ([]strin
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxUpstreamDoc)).Decode(&body); err != nil {
 		return nil, nil, u.fail("reading "+what, err)
 	}
-	next := nextPage(resp.Request.URL, resp.Header.Values("Link"))
-	if next == nil && len(body.Tags) > 0 && hasNext(resp.Header.Values("Link")) {
+	targets := nextTargets(resp.Header.Values("Link"))
+	next := nextPage(resp.Request.URL, targets)
+	if next == nil && len(body.Tags) > 0 && len(targets) > 0 {
 		// A Link elsewhere than this list: only its existence is
 		// trusted, and the next page is asked for here, from the last
 		// tag.
@@ -130,11 +129,12 @@ func (u *upstream) tags(ctx context.Context, repo string, q url.Values) ([]strin
 	return body.Tags, next, nil
 }
 
-// nextPage returns the query of the rel="next" Link among links when it
-// points at the same list on the same upstream as asked, nil otherwise:
-// the mirror never sends its credentials where an upstream's header says.
-func nextPage(asked *url.URL, links []string) url.Values {
-	for _, target := range nextTargets(links) {
+// nextPage returns the query of the first of targets (those of rel="next"
+// Links) that points at the same list on the same upstream as asked, nil
+// when none does: the mirror never sends its credentials where an
+// upstream's header says.
+func nextPage(asked *url.URL, targets []string) url.Values {
+	for _, target := range targets {
 		u, err := asked.Parse(target)
 		if err != nil || u.Scheme != asked.Scheme || u.Host != asked.Host || u.Path != asked.Path {
 			continue
@@ -143,8 +143,6 @@ func nextPage(asked *url.URL, links []string) url.Values {
 	}
 	return nil
 }
-
-func hasNext(links []string) bool { return len(nextTargets(links)) > 0 }
 
 // nextTargets returns the targets of the rel="next" links among links
 // (`<url>; rel="next"`, several to a header, separated by commas).
