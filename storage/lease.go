@@ -66,8 +66,7 @@ type lease struct {
 	mu         sync.Mutex
 	validUntil time.Time // monotonic
 	err        error     // why the lease was lost, once it is
-	stop       chan struct{}
-	done       chan struct{}
+	renewals   *renewals // while keepAlive renews
 }
 
 // leaseRecord is the content of one claim.
@@ -331,8 +330,12 @@ func (l *lease) lose(err error) error {
 // keepAlive renews the lease every third of its term until release. A
 // renewal that fails leaves the lease to lapse at validUntil, which every
 // use of it checks; it is tried again until then.
+//
+// The renewals run on a timer rather than on a goroutine of their own:
+// most holders (an upload request) release long before the first renewal
+// is due, and a goroutine parked on a ticker for each of them cost a
+// creation, two wake-ups and a ticker per request for nothing.
 func (l *lease) keepAlive(ctx context.Context, every time.Duration) {
-	l.stop, l.done = make(chan struct{}), make(chan struct{})
 	if every <= 0 {
 		every = l.term / 3
 	}
@@ -343,31 +346,51 @@ func (l *lease) keepAlive(ctx context.Context, every time.Duration) {
 	// inside what is left of the term.
 	ended := ctx.Done()
 	ctx = context.WithoutCancel(ctx)
-	go func() {
-		defer close(l.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-l.stop:
-				return
-			case <-ended:
-				return
-			case <-t.C:
-				if err := l.renew(ctx); errors.Is(err, errLeaseLost) {
-					return
-				}
-			}
+	k := &renewals{}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.timer = time.AfterFunc(every, func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.stopped || isClosed(ended) {
+			return
 		}
-	}()
+		start := time.Now()
+		if err := l.renew(ctx); errors.Is(err, errLeaseLost) {
+			return
+		}
+		// Every period from the last one's start, as a ticker would.
+		k.timer.Reset(max(every-time.Since(start), 0))
+	})
+	l.renewals = k
+}
+
+// renewals is the state of a lease's keepAlive: mu is held while a
+// renewal runs, so stopKeepAlive waits for one under way.
+type renewals struct {
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+// isClosed reports whether done (nil: never) is closed.
+func isClosed(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // stopKeepAlive ends the renewals, waiting for one under way.
 func (l *lease) stopKeepAlive() {
-	if l.stop != nil {
-		close(l.stop)
-		<-l.done
-		l.stop = nil
+	if k := l.renewals; k != nil {
+		k.mu.Lock()
+		k.stopped = true
+		k.timer.Stop()
+		k.mu.Unlock()
+		l.renewals = nil
 	}
 }
 
