@@ -131,6 +131,12 @@ func newLean(ctx context.Context, c *s3.Client, bucket, ua string) *lean {
 // yet read), which it sends again (a new reader on body each time) as the
 // retryer decides. It returns the response of a 2xx answer, its body open.
 func (l *lean) call(ctx context.Context, method, key string, header http.Header, body *bytes.Reader) (*http.Response, error) {
+	return l.callQuery(ctx, method, key, "", header, body)
+}
+
+// callQuery is call with a query string (encoded, without '?'): a
+// bucket's listing, a batch delete.
+func (l *lean) callQuery(ctx context.Context, method, key, query string, header http.Header, body *bytes.Reader) (*http.Response, error) {
 	hash := emptySHA256
 	switch {
 	case body == nil || body.Size() == 0:
@@ -148,6 +154,13 @@ func (l *lean) call(ctx context.Context, method, key string, header http.Header,
 	}
 	path := "/" + key
 	u := l.base + httpbinding.EscapePath(path, false)
+	if key == "" && strings.Count(l.base, "/") > 2 {
+		// The bucket itself, path-style: "/bucket", as the SDK sends it.
+		u = l.base
+	}
+	if query != "" {
+		u += "?" + query
+	}
 	// The retry quota's token of a retry is given back by the outcome of
 	// the attempt it paid for, as the SDK's retry step does.
 	releaseRetry := func(error) error { return nil }
@@ -219,6 +232,20 @@ func (l *lean) attempt(ctx context.Context, method, u string, header http.Header
 	resp, err := l.client.Do(req)
 	if err != nil {
 		return nil, &smithyhttp.RequestSendError{Err: err}
+	}
+	if resp.StatusCode/100 == 2 && header.Get("X-Amz-Copy-Source") != "" {
+		// A copy that fails once it began answers 200 with an error for
+		// its body; as the SDK does, that is a 500.
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		if err != nil {
+			return nil, &smithyhttp.RequestSendError{Err: err}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		var root struct{ XMLName xml.Name }
+		if xml.Unmarshal(b, &root) == nil && strings.EqualFold(root.XMLName.Local, "Error") {
+			resp.StatusCode = http.StatusInternalServerError
+		}
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil

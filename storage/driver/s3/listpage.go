@@ -173,5 +173,5 @@ func (d *Driver) listLevel(ctx context.Context, prefix, startAfter string, token
 	if startAfter != "" {
 		in.StartAfter = aws.String(startAfter)
 	}
-	return d.c.ListObjectsV2(ctx, in)
+	return d.listObjects(ctx, in)
 }

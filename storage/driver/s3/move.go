@@ -51,7 +51,7 @@ func (d *Driver) copyObject(ctx context.Context, src, dst string) error {
 // (a state object), to dst, as an object Berth wrote there itself.
 func (d *Driver) copyKey(ctx context.Context, srcKey, dst string) error {
 	sse, kms := d.sse()
-	_, err := d.c.CopyObject(ctx, &s3.CopyObjectInput{
+	_, err := d.copyObjectIn(ctx, &s3.CopyObjectInput{
 		Bucket: d.bucket, Key: aws.String(d.key(dst)), CopySource: d.copySource(srcKey),
 		ContentType:          aws.String("application/octet-stream"),
 		MetadataDirective:    types.MetadataDirectiveReplace,
@@ -171,7 +171,7 @@ func (d *Driver) deletePrefix(ctx context.Context, prefix string, extra []types.
 		if len(keys) == 0 {
 			return nil
 		}
-		out, err := d.c.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		out, err := d.deleteObjects(ctx, &s3.DeleteObjectsInput{
 			Bucket: d.bucket, Delete: &types.Delete{Objects: keys, Quiet: aws.Bool(true)},
 		})
 		if err != nil {
@@ -184,21 +184,20 @@ func (d *Driver) deletePrefix(ctx context.Context, prefix string, extra []types.
 		keys = keys[:0]
 		return nil
 	}
-	pages := s3.NewListObjectsV2Paginator(d.c, &s3.ListObjectsV2Input{Bucket: d.bucket, Prefix: aws.String(prefix)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return listed, err
-		}
+	err := d.listPages(ctx, &s3.ListObjectsV2Input{Bucket: d.bucket, Prefix: aws.String(prefix)}, func(page *s3.ListObjectsV2Output) error {
 		for _, o := range page.Contents {
 			keys = append(keys, types.ObjectIdentifier{Key: o.Key})
 			listed++
 			if len(keys) == maxDeleteBatch {
 				if err := flush(); err != nil {
-					return listed, err
+					return err
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return listed, err
 	}
 	if listed == 0 && !always {
 		return 0, nil

@@ -269,7 +269,7 @@ func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error)
 			return driver.FileInfo{}, mapErr("stat", path, err)
 		}
 	}
-	out, err := d.c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+	out, err := d.listObjects(ctx, &s3.ListObjectsV2Input{
 		Bucket: d.bucket, Prefix: aws.String(d.dirPrefix(path)), MaxKeys: aws.Int32(1),
 	})
 	if err != nil {
@@ -297,14 +297,9 @@ func (d *Driver) StatFile(ctx context.Context, path string) (driver.FileInfo, er
 func (d *Driver) List(ctx context.Context, dir string) ([]string, error) {
 	prefix := d.dirPrefix(dir)
 	var children []string
-	pages := s3.NewListObjectsV2Paginator(d.c, &s3.ListObjectsV2Input{
+	err := d.listPages(ctx, &s3.ListObjectsV2Input{
 		Bucket: d.bucket, Prefix: aws.String(prefix), Delimiter: aws.String("/"),
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, mapErr("list", dir, err)
-		}
+	}, func(page *s3.ListObjectsV2Output) error {
 		for _, o := range page.Contents {
 			if n := strings.TrimPrefix(aws.ToString(o.Key), prefix); validName(n) {
 				children = append(children, driver.Join(dir, n))
@@ -316,6 +311,10 @@ func (d *Driver) List(ctx context.Context, dir string) ([]string, error) {
 				children = append(children, driver.Join(dir, n))
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, mapErr("list", dir, err)
 	}
 	if len(children) == 0 && dir != "/" {
 		return nil, pathErr("list", dir, driver.ErrNotFound)

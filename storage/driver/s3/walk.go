@@ -21,12 +21,7 @@ import (
 func (d *Driver) Walk(ctx context.Context, root string, fn driver.WalkFunc) error {
 	prefix := d.dirPrefix(root)
 	var files []driver.FileInfo
-	pages := s3.NewListObjectsV2Paginator(d.c, &s3.ListObjectsV2Input{Bucket: d.bucket, Prefix: aws.String(prefix)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return mapErr("walk", root, err)
-		}
+	err := d.listPages(ctx, &s3.ListObjectsV2Input{Bucket: d.bucket, Prefix: aws.String(prefix)}, func(page *s3.ListObjectsV2Output) error {
 		for _, o := range page.Contents {
 			rel := strings.TrimPrefix(aws.ToString(o.Key), prefix)
 			if !driver.ValidPath("/" + rel) {
@@ -36,6 +31,10 @@ func (d *Driver) Walk(ctx context.Context, root string, fn driver.WalkFunc) erro
 				Path: driver.Join(root, rel), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified),
 			})
 		}
+		return nil
+	})
+	if err != nil {
+		return mapErr("walk", root, err)
 	}
 	if len(files) == 0 && root != "/" {
 		return pathErr("walk", root, driver.ErrNotFound)
