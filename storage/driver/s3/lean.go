@@ -51,8 +51,9 @@ type lean struct {
 	region  string // signing region
 	base    string // the bucket's URL: scheme, host and path, no trailing '/'
 	https   bool
-	// The fields of the SDK's inputs each request sends (objects.go).
-	keyIn, getIn, putIn *fieldSet
+	// The fields of the SDK's inputs each request sends (objects.go,
+	// leanlist.go), and of a batch delete's list (types.Delete).
+	keyIn, getIn, putIn, copyIn, listIn, deleteIn, deleteList *fieldSet
 	// skew is how far the store's clock is ahead of this host's, as its
 	// answers last showed when they refused a signature for it
 	// (nanoseconds); signatures are dated by the store's clock.
@@ -124,6 +125,11 @@ func newLean(ctx context.Context, c *s3.Client, bucket, ua string) *lean {
 		getIn:   fields("Bucket", "Key", "Range", "IfMatch"),
 		putIn: fields("Bucket", "Key", "Body", "ContentLength", "ContentType", "IfNoneMatch", "Metadata",
 			"ServerSideEncryption", "SSEKMSKeyId", "StorageClass", "ACL"),
+		copyIn: fields("Bucket", "Key", "CopySource", "ContentType", "MetadataDirective",
+			"ServerSideEncryption", "SSEKMSKeyId", "StorageClass", "ACL"),
+		listIn:     fields("Bucket", "Prefix", "Delimiter", "MaxKeys", "ContinuationToken", "StartAfter"),
+		deleteIn:   fields("Bucket", "Delete"),
+		deleteList: fields("Objects", "Quiet"),
 	}
 }
 

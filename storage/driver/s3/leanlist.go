@@ -24,18 +24,12 @@ import (
 // objects and deletes what it found, and through the SDK's stack those
 // three requests cost more CPU than the lean PUT of the layer's bytes.
 
-// listIn and deleteIn are the fields of the SDK's inputs that lean sends.
-var (
-	listIn   = fields("Bucket", "Prefix", "Delimiter", "MaxKeys", "ContinuationToken", "StartAfter")
-	deleteIn = fields("Bucket", "Delete")
-)
-
 // maxListBody bounds the answer to one listing read into memory: a page
 // of 1000 keys of up to 1 KiB each, escaped, with room to spare.
 const maxListBody = 8 << 20
 
 func (d *Driver) listObjects(ctx context.Context, in *s3.ListObjectsV2Input) (*s3.ListObjectsV2Output, error) {
-	if d.lean == nil || !listIn.only(in) {
+	if d.lean == nil || !d.lean.listIn.only(in) {
 		return d.c.ListObjectsV2(ctx, in)
 	}
 	q := url.Values{"list-type": {"2"}}
@@ -109,7 +103,7 @@ func (d *Driver) listPages(ctx context.Context, in *s3.ListObjectsV2Input, page 
 }
 
 func (d *Driver) deleteObjects(ctx context.Context, in *s3.DeleteObjectsInput) (*s3.DeleteObjectsOutput, error) {
-	if d.lean == nil || !deleteIn.only(in) || in.Delete == nil || !deleteFields.only(in.Delete) {
+	if d.lean == nil || !d.lean.deleteIn.only(in) || in.Delete == nil || !d.lean.deleteList.only(in.Delete) {
 		return d.c.DeleteObjects(ctx, in)
 	}
 	type object struct {
@@ -156,9 +150,6 @@ func (d *Driver) deleteObjects(ctx context.Context, in *s3.DeleteObjectsInput) (
 	}
 	return out, nil
 }
-
-// deleteFields are the fields of types.Delete that lean sends.
-var deleteFields = fields("Objects", "Quiet")
 
 // decodeXML reads an answer's XML body into v.
 func decodeXML(r io.Reader, v any) error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // headObject, getObject, putObject and deleteObject are the SDK's calls of
@@ -58,17 +59,8 @@ func (d *Driver) putObject(ctx context.Context, in *s3.PutObjectInput) (*s3.PutO
 		return d.c.PutObject(ctx, in)
 	}
 	h := http.Header{}
-	set := func(k, v string) {
-		if v != "" {
-			h.Set(k, v)
-		}
-	}
-	set("Content-Type", aws.ToString(in.ContentType))
-	set("If-None-Match", aws.ToString(in.IfNoneMatch))
-	set("X-Amz-Server-Side-Encryption", string(in.ServerSideEncryption))
-	set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", aws.ToString(in.SSEKMSKeyId))
-	set("X-Amz-Storage-Class", string(in.StorageClass))
-	set("X-Amz-Acl", string(in.ACL))
+	setHeader(h, "If-None-Match", aws.ToString(in.IfNoneMatch))
+	storedAs(h, in.ContentType, in.ServerSideEncryption, in.SSEKMSKeyId, in.StorageClass, in.ACL)
 	for k, v := range in.Metadata {
 		h.Set("X-Amz-Meta-"+k, v)
 	}
@@ -96,29 +88,16 @@ func (d *Driver) deleteObject(ctx context.Context, in *s3.DeleteObjectInput) (*s
 	return &s3.DeleteObjectOutput{}, nil
 }
 
-// copyIn are the fields of the SDK's CopyObjectInput that lean sends.
-var copyIn = fields("Bucket", "Key", "CopySource", "ContentType", "MetadataDirective",
-	"ServerSideEncryption", "SSEKMSKeyId", "StorageClass", "ACL")
-
 // copyObjectIn is the SDK's CopyObject, sent lean: every layer docker
 // pushes is committed by a copy of its state object (writer.CommitTo).
 func (d *Driver) copyObjectIn(ctx context.Context, in *s3.CopyObjectInput) (*s3.CopyObjectOutput, error) {
-	if d.lean == nil || !copyIn.only(in) {
+	if d.lean == nil || !d.lean.copyIn.only(in) {
 		return d.c.CopyObject(ctx, in)
 	}
 	h := http.Header{}
-	set := func(k, v string) {
-		if v != "" {
-			h.Set(k, v)
-		}
-	}
-	set("X-Amz-Copy-Source", aws.ToString(in.CopySource))
-	set("Content-Type", aws.ToString(in.ContentType))
-	set("X-Amz-Metadata-Directive", string(in.MetadataDirective))
-	set("X-Amz-Server-Side-Encryption", string(in.ServerSideEncryption))
-	set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", aws.ToString(in.SSEKMSKeyId))
-	set("X-Amz-Storage-Class", string(in.StorageClass))
-	set("X-Amz-Acl", string(in.ACL))
+	setHeader(h, "X-Amz-Copy-Source", aws.ToString(in.CopySource))
+	setHeader(h, "X-Amz-Metadata-Directive", string(in.MetadataDirective))
+	storedAs(h, in.ContentType, in.ServerSideEncryption, in.SSEKMSKeyId, in.StorageClass, in.ACL)
 	// The SDK's x-id goes too: S3 ignores it, and a log of requests
 	// tells a copy from a PUT by it.
 	resp, err := d.lean.callQuery(ctx, http.MethodPut, aws.ToString(in.Key), "x-id=CopyObject", h, nil)
@@ -127,4 +106,21 @@ func (d *Driver) copyObjectIn(ctx context.Context, in *s3.CopyObjectInput) (*s3.
 	}
 	_ = resp.Body.Close()
 	return &s3.CopyObjectOutput{}, nil
+}
+
+// storedAs sets the headers of how a PUT or a copy stores its object:
+// content type, encryption, storage class and ACL, each when given.
+func storedAs(h http.Header, contentType *string, sse types.ServerSideEncryption, kmsKey *string, class types.StorageClass, acl types.ObjectCannedACL) {
+	setHeader(h, "Content-Type", aws.ToString(contentType))
+	setHeader(h, "X-Amz-Server-Side-Encryption", string(sse))
+	setHeader(h, "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", aws.ToString(kmsKey))
+	setHeader(h, "X-Amz-Storage-Class", string(class))
+	setHeader(h, "X-Amz-Acl", string(acl))
+}
+
+// setHeader sets k to v unless v is empty, as the SDK leaves a field unset.
+func setHeader(h http.Header, k, v string) {
+	if v != "" {
+		h.Set(k, v)
+	}
 }

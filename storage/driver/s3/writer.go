@@ -615,12 +615,7 @@ func (d *Driver) Unfinished(ctx context.Context, dir string) (map[string]time.Ti
 	}
 	statePrefix := d.cfg.root + stateDir
 	prefix := statePrefix + strings.TrimPrefix(d.dirPrefix(dir), d.cfg.root)
-	pages := s3.NewListObjectsV2Paginator(d.c, &s3.ListObjectsV2Input{Bucket: d.bucket, Prefix: aws.String(prefix)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, mapErr("unfinished", dir, err)
-		}
+	err := d.listPages(ctx, &s3.ListObjectsV2Input{Bucket: d.bucket, Prefix: aws.String(prefix)}, func(page *s3.ListObjectsV2Output) error {
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
 			started := aws.ToTime(o.LastModified)
@@ -629,13 +624,17 @@ func (d *Driver) Unfinished(ctx context.Context, dir string) (map[string]time.Ti
 				if isNotFound(err) {
 					continue // committed or cancelled meanwhile
 				}
-				return nil, mapErr("unfinished", dir, err)
+				return err
 			}
 			if t, err := time.Parse(time.RFC3339Nano, head.Metadata[metaStarted]); err == nil {
 				started = t
 			}
 			note("/"+strings.TrimPrefix(key, statePrefix), started)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, mapErr("unfinished", dir, err)
 	}
 	ups := s3.NewListMultipartUploadsPaginator(d.c, &s3.ListMultipartUploadsInput{
 		Bucket: d.bucket, Prefix: aws.String(d.dirPrefix(dir)),
