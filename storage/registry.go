@@ -35,6 +35,8 @@ type Registry struct {
 	parked    atomic.Int64     // hints holding a closed writer (uploadmemory.go)
 	releases  sync.WaitGroup   // lease releases still being written (lease.releaseLater)
 	releasing sync.Map         // upload key → the last of them on it (trackRelease)
+	kept      sync.Map         // upload key → the claim kept for its next request (uploadkeep.go)
+	keepFor   time.Duration    // how long (uploadKeep)
 	now       func() time.Time // the clock cache entries age by
 	catalog   catalogIndex     // catalogindex.go
 
@@ -46,10 +48,12 @@ type Registry struct {
 }
 
 // Drain waits, until ctx ends, for the upload lease releases still being
-// written after their requests were answered (lease.releaseLater): a
+// written after their requests were answered (lease.releaseLater), once
+// it released the claims kept for a next request (uploadkeep.go): a
 // server that stops cleanly leaves no session to wait for its claims to
 // lapse.
 func (r *Registry) Drain(ctx context.Context) {
+	r.releaseKept()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -86,7 +90,7 @@ func New(d driver.Driver, opts Options, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now}
+	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now, keepFor: uploadKeep}
 	r.cache = newCache(func() time.Time { return r.now() }, opts.BlobDescriptors, opts.ContentBytes)
 	for _, p := range opts.Validation.URLsAllow {
 		re, err := regexp.Compile(p)

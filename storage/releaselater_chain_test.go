@@ -40,6 +40,7 @@ func TestFailedRequestKeepsTheReleaseInFlightToWaitFor(t *testing.T) {
 		gate := make(chan struct{})
 		drv := &failStartOnce{heldReleases: &heldReleases{Driver: open(), suffix: "/000000000002", open: gate}}
 		reg := New(drv, Options{}, nil)
+		reg.keepFor = 0 // each request releases its claim (uploadkeep.go)
 		a := reg.Repository("app")
 		id := startedUpload(t, a, bytesOf(100, 'a'))
 		patch(t, a, id, bytesOf(50, 'b'))
@@ -91,6 +92,7 @@ func TestFailedRequestReleasesAfterTheReleaseInFlight(t *testing.T) {
 		defer release()
 		drv := &failStartOnce{heldReleases: &heldReleases{Driver: open(), suffix: "/000000000002", open: gate}}
 		regA := New(drv, Options{}, nil)
+		regA.keepFor = 0 // each request releases its claim (uploadkeep.go)
 		a := regA.Repository("app")
 		b := New(&countedReads{Driver: open(), suffix: "/000000000003", read: func(n int) {
 			if n >= 4 {

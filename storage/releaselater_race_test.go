@@ -66,6 +66,7 @@ func TestLateReleaseOfAnEarlierClaimDoesNotOutliveACommitElsewhere(t *testing.T)
 		var once sync.Once
 		release := func() { once.Do(func() { close(gate) }) }
 		regA := New(&heldReleases{Driver: open(), suffix: "/000000000002", open: gate}, Options{}, nil)
+		regA.keepFor = 0 // each request releases its claim (uploadkeep.go)
 		a := regA.Repository("app")
 		b := New(&countedReads{Driver: open(), suffix: "/000000000003", read: func(n int) {
 			if n >= 4 {
@@ -119,6 +120,7 @@ func TestNextRequestHereOutlivesAFailedRelease(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
 		ctx := context.Background()
 		regA := New(failedClaim{Driver: open(), suffix: "/000000000002"}, Options{}, nil)
+		regA.keepFor = 0 // each request releases its claim (uploadkeep.go)
 		a := regA.Repository("app")
 		b := New(open(), Options{}, nil).Repository("app")
 		content := append(append(bytesOf(100, 'a'), bytesOf(50, 'b')...), bytesOf(10, 'c')...)

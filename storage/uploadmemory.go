@@ -26,6 +26,10 @@ import (
 type uploadHint struct {
 	lease leaseHint
 	mem   *sessionMemory // nil when not kept (see maxParked)
+	// kept is the claim itself when the request kept it rather than
+	// releasing it (uploadkeep.go); lease then tells what its release
+	// will say.
+	kept *keptClaim
 }
 
 // trackRelease records written, closed once the release of the upload's
@@ -77,13 +81,17 @@ const (
 // upload id of repository name, so that the session's next request here
 // takes the lease with one create instead of reading it first (three
 // round trips on an object store, a fifth of a small push's time), and
-// goes on from h.mem.
-func (r *Registry) putHint(name, id string, h uploadHint) {
+// goes on from h.mem. It returns false when h, or the memory of a
+// hint that keeps a claim, was not kept.
+func (r *Registry) putHint(name, id string, h uploadHint) bool {
 	if r.hintCount.Load() >= maxHints {
-		return
+		return false
 	}
 	if h.mem != nil && r.parked.Add(1) > maxParked {
 		r.parked.Add(-1)
+		if h.kept != nil {
+			return false
+		}
 		h.mem = nil
 	}
 	old, loaded := r.hints.Swap(name+"/"+id, h)
@@ -92,6 +100,7 @@ func (r *Registry) putHint(name, id string, h uploadHint) {
 	} else if old.(uploadHint).mem != nil {
 		r.parked.Add(-1)
 	}
+	return true
 }
 
 // takeHint returns and forgets what this instance last released on the
@@ -121,9 +130,13 @@ func (r *Registry) peekHint(name, id string) *uploadHint {
 }
 
 // trusted returns the session memory of h when l's claim is the one right
-// after h's release, on a backend whose creates are atomic (on Swift two
+// after h's release, or the one h kept, on a backend whose creates are atomic (on Swift two
 // instances may both have made the same claim); nil otherwise.
 func (h *uploadHint) trusted(l *lease, drv driver.Driver) *sessionMemory {
+	if h != nil && h.kept != nil && h.kept.l == l {
+		// The claim the request before kept for this one.
+		return h.mem
+	}
 	if h == nil || h.mem == nil || l.gen != h.lease.gen+1 || !driver.AtomicCreate(drv) {
 		return nil
 	}
@@ -213,18 +226,22 @@ func (r *repository) openSession(ctx context.Context, id string, hint *uploadHin
 }
 
 // releaseInOrder releases l, a claim on the upload id that a failed
-// request took, once the release before it still in flight here
-// (lastRelease) is done: a release that overtook it would tell another
-// instance the session is free, which may then commit and remove it
-// before the earlier release lands and brings its claim back.
+// request took, after the release before it still in flight here
+// (lastRelease): a release that overtook it would tell another instance
+// the session is free, which may then commit and remove it before the
+// earlier release lands and brings its claim back. It is written in the
+// background behind that one, tracked as the session's last (a commit or
+// cancel here waits for it), so that the failed request answers at once
+// rather than for as long as the earlier release takes.
 func (r *repository) releaseInOrder(ctx context.Context, id string, l *lease, size int64) error {
-	if before := r.reg.lastRelease(r.name, id); before != nil {
-		select {
-		case <-before:
-		case <-ctx.Done():
-		}
+	before := r.reg.lastRelease(r.name, id)
+	if before == nil {
+		return l.release(ctx, size)
 	}
-	return l.release(ctx, size)
+	l.pending = &r.reg.releases
+	return l.releaseLater(ctx, size, "", nil, before, func(written <-chan struct{}) {
+		r.reg.trackRelease(r.name, id, written)
+	})
 }
 
 // leaseErr turns a failure to take an upload's lease into what the

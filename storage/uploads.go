@@ -59,6 +59,11 @@ type upload struct {
 	// one on this instance was written; nil when there is none to wait
 	// for (see releaseLanded).
 	prevRelease <-chan struct{}
+	// sticky is set when the request's claim followed this instance's
+	// own release on the session, or is the claim it kept: the client is
+	// kept on this instance, and its next request likely comes here too
+	// (uploadkeep.go).
+	sticky bool
 }
 
 var _ AlgorithmSetter = (*upload)(nil)
@@ -267,24 +272,27 @@ func (u *upload) Close(ctx context.Context) error {
 		}
 		u.repo.reg.putHint(u.repo.name, u.id, uploadHint{lease: leaseHint{gen: 1, rec: rec}, mem: u.remember(size, hashState)})
 	}
-	if u.lease != nil {
-		// After the bytes and the digest state: the release is what
-		// vouches for them. It is written while the client is answered
-		// (releaseLater): the hint for this instance's next request, and
-		// the hold, are handed over first, so that request claims the
-		// next number at once.
-		err := u.lease.releaseLater(ctx, size, u.alg, hashState, u.prevRelease, func(written <-chan struct{}) {
-			u.repo.reg.trackRelease(u.repo.name, u.id, written)
-			u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
-				lease: leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}},
-				mem:   u.remember(size, hashState),
-			})
-		})
-		if err != nil {
+	if u.lease != nil && !u.keep(ctx, size, hashState) {
+		if err := u.releaseClaim(ctx, size, hashState); err != nil {
 			return wrapDriverErr("close upload", err)
 		}
 	}
 	return nil
+}
+
+// releaseClaim releases u's claim, once its bytes and digest state at size
+// are stored: the release is what vouches for them. It is written while
+// the client is answered (releaseLater): the hint for this instance's next
+// request, and the hold, are handed over first, so that request claims the
+// next number at once.
+func (u *upload) releaseClaim(ctx context.Context, size int64, hashState []byte) error {
+	return u.lease.releaseLater(ctx, size, u.alg, hashState, u.prevRelease, func(written <-chan struct{}) {
+		u.repo.reg.trackRelease(u.repo.name, u.id, written)
+		u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
+			lease: leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}},
+			mem:   u.remember(size, hashState),
+		})
+	})
 }
 
 // releaseLanded waits for the releases of the requests before this one

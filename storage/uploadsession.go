@@ -55,8 +55,17 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		return nil, r.busy(ctx, id)
 	}
 	hint := r.reg.takeHint(r.name, id)
-	startedAt, l, prev, err := r.openSession(ctx, id, hint)
-	if err != nil {
+	var (
+		startedAt time.Time
+		l         *lease
+		prev      *leaseRecord
+		err       error
+	)
+	if k := r.reg.takeKept(hint); k != nil {
+		// The request before this one here kept its claim for it: no
+		// other request wrote since, nor could remove the session.
+		startedAt, l, prev = k.startedAt, k.l, &hint.lease.rec
+	} else if startedAt, l, prev, err = r.openSession(ctx, id, hint); err != nil {
 		unhold()
 		return nil, err
 	}
@@ -89,7 +98,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 		_ = r.releaseInOrder(ctx, id, l, -1)
 		return nil, wrapDriverErr("resume upload", err)
 	}
-	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true, lease: l}
+	u := &upload{repo: r, id: id, startedAt: startedAt, fw: fw, alg: digest.SHA256, saved: true, lease: l, sticky: mem != nil}
 	u.prevRelease = r.reg.lastRelease(r.name, id)
 	if err := u.loadHashState(ctx, prev, mem); err != nil {
 		_ = fw.Close()

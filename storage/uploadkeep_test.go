@@ -1,0 +1,348 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/storage/driver"
+	"github.com/opencontainers/go-digest"
+)
+
+// An upload request whose claim followed this instance's release keeps it
+// for the session's next request here (uploadkeep.go).
+
+// claimCalls counts the creates of upload claims and the reads of upload
+// start times.
+type claimCalls struct {
+	driver.Driver
+	creates, startReads atomic.Int64
+}
+
+func (c *claimCalls) Create(ctx context.Context, p string, b []byte) error {
+	if isClaim(p) {
+		c.creates.Add(1)
+	}
+	return driver.Create(ctx, c.Driver, p, b)
+}
+
+func (c *claimCalls) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	if strings.HasSuffix(p, "/startedat") {
+		c.startReads.Add(1)
+	}
+	return c.Driver.Reader(ctx, p, off)
+}
+
+// claimAt reads claim gen of the upload id in repository app.
+func claimAt(t *testing.T, d driver.Driver, id string, gen uint64) *leaseRecord {
+	t.Helper()
+	b, err := driver.GetContent(context.Background(), d, leaseClaimPath(uploadLeaseDir("app", id), gen), 4096)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec leaseRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatalf("claim %d: %v", gen, err)
+	}
+	return &rec
+}
+
+// noSessionLeft fails t when the uploads of repository app left files.
+func noSessionLeft(t *testing.T, d driver.Driver) {
+	t.Helper()
+	if files := hasPrefix(treePaths(tree(t, d)), "/docker/registry/v2/repositories/app/_uploads"); len(files) != 0 {
+		t.Fatalf("the session left files: %v", files)
+	}
+}
+
+// TestNextRequestHereTakesTheKeptClaim: after the first PATCH on A, A's
+// next PATCHes and the PUT neither create a claim nor read the start time;
+// the status A reports is what each acknowledged, and the commit leaves
+// nothing behind. Before, each request created the next claim (three more
+// creates) and read the start time beside it.
+func TestNextRequestHereTakesTheKeptClaim(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		drv := &claimCalls{Driver: open()}
+		reg := New(drv, Options{}, nil)
+		reg.keepFor = 10 * time.Second // never lapses during the test
+		a := reg.Repository("app")
+		var content []byte
+		for i := range 4 {
+			content = append(content, bytesOf(100, byte('a'+i))...)
+		}
+		id := startedUpload(t, a, content[:100])
+		patch(t, a, id, content[100:200])
+		creates, reads := drv.creates.Load(), drv.startReads.Load()
+		for i := 2; i < 4; i++ {
+			patch(t, a, id, content[100*i:100*(i+1)])
+			if size, err := a.StatUpload(ctx, id); err != nil || size != int64(100*(i+1)) {
+				t.Fatalf("StatUpload after PATCH %d: %d, %v, want %d", i, size, err, 100*(i+1))
+			}
+		}
+		u, err := a.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.(*upload).h == nil {
+			t.Fatal("the digest state was not carried over with the kept claim")
+		}
+		d := digest.FromBytes(content)
+		if _, err := u.Commit(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if n := drv.creates.Load() - creates; n != 0 {
+			t.Fatalf("the requests after the first PATCH created %d claims, want 0", n)
+		}
+		if n := drv.startReads.Load() - reads; n != 0 {
+			t.Fatalf("the requests after the first PATCH read the start time %d times, want 0", n)
+		}
+		reg.Drain(ctx)
+		noSessionLeft(t, open())
+		if got := readAll(t, mustOpen(t, a, d)); !bytes.Equal(got, content) {
+			t.Fatalf("blob holds %d bytes, not the content", len(got))
+		}
+	})
+}
+
+// TestKeptClaimIsReleasedForAnotherInstance: the client's next request
+// goes to B while A keeps its claim. B waits for the release, which comes
+// once A's keep is over, and goes on from it with the digest state it
+// records (the data is not re-read). Without the release at the end of
+// the keep, B answered busy.
+func TestKeptClaimIsReleasedForAnotherInstance(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		regA := New(open(), Options{}, nil)
+		a, b := regA.Repository("app"), newRegistry(open, Options{}).Repository("app")
+		content := append(bytesOf(100, 'a'), bytesOf(50, 'b')...)
+		id := startedUpload(t, a, content[:100])
+		patch(t, a, id, content[100:])
+		if _, ok := regA.kept.Load("app/" + id); !ok {
+			t.Fatal("A did not keep the claim of its PATCH")
+		}
+		if size, err := b.StatUpload(ctx, id); err != nil || size != 150 {
+			t.Fatalf("StatUpload on B: %d, %v, want 150", size, err)
+		}
+		u, err := b.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatalf("ResumeUpload on B: %v", err)
+		}
+		if u.Size() != 150 || u.(*upload).h == nil {
+			t.Fatalf("B resumed at %d bytes (digest state trusted: %v), want 150, trusted", u.Size(), u.(*upload).h != nil)
+		}
+		d := digest.FromBytes(content)
+		if _, err := u.Commit(ctx, d); err != nil {
+			t.Fatalf("Commit on B: %v", err)
+		}
+		regA.Drain(ctx)
+		noSessionLeft(t, open())
+	})
+}
+
+// TestDrainReleasesKeptClaims: a server shutting down releases the claims
+// it keeps, with what they vouch for, rather than leaving them to block
+// their sessions until they lapse.
+func TestDrainReleasesKeptClaims(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		reg := New(open(), Options{}, nil)
+		reg.keepFor = 10 * time.Second
+		a := reg.Repository("app")
+		id := startedUpload(t, a, bytesOf(100, 'a'))
+		patch(t, a, id, bytesOf(50, 'b'))
+		if rec := claimAt(t, open(), id, 2); rec == nil || rec.Released {
+			t.Fatalf("claim 2 before the drain: %+v, want kept", rec)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		reg.Drain(ctx)
+		if rec := claimAt(t, open(), id, 2); rec == nil || !rec.Released || rec.Size != 150 || rec.Digest == nil {
+			t.Fatalf("claim 2 after the drain: %+v, want released at 150 bytes with its digest state", rec)
+		}
+	})
+}
+
+// TestRequestsSentRoundRobinDoNotKeep: a client whose requests go to each
+// instance in turn never finds a claim kept for it elsewhere: a request
+// whose claim did not follow its own instance's release releases at once.
+func TestRequestsSentRoundRobinDoNotKeep(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		regA, regB := New(open(), Options{}, nil), New(open(), Options{}, nil)
+		regA.keepFor, regB.keepFor = 10*time.Second, 10*time.Second
+		a, b := regA.Repository("app"), regB.Repository("app")
+		content := append(append(bytesOf(100, 'a'), bytesOf(50, 'b')...), bytesOf(10, 'c')...)
+		id := startedUpload(t, a, content[:100])
+		for i, step := range []struct {
+			reg  *Registry
+			repo Repository
+			data []byte
+		}{{regB, b, content[100:150]}, {regA, a, content[150:]}} {
+			patch(t, step.repo, id, step.data)
+			released := step.reg.lastRelease("app", id)
+			if released == nil {
+				t.Fatalf("PATCH %d kept its claim, want it released", i+1)
+			}
+			<-released
+		}
+		u, err := b.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Commit(ctx, digest.FromBytes(content)); err != nil {
+			t.Fatal(err)
+		}
+		noSessionLeft(t, open())
+	})
+}
+
+// TestKeptClaimOfAKilledInstanceLosesNothing: A is killed while it keeps
+// its claim (its keep never ends, nothing is released). Once the claim
+// lapsed, B takes the session over, finds every byte A acknowledged and
+// commits their digest.
+func TestKeptClaimOfAKilledInstanceLosesNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		const term, skew = time.Second, 100 * time.Millisecond
+		opts := Options{UploadLease: term, LeaseSkew: skew}
+		regA := New(open(), opts, nil)
+		a := regA.Repository("app")
+		content := append(append(bytesOf(100, 'a'), bytesOf(50, 'b')...), bytesOf(10, 'c')...)
+		id := startedUpload(t, a, content[:100])
+		patch(t, a, id, content[100:150])
+		patch(t, a, id, content[150:])
+		v, ok := regA.kept.Load("app/" + id)
+		if !ok {
+			t.Fatal("A did not keep the claim of its PATCH")
+		}
+		v.(*keptClaim).timer.Stop() // killed: the keep never ends
+		b := newRegistry(open, opts).Repository("app")
+		time.Sleep(term + skew + 100*time.Millisecond)
+		if size, err := b.StatUpload(ctx, id); err != nil || size != 160 {
+			t.Fatalf("StatUpload on B once A's claim lapsed: %d, %v, want 160", size, err)
+		}
+		u, err := b.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := digest.FromBytes(content)
+		if _, err := u.Commit(ctx, d); err != nil {
+			t.Fatalf("Commit on B: %v", err)
+		}
+		if got := readAll(t, mustOpen(t, b, d)); !bytes.Equal(got, content) {
+			t.Fatalf("blob holds %d bytes, not the content", len(got))
+		}
+	})
+}
+
+// TestTakenClaimIsRenewed: a request that takes a kept claim renews it, so
+// a request longer than the claim's term still holds the session at its
+// end.
+func TestTakenClaimIsRenewed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		const term = time.Second
+		reg := New(open(), Options{UploadLease: term, LeaseSkew: 100 * time.Millisecond}, nil)
+		a := reg.Repository("app")
+		content := append(append(bytesOf(100, 'a'), bytesOf(50, 'b')...), bytesOf(10, 'c')...)
+		id := startedUpload(t, a, content[:100])
+		patch(t, a, id, content[100:150])
+		if _, ok := reg.kept.Load("app/" + id); !ok {
+			t.Fatal("A did not keep the claim of its PATCH")
+		}
+		u, err := a.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.(*upload).lease.gen != 2 {
+			t.Fatalf("the PATCH after took claim %d, want the kept claim 2", u.(*upload).lease.gen)
+		}
+		time.Sleep(term + term/2)
+		if _, err := u.Write(content[150:]); err != nil {
+			t.Fatalf("Write past the kept claim's first term: %v", err)
+		}
+		if _, err := u.Commit(ctx, digest.FromBytes(content)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestKeptClaimRacingItsRelease: the next request comes as the keep ends,
+// here or on another instance, many times over; whichever wins, every
+// byte is where it belongs, the commit verifies the digest, and no late
+// release brings a claim back after it.
+func TestKeptClaimRacingItsRelease(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		regA, regB := New(open(), Options{}, nil), New(open(), Options{}, nil)
+		a, b := regA.Repository("app"), regB.Repository("app")
+		rng := rand.New(rand.NewPCG(1, 2))
+		var content []byte
+		id := startedUpload(t, a, bytesOf(10, 'a'))
+		content = append(content, bytesOf(10, 'a')...)
+		for i := range 200 {
+			// About as long as the client takes to send its next request.
+			regA.keepFor = time.Duration(rng.IntN(200)) * time.Microsecond
+			repo := a
+			if i%7 == 6 {
+				repo = b
+			}
+			chunk := bytesOf(10, byte('b'+i%20))
+			patch(t, repo, id, chunk)
+			content = append(content, chunk...)
+		}
+		u, err := a.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := digest.FromBytes(content)
+		if _, err := u.Commit(ctx, d); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		regA.Drain(ctx)
+		regB.Drain(ctx)
+		noSessionLeft(t, open())
+		if got := readAll(t, mustOpen(t, a, d)); !bytes.Equal(got, content) {
+			t.Fatalf("blob holds %d bytes, not the content", len(got))
+		}
+	})
+}
+
+// TestClaimReleasedAsItIsTakenIsNotHandedOver: a request takes the hint
+// of a kept claim just as the keep ends and the claim is released. It must
+// not get the claim (released, it would fail the request's first write, or
+// worse, let two requests write), and the release it then claims after is
+// already tracked, for its own release to go behind.
+func TestClaimReleasedAsItIsTakenIsNotHandedOver(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		reg := New(open(), Options{}, nil)
+		reg.keepFor = 10 * time.Second
+		a := reg.Repository("app")
+		id := startedUpload(t, a, bytesOf(100, 'a'))
+		patch(t, a, id, bytesOf(50, 'b'))
+		h := reg.takeHint("app", id)
+		if h == nil || h.kept == nil {
+			t.Fatalf("hint after the PATCH: %+v, want one keeping the claim", h)
+		}
+		h.kept.expire()
+		if reg.takeKept(h) != nil {
+			t.Fatal("a claim released at the end of its keep was handed over")
+		}
+		if reg.lastRelease("app", id) == nil {
+			t.Fatal("the release of the kept claim was not tracked before it could be claimed after")
+		}
+		reg.Drain(context.Background())
+		if rec := claimAt(t, open(), id, 2); rec == nil || !rec.Released || rec.Size != 150 {
+			t.Fatalf("claim 2: %+v, want released at 150 bytes", rec)
+		}
+	})
+}
