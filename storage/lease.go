@@ -67,6 +67,10 @@ type lease struct {
 	validUntil time.Time // monotonic
 	err        error     // why the lease was lost, once it is
 	renewals   *renewals // while keepAlive renews
+	// written is closed once the last write of the claim sent in the
+	// background (checkpoint) is done; a renewal waits for it, so that
+	// it never lands before an older content of the claim.
+	written <-chan struct{}
 }
 
 // leaseRecord is the content of one claim.
@@ -87,6 +91,22 @@ type leaseRecord struct {
 	// when the holder did not know it.
 	Alg    string `json:"alg,omitempty"`
 	Digest []byte `json:"digest,omitempty"`
+	// Ended is set, with Size, by a holder that keeps the lease after a
+	// request of the upload session ended (uploadkeep.go): Size is what
+	// that request left, while the claim still binds others. It tells
+	// another instance what to answer while the holder's next request
+	// writes, or once the holder died, until the claim lapses; it vouches
+	// for no digest state.
+	Ended bool `json:"ended,omitempty"`
+}
+
+// endedSize is the size the last request on an upload session that ended
+// left, as the claim r records it; false when it does not.
+func (r *leaseRecord) endedSize() (int64, bool) {
+	if r != nil && (r.Released || r.Ended) {
+		return r.Size, true
+	}
+	return 0, false
 }
 
 // ErrLeaseHeld is returned when another holder has the lease.
@@ -276,6 +296,16 @@ func (l *lease) renew(ctx context.Context) error {
 	if err := l.valid(); err != nil {
 		return err
 	}
+	l.mu.Lock()
+	written := l.written
+	l.mu.Unlock()
+	if written != nil {
+		select {
+		case <-written:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	start := time.Now()
 	l.mu.Lock()
 	rec, until := l.rec, l.validUntil
@@ -429,7 +459,7 @@ func (l *lease) giveUp(size int64, alg digest.Algorithm, state []byte) (leaseRec
 	l.mu.Lock()
 	rec, until := l.rec, l.validUntil
 	l.mu.Unlock()
-	rec.Released, rec.Size = true, size
+	rec.Released, rec.Ended, rec.Size = true, false, size
 	if state != nil {
 		rec.Alg, rec.Digest = string(alg), state
 	}

@@ -65,6 +65,39 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 	return nil
 }
 
+// checkpoint records in the claim, in the background, that a request on
+// the upload session ended at size while the holder keeps the lease
+// (uploadkeep.go). The write goes once after is closed (when not nil), and
+// the channel returned is closed once it is done, failed or not, so that
+// the writes of the session's claims land in the order they were made; a
+// renewal waits for it too. It is bounded by the claim's term, as a
+// release is. A write that fails is told to failed.
+func (l *lease) checkpoint(ctx context.Context, size int64, after <-chan struct{}, failed func(error)) <-chan struct{} {
+	written := make(chan struct{})
+	l.mu.Lock()
+	l.rec.Ended, l.rec.Size = true, size
+	rec, until := l.rec, l.validUntil
+	l.written = written
+	l.mu.Unlock()
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
+	send := func() {
+		defer close(written)
+		defer cancel()
+		if after != nil {
+			<-after
+		}
+		if err := l.write(ctx, rec); err != nil {
+			failed(err)
+		}
+	}
+	if l.pending != nil {
+		l.pending.Go(send)
+	} else {
+		go send()
+	}
+	return written
+}
+
 // errClaimGone is settleClaim's error for a claim removed while it waited.
 var errClaimGone = errors.New("storage: lease claim removed")
 

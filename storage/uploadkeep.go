@@ -28,6 +28,10 @@ import (
 //     instance killed while it keeps one is a request that died: the claim
 //     lapses after its term, and the next request elsewhere takes the
 //     session over and finds every byte (forkUpload);
+//   - the size the request left is written into the kept claim in the
+//     background (lease.checkpoint), where a release would have recorded
+//     it: while the claim lives, another instance answers busy, or a
+//     status, with it, as it answers with the last release otherwise;
 //   - a kept claim is not renewed, so one is kept only while more than
 //     half its term is left: the request taking it over renews it in time;
 //   - a server shutting down releases what it keeps (Drain).
@@ -40,7 +44,8 @@ const uploadKeep = 200 * time.Millisecond
 // keptClaim is an upload request's claim kept after its client was
 // answered, until the next request here takes it or its release is due.
 type keptClaim struct {
-	key       string // repository/id, in Registry.kept
+	reg       *Registry
+	key       string // repository/id, in reg.kept
 	l         *lease
 	startedAt time.Time
 
@@ -79,7 +84,7 @@ func (u *upload) keep(ctx context.Context, size int64, hashState []byte) bool {
 		return false
 	}
 	l.stopKeepAlive()
-	k := &keptClaim{key: u.repo.name + "/" + u.id, l: l, startedAt: u.startedAt}
+	k := &keptClaim{reg: reg, key: u.repo.name + "/" + u.id, l: l, startedAt: u.startedAt}
 	k.release = func() {
 		if err := u.releaseClaim(context.WithoutCancel(ctx), size, hashState); err != nil {
 			reg.log.Warn("kept upload claim not released; it lapses after its term", "repo", u.repo.name, "upload", u.id, "err", err)
@@ -94,6 +99,16 @@ func (u *upload) keep(ctx context.Context, size int64, hashState []byte) bool {
 	}) {
 		return false
 	}
+	// What this request left is recorded in the claim, in the background
+	// and in order with the session's other claim writes, for another
+	// instance to answer from while the claim is kept or taken over, or
+	// once this instance died; the release at the end of the keep, and
+	// a commit or cancel here, go after it.
+	written := l.checkpoint(ctx, size, u.prevRelease, func(err error) {
+		reg.log.Warn("upload claim not updated with the size its request left; another instance answers the size before it until the claim is released or lapses", "repo", u.repo.name, "upload", u.id, "err", err)
+	})
+	reg.trackRelease(u.repo.name, u.id, written)
+	u.prevRelease = written
 	reg.kept.Store(k.key, k)
 	// Out of the in-process hold only once the hint tells the next
 	// request here where the claim is.
@@ -110,6 +125,7 @@ func (k *keptClaim) expire() {
 		return
 	}
 	k.state = claimReleased
+	k.reg.kept.CompareAndDelete(k.key, k)
 	// The release hands the session's hint and its in-flight write over
 	// (trackRelease) before mu is let go: a request that finds the claim
 	// gone creates the next one after that release, in order.
@@ -145,8 +161,7 @@ func (r *Registry) takeKept(h *uploadHint) *keptClaim {
 
 // releaseKept releases every claim kept here now, for Drain.
 func (r *Registry) releaseKept() {
-	r.kept.Range(func(key, v any) bool {
-		r.kept.CompareAndDelete(key, v)
+	r.kept.Range(func(_, v any) bool {
 		v.(*keptClaim).expire()
 		return true
 	})

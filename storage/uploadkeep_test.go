@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -343,6 +344,68 @@ func TestClaimReleasedAsItIsTakenIsNotHandedOver(t *testing.T) {
 		reg.Drain(context.Background())
 		if rec := claimAt(t, open(), id, 2); rec == nil || !rec.Released || rec.Size != 150 {
 			t.Fatalf("claim 2: %+v, want released at 150 bytes", rec)
+		}
+	})
+}
+
+// TestKeptClaimsAreForgottenOnceReleased: a claim released at the end of
+// its keep is not remembered past it; a push that never comes back must
+// not leave an entry behind per session.
+func TestKeptClaimsAreForgottenOnceReleased(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		reg := New(open(), Options{}, nil)
+		reg.keepFor = time.Millisecond
+		a := reg.Repository("app")
+		id := startedUpload(t, a, bytesOf(100, 'a'))
+		patch(t, a, id, bytesOf(50, 'b'))
+		deadline := time.Now().Add(10 * time.Second)
+		for rec := claimAt(t, open(), id, 2); (rec == nil || !rec.Released) && time.Now().Before(deadline); rec = claimAt(t, open(), id, 2) {
+			time.Sleep(time.Millisecond)
+		}
+		reg.Drain(context.Background())
+		n := 0
+		reg.kept.Range(func(any, any) bool { n++; return true })
+		if n != 0 {
+			t.Fatalf("%d kept claims remembered after their release, want 0", n)
+		}
+	})
+}
+
+// TestKeptClaimTellsOthersWhatItsRequestLeft: while A keeps its claim,
+// and while A's next request writes under it, B answers a status, and
+// refuses a PATCH as busy, with the size A's last request acknowledged:
+// the size a release would have recorded. Before the kept claim recorded
+// it, B answered with the size before that request (100).
+func TestKeptClaimTellsOthersWhatItsRequestLeft(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		regA := New(open(), Options{}, nil)
+		regA.keepFor = 10 * time.Second
+		a, b := regA.Repository("app"), newRegistry(open, Options{}).Repository("app")
+		id := startedUpload(t, a, bytesOf(100, 'a'))
+		patch(t, a, id, bytesOf(50, 'b'))
+		check := func(when string) {
+			t.Helper()
+			if size, err := b.StatUpload(ctx, id); err != nil || size != 150 {
+				t.Fatalf("StatUpload on B %s: %d, %v, want 150", when, size, err)
+			}
+			_, err := b.ResumeUpload(ctx, id)
+			var busy *BusyError
+			if !errors.As(err, &busy) || busy.Size != 150 {
+				t.Fatalf("ResumeUpload on B %s: %v (%+v), want busy at 150", when, err, busy)
+			}
+		}
+		check("while A keeps the claim")
+		u, err := a.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Write(bytesOf(10, 'c')); err != nil {
+			t.Fatal(err)
+		}
+		check("while A's next request writes")
+		if err := u.Cancel(ctx); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

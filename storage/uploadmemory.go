@@ -258,8 +258,11 @@ func (r *repository) leaseErr(err error) error {
 	var he *heldError
 	if errors.As(err, &he) {
 		busy := &BusyError{}
-		if he.prev != nil && he.prev.Released {
-			busy.Size = he.prev.Size
+		if size, ok := he.rec.endedSize(); ok {
+			// A claim kept after a request ended (uploadkeep.go).
+			busy.Size = size
+		} else if size, ok := he.prev.endedSize(); ok {
+			busy.Size = size
 		}
 		return busy
 	}

@@ -128,8 +128,8 @@ func (r *repository) releasedSizeFrom(ctx context.Context, id string, gen uint64
 	dir := uploadLeaseDir(r.name, id)
 	var err error
 	for ; gen > 0; gen-- {
-		if rec != nil && rec.Released {
-			return rec.Size, nil
+		if size, ok := rec.endedSize(); ok {
+			return size, nil
 		}
 		if gen > 1 {
 			if rec, err = readClaim(ctx, r.driver(), dir, gen-1); err != nil {
