@@ -73,10 +73,7 @@ func (u *upload) keep(ctx context.Context, size int64, hashState []byte) bool {
 	if !u.sticky || reg.keepFor <= 0 || l.valid() != nil {
 		return false
 	}
-	l.mu.Lock()
-	left := time.Until(l.validUntil)
-	l.mu.Unlock()
-	if left < l.term/2+reg.keepFor {
+	if l.left() < l.term/2+reg.keepFor {
 		return false
 	}
 	mem := u.remember(size, hashState)
@@ -124,12 +121,19 @@ func (k *keptClaim) expire() {
 	if k.state != claimKept {
 		return
 	}
+	k.releaseNow()
+}
+
+// releaseNow releases the kept claim; under mu, while it is kept.
+func (k *keptClaim) releaseNow() {
 	k.state = claimReleased
-	k.reg.kept.CompareAndDelete(k.key, k)
 	// The release hands the session's hint and its in-flight write over
 	// (trackRelease) before mu is let go: a request that finds the claim
-	// gone creates the next one after that release, in order.
+	// gone creates the next one after that release, in order. The claim
+	// is forgotten only once its write is counted (lease.pending): a
+	// Drain that no longer finds it must find its write to wait for.
 	k.release()
+	k.reg.kept.CompareAndDelete(k.key, k)
 }
 
 // take hands the kept claim over to the request calling it; false when it
@@ -140,23 +144,19 @@ func (k *keptClaim) take() bool {
 	if k.state != claimKept {
 		return false
 	}
-	k.state = claimTaken
 	// A timer that fired and waits for mu finds the claim taken.
 	k.timer.Stop()
+	k.state = claimTaken
+	k.reg.kept.CompareAndDelete(k.key, k)
 	return true
 }
 
 // takeKept returns the claim h kept, handed over to the caller, or nil.
 func (r *Registry) takeKept(h *uploadHint) *keptClaim {
-	if h == nil || h.kept == nil {
+	if h == nil || h.kept == nil || !h.kept.take() {
 		return nil
 	}
-	k := h.kept
-	r.kept.CompareAndDelete(k.key, k)
-	if !k.take() {
-		return nil
-	}
-	return k
+	return h.kept
 }
 
 // releaseKept releases every claim kept here now, for Drain.
