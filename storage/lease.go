@@ -290,6 +290,14 @@ func (l *lease) valid() error {
 	return nil
 }
 
+// left is how long the holder may still act under the lease, by its own
+// clock.
+func (l *lease) left() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Until(l.validUntil)
+}
+
 // renew extends the lease by its term. A lapsed lease is never renewed:
 // another holder may have taken it, and its claims count from then on.
 func (l *lease) renew(ctx context.Context) error {

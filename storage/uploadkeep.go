@@ -137,7 +137,11 @@ func (k *keptClaim) releaseNow() {
 }
 
 // take hands the kept claim over to the request calling it; false when it
-// was released meanwhile.
+// was released meanwhile, or when less than half its term is left: the
+// process stalled past its keep (its timer fired late), and the claim
+// may have lapsed, the session taken over or removed elsewhere. It is
+// released then, and the request claims after it as after any release,
+// which tells it what became of the session.
 func (k *keptClaim) take() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -146,6 +150,10 @@ func (k *keptClaim) take() bool {
 	}
 	// A timer that fired and waits for mu finds the claim taken.
 	k.timer.Stop()
+	if k.l.left() < k.l.term/2 {
+		k.releaseNow()
+		return false
+	}
 	k.state = claimTaken
 	k.reg.kept.CompareAndDelete(k.key, k)
 	return true
