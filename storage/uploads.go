@@ -297,10 +297,14 @@ func (u *upload) releaseClaim(ctx context.Context, size int64, hashState []byte)
 
 // releaseLanded waits for the releases of the requests before this one
 // on this instance that are still being written (upload.Close; each one's
-// channel closes after those before it): the session's directory is not
+// channel closes after those before it), and stops this request's own
+// renewals, waiting for one under way: the session's directory is not
 // removed under them, as a write would bring its claim back after the
 // removal.
 func (u *upload) releaseLanded(ctx context.Context) {
+	if u.lease != nil {
+		u.lease.stopKeepAlive()
+	}
 	if u.prevRelease == nil {
 		return
 	}
