@@ -325,11 +325,17 @@ func TestKeptClaimRacingItsRelease(t *testing.T) {
 // already tracked, for its own release to go behind.
 func TestClaimReleasedAsItIsTakenIsNotHandedOver(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
-		reg := New(open(), Options{}, nil)
+		// The release is held until it is seen tracked: one that landed
+		// first would no longer be.
+		gate := make(chan struct{})
+		reg := New(&heldReleaseWrites{Driver: open(), open: gate}, Options{}, nil)
 		reg.keepFor = 10 * time.Second
 		a := reg.Repository("app")
 		id := startedUpload(t, a, bytesOf(100, 'a'))
 		patch(t, a, id, bytesOf(50, 'b'))
+		if checkpoint := reg.lastRelease("app", id); checkpoint != nil {
+			<-checkpoint
+		}
 		h := reg.takeHint("app", id)
 		if h == nil || h.kept == nil {
 			t.Fatalf("hint after the PATCH: %+v, want one keeping the claim", h)
@@ -338,14 +344,33 @@ func TestClaimReleasedAsItIsTakenIsNotHandedOver(t *testing.T) {
 		if reg.takeKept(h) != nil {
 			t.Fatal("a claim released at the end of its keep was handed over")
 		}
-		if reg.lastRelease("app", id) == nil {
+		if released := reg.lastRelease("app", id); released == nil || isClosed(released) {
 			t.Fatal("the release of the kept claim was not tracked before it could be claimed after")
 		}
+		close(gate)
 		reg.Drain(context.Background())
 		if rec := claimAt(t, open(), id, 2); rec == nil || !rec.Released || rec.Size != 150 {
 			t.Fatalf("claim 2: %+v, want released at 150 bytes", rec)
 		}
 	})
+}
+
+// heldReleaseWrites holds back the writes that release an upload claim
+// until open is closed; the claim's other writes go through.
+type heldReleaseWrites struct {
+	driver.Driver
+	open chan struct{}
+}
+
+func (h *heldReleaseWrites) Create(ctx context.Context, p string, b []byte) error {
+	return driver.Create(ctx, h.Driver, p, b)
+}
+
+func (h *heldReleaseWrites) PutContent(ctx context.Context, p string, b []byte) error {
+	if isClaim(p) && bytes.Contains(b, []byte(`"released":true`)) {
+		<-h.open
+	}
+	return driver.PutContent(ctx, h.Driver, p, b)
 }
 
 // TestKeptClaimsAreForgottenOnceReleased: a claim released at the end of
