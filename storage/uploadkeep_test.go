@@ -406,13 +406,24 @@ func TestKeptClaimTellsOthersWhatItsRequestLeft(t *testing.T) {
 		ctx := context.Background()
 		regA := New(open(), Options{}, nil)
 		regA.keepFor = 10 * time.Second
-		a, b := regA.Repository("app"), newRegistry(open, Options{}).Repository("app")
+		var reads atomic.Int64
+		a, b := regA.Repository("app"), New(claimReads{open(), func() { reads.Add(1) }}, Options{}, nil).Repository("app")
 		id := startedUpload(t, a, bytesOf(100, 'a'))
 		patch(t, a, id, bytesOf(50, 'b'))
 		check := func(when string) {
 			t.Helper()
+			// Wait for the size to be in the claim (lease.checkpoint).
+			if written := regA.lastRelease("app", id); written != nil {
+				<-written
+			}
+			reads.Store(0)
 			if size, err := b.StatUpload(ctx, id); err != nil || size != 150 {
 				t.Fatalf("StatUpload on B %s: %d, %v, want 150", when, size, err)
+			}
+			// The current claim, once: it tells the size, and waiting
+			// for its release (settleClaim) would tell nothing more.
+			if n := reads.Load(); n != 1 {
+				t.Fatalf("StatUpload on B %s read claims %d times, want 1", when, n)
 			}
 			_, err := b.ResumeUpload(ctx, id)
 			var busy *BusyError

@@ -239,6 +239,12 @@ func (r *repository) releaseInOrder(ctx context.Context, id string, l *lease, si
 		return l.release(ctx, size)
 	}
 	l.pending = &r.reg.releases
+	if l.onFail == nil {
+		// Taken by a request that failed before ResumeUpload set it.
+		l.onFail = func(err error) {
+			r.reg.log.Warn("upload lease not released; the next request elsewhere takes the session over once the claim lapses", "repo", r.name, "upload", id, "err", err)
+		}
+	}
 	return l.releaseLater(ctx, size, "", nil, before, func(written <-chan struct{}) {
 		r.reg.trackRelease(r.name, id, written)
 	})

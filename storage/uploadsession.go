@@ -193,6 +193,11 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 	} else if r.reg.heldHere(r.name, id, gen) {
 		// The current claim is a request of this instance still
 		// writing: no release to wait for.
+	} else if cur != nil && cur.Ended && cur.live(time.Now(), r.reg.leaseSkew()) {
+		// Kept by another instance after a request ended there
+		// (uploadkeep.go), which recorded the size it left: its
+		// release, or the request that takes the claim over, would
+		// tell nothing more.
 	} else if cur, err = settleClaim(ctx, r.driver(), dir, gen, cur, r.reg.leaseSkew(), uploadSettle); err != nil {
 		if errors.Is(err, errClaimGone) {
 			return 0, ErrUploadUnknown
