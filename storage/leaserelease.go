@@ -42,19 +42,29 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 	// Not past the claim's term: once it lapsed, another instance may
 	// take the session over and remove it, and a release landing then
 	// would bring its claim back. Given up, it is a release that failed.
+	// The release before goes first: once another instance reads this
+	// one, no earlier claim of the session is still being written here,
+	// so a commit or cancel there that removes the session is not
+	// followed by a claim brought back.
+	l.writeBehind(ctx, rec, until, after, written, l.onFail)
+	return nil
+}
+
+// writeBehind writes rec into the claim in the background, once after is
+// closed (when not nil), and closes written once it is done, failed or
+// not; the write is given up at until, the claim's term by the holder's
+// clock. A write that fails is told to failed, when not nil. Drain waits
+// for it when the lease has pending set.
+func (l *lease) writeBehind(ctx context.Context, rec leaseRecord, until time.Time, after <-chan struct{}, written chan struct{}, failed func(error)) {
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	send := func() {
 		defer close(written)
 		defer cancel()
-		// The release before goes first: once another instance reads
-		// this one, no earlier claim of the session is still being
-		// written here, so a commit or cancel there that removes the
-		// session is not followed by a claim brought back.
 		if after != nil {
 			<-after
 		}
-		if err := l.write(ctx, rec); err != nil && l.onFail != nil {
-			l.onFail(err)
+		if err := l.write(ctx, rec); err != nil && failed != nil {
+			failed(err)
 		}
 	}
 	if l.pending != nil {
@@ -62,7 +72,6 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 	} else {
 		go send()
 	}
-	return nil
 }
 
 // checkpoint records in the claim, in the background, that a request on
@@ -79,22 +88,7 @@ func (l *lease) checkpoint(ctx context.Context, size int64, after <-chan struct{
 	rec, until := l.rec, l.validUntil
 	l.written = written
 	l.mu.Unlock()
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
-	send := func() {
-		defer close(written)
-		defer cancel()
-		if after != nil {
-			<-after
-		}
-		if err := l.write(ctx, rec); err != nil {
-			failed(err)
-		}
-	}
-	if l.pending != nil {
-		l.pending.Go(send)
-	} else {
-		go send()
-	}
+	l.writeBehind(ctx, rec, until, after, written, failed)
 	return written
 }
 
