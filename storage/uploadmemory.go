@@ -130,8 +130,9 @@ func (r *Registry) peekHint(name, id string) *uploadHint {
 }
 
 // trusted returns the session memory of h when l's claim is the one right
-// after h's release, or the one h kept, on a backend whose creates are atomic (on Swift two
-// instances may both have made the same claim); nil otherwise.
+// after h's release, or the one h kept, on a backend whose creates are
+// atomic (on Swift two instances may both have made the same claim); nil
+// otherwise.
 func (h *uploadHint) trusted(l *lease, drv driver.Driver) *sessionMemory {
 	if h != nil && h.kept != nil && h.kept.l == l {
 		// The claim the request before kept for this one.
@@ -241,13 +242,19 @@ func (r *repository) releaseInOrder(ctx context.Context, id string, l *lease, si
 	l.pending = &r.reg.releases
 	if l.onFail == nil {
 		// Taken by a request that failed before ResumeUpload set it.
-		l.onFail = func(err error) {
-			r.reg.log.Warn("upload lease not released; the next request elsewhere takes the session over once the claim lapses", "repo", r.name, "upload", id, "err", err)
-		}
+		l.onFail = r.releaseFailed(id)
 	}
 	return l.releaseLater(ctx, size, "", nil, before, func(written <-chan struct{}) {
 		r.reg.trackRelease(r.name, id, written)
 	})
+}
+
+// releaseFailed logs a release of a claim on the upload id that was
+// written in the background and failed (lease.onFail).
+func (r *repository) releaseFailed(id string) func(error) {
+	return func(err error) {
+		r.reg.log.Warn("upload lease not released; the next request elsewhere takes the session over once the claim lapses", "repo", r.name, "upload", id, "err", err)
+	}
 }
 
 // leaseErr turns a failure to take an upload's lease into what the

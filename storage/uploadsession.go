@@ -73,9 +73,7 @@ func (r *repository) ResumeUpload(ctx context.Context, id string) (Upload, error
 	// The claim the hold is under, for a status read here (heldHere).
 	r.reg.sessions.Store(r.name+"/"+id, l.gen)
 	l.pending = &r.reg.releases
-	l.onFail = func(err error) {
-		r.reg.log.Warn("upload lease not released; the next request elsewhere takes the session over once the claim lapses", "repo", r.name, "upload", id, "err", err)
-	}
+	l.onFail = r.releaseFailed(id)
 	l.keepAlive(ctx, 0)
 	mem := hint.trusted(l, r.driver())
 	var fw driver.FileWriter
