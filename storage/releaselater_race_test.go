@@ -88,9 +88,7 @@ func TestLateReleaseOfAnEarlierClaimDoesNotOutliveACommitElsewhere(t *testing.T)
 		}
 		release()
 		regA.Drain(ctx)
-		if files := hasPrefix(treePaths(tree(t, open())), "/docker/registry/v2/repositories/app/_uploads"); len(files) != 0 {
-			t.Fatalf("the session left files after its commit on B: %v", files)
-		}
+		noSessionLeft(t, open())
 	})
 }
 
@@ -131,20 +129,8 @@ func TestNextRequestHereOutlivesAFailedRelease(t *testing.T) {
 		if size, err := b.StatUpload(ctx, id); err != nil || size != 160 {
 			t.Fatalf("StatUpload on B: %d, %v, want 160", size, err)
 		}
-		u, err := b.ResumeUpload(ctx, id)
-		if err != nil {
-			t.Fatalf("ResumeUpload on B: %v", err)
-		}
-		d := digest.FromBytes(content)
-		if _, err := u.Commit(ctx, d); err != nil {
-			t.Fatalf("Commit on B: %v", err)
-		}
-		if got := readAll(t, mustOpen(t, b, d)); !bytes.Equal(got, content) {
-			t.Fatalf("blob holds %d bytes, not the content", len(got))
-		}
+		commitSession(t, b, id, content)
 		regA.Drain(ctx)
-		if files := hasPrefix(treePaths(tree(t, open())), "/docker/registry/v2/repositories/app/_uploads"); len(files) != 0 {
-			t.Fatalf("the session left files after its commit on B: %v", files)
-		}
+		noSessionLeft(t, open())
 	})
 }

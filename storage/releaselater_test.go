@@ -91,6 +91,32 @@ func patch(t *testing.T, repo Repository, id string, content []byte) {
 	}
 }
 
+// noSessionLeft fails t when the uploads of repository app left files.
+func noSessionLeft(t *testing.T, d driver.Driver) {
+	t.Helper()
+	if files := hasPrefix(treePaths(tree(t, d)), "/docker/registry/v2/repositories/app/_uploads"); len(files) != 0 {
+		t.Fatalf("the session left files: %v", files)
+	}
+}
+
+// commitSession resumes the session id on repo as one request, commits
+// the digest of content, and checks that the blob holds exactly content.
+func commitSession(t *testing.T, repo Repository, id string, content []byte) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := repo.ResumeUpload(ctx, id)
+	if err != nil {
+		t.Fatalf("ResumeUpload: %v", err)
+	}
+	d := digest.FromBytes(content)
+	if _, err := u.Commit(ctx, d); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if got := readAll(t, mustOpen(t, repo, d)); !bytes.Equal(got, content) {
+		t.Fatalf("blob holds %d bytes, not the content", len(got))
+	}
+}
+
 // TestRequestOnAnotherInstanceWaitsForTheRelease: instance B gets the
 // client's next request while A's release of the session is still on its
 // way (it lands only once B has read the claim live). B must neither
@@ -178,9 +204,7 @@ func TestNextRequestHereDoesNotWaitForTheRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 		reg.Drain(ctx)
-		if files := hasPrefix(treePaths(tree(t, open())), "/docker/registry/v2/repositories/app/_uploads"); len(files) != 0 {
-			t.Fatalf("the session left files after its commit: %v", files)
-		}
+		noSessionLeft(t, open())
 		if got := readAll(t, mustOpen(t, a, d)); !bytes.Equal(got, content) {
 			t.Fatalf("blob holds %d bytes, not the content", len(got))
 		}
@@ -207,17 +231,7 @@ func TestFailedReleaseLosesNothing(t *testing.T) {
 		if size, err := b.StatUpload(ctx, id); err != nil || size != 160 {
 			t.Fatalf("StatUpload on B once A's claim lapsed: %d, %v, want 160", size, err)
 		}
-		u, err := b.ResumeUpload(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := digest.FromBytes(content)
-		if _, err := u.Commit(ctx, d); err != nil {
-			t.Fatalf("Commit on B: %v", err)
-		}
-		if got := readAll(t, mustOpen(t, b, d)); !bytes.Equal(got, content) {
-			t.Fatalf("blob holds %d bytes, not the content", len(got))
-		}
+		commitSession(t, b, id, content)
 	})
 }
 

@@ -57,14 +57,6 @@ func claimAt(t *testing.T, d driver.Driver, id string, gen uint64) *leaseRecord 
 	return &rec
 }
 
-// noSessionLeft fails t when the uploads of repository app left files.
-func noSessionLeft(t *testing.T, d driver.Driver) {
-	t.Helper()
-	if files := hasPrefix(treePaths(tree(t, d)), "/docker/registry/v2/repositories/app/_uploads"); len(files) != 0 {
-		t.Fatalf("the session left files: %v", files)
-	}
-}
-
 // TestNextRequestHereTakesTheKeptClaim: after the first PATCH on A, A's
 // next PATCHes and the PUT neither create a claim nor read the start time;
 // the status A reports is what each acknowledged, and the commit leaves
@@ -231,17 +223,7 @@ func TestKeptClaimOfAKilledInstanceLosesNothing(t *testing.T) {
 		if size, err := b.StatUpload(ctx, id); err != nil || size != 160 {
 			t.Fatalf("StatUpload on B once A's claim lapsed: %d, %v, want 160", size, err)
 		}
-		u, err := b.ResumeUpload(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := digest.FromBytes(content)
-		if _, err := u.Commit(ctx, d); err != nil {
-			t.Fatalf("Commit on B: %v", err)
-		}
-		if got := readAll(t, mustOpen(t, b, d)); !bytes.Equal(got, content) {
-			t.Fatalf("blob holds %d bytes, not the content", len(got))
-		}
+		commitSession(t, b, id, content)
 	})
 }
 
@@ -301,20 +283,10 @@ func TestKeptClaimRacingItsRelease(t *testing.T) {
 			patch(t, repo, id, chunk)
 			content = append(content, chunk...)
 		}
-		u, err := a.ResumeUpload(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := digest.FromBytes(content)
-		if _, err := u.Commit(ctx, d); err != nil {
-			t.Fatalf("Commit: %v", err)
-		}
+		commitSession(t, a, id, content)
 		regA.Drain(ctx)
 		regB.Drain(ctx)
 		noSessionLeft(t, open())
-		if got := readAll(t, mustOpen(t, a, d)); !bytes.Equal(got, content) {
-			t.Fatalf("blob holds %d bytes, not the content", len(got))
-		}
 	})
 }
 
