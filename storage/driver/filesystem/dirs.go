@@ -17,8 +17,8 @@ const dirRetries = 8
 
 // inDir runs op, which creates an entry in dir, creating dir first if op
 // finds it missing. The directories it makes are appended to created and
-// are not synced: the caller syncs them with syncMade once the file it
-// commits below them is in place. Made before that file's own syncs, they
+// are not synced: the caller syncs their parents (dirsToSync) once the
+// file it commits below them is in place. Made before that file's own syncs, they
 // are committed by the same journal transaction on ext4 or xfs, and their
 // syncs find nothing left to wait for: a new blob and its link each wait
 // for two journal commits instead of three.
@@ -60,17 +60,6 @@ func (d *Driver) mkdirAll(dir string, created *[]string) error {
 	}
 }
 
-// syncMade makes durable the entry of each directory in created, in its
-// parent, so that a file committed below them survives a crash.
-func syncMade(created []string) error {
-	for _, dir := range created {
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // prune removes dir and its parents while they are empty, up to the root.
 // It stops at the first that is not empty (or cannot be removed).
 func (d *Driver) prune(dir string) {
@@ -81,17 +70,4 @@ func (d *Driver) prune(dir string) {
 		}
 		dir = filepath.Dir(dir)
 	}
-}
-
-// syncDir makes the entries of dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -158,7 +158,7 @@ func (d *Driver) OpenFile(ctx context.Context, path string) (*os.File, error) {
 
 // open opens the regular file at path and returns its size.
 func (d *Driver) open(path string) (*os.File, int64, error) {
-	f, err := os.Open(d.full(path))
+	f, err := openFile(d.full(path), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, 0, notFound(err)
 	}
@@ -201,7 +201,7 @@ func (d *Driver) List(ctx context.Context, dir string) ([]string, error) {
 		return nil, err
 	}
 	defer d.release()
-	f, err := os.Open(d.full(dir))
+	f, err := openFile(d.full(dir), os.O_RDONLY|oDirectory, 0)
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -249,10 +249,7 @@ func (d *Driver) renameInto(from, to string, created []string) error {
 		}
 		return err
 	}
-	if err := syncDir(filepath.Dir(to)); err != nil {
-		return err
-	}
-	if err := syncMade(created); err != nil {
+	if err := d.syncDirs(dirsToSync(filepath.Dir(to), created)); err != nil {
 		return err
 	}
 	d.prune(filepath.Dir(from))

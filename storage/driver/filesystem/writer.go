@@ -32,7 +32,7 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	w := &writer{d: d, final: final, part: part}
 	var err error
 	if append {
-		w.f, err = os.OpenFile(part, os.O_WRONLY, 0)
+		w.f, err = openFile(part, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, notFound(err)
 		}
@@ -48,13 +48,13 @@ func (d *Driver) Writer(ctx context.Context, path string, append bool) (driver.F
 	// is committed elsewhere (CommitTo, an upload session's data) never
 	// needs its own directory to survive a crash.
 	err = d.inDir(filepath.Dir(final), &w.created, func() (err error) {
-		w.f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		w.f, err = openFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			// An earlier write, maybe shared (see CloseShared): it is
 			// unlinked, never truncated, as its bytes may be what path
 			// holds.
 			if err = os.Remove(part); err == nil {
-				w.f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+				w.f, err = openFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			}
 		}
 		return err
@@ -202,20 +202,16 @@ func (w *writer) Commit(ctx context.Context) error {
 		return notFound(err)
 	}
 	w.done = true
-	if err := syncDir(filepath.Dir(w.final)); err != nil {
-		return err
-	}
+	created := w.created
 	if w.resumed {
 		// Another writer made the directories and did not sync them:
 		// every ancestor's entry is made durable.
+		created = nil
 		for dir := filepath.Dir(w.final); dir != w.d.root && len(dir) > len(w.d.root); dir = filepath.Dir(dir) {
-			if err := syncDir(filepath.Dir(dir)); err != nil {
-				return err
-			}
+			created = append(created, dir)
 		}
-		return nil
 	}
-	return syncMade(w.created)
+	return w.d.syncDirs(dirsToSync(filepath.Dir(w.final), created))
 }
 
 // CommitTo implements driver.CommitMover: the data is synced and renamed
@@ -320,7 +316,7 @@ func (d *Driver) put(ctx context.Context, path string, content []byte, durable, 
 	var f *os.File
 	var created []string
 	err := d.inDir(dir, &created, func() (err error) {
-		f, err = os.CreateTemp(dir, filepath.Base(final)+".*.tmp~")
+		f, err = createTemp(dir, filepath.Base(final))
 		return err
 	})
 	if err != nil {
@@ -351,10 +347,7 @@ func (d *Driver) put(ctx context.Context, path string, content []byte, durable, 
 	if !durable {
 		return nil
 	}
-	if err := syncDir(dir); err != nil {
-		return err
-	}
-	return syncMade(created)
+	return d.syncDirs(dirsToSync(dir, created))
 }
 
 // Unfinished implements driver.UploadLister. A file system keeps no start
