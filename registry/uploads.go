@@ -349,7 +349,10 @@ func copyBody(up storage.Upload, body io.Reader, length int64) error {
 	}
 	br := &bodyReader{r: body}
 	if _, err := up.ReadFrom(br); err != nil {
-		if br.err != nil {
+		// ReadFrom writes what it read before it reports the read's
+		// failure: a storage error then (a full disk, a lapsed lease)
+		// is the one returned, and is not the client's.
+		if br.err != nil && errors.Is(err, br.err) {
 			return &Error{Code: CodeBlobUploadInvalid, Message: "failed to read request body", Err: br.err}
 		}
 		return err

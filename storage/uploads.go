@@ -173,6 +173,11 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b
 
 // ReadFrom copies src into the upload, hashing exactly the bytes the driver
 // accepted, so the digest state matches the data even after a short write.
+// It writes whole buffers: a request body arrives in pieces of a few KiB
+// (a chunked body, as docker sends, in pieces no bigger than its chunks),
+// and writing each piece as it came cost a system call, a driver slot and
+// a lease check per piece. What was read is written before an error is
+// returned, so a body cut short keeps every byte that arrived.
 func (u *upload) ReadFrom(src io.Reader) (int64, error) {
 	if u.ended {
 		return 0, errUploadEnded
@@ -182,7 +187,7 @@ func (u *upload) ReadFrom(src io.Reader) (int64, error) {
 	buf := *bp
 	var total int64
 	for {
-		nr, rerr := src.Read(buf)
+		nr, rerr := fill(src, buf)
 		if nr > 0 {
 			nw, werr := u.Write(buf[:nr])
 			total += int64(nw)
@@ -197,6 +202,20 @@ func (u *upload) ReadFrom(src io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// fill reads from src until buf is full or a read fails (io.EOF
+// included), and returns how much it read with that failure.
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Close keeps what was written for a later ResumeUpload and records the
