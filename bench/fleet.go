@@ -80,11 +80,11 @@ func measureFleet(ctx context.Context, h *harness, s *server, c *client) ([]floa
 func (s *server) instanceCPU() ([]time.Duration, error) {
 	var out []time.Duration
 	for _, p := range append([]*server{s}, s.peers...) {
-		st, err := readStat(p.cmd.Process.Pid)
+		c, err := processCPU(p.cmd.Process.Pid)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, st.own)
+		out = append(out, c)
 	}
 	return out, nil
 }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-registry/berth/internal/release"
 )
 
@@ -218,11 +220,10 @@ const userHZ = 100
 // cpu is the CPU time (user and system) the process has used so far.
 // A fleet's is that of all its instances (not its front's).
 func (s *server) cpu() (time.Duration, error) {
-	st, err := readStat(s.cmd.Process.Pid)
+	total, err := processCPU(s.cmd.Process.Pid)
 	if err != nil {
 		return 0, err
 	}
-	total := st.own
 	for _, p := range s.peers {
 		c, err := p.cpu()
 		if err != nil {
@@ -231,6 +232,20 @@ func (s *server) cpu() (time.Duration, error) {
 		total += c
 	}
 	return total, nil
+}
+
+// processCPU is the CPU time process pid has used so far, to the
+// nanosecond, its ended threads included: the kernel's CPU clock of the
+// process, which clock_gettime reads for another process under the id
+// ((^pid) << 3) | 2 (CPUCLOCK_SCHED). /proc/<pid>/stat gives the same time
+// in whole ticks of 10 ms, each of user and system time rounded down: on
+// a registry that spends 0.13 s in a row (10b), up to 15 % of it.
+func processCPU(pid int) (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(int32((^pid)<<3|2), &ts); err != nil {
+		return 0, fmt.Errorf("CPU clock of process %d: %w", pid, err)
+	}
+	return time.Duration(ts.Nano()), nil
 }
 
 // procStat is what the harness reads of /proc/<pid>/stat.
