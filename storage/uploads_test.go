@@ -489,10 +489,11 @@ func TestStaleLeaseHintFallsBackToTheLease(t *testing.T) {
 }
 
 // countingWrites counts the writes of upload data a driver is asked to
-// open.
+// open (n) and, when writes is set, the Write calls they get.
 type countingWrites struct {
 	driver.Driver
-	n *atomic.Int32
+	n      *atomic.Int32
+	writes *atomic.Int32
 }
 
 func (c countingWrites) Create(ctx context.Context, p string, b []byte) error {
@@ -500,10 +501,15 @@ func (c countingWrites) Create(ctx context.Context, p string, b []byte) error {
 }
 
 func (c countingWrites) Writer(ctx context.Context, p string, append bool) (driver.FileWriter, error) {
-	if strings.HasSuffix(p, "/data") && strings.Contains(p, "/_uploads/") {
+	data := strings.HasSuffix(p, "/data") && strings.Contains(p, "/_uploads/")
+	if data {
 		c.n.Add(1)
 	}
-	return c.Driver.Writer(ctx, p, append)
+	w, err := c.Driver.Writer(ctx, p, append)
+	if err != nil || !data || c.writes == nil {
+		return w, err
+	}
+	return countedWriter{FileWriter: w, n: c.writes}, nil
 }
 
 // TestStartingAnUploadOpensNoWrite: a POST without a body (NewUpload,
