@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -62,41 +61,53 @@ func StartAzuriteTLS(t testing.TB, certFile, keyFile, caFile string) *Azurite {
 func startAzurite(t testing.TB, certFile, keyFile, caFile string) *Azurite {
 	t.Helper()
 	bin := Tool(t, "azurite-blob")
-	port := FreePort(t)
-	args := []string{
-		"--blobHost", "127.0.0.1",
-		"--blobPort", strconv.Itoa(port),
-		"--location", t.TempDir(),
-		// The SDK may speak a newer API version than Azurite knows; the
-		// calls a driver makes have not changed between them.
-		"--skipApiVersionCheck",
-		"--loose",
-		"--disableTelemetry",
-	}
 	scheme := "http"
 	if certFile != "" {
-		args = append(args, "--cert", certFile, "--key", keyFile)
 		scheme = "https"
 	}
-	p := StartProcess(t, bin, args, nil)
+	client := http.DefaultClient
+	if caFile != "" {
+		client = trustingClient(t, caFile)
+	}
+	// The port was free a moment ago; a server another test started in
+	// between may hold it by the time Azurite (a Node.js program, slow to
+	// start) binds it. Seen once in CI: Azurite could not bind, and a
+	// Berth on that port answered the container's create. So the answer
+	// must be Azurite's own, and a port lost that way is given up for
+	// another.
+	var port int
+	for attempt := 1; ; attempt++ {
+		port = FreePort(t)
+		args := []string{
+			"--blobHost", "127.0.0.1",
+			"--blobPort", strconv.Itoa(port),
+			"--location", t.TempDir(),
+			// The SDK may speak a newer API version than Azurite knows;
+			// the calls a driver makes have not changed between them.
+			"--skipApiVersionCheck",
+			"--loose",
+			"--disableTelemetry",
+		}
+		if certFile != "" {
+			args = append(args, "--cert", certFile, "--key", keyFile)
+		}
+		p := StartProcess(t, bin, args, nil)
+		url := fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, port, AzuriteAccount)
+		err := poll(60*time.Second, p.Done(), func() error { return answersAsAzurite(client, url) })
+		if err == nil {
+			break
+		}
+		p.Stop()
+		if attempt == 3 {
+			t.Fatalf("testenv: azurite not listening: %v\nlog:\n%s", err, p.Log())
+		}
+		t.Logf("testenv: azurite on port %d: %v; trying another port", port, err)
+	}
 	a := &Azurite{
 		ServiceURL: fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, port, AzuriteAccount),
 		Account:    AzuriteAccount,
 		Key:        AzuriteKey,
-		HTTPClient: http.DefaultClient,
-	}
-	if caFile != "" {
-		a.HTTPClient = trustingClient(t, caFile)
-	}
-	// Any HTTP answer means it listens; an unsigned GET gets a 4xx.
-	if err := poll(60*time.Second, p.Done(), func() error {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}); err != nil {
-		t.Fatalf("testenv: azurite not listening: %v\nlog:\n%s", err, p.Log())
+		HTTPClient: client,
 	}
 	cred, err := service.NewSharedKeyCredential(a.Account, a.Key)
 	if err != nil {
@@ -108,6 +119,20 @@ func startAzurite(t testing.TB, certFile, keyFile, caFile string) *Azurite {
 		t.Fatalf("testenv: azurite client: %v", err)
 	}
 	return a
+}
+
+// answersAsAzurite checks that url is served by Azurite: an unsigned GET
+// gets a 4xx, from a server that names itself Azurite-Blob.
+func answersAsAzurite(client *http.Client, url string) error {
+	res, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if s := res.Header.Get("Server"); !strings.HasPrefix(s, "Azurite") {
+		return fmt.Errorf("%s answers as %q, not Azurite", url, s)
+	}
+	return nil
 }
 
 // Container creates a fresh container named after the test and returns
