@@ -93,7 +93,9 @@ func startAzurite(t testing.TB, certFile, keyFile, caFile string) *Azurite {
 		}
 		p := StartProcess(t, bin, args, nil)
 		url := fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, port, AzuriteAccount)
-		err := poll(60*time.Second, p.Done(), func() error { return answersAsAzurite(client, url) })
+		check := *client
+		check.Timeout = 5 * time.Second // a server that never answers is not Azurite either
+		err := poll(60*time.Second, p.Done(), func() error { return answersAsAzurite(&check, url) })
 		if err == nil {
 			break
 		}
