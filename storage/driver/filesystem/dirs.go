@@ -18,10 +18,10 @@ const dirRetries = 8
 // inDir runs op, which creates an entry in dir, creating dir first if op
 // finds it missing. The directories it makes are appended to created and
 // are not synced: the caller syncs their parents (dirsToSync) once the
-// file it commits below them is in place. Made before that file's own syncs, they
-// are committed by the same journal transaction on ext4 or xfs, and their
-// syncs find nothing left to wait for: a new blob and its link each wait
-// for two journal commits instead of three.
+// file it commits below them is in place. Made before that file's own
+// syncs, they are committed by the same journal transaction on ext4 or
+// xfs, and their syncs find nothing left to wait for: a new blob and its
+// link each wait for two journal commits instead of three.
 func (d *Driver) inDir(dir string, created *[]string, op func() error) error {
 	err := op()
 	for range dirRetries {
