@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 
-	"cloud.google.com/go/storage"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -186,13 +185,7 @@ func (w *writer) composeParts(ctx context.Context, key string) error {
 // compose writes the concatenation of srcs at dst. It is safe to repeat:
 // the same sources give the same object.
 func (d *Driver) compose(ctx context.Context, dst string, srcs []string) error {
-	hs := make([]*storage.ObjectHandle, len(srcs))
-	for i, s := range srcs {
-		hs[i] = d.bucket.Object(s)
-	}
-	c := objectRetry(d.bucket.Object(dst)).ComposerFrom(hs...)
-	c.ContentType = blobContentType
-	if _, err := c.Run(ctx); err != nil {
+	if err := d.composeObject(ctx, dst, srcs); err != nil {
 		return fmt.Errorf("gcs: compose %s: %w", dst, err)
 	}
 	return nil

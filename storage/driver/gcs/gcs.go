@@ -16,8 +16,8 @@ package gcs
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -25,10 +25,7 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"golang.org/x/sync/semaphore"
-	"google.golang.org/api/option"
-	htransport "google.golang.org/api/transport/http"
 
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/internal/partbuf"
@@ -131,10 +128,9 @@ func FromParams(ctx context.Context, params driver.Params) (*Driver, error) {
 
 // Driver stores files as objects in one GCS bucket.
 type Driver struct {
-	client     *storage.Client
-	bucket     *storage.BucketHandle
 	bucketName string
-	hc         *http.Client // authenticated, for the resumable upload protocol
+	hc         *http.Client // authenticated
+	apiBase    string       // ".../storage/v1/b/<bucket>"
 	uploadBase string       // ".../upload/storage/v1/b/<bucket>/o"
 	prefix     string       // rootdirectory with a trailing slash, or ""
 	chunkSize  int
@@ -153,12 +149,8 @@ type Driver struct {
 	// readmemory).
 	reads *ranged.Reads
 
-	// signer is the service account that signs redirect URLs; empty
-	// without a private key.
-	signer serviceAccount
-	// signHost is the host signed URLs point at when it is not GCS's own.
-	signHost string
-	insecure bool
+	// signer signs redirect URLs; nil without a service account key.
+	signer *signer
 }
 
 var (
@@ -185,54 +177,31 @@ func New(ctx context.Context, p Params) (*Driver, error) {
 	if p.MaxConcurrency < minConcurrency {
 		p.MaxConcurrency = minConcurrency
 	}
-	keyJSON, sa, emuURL := c.keyJSON, c.sa, c.emulator
-	opts := []option.ClientOption{option.WithScopes(storage.ScopeFullControl)}
-	if p.UserAgent != "" {
-		opts = append(opts, option.WithUserAgent(p.UserAgent))
-	}
-	if emuURL != nil {
-		opts = append(opts, option.WithEndpoint(emuURL.JoinPath("storage", "v1").String()+"/"))
-	}
-	switch {
-	case keyJSON != nil:
-		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, keyJSON))
-	case emuURL != nil:
-		opts = append(opts, option.WithoutAuthentication())
-	}
-	// Without a key or an emulator: Application Default Credentials.
-
-	hc, endpoint, err := htransport.NewClient(ctx, opts...)
+	hc, err := newHTTPClient(ctx, p, c)
 	if err != nil {
-		return nil, fmt.Errorf("gcs: credentials: %w", err)
+		return nil, err
 	}
-	hc = &http.Client{Transport: limitTransport(hc.Transport, p.MaxConcurrency)}
-	client, err := storage.NewClient(ctx, append(opts, option.WithHTTPClient(hc), option.WithEndpoint(endpoint))...)
-	if err != nil {
-		return nil, fmt.Errorf("gcs: client: %w", err)
+	// GCS's own endpoint, or the emulator's.
+	ep := &url.URL{Scheme: "https", Host: "storage.googleapis.com"}
+	if c.emulator != nil {
+		ep = &url.URL{Scheme: c.emulator.Scheme, Host: c.emulator.Host}
 	}
-	ep, err := url.Parse(endpoint)
-	if err != nil {
-		return nil, fmt.Errorf("gcs: endpoint %q: %w", endpoint, err)
-	}
-
 	d := &Driver{
-		client:     client,
-		bucket:     client.Bucket(p.Bucket),
 		bucketName: p.Bucket,
 		hc:         hc,
-		uploadBase: (&url.URL{Scheme: ep.Scheme, Host: ep.Host}).JoinPath("upload", "storage", "v1", "b", p.Bucket, "o").String(),
+		apiBase:    ep.JoinPath("storage", "v1", "b").String() + "/" + url.PathEscape(p.Bucket),
+		uploadBase: ep.JoinPath("upload", "storage", "v1", "b").String() + "/" + url.PathEscape(p.Bucket) + "/o",
 		prefix:     rootPrefix(p.RootDirectory),
 		chunkSize:  p.ChunkSize,
-		signer:     sa,
 
 		writeConcurrency: p.WriteConcurrency,
 		memory:           semaphore.NewWeighted(c.writeBuffers),
 		bufs:             partbuf.New(p.ChunkSize, 4),
 	}
-	d.reads = ranged.New(d.bufs, p.ReadConcurrency, c.readBuffers)
-	if emuURL != nil {
-		d.signHost, d.insecure = emuURL.Host, emuURL.Scheme == "http"
+	if c.key != nil {
+		d.signer = &signer{email: c.sa.ClientEmail, key: c.key, host: ep.Host, insecure: ep.Scheme == "http"}
 	}
+	d.reads = ranged.New(d.bufs, p.ReadConcurrency, c.readBuffers)
 	return d, nil
 }
 
@@ -240,6 +209,7 @@ func New(ctx context.Context, p Params) (*Driver, error) {
 type checked struct {
 	keyJSON  []byte
 	sa       serviceAccount
+	key      *rsa.PrivateKey // sa's
 	emulator *url.URL
 	// writeBuffers is how many chunk buffers (their own included) all
 	// writers may hold; readBuffers how many all readers may.
@@ -305,11 +275,15 @@ func (p Params) check() (checked, error) {
 			return c, &driver.ParamError{Key: keyParam(p),
 				Msg: `need a service account key (type "service_account" with client_email and private_key)`}
 		}
+		k, err := parseKey(c.sa.PrivateKey)
+		if err != nil {
+			return c, &driver.ParamError{Key: keyParam(p), Msg: err.Error()}
+		}
+		c.key = k
 	}
 	emulator := p.Endpoint
 	if emulator == "" {
-		// The Go client reads this too; reading it here keeps the upload
-		// endpoint and signed URLs on the same host.
+		// As Google's client libraries do.
 		emulator = os.Getenv("STORAGE_EMULATOR_HOST")
 	}
 	if emulator != "" {
@@ -409,7 +383,7 @@ func notFound(op, path string) error {
 
 // isNotExist reports whether err is GCS saying the object is not there.
 func isNotExist(err error) bool {
-	return errors.Is(err, storage.ErrObjectNotExist) || httpStatus(err) == http.StatusNotFound
+	return httpStatus(err) == http.StatusNotFound
 }
 
 // PartSize implements driver.PartSizer: GCS takes resumable chunks in

@@ -22,6 +22,7 @@ import (
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
 
 	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/storage/driver"
@@ -108,12 +109,25 @@ func pattern(n int) []byte {
 	return b
 }
 
+// sdk is the driver's bucket through Google's Go client, which the driver
+// no longer links: what the driver wrote, as another program sees it.
+func sdk(t *testing.T, d *Driver) *storage.BucketHandle {
+	t.Helper()
+	ep, _, _ := strings.Cut(d.apiBase, "/b/")
+	c, err := storage.NewClient(t.Context(), option.WithEndpoint(ep+"/"), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.Bucket(d.bucketName)
+}
+
 // objects lists every object name in the bucket below prefix, sidecars
 // included.
 func objects(t *testing.T, d *Driver, prefix string) []string {
 	t.Helper()
 	var names []string
-	it := d.bucket.Objects(t.Context(), &storage.Query{Prefix: prefix})
+	it := sdk(t, d).Objects(t.Context(), &storage.Query{Prefix: prefix})
 	for {
 		a, err := it.Next()
 		if errors.Is(err, iterator.Done) {
@@ -163,7 +177,7 @@ func TestResumableSessionResumedByNewInstance(t *testing.T) {
 		if st.session == "" || st.stored%minChunk != 0 || len(st.tail) >= minChunk || st.stored+int64(len(st.tail)) != size {
 			t.Fatalf("after Close %d: session %q, stored %d, tail %d, size %d", i, st.session, st.stored, len(st.tail), size)
 		}
-		if _, err := d.bucket.Object(d.key(path)).Attrs(t.Context()); !errors.Is(err, storage.ErrObjectNotExist) {
+		if _, err := sdk(t, d).Object(d.key(path)).Attrs(t.Context()); !errors.Is(err, storage.ErrObjectNotExist) {
 			t.Fatalf("object visible before Commit: %v", err)
 		}
 	}
@@ -389,7 +403,7 @@ func TestDistributionUploadObjectsHidden(t *testing.T) {
 	g := testenv.StartGCS(t)
 	root := rootFor(t.Name())
 	d := newDriver(t, g, driver.Params{"rootdirectory": root})
-	w := d.bucket.Object(d.key("/u/data")).NewWriter(t.Context())
+	w := sdk(t, d).Object(d.key("/u/data")).NewWriter(t.Context())
 	w.ContentType = legacySessionContentType
 	w.Metadata = map[string]string{"Session-URI": "", "Offset": "0"}
 	if _, err := w.Write([]byte("partial")); err != nil {
@@ -536,7 +550,7 @@ func TestEmulatorHostFromEnvironment(t *testing.T) {
 func TestResumeRefusesATailLongerThanAChunk(t *testing.T) {
 	g := testenv.StartGCS(t)
 	d := newDriver(t, g, driver.Params{"rootdirectory": rootFor(t.Name()), "chunksize": 256 << 10})
-	w := d.bucket.Object(d.sidecarKey("/f")).NewWriter(t.Context())
+	w := sdk(t, d).Object(d.sidecarKey("/f")).NewWriter(t.Context())
 	hdr := `{"stored":0,"started":"2026-01-01T00:00:00Z"}` + "\n"
 	if _, err := w.Write(append([]byte(hdr), bytes.Repeat([]byte("x"), 256<<10+100)...)); err != nil {
 		t.Fatal(err)

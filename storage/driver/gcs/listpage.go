@@ -2,12 +2,8 @@ package gcs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
 
 	"github.com/berth-registry/berth/storage/driver"
 )
@@ -21,49 +17,50 @@ var _ driver.PageLister = (*Driver)(nil)
 // lists n+1 names, the last of which tells whether more follow.
 func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]string, bool, error) {
 	prefix := d.dirKey(dir)
-	q := &storage.Query{Prefix: prefix, Delimiter: "/"}
+	q := listQuery{prefix: prefix, delimiter: "/", fields: "name,contentType"}
 	if after != "" {
-		q.StartOffset = prefix + after
+		q.startOffset = prefix + after
 	}
-	if err := q.SetAttrSelection([]string{"Name", "ContentType"}); err != nil {
-		return nil, false, err
-	}
-	it := d.bucket.Objects(ctx, q)
-	it.PageInfo().MaxSize = driver.NextListSize(n+1, 0, 0)
 	var names []string
-	var last string
+	var last, token string
+	size := driver.NextListSize(n+1, 0, 0)
 	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
+		page, err := d.list(ctx, q, token, size)
 		if err != nil {
 			return nil, false, fmt.Errorf("gcs: list %s: %w", dir, err)
 		}
-		key := attrs.Name
-		name := ""
-		switch {
-		case attrs.Prefix != "":
-			key = attrs.Prefix
-			if !d.isSidecar(attrs.Prefix) {
-				name = strings.TrimSuffix(strings.TrimPrefix(attrs.Prefix, prefix), "/")
+		keys := make([]string, 0, len(page.Items)+len(page.Prefixes))
+		for _, o := range page.Items {
+			if o.Name != prefix && o.ContentType != legacySessionContentType {
+				// Neither a "folder" placeholder nor Distribution's
+				// unfinished upload (see List).
+				names = appendAfter(names, strings.TrimPrefix(o.Name, prefix), after)
 			}
-		case attrs.Name == prefix, attrs.ContentType == legacySessionContentType:
-			// Not a file (see List).
-		default:
-			name = strings.TrimPrefix(attrs.Name, prefix)
+			keys = append(keys, o.Name)
 		}
-		last = max(last, key)
-		if name != "" && name > after {
-			names = append(names, name)
+		for _, sub := range page.Prefixes {
+			if !d.isSidecar(sub) {
+				names = appendAfter(names, strings.TrimSuffix(strings.TrimPrefix(sub, prefix), "/"), after)
+			}
+			keys = append(keys, sub)
+		}
+		for _, k := range keys {
+			last = max(last, k)
 		}
 		// Stop at a page boundary of the listing, once the page is known.
-		if it.PageInfo().Remaining() == 0 {
-			if driver.KeyPageComplete(names, n+1, prefix, after, last) {
-				break
-			}
-			it.PageInfo().MaxSize = driver.NextListSize(n+1, len(names), it.PageInfo().MaxSize)
+		if page.Next == "" || page.Next == token || driver.KeyPageComplete(names, n+1, prefix, after, last) {
+			break
 		}
+		token = page.Next
+		size = driver.NextListSize(n+1, len(names), size)
 	}
 	return driver.KeyPage(ctx, d, dir, after, names, n, false)
+}
+
+// appendAfter appends name when it sorts after after.
+func appendAfter(names []string, name, after string) []string {
+	if name != "" && name > after {
+		names = append(names, name)
+	}
+	return names
 }

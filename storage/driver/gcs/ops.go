@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/api/iterator"
 
 	"github.com/berth-registry/berth/storage/driver"
 )
@@ -34,48 +32,47 @@ func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 	if offset < 0 {
 		return nil, &driver.PathError{Op: "reader", Path: path, Driver: driverName, Err: driver.ErrInvalidOffset}
 	}
-	obj := d.bucket.Object(d.key(path))
+	key := d.key(path)
 	length := int64(-1)
 	if d.reads.Parallel() {
 		length = d.reads.Chunk()
 	}
-	r, err := obj.NewRangeReader(ctx, offset, length)
+	r, err := d.openRange(ctx, key, 0, offset, length)
 	switch {
 	case err == nil:
 	case isNotExist(err):
 		return nil, notFound("reader", path)
 	case httpStatus(err) == http.StatusRequestedRangeNotSatisfiable:
 		// At the very end an empty reader; past it, an invalid offset.
-		attrs, aerr := obj.Attrs(ctx)
+		attrs, aerr := d.attrs(ctx, key)
 		if aerr != nil {
 			if isNotExist(aerr) {
 				return nil, notFound("reader", path)
 			}
 			return nil, fmt.Errorf("gcs: stat %s: %w", path, aerr)
 		}
-		if offset == attrs.Size && attrs.ContentType != legacySessionContentType {
+		if offset == int64(attrs.Size) && attrs.ContentType != legacySessionContentType {
 			return io.NopCloser(bytes.NewReader(nil)), nil
 		}
 		return nil, &driver.PathError{Op: "reader", Path: path, Driver: driverName, Err: driver.ErrInvalidOffset}
 	default:
 		return nil, fmt.Errorf("gcs: read %s: %w", path, err)
 	}
-	if r.Attrs.ContentType == legacySessionContentType {
+	if r.contentType == legacySessionContentType {
 		r.Close()
 		return nil, notFound("reader", path)
 	}
 	if length < 0 {
 		return r, nil
 	}
-	pinned := obj.Generation(r.Attrs.Generation)
 	open := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-		rr, err := pinned.NewRangeReader(ctx, off, n)
+		rr, err := d.openRange(ctx, key, r.generation, off, n)
 		if err != nil {
-			return nil, fmt.Errorf("gcs: read %s (generation %d): %w", path, r.Attrs.Generation, err)
+			return nil, fmt.Errorf("gcs: read %s (generation %d): %w", path, r.generation, err)
 		}
 		return rr, nil
 	}
-	return d.reads.Reader(ctx, r, offset, r.Remain(), r.Attrs.Size, open), nil
+	return d.reads.Reader(ctx, r, offset, r.remain, r.size, open), nil
 }
 
 // Stat describes the object at path, or the directory its name prefixes.
@@ -83,24 +80,19 @@ func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error)
 	if path == "/" {
 		return driver.FileInfo{Path: path, IsDir: true}, nil
 	}
-	attrs, err := d.bucket.Object(d.key(path)).Attrs(ctx)
+	attrs, err := d.attrs(ctx, d.key(path))
 	switch {
 	case err == nil && attrs.ContentType != legacySessionContentType:
-		return driver.FileInfo{Path: path, Size: attrs.Size, ModTime: attrs.Updated}, nil
+		return driver.FileInfo{Path: path, Size: int64(attrs.Size), ModTime: attrs.Updated}, nil
 	case err != nil && !isNotExist(err):
 		return driver.FileInfo{}, fmt.Errorf("gcs: stat %s: %w", path, err)
 	}
-	q := &storage.Query{Prefix: d.dirKey(path)}
-	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
-		return driver.FileInfo{}, err
-	}
-	it := d.bucket.Objects(ctx, q)
-	it.PageInfo().MaxSize = 1
-	if _, err := it.Next(); err != nil {
-		if errors.Is(err, iterator.Done) {
-			return driver.FileInfo{}, notFound("stat", path)
-		}
+	page, err := d.list(ctx, listQuery{prefix: d.dirKey(path), fields: "name"}, "", 1)
+	if err != nil {
 		return driver.FileInfo{}, fmt.Errorf("gcs: stat %s: %w", path, err)
+	}
+	if len(page.Items) == 0 {
+		return driver.FileInfo{}, notFound("stat", path)
 	}
 	return driver.FileInfo{Path: path, IsDir: true}, nil
 }
@@ -109,31 +101,23 @@ func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error)
 // delimited listing.
 func (d *Driver) List(ctx context.Context, dir string) ([]string, error) {
 	prefix := d.dirKey(dir)
-	q := &storage.Query{Prefix: prefix, Delimiter: "/"}
-	if err := q.SetAttrSelection([]string{"Name", "ContentType"}); err != nil {
-		return nil, err
-	}
 	var out []string
-	it := d.bucket.Objects(ctx, q)
-	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("gcs: list %s: %w", dir, err)
-		}
+	err := d.listEach(ctx, listQuery{prefix: prefix, delimiter: "/", fields: "name,contentType"}, func(o object, sub string) error {
 		switch {
-		case attrs.Prefix != "":
-			if !d.isSidecar(attrs.Prefix) {
-				out = append(out, d.path(attrs.Prefix))
+		case sub != "":
+			if !d.isSidecar(sub) {
+				out = append(out, d.path(sub))
 			}
-		case attrs.Name == prefix, attrs.ContentType == legacySessionContentType:
+		case o.Name == prefix, o.ContentType == legacySessionContentType:
 			// A "folder" placeholder some tools create, or an unfinished
 			// upload of Distribution's: neither is a file.
 		default:
-			out = append(out, d.path(attrs.Name))
+			out = append(out, d.path(o.Name))
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gcs: list %s: %w", dir, err)
 	}
 	if len(out) == 0 && dir != "/" {
 		return nil, notFound("list", dir)
@@ -148,10 +132,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		_, err := d.Stat(ctx, src)
 		return err
 	}
-	from := d.bucket.Object(d.key(src))
-	c := objectRetry(d.bucket.Object(d.key(dst))).CopierFrom(from)
-	c.ContentType = blobContentType
-	if _, err := c.Run(ctx); err != nil {
+	if err := d.copyObject(ctx, d.key(src), d.key(dst)); err != nil {
 		if isNotExist(err) {
 			return notFound("move", src)
 		}
@@ -166,7 +147,9 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 func (d *Driver) Delete(ctx context.Context, path string) error {
 	found := false
 	if path != "/" {
-		err := d.bucket.Object(d.key(path)).Delete(ctx)
+		// Not retried: a retry of a delete whose answer was lost would
+		// find nothing and report the file missing.
+		err := d.del(ctx, d.key(path))
 		switch {
 		case err == nil:
 			found = true
@@ -197,27 +180,19 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 // deleteBelow deletes every object whose name starts with prefix, as it
 // lists them, and returns how many were files rather than sidecars.
 func (d *Driver) deleteBelow(ctx context.Context, prefix string) (int, error) {
-	q := &storage.Query{Prefix: prefix}
-	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
-		return 0, err
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(deleteParallelism)
 	files := 0
-	it := d.bucket.Objects(gctx, q)
-	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			g.Wait()
-			return 0, fmt.Errorf("gcs: list %s: %w", prefix, err)
-		}
-		if !d.isSidecar(attrs.Name) {
+	err := d.listEach(gctx, listQuery{prefix: prefix, fields: "name"}, func(o object, _ string) error {
+		if !d.isSidecar(o.Name) {
 			files++
 		}
-		g.Go(func() error { return d.deleteObject(gctx, attrs.Name) })
+		g.Go(func() error { return d.deleteObject(gctx, o.Name) })
+		return nil
+	})
+	if err != nil {
+		g.Wait()
+		return 0, fmt.Errorf("gcs: list %s: %w", prefix, err)
 	}
 	return files, g.Wait()
 }
@@ -254,16 +229,7 @@ func (d *Driver) PutContent(ctx context.Context, path string, content []byte) er
 // It is not retried: a retry of a create that won but whose answer was
 // lost would report it lost, leaving a lease nobody holds until it ends.
 func (d *Driver) Create(ctx context.Context, path string, content []byte) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := d.bucket.Object(d.key(path)).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	w.ChunkSize = 0
-	w.ContentType = blobContentType
-	w.CRC32C, w.SendCRC32C = crc32.Checksum(content, castagnoli), true
-	_, err := w.Write(content)
-	if err == nil {
-		err = w.Close()
-	}
+	err := d.insert(ctx, d.key(path), content, nil, true)
 	switch {
 	case err == nil:
 		return nil
@@ -273,24 +239,10 @@ func (d *Driver) Create(ctx context.Context, path string, content []byte) error 
 	return fmt.Errorf("gcs: create %s: %w", path, err)
 }
 
-// putObject stores data at key in one request, checked by CRC32C. The
-// client's buffered Writer would copy data; it is in memory already, so the
-// request is sent unbuffered and retried here.
+// putObject stores data at key in one request, checked by CRC32C, and
+// retried: the same bytes again are harmless.
 func (d *Driver) putObject(ctx context.Context, key string, data []byte, meta map[string]string) error {
-	sum := crc32.Checksum(data, castagnoli)
-	err := d.retry(ctx, func() error {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel() // abandons the upload if Write fails
-		w := d.bucket.Object(key).NewWriter(ctx)
-		w.ChunkSize = 0
-		w.ContentType = blobContentType
-		w.Metadata = meta
-		w.CRC32C, w.SendCRC32C = sum, true
-		if _, err := w.Write(data); err != nil {
-			return err
-		}
-		return w.Close()
-	})
+	err := d.retry(ctx, func() error { return d.insert(ctx, key, data, meta, false) })
 	if err != nil {
 		return fmt.Errorf("gcs: put %s: %w", key, err)
 	}
@@ -300,19 +252,10 @@ func (d *Driver) putObject(ctx context.Context, key string, data []byte, meta ma
 // RedirectURL signs a V4 URL for a GET or HEAD of path when the driver has
 // a service account's private key; otherwise it returns "".
 func (d *Driver) RedirectURL(r *http.Request, path string) (string, error) {
-	if d.signer.PrivateKey == "" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+	if d.signer == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return "", nil
 	}
-	opts := &storage.SignedURLOptions{
-		GoogleAccessID: d.signer.ClientEmail,
-		PrivateKey:     []byte(d.signer.PrivateKey),
-		Method:         r.Method,
-		Expires:        time.Now().Add(redirectExpiry),
-		Scheme:         storage.SigningSchemeV4,
-		Hostname:       d.signHost,
-		Insecure:       d.insecure,
-	}
-	u, err := storage.SignedURL(d.bucketName, d.key(path), opts)
+	u, err := d.signer.sign(r.Method, d.bucketName, d.key(path), time.Now(), redirectExpiry)
 	if err != nil {
 		return "", fmt.Errorf("gcs: sign URL for %s: %w", path, err)
 	}

@@ -1,6 +1,14 @@
 package gcs
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/testenv"
@@ -28,4 +36,106 @@ func TestParallelReads(t *testing.T) {
 			return newDriver(t, g, p)
 		},
 	})
+}
+
+// cutWriter passes at most n bytes of a body on, then breaks the
+// connection, as a reset mid-download does.
+type cutWriter struct {
+	http.ResponseWriter
+	n     int
+	onCut func() // before the connection breaks
+}
+
+func (w *cutWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		w.ResponseWriter.Write(p[:w.n])
+		w.ResponseWriter.(http.Flusher).Flush()
+		w.onCut()
+		panic(http.ErrAbortHandler)
+	}
+	w.n -= len(p)
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *cutWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
+
+// TestReadResumesABrokenStream: a download whose connection breaks
+// mid-stream goes on from the byte after the last one received, asking
+// for the same generation, so the bytes are the file's; and if the file
+// was replaced in between, the read fails rather than splice the new
+// file's bytes onto the old one's.
+func TestReadResumesABrokenStream(t *testing.T) {
+	g := testenv.StartGCS(t)
+	root := rootFor(t.Name())
+	const cut = minChunk/2 + 12345 // inside the first range
+	for _, tt := range []struct {
+		name           string
+		readconcurrent int
+		replace        bool
+	}{
+		{"one GET", 1, false},
+		{"parallel ranges", 4, false},
+		{"one GET, replaced before the resume", 1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := "/" + strings.ReplaceAll(tt.name, " ", "_")
+			data := pattern(3*minChunk + 777)
+			direct := newDriver(t, g, driver.Params{"rootdirectory": root})
+			if err := direct.PutContent(t.Context(), path, data); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var gets []string
+			broken := false
+			url := testenv.StoreProxy(t, g.Endpoint, false, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				if r.URL.Query().Get("alt") != "media" {
+					next.ServeHTTP(w, r)
+					return
+				}
+				mu.Lock()
+				gets = append(gets, r.Header.Get("Range")+" generation="+r.URL.Query().Get("generation"))
+				first := !broken
+				broken = true
+				mu.Unlock()
+				if !first {
+					next.ServeHTTP(w, r)
+					return
+				}
+				next.ServeHTTP(&cutWriter{ResponseWriter: w, n: cut, onCut: func() {
+					if tt.replace {
+						if err := direct.PutContent(context.Background(), path, pattern(len(data)+1)); err != nil {
+							t.Error(err)
+						}
+					}
+				}}, r)
+			})
+			d := newDriver(t, g, driver.Params{"rootdirectory": root, "endpoint": url, "readconcurrency": tt.readconcurrent})
+			r, err := d.Reader(t.Context(), path, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.replace {
+				if err == nil {
+					t.Fatalf("read %d bytes of a file replaced mid-read without an error", len(got))
+				}
+				if !bytes.Equal(got, data[:len(got)]) {
+					t.Fatalf("%d bytes read before the error differ from the old file's", len(got))
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read %d bytes (equal: %v), %v; GETs %q", len(got), bytes.Equal(got, data), err, gets)
+			}
+			resumed := slices.IndexFunc(gets[1:], func(g string) bool {
+				return strings.HasPrefix(g, fmt.Sprintf("bytes=%d-", cut)) && !strings.HasSuffix(g, "generation=")
+			})
+			if resumed < 0 {
+				t.Fatalf("GETs %q: none from byte %d of the first's generation", gets, cut)
+			}
+		})
+	}
 }

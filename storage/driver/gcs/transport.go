@@ -3,6 +3,7 @@ package gcs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -10,8 +11,58 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/api/googleapi"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 )
+
+// scopeFullControl lets the token read, write and delete objects.
+const scopeFullControl = "https://www.googleapis.com/auth/devstorage.full_control"
+
+// tokenTimeout bounds each request for an access token.
+const tokenTimeout = 30 * time.Second
+
+// newHTTPClient builds the client every request goes through: the access
+// token of the key given, or of Application Default Credentials, on each
+// request (none to an emulator without a key), the user agent, and
+// maxconcurrency.
+func newHTTPClient(ctx context.Context, p Params, c checked) (*http.Client, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = p.MaxConcurrency
+	var rt http.RoundTripper = base
+	if c.keyJSON != nil || c.emulator == nil {
+		// Tokens are refreshed long after New returns, each request with a
+		// deadline of its own.
+		tctx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient,
+			&http.Client{Transport: base, Timeout: tokenTimeout})
+		var creds *google.Credentials
+		var err error
+		if c.keyJSON != nil {
+			creds, err = google.CredentialsFromJSONWithType(tctx, c.keyJSON, google.ServiceAccount, scopeFullControl)
+		} else {
+			creds, err = google.FindDefaultCredentials(tctx, scopeFullControl)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gcs: credentials: %w", err)
+		}
+		rt = &oauth2.Transport{Source: creds.TokenSource, Base: base}
+	}
+	if p.UserAgent != "" {
+		rt = &userAgent{rt: rt, ua: p.UserAgent}
+	}
+	return &http.Client{Transport: limitTransport(rt, p.MaxConcurrency)}, nil
+}
+
+// userAgent sets the useragent parameter on every request.
+type userAgent struct {
+	rt http.RoundTripper
+	ua string
+}
+
+func (u *userAgent) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("User-Agent", u.ua)
+	return u.rt.RoundTrip(req)
+}
 
 // limitTransport bounds the requests in flight, as Distribution's
 // maxconcurrency does, so that many simultaneous pushes do not exhaust
@@ -41,10 +92,6 @@ func (l *limited) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // httpStatus is the HTTP status an API error carries, or 0.
 func httpStatus(err error) int {
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		return ge.Code
-	}
 	var se *statusError
 	if errors.As(err, &se) {
 		return se.code

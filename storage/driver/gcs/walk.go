@@ -2,13 +2,9 @@ package gcs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
-
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
 
 	"github.com/berth-registry/berth/storage/driver"
 )
@@ -31,25 +27,17 @@ func (d *Driver) Walk(ctx context.Context, root string, fn driver.WalkFunc) erro
 
 // listFiles returns every file below root.
 func (d *Driver) listFiles(ctx context.Context, root string) ([]driver.FileInfo, error) {
-	q := &storage.Query{Prefix: d.dirKey(root)}
-	if err := q.SetAttrSelection([]string{"Name", "Size", "Updated", "ContentType"}); err != nil {
-		return nil, err
-	}
 	var files []driver.FileInfo
-	it := d.bucket.Objects(ctx, q)
-	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return files, nil
+	err := d.listEach(ctx, listQuery{prefix: d.dirKey(root), fields: "name,size,updated,contentType"}, func(o object, _ string) error {
+		if !d.isSidecar(o.Name) && !strings.HasSuffix(o.Name, "/") && o.ContentType != legacySessionContentType {
+			files = append(files, driver.FileInfo{Path: d.path(o.Name), Size: int64(o.Size), ModTime: o.Updated})
 		}
-		if err != nil {
-			return nil, fmt.Errorf("gcs: walk %s: %w", root, err)
-		}
-		if d.isSidecar(attrs.Name) || strings.HasSuffix(attrs.Name, "/") || attrs.ContentType == legacySessionContentType {
-			continue
-		}
-		files = append(files, driver.FileInfo{Path: d.path(attrs.Name), Size: attrs.Size, ModTime: attrs.Updated})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gcs: walk %s: %w", root, err)
 	}
+	return files, nil
 }
 
 // Unfinished returns the paths below dir with an unfinished write, found
@@ -64,24 +52,17 @@ func (d *Driver) unfinished(ctx context.Context, dir string) (map[string]time.Ti
 	if dir != "/" {
 		prefix = d.sidecarKey(dir) + "/"
 	}
-	q := &storage.Query{Prefix: prefix}
-	if err := q.SetAttrSelection([]string{"Name", "Metadata", "Created"}); err != nil {
-		return nil, err
-	}
 	out := map[string]time.Time{}
-	it := d.bucket.Objects(ctx, q)
-	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return out, nil
-		}
+	err := d.listEach(ctx, listQuery{prefix: prefix, fields: "name,metadata,timeCreated"}, func(o object, _ string) error {
+		started, err := time.Parse(time.RFC3339Nano, o.Metadata[metaStarted])
 		if err != nil {
-			return nil, fmt.Errorf("gcs: list unfinished writes below %s: %w", dir, err)
+			started = o.Created
 		}
-		started, err := time.Parse(time.RFC3339Nano, attrs.Metadata[metaStarted])
-		if err != nil {
-			started = attrs.Created
-		}
-		out[strings.TrimPrefix(attrs.Name, base)] = started
+		out[strings.TrimPrefix(o.Name, base)] = started
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gcs: list unfinished writes below %s: %w", dir, err)
 	}
+	return out, nil
 }

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/storage"
-
 	"github.com/berth-registry/berth/storage/driver"
 	"github.com/berth-registry/berth/storage/driver/internal/inflight"
 )
@@ -315,7 +313,7 @@ type uploadState struct {
 
 // readSidecar loads the state of path's unfinished write, or ErrNotFound.
 func (d *Driver) readSidecar(ctx context.Context, path string) (uploadState, error) {
-	r, err := d.bucket.Object(d.sidecarKey(path)).NewReader(ctx)
+	r, err := d.openRange(ctx, d.sidecarKey(path), 0, 0, -1)
 	if err != nil {
 		if isNotExist(err) {
 			return uploadState{}, notFound("writer", path)
@@ -327,10 +325,10 @@ func (d *Driver) readSidecar(ctx context.Context, path string) (uploadState, err
 	// a sidecar this driver wrote. The header lists components, about 20
 	// bytes each.
 	limit := int64(max(d.chunkSize, minChunk)) + 4<<20
-	if r.Attrs.Size > limit {
-		return uploadState{}, fmt.Errorf("gcs: upload state of %s holds %d bytes, more than a chunk", path, r.Attrs.Size)
+	if r.size > limit {
+		return uploadState{}, fmt.Errorf("gcs: upload state of %s holds %d bytes, more than a chunk", path, r.size)
 	}
-	content, err := io.ReadAll(r)
+	content, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return uploadState{}, fmt.Errorf("gcs: read upload state: %w", err)
 	}
@@ -363,17 +361,17 @@ func (d *Driver) readSidecar(ctx context.Context, path string) (uploadState, err
 	return st, nil
 }
 
-// deleteObject deletes key, which may already be gone.
+// deleteObject deletes key, which may already be gone; so it is safe to
+// repeat.
 func (d *Driver) deleteObject(ctx context.Context, key string) error {
-	err := d.bucket.Object(key).Delete(ctx)
-	if err != nil && !isNotExist(err) {
+	err := d.retry(ctx, func() error {
+		if err := d.del(ctx, key); err != nil && !isNotExist(err) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("gcs: delete %s: %w", key, err)
 	}
 	return nil
-}
-
-// objectRetry makes the client retry an upload or copy even without a
-// precondition: the driver writes the same bytes again, which is harmless.
-func objectRetry(o *storage.ObjectHandle) *storage.ObjectHandle {
-	return o.Retryer(storage.WithPolicy(storage.RetryAlways))
 }
