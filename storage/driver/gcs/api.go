@@ -67,6 +67,10 @@ func (n *jsonInt) UnmarshalJSON(b []byte) error {
 // 1 000 objects is about 300 KiB.
 const maxAnswer = 32 << 20
 
+// errNoName answers a call on the empty object name, which the JSON API
+// would take for the bucket's listing: no object has it.
+var errNoName = &statusError{op: "call", code: http.StatusNotFound, body: "an object has no empty name"}
+
 // objectURL is the JSON API's URL of the object key. Its name is one path
 // segment, "/" escaped.
 func (d *Driver) objectURL(key string) string {
@@ -107,6 +111,9 @@ func (d *Driver) do(ctx context.Context, op, method, u string, body []byte, out 
 
 // attrs reads the metadata of the object key.
 func (d *Driver) attrs(ctx context.Context, key string) (object, error) {
+	if key == "" {
+		return object{}, errNoName
+	}
 	var o object
 	err := d.retry(ctx, func() error {
 		o = object{}
@@ -202,25 +209,45 @@ type objectReader struct {
 	left int64 // the bytes still to come
 	// tries counts the reopenings since bytes last arrived.
 	tries int
+	// With check, the read is of the whole object and sum runs over its
+	// bytes, to be want at the end, as GCS's X-Goog-Hash says.
+	check     bool
+	sum, want uint32
 }
+
+// errCorruptRead is a whole object whose bytes do not have the CRC32C GCS
+// gave for them.
+var errCorruptRead = errors.New("gcs: read: the bytes received do not match the object's CRC32C")
 
 func (r *objectReader) Read(p []byte) (int, error) {
 	for {
 		n, err := r.body.Read(p)
 		r.pos += int64(n)
 		r.left -= int64(n)
+		if n > 0 {
+			r.tries = 0
+		}
+		if r.check {
+			r.sum = crc32.Update(r.sum, castagnoli, p[:n])
+		}
 		if err == io.EOF && r.left > 0 {
 			err = io.ErrUnexpectedEOF
+		}
+		if err == io.EOF && r.check && r.sum != r.want {
+			return n, errCorruptRead
 		}
 		switch {
 		case err == nil || err == io.EOF:
 			return n, err
 		case n > 0:
 			// What arrived first; the error comes again with the next Read.
-			r.tries = 0
 			return n, nil
 		}
-		if r.generation == 0 || r.tries >= maxAttempts-1 || !retryable(r.ctx, err) {
+		// Any failure of the stream is worth a reopening, as the client
+		// library's reader made one: over HTTP/2 a cut stream ends with a
+		// stream error or GOAWAY, which retryable does not know. The
+		// generation keeps the bytes the same object's.
+		if r.generation == 0 || r.tries >= maxAttempts-1 || r.ctx.Err() != nil || errors.Is(err, http.ErrBodyReadAfterClose) {
 			return n, err
 		}
 		r.tries++
@@ -242,6 +269,9 @@ func (r *objectReader) Close() error { return r.body.Close() }
 // not positive), of generation gen when gen is not 0. Opening is retried; a
 // failure while the bytes stream is the reader's error.
 func (d *Driver) openRange(ctx context.Context, key string, gen, off, n int64) (*objectReader, error) {
+	if key == "" {
+		return nil, errNoName
+	}
 	q := url.Values{"alt": {"media"}}
 	if gen != 0 {
 		q.Set("generation", strconv.FormatInt(gen, 10))
@@ -306,7 +336,27 @@ func readerOf(resp *http.Response, off int64) (*objectReader, error) {
 		return nil, fmt.Errorf("gcs: read from %d: answered %d bytes without a Content-Range", off, resp.ContentLength)
 	}
 	r.size, r.remain = resp.ContentLength, resp.ContentLength
+	r.want, r.check = hashCRC32C(resp.Header.Values("X-Goog-Hash"))
 	return r, nil
+}
+
+// hashCRC32C finds the CRC32C in X-Goog-Hash ("crc32c=BASE64,
+// md5=BASE64", in one header or several).
+func hashCRC32C(values []string) (uint32, bool) {
+	for _, v := range values {
+		for h := range strings.SplitSeq(v, ",") {
+			b64, ok := strings.CutPrefix(strings.TrimSpace(h), "crc32c=")
+			if !ok {
+				continue
+			}
+			b, err := base64.StdEncoding.DecodeString(b64)
+			if err != nil || len(b) != 4 {
+				return 0, false
+			}
+			return binary.BigEndian.Uint32(b), true
+		}
+	}
+	return 0, false
 }
 
 // insert stores data at key in one multipart upload, which GCS refuses
@@ -335,12 +385,17 @@ func (d *Driver) insert(ctx context.Context, key string, data []byte, meta map[s
 	if ifNew {
 		q.Set("ifGenerationMatch", "0")
 	}
-	body := io.MultiReader(bytes.NewReader(head.Bytes()), bytes.NewReader(data), strings.NewReader(tail))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.uploadBase+"?"+q.Encode(), body)
+	body := func() io.ReadCloser {
+		return io.NopCloser(io.MultiReader(bytes.NewReader(head.Bytes()), bytes.NewReader(data), strings.NewReader(tail)))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.uploadBase+"?"+q.Encode(), body())
 	if err != nil {
 		return err
 	}
 	req.ContentLength = int64(head.Len() + len(data) + len(tail))
+	// Lets the transport send the request again on another connection
+	// when the one it chose was closed (HTTP/2 GOAWAY) before the answer.
+	req.GetBody = func() (io.ReadCloser, error) { return body(), nil }
 	req.Header.Set("Content-Type", "multipart/related; boundary="+mw.Boundary())
 	resp, err := d.hc.Do(req)
 	if err != nil {
@@ -433,5 +488,8 @@ func (d *Driver) copyObject(ctx context.Context, src, dst string) error {
 
 // del deletes the object key, once.
 func (d *Driver) del(ctx context.Context, key string) error {
+	if key == "" {
+		return errNoName
+	}
 	return d.do(ctx, "delete", http.MethodDelete, d.objectURL(key), nil, nil)
 }

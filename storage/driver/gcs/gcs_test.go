@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/iterator"
@@ -565,5 +566,53 @@ func TestResumeRefusesATailLongerThanAChunk(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "more than a chunk") {
 		t.Fatalf("Writer(append) err = %v, want the tail refused", err)
+	}
+}
+
+// TestRequestsTravelOnSeparateConnections: the driver speaks HTTP/1.1 even
+// to a server that offers HTTP/2, so the parts of a write in flight take a
+// connection each rather than share one.
+func TestRequestsTravelOnSeparateConnections(t *testing.T) {
+	var mu sync.Mutex
+	protos, peers := map[string]bool{}, map[string]bool{}
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		protos[r.Proto], peers[r.RemoteAddr] = true, true
+		mu.Unlock()
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	d, err := FromParams(t.Context(), driver.Params{"bucket": "b", "endpoint": srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Trust the test server's certificate, as the system's roots trust GCS's.
+	tr := d.hc.Transport.(*limited).rt.(*http.Transport)
+	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if err := d.del(t.Context(), "k"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	// Over one HTTP/2 connection the three would come from one peer.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(peers)
+		mu.Unlock()
+		if n == 3 {
+			break
+		}
+	}
+	close(release)
+	wg.Wait()
+	if len(protos) != 1 || !protos["HTTP/1.1"] || len(peers) != 3 {
+		t.Errorf("requests arrived as %v from %d connections, want HTTP/1.1 from 3", protos, len(peers))
 	}
 }

@@ -3,12 +3,14 @@ package gcs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/testenv"
@@ -137,5 +139,94 @@ func TestReadResumesABrokenStream(t *testing.T) {
 				t.Fatalf("GETs %q: none from byte %d of the first's generation", gets, cut)
 			}
 		})
+	}
+}
+
+// flipWriter changes one byte of a body on its way, as a fault between
+// GCS and Berth would.
+type flipWriter struct {
+	http.ResponseWriter
+	at int // the byte to change, counted down
+}
+
+func (w *flipWriter) Write(p []byte) (int, error) {
+	if w.at >= 0 && w.at < len(p) {
+		p = bytes.Clone(p)
+		p[w.at] ^= 0xff
+	}
+	w.at -= len(p)
+	return w.ResponseWriter.Write(p)
+}
+
+// TestWholeObjectReadChecksCRC32C: a read of a whole object (one GET,
+// readconcurrency 1) checks its bytes against the CRC32C GCS sends in
+// X-Goog-Hash, and fails at the end rather than pass on other bytes.
+func TestWholeObjectReadChecksCRC32C(t *testing.T) {
+	g := testenv.StartGCS(t)
+	root := rootFor(t.Name())
+	data := pattern(minChunk + 4321)
+	direct := newDriver(t, g, driver.Params{"rootdirectory": root})
+	if err := direct.PutContent(t.Context(), "/f", data); err != nil {
+		t.Fatal(err)
+	}
+	for _, flip := range []bool{false, true} {
+		var hashes atomic.Int32
+		url := testenv.StoreProxy(t, g.Endpoint, false, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			if r.URL.Query().Get("alt") != "media" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			at := -1
+			if flip {
+				at = 1000
+			}
+			next.ServeHTTP(&hashSpy{flipWriter: flipWriter{ResponseWriter: w, at: at}, seen: &hashes}, r)
+		})
+		d := newDriver(t, g, driver.Params{"rootdirectory": root, "endpoint": url, "readconcurrency": 1})
+		r, err := d.Reader(t.Context(), "/f", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if hashes.Load() == 0 {
+			t.Fatal("the emulator sent no X-Goog-Hash: nothing to check against")
+		}
+		switch {
+		case !flip && (err != nil || !bytes.Equal(got, data)):
+			t.Fatalf("read %d bytes, %v; want the file", len(got), err)
+		case flip && !errors.Is(err, errCorruptRead):
+			t.Fatalf("read a changed byte: %d bytes, %v; want errCorruptRead", len(got), err)
+		}
+	}
+}
+
+// hashSpy counts the answers that carry X-Goog-Hash.
+type hashSpy struct {
+	flipWriter
+	seen *atomic.Int32
+}
+
+func (h *hashSpy) WriteHeader(code int) {
+	if h.Header().Get("X-Goog-Hash") != "" {
+		h.seen.Add(1)
+	}
+	h.flipWriter.ResponseWriter.WriteHeader(code)
+}
+
+// TestNoObjectHasTheEmptyName: with no rootdirectory, the root's object
+// name is empty, and the JSON API would answer a GET of it with the
+// bucket's listing; the driver says not found instead of serving that.
+func TestNoObjectHasTheEmptyName(t *testing.T) {
+	g := testenv.StartGCS(t)
+	d := newDriver(t, g, driver.Params{})
+	if err := d.PutContent(t.Context(), "/"+rootFor(t.Name())+"/f", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Reader(t.Context(), "/", 0); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("Reader(/) = %v, want ErrNotFound", err)
+	}
+	if _, err := d.attrs(t.Context(), ""); !isNotExist(err) {
+		t.Errorf("attrs of the empty name = %v, want not found", err)
 	}
 }

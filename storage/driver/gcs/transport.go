@@ -2,12 +2,14 @@ package gcs
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +30,11 @@ const tokenTimeout = 30 * time.Second
 func newHTTPClient(ctx context.Context, p Params, c checked) (*http.Client, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = p.MaxConcurrency
+	// HTTP/1.1: over HTTP/2 the parts and ranges a writer or reader keeps
+	// in flight would share one TCP connection, and one connection over a
+	// long link carries a fraction of what several do.
+	base.ForceAttemptHTTP2 = false
+	base.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	var rt http.RoundTripper = base
 	if c.keyJSON != nil || c.emulator == nil {
 		// Tokens are refreshed long after New returns, each request with a
@@ -128,8 +135,22 @@ func retryable(ctx context.Context, err error) bool {
 	// No HTTP answer: retry when the connection failed, not when the
 	// request could not be made at all.
 	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.ECONNRESET)
+	if errors.As(err, &op) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	// Connections lost as net/http reports it without a net.OpError, in
+	// errors it does not export: a request (a POST, which it does not send
+	// again itself) on an idle HTTP/1 connection the server closed, an
+	// HTTP/2 connection that stopped answering pings or was closed after a
+	// GOAWAY. Google's client library retried these too.
+	msg := err.Error()
+	for _, s := range []string{"server closed idle connection", "client connection lost", "server sent GOAWAY"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 const maxAttempts = 6
