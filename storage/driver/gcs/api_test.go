@@ -67,6 +67,20 @@ func mediaServer(t *testing.T, data []byte, h2 bool, cut func(n int) int) (*Driv
 	return d, &gets
 }
 
+// readObject reads "obj" whole and fails the test unless it is data.
+func readObject(t *testing.T, d *Driver, data []byte, gets *[]string) {
+	t.Helper()
+	r, err := d.openRange(t.Context(), "obj", 0, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes (equal: %v), %v; GETs %q", len(got), len(data), bytes.Equal(got, data), err, *gets)
+	}
+}
+
 // TestReadResumesEveryBreakThatFollowsProgress: a long download may break
 // more often than maxAttempts times in all, as long as bytes arrive
 // between the breaks; only reopenings without progress are bounded.
@@ -79,21 +93,13 @@ func TestReadResumesEveryBreakThatFollowsProgress(t *testing.T) {
 		}
 		return -1
 	})
-	r, err := d.openRange(t.Context(), "obj", 0, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(r)
-	r.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes (equal: %v), %v; GETs %q", len(got), len(data), bytes.Equal(got, data), err, *gets)
-	}
+	readObject(t, d, data, gets)
 }
 
-// TestReadResumesAfterAnHTTP2StreamReset: GCS is spoken to over HTTP/2,
-// where a stream cut mid-download ends with a stream error (RST_STREAM),
-// not a net.OpError or an unexpected EOF. The client library's reader
-// reopened after any read error.
+// TestReadResumesAfterAnHTTP2StreamReset: a read error that is neither a
+// net.OpError nor an unexpected EOF, here an HTTP/2 stream error
+// (RST_STREAM) from a client that speaks HTTP/2, is resumed too, as the
+// client library's reader reopened after any read error.
 func TestReadResumesAfterAnHTTP2StreamReset(t *testing.T) {
 	data := pattern(3*minChunk + 777)
 	d, gets := mediaServer(t, data, true, func(n int) int {
@@ -102,15 +108,7 @@ func TestReadResumesAfterAnHTTP2StreamReset(t *testing.T) {
 		}
 		return -1
 	})
-	r, err := d.openRange(t.Context(), "obj", 0, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(r)
-	r.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes (equal: %v), %v; GETs %q", len(got), len(data), bytes.Equal(got, data), err, *gets)
-	}
+	readObject(t, d, data, gets)
 	if len(*gets) != 2 || (*gets)[1] != fmt.Sprintf("bytes=%d-%d generation=42", minChunk+123, len(data)-1) {
 		t.Fatalf("GETs %q", *gets)
 	}

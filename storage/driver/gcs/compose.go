@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -123,9 +120,7 @@ func (w *writer) releaseBuffers() { w.flight.Release() }
 // putComponent stores data at key in one media upload, checked against the
 // CRC32C GCS computes (the JSON API takes no checksum with a media upload).
 func (d *Driver) putComponent(ctx context.Context, key string, data []byte) error {
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(data, castagnoli))
-	want := base64.StdEncoding.EncodeToString(sum[:])
+	want := crc32c(data)
 	u := d.uploadBase + "?" + url.Values{"uploadType": {"media"}, "name": {key}}.Encode()
 	return d.retry(ctx, func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(data))
