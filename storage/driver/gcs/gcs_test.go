@@ -616,3 +616,33 @@ func TestRequestsTravelOnSeparateConnections(t *testing.T) {
 		t.Errorf("requests arrived as %v from %d connections, want HTTP/1.1 from 3", protos, len(peers))
 	}
 }
+
+// TestUserAgentParameter: useragent replaces the User-Agent of every
+// request; without it the HTTP client's own is sent.
+func TestUserAgentParameter(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("User-Agent")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	for _, tt := range []struct{ param, want string }{
+		{"acme-registry/2.1", "acme-registry/2.1"},
+		{"", "Go-http-client/1.1"},
+	} {
+		p := driver.Params{"bucket": "b", "endpoint": srv.URL}
+		if tt.param != "" {
+			p["useragent"] = tt.param
+		}
+		d, err := FromParams(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.del(t.Context(), "k"); err != nil {
+			t.Fatal(err)
+		}
+		if ua := <-got; ua != tt.want {
+			t.Errorf("useragent %q: the request said %q, want %q", tt.param, ua, tt.want)
+		}
+	}
+}
