@@ -23,12 +23,13 @@ import (
 // resumable upload protocol is (resumable.go). The Go client library would
 // link gRPC, OpenTelemetry's SDK, S2A and a second auth library into every
 // Berth binary: about 5 MiB more memory at rest in every instance, whatever
-// its backend, for the nine calls below.
+// its backend, for the calls below.
 //
 //	GET    b/B/o/N                       object metadata
 //	GET    b/B/o/N?alt=media             its bytes, Range and generation as asked
 //	GET    b/B/o?prefix=…                a page of a listing
 //	POST   upload/…/b/B/o?uploadType=multipart   a small object, CRC32C checked
+//	POST   upload/…/b/B/o?uploadType=media       a component (compose.go)
 //	POST   b/B/o/N/compose               the concatenation of up to 32 objects
 //	POST   b/B/o/N/rewriteTo/b/B/o/M     a server-side copy, in as many calls as GCS needs
 //	DELETE b/B/o/N
@@ -69,7 +70,7 @@ const maxAnswer = 32 << 20
 
 // errNoName answers a call on the empty object name, which the JSON API
 // would take for the bucket's listing: no object has it.
-var errNoName = &statusError{op: "call", code: http.StatusNotFound, body: "an object has no empty name"}
+var errNoName = &statusError{op: "empty object name", code: http.StatusNotFound, body: "refused before any request was sent"}
 
 // objectURL is the JSON API's URL of the object key. Its name is one path
 // segment, "/" escaped.
@@ -244,8 +245,8 @@ func (r *objectReader) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		// Any failure of the stream is worth a reopening, as the client
-		// library's reader made one: over HTTP/2 a cut stream ends with a
-		// stream error or GOAWAY, which retryable does not know. The
+		// library's reader made one: a cut connection shows as many
+		// different errors, not all of which retryable knows. The
 		// generation keeps the bytes the same object's.
 		if r.generation == 0 || r.tries >= maxAttempts-1 || r.ctx.Err() != nil || errors.Is(err, http.ErrBodyReadAfterClose) {
 			return n, err
@@ -317,7 +318,7 @@ func readerOf(resp *http.Response, off int64) (*objectReader, error) {
 	if g := resp.Header.Get("X-Goog-Generation"); g != "" {
 		v, err := strconv.ParseInt(g, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("gcs: read: generation %q", g)
+			return nil, fmt.Errorf("gcs: read: X-Goog-Generation %q: %w", g, err)
 		}
 		r.generation = v
 	}
@@ -393,8 +394,8 @@ func (d *Driver) insert(ctx context.Context, key string, data []byte, meta map[s
 		return err
 	}
 	req.ContentLength = int64(head.Len() + len(data) + len(tail))
-	// Lets the transport send the request again on another connection
-	// when the one it chose was closed (HTTP/2 GOAWAY) before the answer.
+	// Lets the transport send the request again when the idle connection
+	// it chose turns out closed before any byte was written.
 	req.GetBody = func() (io.ReadCloser, error) { return body(), nil }
 	req.Header.Set("Content-Type", "multipart/related; boundary="+mw.Boundary())
 	resp, err := d.hc.Do(req)

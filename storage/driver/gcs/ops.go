@@ -15,8 +15,9 @@ import (
 	"github.com/berth-registry/berth/storage/driver"
 )
 
-// deleteParallelism bounds the concurrent requests of one Delete; the JSON
-// API's batch endpoint is not in the Go client.
+// deleteParallelism bounds the concurrent requests of one Delete: the
+// driver does not speak the JSON API's batch endpoint, so each object is
+// one DELETE.
 const deleteParallelism = 16
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

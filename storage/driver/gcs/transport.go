@@ -30,6 +30,7 @@ const tokenTimeout = 30 * time.Second
 func newHTTPClient(ctx context.Context, p Params, c checked) (*http.Client, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = p.MaxConcurrency
+	base.MaxIdleConns = max(base.MaxIdleConns, p.MaxConcurrency)
 	// HTTP/1.1: over HTTP/2 the parts and ranges a writer or reader keeps
 	// in flight would share one TCP connection, and one connection over a
 	// long link carries a fraction of what several do.
@@ -76,9 +77,6 @@ func (u *userAgent) RoundTrip(req *http.Request) (*http.Response, error) {
 // connections. A slot is held until the response headers arrive, not while
 // a body streams, so long downloads cannot starve other calls.
 func limitTransport(rt http.RoundTripper, n int) http.RoundTripper {
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
 	return &limited{rt: rt, sem: make(chan struct{}, n)}
 }
 
@@ -106,7 +104,8 @@ func httpStatus(err error) int {
 	return 0
 }
 
-// statusError is an unexpected answer to a resumable upload request.
+// statusError is an unexpected HTTP answer from GCS to the call op; body
+// is the start of GCS's explanation.
 type statusError struct {
 	op   string
 	code int
@@ -141,9 +140,10 @@ func retryable(ctx context.Context, err error) bool {
 	}
 	// Connections lost as net/http reports it without a net.OpError, in
 	// errors it does not export: a request (a POST, which it does not send
-	// again itself) on an idle HTTP/1 connection the server closed, an
-	// HTTP/2 connection that stopped answering pings or was closed after a
-	// GOAWAY. Google's client library retried these too.
+	// again itself) on an idle connection the server closed; and, should
+	// the transport speak HTTP/2 again, a connection that stopped answering
+	// pings or was closed after a GOAWAY. Google's client library retried
+	// these too.
 	msg := err.Error()
 	for _, s := range []string{"server closed idle connection", "client connection lost", "server sent GOAWAY"} {
 		if strings.Contains(msg, s) {
