@@ -69,18 +69,10 @@ func startAzurite(t testing.TB, certFile, keyFile, caFile string) *Azurite {
 	if caFile != "" {
 		client = trustingClient(t, caFile)
 	}
-	// The port was free a moment ago; a server another test started in
-	// between may hold it by the time Azurite (a Node.js program, slow to
-	// start) binds it. Seen once in CI: Azurite could not bind, and a
-	// Berth on that port answered the container's create. So the answer
-	// must be Azurite's own, and a port lost that way is given up for
-	// another.
-	var port int
-	for attempt := 1; ; attempt++ {
-		port = FreePort(t)
+	ports := startOnFreePorts(t, "azurite", 1, client, func(ports []int) (*Process, string) {
 		args := []string{
 			"--blobHost", "127.0.0.1",
-			"--blobPort", strconv.Itoa(port),
+			"--blobPort", strconv.Itoa(ports[0]),
 			"--location", t.TempDir(),
 			// The SDK may speak a newer API version than Azurite knows;
 			// the calls a driver makes have not changed between them.
@@ -91,20 +83,9 @@ func startAzurite(t testing.TB, certFile, keyFile, caFile string) *Azurite {
 		if certFile != "" {
 			args = append(args, "--cert", certFile, "--key", keyFile)
 		}
-		p := StartProcess(t, bin, args, nil)
-		url := fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, port, AzuriteAccount)
-		check := *client
-		check.Timeout = 5 * time.Second // a server that never answers is not Azurite either
-		err := poll(60*time.Second, p.Done(), func() error { return answersAsAzurite(&check, url) })
-		if err == nil {
-			break
-		}
-		p.Stop()
-		if attempt == 3 {
-			t.Fatalf("testenv: azurite not listening: %v\nlog:\n%s", err, p.Log())
-		}
-		t.Logf("testenv: azurite on port %d: %v; trying another port", port, err)
-	}
+		return StartProcess(t, bin, args, nil), fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, ports[0], AzuriteAccount)
+	}, answersAsAzurite)
+	port := ports[0]
 	a := &Azurite{
 		ServiceURL: fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, port, AzuriteAccount),
 		Account:    AzuriteAccount,
@@ -123,16 +104,11 @@ func startAzurite(t testing.TB, certFile, keyFile, caFile string) *Azurite {
 	return a
 }
 
-// answersAsAzurite checks that url is served by Azurite: an unsigned GET
-// gets a 4xx, from a server that names itself Azurite-Blob.
-func answersAsAzurite(client *http.Client, url string) error {
-	res, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	res.Body.Close()
+// answersAsAzurite accepts an answer from a server that names itself
+// Azurite-Blob (to an unsigned GET, a 4xx).
+func answersAsAzurite(res *http.Response) error {
 	if s := res.Header.Get("Server"); !strings.HasPrefix(s, "Azurite") {
-		return fmt.Errorf("%s answers as %q, not Azurite", url, s)
+		return fmt.Errorf("%s answers as %q, not Azurite", res.Request.URL, s)
 	}
 	return nil
 }

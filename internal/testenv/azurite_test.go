@@ -24,7 +24,12 @@ func TestAnswersAsAzuriteRefusesAnotherServer(t *testing.T) {
 			}
 			w.WriteHeader(http.StatusBadRequest)
 		}))
-		err := answersAsAzurite(srv.Client(), srv.URL+"/"+AzuriteAccount)
+		res, err := srv.Client().Get(srv.URL + "/" + AzuriteAccount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		err = answersAsAzurite(res)
 		srv.Close()
 		if (err == nil) != tc.ok {
 			t.Errorf("a server naming itself %q: %v, want accepted %v", tc.server, err, tc.ok)

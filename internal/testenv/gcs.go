@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -28,23 +30,25 @@ type GCS struct {
 func StartGCS(t testing.TB) *GCS {
 	t.Helper()
 	bin := Tool(t, "fake-gcs-server")
-	addr := FreeAddr(t)
-	port := addr[len("127.0.0.1:"):]
-	g := &GCS{Endpoint: "http://" + addr, Bucket: "berth"}
+	g := &GCS{Bucket: "berth"}
 	// The server makes a bucket of every folder in -data at start.
 	data := t.TempDir()
 	if err := os.Mkdir(filepath.Join(data, g.Bucket), 0o755); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	p := StartProcess(t, bin, []string{
-		"-scheme", "http", "-host", "127.0.0.1", "-port", port,
-		"-backend", "memory", "-data", data,
-		// Upload session URIs and signed URLs name this server rather
-		// than the real service.
-		"-public-host", addr, "-external-url", g.Endpoint,
-		"-log-level", "warn",
-	}, nil)
-	p.WaitHTTP(t, g.Endpoint+"/storage/v1/b/"+g.Bucket, 60*time.Second)
+	startOnFreePorts(t, "fake-gcs-server", 1, http.DefaultClient, func(ports []int) (*Process, string) {
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		g.Endpoint = "http://" + addr
+		p := StartProcess(t, bin, []string{
+			"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(ports[0]),
+			"-backend", "memory", "-data", data,
+			// Upload session URIs and signed URLs name this server rather
+			// than the real service.
+			"-public-host", addr, "-external-url", g.Endpoint,
+			"-log-level", "warn",
+		}, nil)
+		return p, g.Endpoint + "/storage/v1/b/" + g.Bucket
+	}, answersOK)
 	return g
 }
 

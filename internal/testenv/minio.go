@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +34,7 @@ type MinIO struct {
 func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
 	bin := Tool(t, "minio")
-	a := FreeAddrs(t, 2)
-	addr, console := a[0], a[1]
 	m := &MinIO{
-		Endpoint:  "http://" + addr,
 		AccessKey: "berthminio",
 		SecretKey: "berthminio-secret",
 		Region:    "us-east-1",
@@ -45,17 +43,20 @@ func StartMinIO(t testing.TB) *MinIO {
 	// production. On a single drive it answers a PUT with AccessDenied when
 	// a concurrent delete prunes the parent directory (minio issue 15157),
 	// which the driver suite's churn test hits about one run in three.
-	p := StartProcess(t, bin,
-		[]string{"server", "--address", addr, "--console-address", console, t.TempDir() + "/d{1...4}"},
-		[]string{
-			"MINIO_ROOT_USER=" + m.AccessKey,
-			"MINIO_ROOT_PASSWORD=" + m.SecretKey,
-			"MINIO_BROWSER=off",
-			"MINIO_UPDATE=off",
-			"MINIO_CI_CD=1", // no terminal colours, no interactive hints
-		})
-	p.WaitHTTP(t, m.Endpoint+"/minio/health/ready", 60*time.Second)
-	m.Process = p
+	startOnFreePorts(t, "minio", 2, http.DefaultClient, func(ports []int) (*Process, string) {
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		m.Endpoint = "http://" + addr
+		m.Process = StartProcess(t, bin,
+			[]string{"server", "--address", addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), t.TempDir() + "/d{1...4}"},
+			[]string{
+				"MINIO_ROOT_USER=" + m.AccessKey,
+				"MINIO_ROOT_PASSWORD=" + m.SecretKey,
+				"MINIO_BROWSER=off",
+				"MINIO_UPDATE=off",
+				"MINIO_CI_CD=1", // no terminal colours, no interactive hints
+			})
+		return m.Process, m.Endpoint + "/minio/health/ready"
+	}, answersOK)
 	m.Client = s3.New(s3.Options{
 		Region:       m.Region,
 		BaseEndpoint: aws.String(m.Endpoint),
