@@ -12,7 +12,9 @@
 // 200 and the headers of a 1 KiB blob. It logs nothing.
 //
 // With FLOOR_SERVER=raw in the environment it answers without net/http
-// (see serveRaw), to size what an HTTP server of our own would buy.
+// (see serveRaw), to size what an HTTP server of our own would buy. With
+// FLOOR_SERVER=registry it is the least registry docker can push to and
+// pull from (see miniRegistry), to size row 10b.
 package main
 
 import (
@@ -42,8 +44,10 @@ func main() {
 		if ln, err = net.Listen("tcp", addr); err == nil {
 			err = serveRaw(ln)
 		}
+	case "registry":
+		err = http.ListenAndServe(addr, http.HandlerFunc(newMiniRegistry(".").serve))
 	default:
-		err = fmt.Errorf("FLOOR_SERVER is %q; want net/http or raw", mode)
+		err = fmt.Errorf("FLOOR_SERVER is %q; want net/http, raw or registry", mode)
 	}
 	fmt.Fprintln(os.Stderr, "floor:", err)
 	os.Exit(1)
