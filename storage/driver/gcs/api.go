@@ -21,9 +21,9 @@ import (
 
 // The JSON API calls the driver makes, spoken directly over d.hc, as the
 // resumable upload protocol is (resumable.go). The Go client library would
-// link gRPC, OpenTelemetry's SDK, S2A and a second auth library into every
-// Berth binary: about 5 MiB more memory at rest in every instance, whatever
-// its backend, for the calls below.
+// link parts of gRPC, OpenTelemetry's SDK, S2A and a second auth library
+// into every Berth binary: about 5 MiB more memory at rest in every
+// instance, whatever its backend, for the calls below.
 //
 //	GET    b/B/o/N                       object metadata
 //	GET    b/B/o/N?alt=media             its bytes, Range and generation as asked
