@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"iter"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -166,13 +167,29 @@ func (d *Driver) list(ctx context.Context, q listQuery, token string, max int) (
 	return p, err
 }
 
+// pages yields the pages of a listing in order, each read with at most
+// *size entries as it is when the page is asked for (GCS's own page size
+// when 0), until the listing ends, a read fails (yielded with the error)
+// or the loop stops. A page may be empty and still not the last.
+func (d *Driver) pages(ctx context.Context, q listQuery, size *int) iter.Seq2[listPage, error] {
+	return func(yield func(listPage, error) bool) {
+		token := ""
+		for {
+			p, err := d.list(ctx, q, token, *size)
+			if !yield(p, err) || err != nil || p.Next == "" || p.Next == token {
+				return
+			}
+			token = p.Next
+		}
+	}
+}
+
 // listEach calls fn for each object of a listing, then for each prefix of
 // the same page (prefix set, o empty), page after page, until the listing
 // ends or fn fails.
 func (d *Driver) listEach(ctx context.Context, q listQuery, fn func(o object, prefix string) error) error {
-	token := ""
-	for {
-		p, err := d.list(ctx, q, token, 0)
+	size := 0
+	for p, err := range d.pages(ctx, q, &size) {
 		if err != nil {
 			return err
 		}
@@ -186,11 +203,8 @@ func (d *Driver) listEach(ctx context.Context, q listQuery, fn func(o object, pr
 				return err
 			}
 		}
-		if p.Next == "" || p.Next == token {
-			return nil
-		}
-		token = p.Next
 	}
+	return nil
 }
 
 // objectReader streams the bytes one GET of an object answered. When the

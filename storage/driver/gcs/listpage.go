@@ -22,36 +22,30 @@ func (d *Driver) ListPage(ctx context.Context, dir, after string, n int) ([]stri
 		q.startOffset = prefix + after
 	}
 	var names []string
-	var last, token string
+	var last string
 	size := driver.NextListSize(n+1, 0, 0)
-	for {
-		page, err := d.list(ctx, q, token, size)
+	for page, err := range d.pages(ctx, q, &size) {
 		if err != nil {
 			return nil, false, fmt.Errorf("gcs: list %s: %w", dir, err)
 		}
-		keys := make([]string, 0, len(page.Items)+len(page.Prefixes))
 		for _, o := range page.Items {
 			if o.Name != prefix && o.ContentType != legacySessionContentType {
 				// Neither a "folder" placeholder nor Distribution's
 				// unfinished upload (see List).
 				names = appendAfter(names, strings.TrimPrefix(o.Name, prefix), after)
 			}
-			keys = append(keys, o.Name)
+			last = max(last, o.Name)
 		}
 		for _, sub := range page.Prefixes {
 			if !d.isSidecar(sub) {
 				names = appendAfter(names, strings.TrimSuffix(strings.TrimPrefix(sub, prefix), "/"), after)
 			}
-			keys = append(keys, sub)
-		}
-		for _, k := range keys {
-			last = max(last, k)
+			last = max(last, sub)
 		}
 		// Stop at a page boundary of the listing, once the page is known.
-		if page.Next == "" || page.Next == token || driver.KeyPageComplete(names, n+1, prefix, after, last) {
+		if driver.KeyPageComplete(names, n+1, prefix, after, last) {
 			break
 		}
-		token = page.Next
 		size = driver.NextListSize(n+1, len(names), size)
 	}
 	return driver.KeyPage(ctx, d, dir, after, names, n, false)

@@ -90,20 +90,16 @@ func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error)
 	}
 	// A page may come back empty with a token for the next one; only the
 	// end of the listing says there is nothing below path.
-	token := ""
-	for {
-		page, err := d.list(ctx, listQuery{prefix: d.dirKey(path), fields: "name"}, token, 1)
+	size := 1
+	for page, err := range d.pages(ctx, listQuery{prefix: d.dirKey(path), fields: "name"}, &size) {
 		if err != nil {
 			return driver.FileInfo{}, fmt.Errorf("gcs: stat %s: %w", path, err)
 		}
 		if len(page.Items) > 0 {
 			return driver.FileInfo{Path: path, IsDir: true}, nil
 		}
-		if page.Next == "" || page.Next == token {
-			return driver.FileInfo{}, notFound("stat", path)
-		}
-		token = page.Next
 	}
+	return driver.FileInfo{}, notFound("stat", path)
 }
 
 // List returns the files and directories directly below dir, from one
