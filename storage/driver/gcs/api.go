@@ -420,12 +420,21 @@ func (d *Driver) insert(ctx context.Context, key string, data []byte, meta map[s
 	if resp.StatusCode != http.StatusOK {
 		return answerError("upload", resp)
 	}
-	var o object
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&o); err != nil {
-		return fmt.Errorf("gcs: upload: answer: %w", err)
-	}
 	// GCS checks the sum itself; an emulator may not.
-	if o.CRC32C != "" && o.CRC32C != sum {
+	return checkStored("upload", resp, sum)
+}
+
+// checkStored reads the object resource an upload was answered with and
+// compares the CRC32C GCS computed with want, that of the bytes sent. An
+// object resource is a few KiB at most, metadata included.
+func checkStored(op string, resp *http.Response, want string) error {
+	var o struct {
+		CRC32C string `json:"crc32c"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&o); err != nil {
+		return fmt.Errorf("gcs: %s: answer: %w", op, err)
+	}
+	if o.CRC32C != "" && o.CRC32C != want {
 		return errCorruptUpload
 	}
 	return nil

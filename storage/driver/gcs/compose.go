@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -137,16 +135,7 @@ func (d *Driver) putComponent(ctx context.Context, key string, data []byte) erro
 		if resp.StatusCode != http.StatusOK {
 			return answerError("upload component", resp)
 		}
-		var obj struct {
-			CRC32C string `json:"crc32c"`
-		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&obj); err != nil {
-			return fmt.Errorf("gcs: upload component: %w", err)
-		}
-		if obj.CRC32C != "" && obj.CRC32C != want {
-			return errCorruptUpload
-		}
-		return nil
+		return checkStored("upload component", resp, want)
 	})
 }
 
