@@ -165,3 +165,27 @@ func TestRetryableTransportErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadRefusedWhenStoredBytesDiffer: an upload whose answer carries
+// another CRC32C than the bytes sent (an emulator or proxy that changed
+// them; GCS itself refuses such an upload) fails with errCorruptUpload.
+func TestUploadRefusedWhenStoredBytesDiffer(t *testing.T) {
+	data := []byte("the bytes sent")
+	for _, tt := range []struct {
+		answered string
+		want     error
+	}{
+		{crc32c(data), nil},
+		{crc32c([]byte("other bytes")), errCorruptUpload},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, `{"name":"k","crc32c":%q}`, tt.answered)
+		}))
+		d := &Driver{hc: srv.Client(), uploadBase: srv.URL + "/upload/storage/v1/b/bkt/o"}
+		if err := d.insert(t.Context(), "k", data, nil, false); !errors.Is(err, tt.want) {
+			t.Errorf("answer with crc32c %s: %v, want %v", tt.answered, err, tt.want)
+		}
+		srv.Close()
+	}
+}
