@@ -55,12 +55,40 @@ func (h *harness) dockerContext() (string, error) {
 }
 
 func (h *harness) docker(ctx context.Context, args ...string) error {
+	_, err := h.dockerOutput(ctx, args...)
+	return err
+}
+
+// dockerOutput runs docker with args and returns what it printed.
+func (h *harness) dockerOutput(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "docker", args...)
 	// A private client config, and the classic builder: the daemon may
 	// have no BuildKit.
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(h.work, "docker-config"), "DOCKER_BUILDKIT=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("docker %s: %w\n%s", strings.Join(args, " "), err, out)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// checkTransferred fails unless docker's output of a push or pull reports
+// each of the image's layers as sent (status "Pushed") or received ("Pull
+// complete"). A layer docker finds on either side already ("Layer already
+// exists", "Mounted from", "Already exists") is not transferred, and the
+// row would time and cost fewer layers than it claims: an image left in
+// the daemon that holds the same layers is enough. Docker prints these
+// lines for layers only (the config blob moves without one), one per
+// distinct layer, and dockerContext makes every layer distinct.
+func checkTransferred(out, verb, status string, layers int) error {
+	n := 0
+	for line := range strings.Lines(out) {
+		if strings.HasSuffix(strings.TrimSpace(line), ": "+status) {
+			n++
+		}
+	}
+	if n != layers {
+		return fmt.Errorf("docker %s reported %d of the image's %d layers as %q (a layer found there already is not transferred):\n%s", verb, n, layers, status, out)
 	}
 	return nil
 }
@@ -80,12 +108,13 @@ func setupDocker(ctx context.Context, h *harness, _ *server, c *client) error {
 // measureDocker times docker push, then docker pull after the image (and
 // with it every layer) was removed; the removal is not timed. Beside the
 // wall time it reads the CPU time the registry and docker spent in the
-// two, which tells how much of the row the registry can move.
+// two, which tells how much of the row the registry can move. Each of the
+// two must have moved every layer (checkTransferred).
 func measureDocker(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
 	img := imageName(c)
 	defer func() { _ = h.docker(context.WithoutCancel(ctx), "rmi", "-f", img) }()
 	var wall, server, dock time.Duration
-	timed := func(args ...string) error {
+	timed := func(status string, args ...string) error {
 		s0, err := s.cpu()
 		if err != nil {
 			return err
@@ -95,7 +124,8 @@ func measureDocker(ctx context.Context, h *harness, s *server, c *client) ([]flo
 			return err
 		}
 		start := time.Now()
-		if err := h.docker(ctx, args...); err != nil {
+		out, err := h.dockerOutput(ctx, args...)
+		if err != nil {
 			return err
 		}
 		wall += time.Since(start)
@@ -104,16 +134,19 @@ func measureDocker(ctx context.Context, h *harness, s *server, c *client) ([]flo
 			return err
 		}
 		d1, err := dockerCPU()
+		if err != nil {
+			return err
+		}
 		server, dock = server+s1-s0, dock+d1-d0
-		return err
+		return checkTransferred(out, args[0], status, h.sz.layers)
 	}
-	if err := timed("push", "-q", img); err != nil {
+	if err := timed("Pushed", "push", img); err != nil {
 		return nil, err
 	}
 	if err := h.docker(ctx, "rmi", img); err != nil {
 		return nil, err
 	}
-	if err := timed("pull", "-q", img); err != nil {
+	if err := timed("Pull complete", "pull", img); err != nil {
 		return nil, err
 	}
 	return []float64{wall.Seconds(), server.Seconds(), dock.Seconds()}, nil
