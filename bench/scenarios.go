@@ -236,6 +236,13 @@ func (h *harness) scenarios() []scenario {
 			measure: measureDocker,
 		},
 		{
+			rows: []row{
+				{"10d", "registry CPU for the same push and pull, sent as docker sends them by a Go client instead of docker", "s", cost, 0},
+			},
+			fresh:   true,
+			measure: measureDockerLike,
+		},
+		{
 			// Every GET is a pull event, spooled and sent to the endpoint:
 			// Berth without an endpoint stands in Distribution's column.
 			rows: append(hammerRows("11", "GET a 1 KiB blob, 32 connections, one webhook endpoint: Berth with it (Berth column) against Berth without (Distribution column)", 0.5),
