@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -113,10 +114,10 @@ func (h *harness) cloudScenarios() []scenario {
 	}
 }
 
-// pushStreamed uploads r as d the way docker does: POST, one PATCH whose
-// body is streamed with chunked encoding (no length known up front), and a
-// PUT without a body. It returns how long the PUT took.
-func (c *client) pushStreamed(ctx context.Context, repo string, d digest.Digest, v *variant) (put time.Duration, err error) {
+// pushStreamed uploads body as d the way docker does: POST, one PATCH
+// whose body is streamed with chunked encoding (no length known up front),
+// and a PUT without a body. It returns how long the PUT took.
+func (c *client) pushStreamed(ctx context.Context, repo string, d digest.Digest, body io.Reader) (put time.Duration, err error) {
 	loc, err := c.startUpload(ctx, repo)
 	if err != nil {
 		return 0, err
@@ -125,7 +126,7 @@ func (c *client) pushStreamed(ctx context.Context, repo string, d digest.Digest,
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, u, v.reader())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, u, body)
 	if err != nil {
 		return 0, err
 	}

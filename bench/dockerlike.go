@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -124,8 +123,7 @@ func forEach(ctx context.Context, n, conc int, do func(ctx context.Context, i in
 }
 
 // pushLikeDocker pushes b as docker pushes a layer: a HEAD that finds it
-// missing, a POST, one PATCH with b as a chunked body and a PUT with the
-// digest and no body.
+// missing, then pushStreamed in docker's pieces.
 func (c *client) pushLikeDocker(ctx context.Context, repo string, b []byte, mediaType string) (dockerDesc, error) {
 	d := digest.FromBytes(b)
 	desc := dockerDesc{MediaType: mediaType, Size: len(b), Digest: d}
@@ -136,32 +134,7 @@ func (c *client) pushLikeDocker(ctx context.Context, repo string, b []byte, medi
 	if _, _, err := c.do(req, http.StatusNotFound); err != nil {
 		return desc, err
 	}
-	loc, err := c.startUpload(ctx, repo)
-	if err != nil {
-		return desc, err
-	}
-	u, err := c.resolve(loc, nil)
-	if err != nil {
-		return desc, err
-	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodPatch, u, &pieces{b: b, n: dockerChunk})
-	if err != nil {
-		return desc, err
-	}
-	req.ContentLength = -1 // chunked, as docker sends a layer
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, _, err := c.do(req, http.StatusAccepted)
-	if err != nil {
-		return desc, err
-	}
-	if u, err = c.resolve(resp.Header.Get("Location"), url.Values{"digest": {d.String()}}); err != nil {
-		return desc, err
-	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodPut, u, nil)
-	if err != nil {
-		return desc, err
-	}
-	_, _, err = c.do(req, http.StatusCreated)
+	_, err = c.pushStreamed(ctx, repo, d, &pieces{b: b, n: dockerChunk})
 	return desc, err
 }
 

@@ -180,7 +180,7 @@ func rawCopyObject(ctx context.Context, c *s3.Client, src, dst string, size int6
 func measureStreamedPush(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
 	v := h.big.variant(3)
 	start := time.Now()
-	put, err := c.pushStreamed(ctx, "bench/streamed", v.d, v)
+	put, err := c.pushStreamed(ctx, "bench/streamed", v.d, v.reader())
 	if err != nil {
 		return nil, err
 	}
