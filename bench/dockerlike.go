@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -92,26 +93,21 @@ func measureDockerLike(ctx context.Context, h *harness, s *server, c *client) ([
 	return []float64{(c1 - c0).Seconds()}, nil
 }
 
-// forEach runs do for 0..n-1, at most conc at a time, and returns the
-// first error; the others stop at the next index.
+// forEach runs do for 0..n-1 on conc workers, each taking the next index
+// when it is done with one, and returns the first error; on an error the
+// calls in flight see their context cancelled and no new one starts.
 func forEach(ctx context.Context, n, conc int, do func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	next := make(chan int)
-	go func() {
-		defer close(next)
-		for i := range n {
-			select {
-			case next <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Go(func() {
-			for i := range next {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
 				if err := do(ctx, i); err != nil {
 					cancel(err)
 				}

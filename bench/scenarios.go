@@ -342,29 +342,14 @@ func setupSmallBlob(ctx context.Context, h *harness, _ *server, c *client) error
 
 func measureSmallPushes(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
 	blobs := h.smallBlobs()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, 16)
 	start := time.Now()
-	for w := range 16 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(blobs) || errs[w] != nil {
-					return
-				}
-				_, errs[w] = c.pushBytes(ctx, "bench/small-pushes", blobs[i])
-			}
-		})
+	if err := forEach(ctx, len(blobs), 16, func(ctx context.Context, i int) error {
+		_, err := c.pushBytes(ctx, "bench/small-pushes", blobs[i])
+		return err
+	}); err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	el := time.Since(start)
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return []float64{float64(len(blobs)) / el.Seconds()}, nil
+	return []float64{float64(len(blobs)) / time.Since(start).Seconds()}, nil
 }
 
 // smallBlobs are the distinct 64 KiB blobs of scenario 4, made once.
