@@ -35,12 +35,6 @@ const (
 
 const dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 
-type dockerDesc struct {
-	MediaType string        `json:"mediaType"`
-	Size      int           `json:"size"`
-	Digest    digest.Digest `json:"digest"`
-}
-
 // measureDockerLike pushes the row's image as docker does and pulls it
 // back, and returns the registry's CPU time in the two.
 func measureDockerLike(ctx context.Context, h *harness, s *server, c *client) ([]float64, error) {
@@ -49,28 +43,22 @@ func measureDockerLike(ctx context.Context, h *harness, s *server, c *client) ([
 	for i := range layers {
 		layers[i] = randomBytes(uint64(7000+i), int(h.sz.layerSize))
 	}
-	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	c0, err := s.cpu()
 	if err != nil {
 		return nil, err
 	}
-	descs := make([]dockerDesc, len(layers))
+	descs := make([]descriptor, len(layers))
 	if err := forEach(ctx, len(layers), dockerPushes, func(ctx context.Context, i int) (err error) {
 		descs[i], err = c.pushLikeDocker(ctx, repo, layers[i], "application/vnd.docker.image.rootfs.diff.tar.gzip")
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	cd, err := c.pushLikeDocker(ctx, repo, cfg, "application/vnd.docker.container.image.v1+json")
+	cd, err := c.pushLikeDocker(ctx, repo, emptyConfig, "application/vnd.docker.container.image.v1+json")
 	if err != nil {
 		return nil, err
 	}
-	m, err := json.Marshal(struct {
-		SchemaVersion int          `json:"schemaVersion"`
-		MediaType     string       `json:"mediaType"`
-		Config        dockerDesc   `json:"config"`
-		Layers        []dockerDesc `json:"layers"`
-	}{2, dockerManifest, cd, descs})
+	m, err := json.Marshal(imageManifest{2, dockerManifest, cd, descs})
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +108,9 @@ func forEach(ctx context.Context, n, conc int, do func(ctx context.Context, i in
 
 // pushLikeDocker pushes b as docker pushes a layer: a HEAD that finds it
 // missing, then pushStreamed in docker's pieces.
-func (c *client) pushLikeDocker(ctx context.Context, repo string, b []byte, mediaType string) (dockerDesc, error) {
+func (c *client) pushLikeDocker(ctx context.Context, repo string, b []byte, mediaType string) (descriptor, error) {
 	d := digest.FromBytes(b)
-	desc := dockerDesc{MediaType: mediaType, Size: len(b), Digest: d}
+	desc := descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.url("/v2/"+repo+"/blobs/"+d.String()), nil)
 	if err != nil {
 		return desc, err

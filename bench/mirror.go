@@ -55,22 +55,11 @@ func (h *harness) startMirrorUpstream(ctx context.Context) error {
 	u.srv = srv
 	c := newClient(srv.base(), 4)
 	defer c.close()
-	type desc struct {
-		MediaType string        `json:"mediaType"`
-		Digest    digest.Digest `json:"digest"`
-		Size      int64         `json:"size"`
-	}
-	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	cd, err := c.pushBytes(ctx, mirrorRepo, cfg)
+	cd, err := c.pushBytes(ctx, mirrorRepo, emptyConfig)
 	if err != nil {
 		return err
 	}
-	m := struct {
-		SchemaVersion int    `json:"schemaVersion"`
-		MediaType     string `json:"mediaType"`
-		Config        desc   `json:"config"`
-		Layers        []desc `json:"layers"`
-	}{2, "application/vnd.oci.image.manifest.v1+json", desc{"application/vnd.oci.image.config.v1+json", cd, int64(len(cfg))}, nil}
+	m := imageManifest{2, ociManifest, descriptor{"application/vnd.oci.image.config.v1+json", cd, int64(len(emptyConfig))}, nil}
 	u.blobs = append(u.blobs, cd)
 	for i := range h.sz.layers {
 		d, err := c.pushBytes(ctx, mirrorRepo, randomBytes(uint64(1100+i), int(h.sz.layerSize)))
@@ -78,7 +67,7 @@ func (h *harness) startMirrorUpstream(ctx context.Context) error {
 			return err
 		}
 		u.blobs = append(u.blobs, d)
-		m.Layers = append(m.Layers, desc{"application/vnd.oci.image.layer.v1.tar", d, h.sz.layerSize})
+		m.Layers = append(m.Layers, descriptor{"application/vnd.oci.image.layer.v1.tar", d, h.sz.layerSize})
 	}
 	payload, _ := json.Marshal(m)
 	if err := c.putManifest(ctx, mirrorRepo, "1", m.MediaType, payload); err != nil {

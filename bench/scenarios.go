@@ -364,12 +364,30 @@ func (h *harness) smallBlobs() [][]byte {
 
 const ociManifest = "application/vnd.oci.image.manifest.v1+json"
 
+// emptyConfig is the config of the harness's images: no layer history,
+// which no registry reads.
+var emptyConfig = []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+
+// descriptor and imageManifest are the JSON of an image manifest, OCI or
+// docker's schema 2, which share it.
+type descriptor struct {
+	MediaType string        `json:"mediaType"`
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
+}
+
+type imageManifest struct {
+	SchemaVersion int          `json:"schemaVersion"`
+	MediaType     string       `json:"mediaType"`
+	Config        descriptor   `json:"config"`
+	Layers        []descriptor `json:"layers"`
+}
+
 // pushImage pushes a one-layer image and tags it; its manifest digest is
 // kept in h.manifest (the same bytes on both servers).
 func (h *harness) pushImage(ctx context.Context, c *client, repo, tag string) error {
-	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	layer := randomBytes(2, 2048)
-	cd, err := c.pushBytes(ctx, repo, cfg)
+	cd, err := c.pushBytes(ctx, repo, emptyConfig)
 	if err != nil {
 		return err
 	}
@@ -377,19 +395,9 @@ func (h *harness) pushImage(ctx context.Context, c *client, repo, tag string) er
 	if err != nil {
 		return err
 	}
-	type desc struct {
-		MediaType string        `json:"mediaType"`
-		Digest    digest.Digest `json:"digest"`
-		Size      int           `json:"size"`
-	}
-	m, err := json.Marshal(struct {
-		SchemaVersion int    `json:"schemaVersion"`
-		MediaType     string `json:"mediaType"`
-		Config        desc   `json:"config"`
-		Layers        []desc `json:"layers"`
-	}{2, ociManifest,
-		desc{"application/vnd.oci.image.config.v1+json", cd, len(cfg)},
-		[]desc{{"application/vnd.oci.image.layer.v1.tar+gzip", ld, len(layer)}}})
+	m, err := json.Marshal(imageManifest{2, ociManifest,
+		descriptor{"application/vnd.oci.image.config.v1+json", cd, int64(len(emptyConfig))},
+		[]descriptor{{"application/vnd.oci.image.layer.v1.tar+gzip", ld, int64(len(layer))}}})
 	if err != nil {
 		return err
 	}
