@@ -242,7 +242,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 // directory and the new ones' parents, and prunes from's directory if
 // that left it empty.
 func (d *Driver) renameInto(from, to string, created []string) error {
-	err := d.inDir(filepath.Dir(to), &created, func() error { return os.Rename(from, to) })
+	err := d.inDir(filepath.Dir(to), &created, func() error { return rename(from, to) })
 	if err != nil {
 		if _, serr := os.Lstat(from); errors.Is(serr, fs.ErrNotExist) {
 			return driver.ErrNotFound // moved or deleted meanwhile
@@ -263,12 +263,9 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 	}
 	defer d.release()
 	full := d.full(path)
-	if _, err := os.Lstat(full); err != nil {
-		return notFound(err)
-	}
 	if path != "/" {
-		if err := os.RemoveAll(full); err != nil {
-			return err
+		if err := removeAll(full); err != nil {
+			return notFound(err)
 		}
 		d.prune(filepath.Dir(full))
 		return nil
@@ -282,7 +279,7 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 		return driver.ErrNotFound
 	}
 	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(full, e.Name())); err != nil {
+		if err := removeAll(filepath.Join(full, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

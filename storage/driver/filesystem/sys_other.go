@@ -26,3 +26,15 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// rename is os.Rename (see sys_linux.go).
+func rename(from, to string) error { return os.Rename(from, to) }
+
+// removeAll removes the file or the directory tree at path, and fails
+// with an error that is fs.ErrNotExist when there is nothing there.
+func removeAll(path string) error {
+	if _, err := os.Lstat(path); err != nil {
+		return err
+	}
+	return os.RemoveAll(path)
+}

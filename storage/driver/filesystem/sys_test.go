@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/storage/driver"
 )
 
 // TestSyncDirsReportsAFailureAmongOthers: the syncs run at once, and one
@@ -94,5 +96,66 @@ func TestDirsToSyncOnce(t *testing.T) {
 	got := dirsToSync("/r/a/b", []string{"/r/a", "/r/a/b", "/r/a", "/r/a/b"})
 	if want := []string{"/r/a/b", "/r", "/r/a"}; !slices.Equal(got, want) {
 		t.Errorf("dirsToSync = %q, want %q", got, want)
+	}
+}
+
+// TestRemoveAllRemovesWhatIsThere: removeAll takes a file, a link (not
+// what it points to) or a whole tree, and tells a path with nothing there
+// from one it removed, as Delete must.
+func TestRemoveAllRemovesWhatIsThere(t *testing.T) {
+	root := t.TempDir()
+	kept := filepath.Join(root, "kept")
+	mustWrite(t, filepath.Join(kept, "file"))
+	for _, tc := range []struct {
+		name string
+		make func(p string)
+	}{
+		{"file", func(p string) { mustWrite(t, p) }},
+		{"empty directory", func(p string) { mustMkdir(t, p) }},
+		{"link to a directory", func(p string) {
+			if err := os.Symlink(kept, p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"upload session", func(p string) {
+			mustWrite(t, filepath.Join(p, "startedat"))
+			mustWrite(t, filepath.Join(p, "data.partial~"))
+			mustWrite(t, filepath.Join(p, "lease", "000000000001"))
+			mustWrite(t, filepath.Join(p, "lease", "000000000002"))
+			mustWrite(t, filepath.Join(p, "hashstates", "sha256", "0"))
+			mustMkdir(t, filepath.Join(p, "hashstates", "sha512"))
+		}},
+	} {
+		p := filepath.Join(root, "x")
+		tc.make(p)
+		if err := removeAll(p); err != nil {
+			t.Fatalf("%s: removeAll: %v", tc.name, err)
+		}
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: still there after removeAll (%v)", tc.name, err)
+		}
+		if _, err := os.Stat(filepath.Join(kept, "file")); err != nil {
+			t.Fatalf("%s: removeAll reached outside its path: %v", tc.name, err)
+		}
+	}
+	for _, missing := range []string{filepath.Join(root, "missing"), filepath.Join(kept, "file", "below")} {
+		if err := removeAll(missing); notFound(err) != driver.ErrNotFound {
+			t.Errorf("removeAll(%s) = %v, want not found", missing, err)
+		}
+	}
+}
+
+func mustWrite(t *testing.T, p string) {
+	t.Helper()
+	mustMkdir(t, filepath.Dir(p))
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustMkdir(t *testing.T, p string) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

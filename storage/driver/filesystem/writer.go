@@ -144,7 +144,7 @@ func (w *writer) CloseShared() error {
 	if err := os.Link(w.part, tmp); err != nil {
 		return notFound(err)
 	}
-	if err := os.Rename(tmp, w.final); err != nil {
+	if err := rename(tmp, w.final); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -197,7 +197,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.unshare(); err != nil {
 		return err
 	}
-	if err := os.Rename(w.part, w.final); err != nil {
+	if err := rename(w.part, w.final); err != nil {
 		// The unfinished write was deleted or replaced meanwhile.
 		return notFound(err)
 	}
@@ -338,7 +338,7 @@ func (d *Driver) put(ctx context.Context, path string, content []byte, durable, 
 			return driver.ErrExist
 		}
 	default:
-		err = os.Rename(f.Name(), final)
+		err = rename(f.Name(), final)
 	}
 	if err != nil {
 		os.Remove(f.Name())
