@@ -198,7 +198,7 @@ func (r *Registry) tombstoneLive(ctx context.Context, key string) (bool, error) 
 // and a probe, three requests on S3) told nothing more: the 21 blobs of a
 // 20-layer manifest cost 63 requests to learn that no collection ran.
 func (r *Registry) liveCollection(ctx context.Context) (string, error) {
-	_, cur, err := currentClaim(ctx, r.driver, gcLeaseDir)
+	_, _, cur, err := currentClaim(ctx, r.driver, gcLeaseDir)
 	if err != nil {
 		return "", wrapDriverErr("checking tombstone", err)
 	}

@@ -171,7 +171,7 @@ func TestGCOnlineWriterAndCollectorNeverBothProceed(t *testing.T) {
 			if _, err := tr.drv.Stat(ctx, gcRoot+"/tombstones"); !isNotFound(err) {
 				t.Errorf("tombstones left after the run: %v", err)
 			}
-			if _, cur, err := currentClaim(ctx, tr.drv, gcLeaseDir); err != nil || cur.live(time.Now(), leaseSkew) {
+			if _, _, cur, err := currentClaim(ctx, tr.drv, gcLeaseDir); err != nil || cur.live(time.Now(), leaseSkew) {
 				t.Errorf("lease still held after the run: %+v, %v", cur, err)
 			}
 		})
@@ -363,7 +363,7 @@ func TestGCLeaseThatLapsedStaysDead(t *testing.T) {
 	if secondErr != nil {
 		t.Fatalf("a second collection could not take the lapsed lease: %v", secondErr)
 	}
-	_, cur, err := currentClaim(ctx, tr.drv, gcLeaseDir)
+	_, _, cur, err := currentClaim(ctx, tr.drv, gcLeaseDir)
 	if err != nil || cur.Owner != second.id() || !cur.live(time.Now(), skew) {
 		t.Errorf("the second collection's lease is %+v (%v), want it held by %s", cur, err, second.id())
 	}

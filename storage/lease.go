@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,12 +125,20 @@ func leaseClaimPath(dir string, gen uint64) string {
 }
 
 // currentClaim returns the current claim of the lease at dir and its number,
-// zero and nil when nothing was ever claimed. A claim whose content cannot
-// be read (cut short by a crash) is returned as an expired one.
-func currentClaim(ctx context.Context, drv driver.Driver, dir string) (uint64, *leaseRecord, error) {
+// zero and nil when nothing was ever claimed, and the directory its claims
+// are in: dir, or for an upload session started before claims moved up
+// into its directory, its oldLeaseDir (paths.go). A claim whose content
+// cannot be read (cut short by a crash) is returned as an expired one.
+func currentClaim(ctx context.Context, drv driver.Driver, dir string) (string, uint64, *leaseRecord, error) {
 	names, err := drv.List(ctx, dir)
 	if err != nil && !isNotFound(err) {
-		return 0, nil, err
+		return dir, 0, nil, err
+	}
+	if old := dir + "/" + oldLeaseDir; slices.Contains(names, old) {
+		dir = old
+		if names, err = drv.List(ctx, dir); err != nil && !isNotFound(err) {
+			return dir, 0, nil, err
+		}
 	}
 	var gen uint64
 	for _, n := range names {
@@ -145,15 +154,15 @@ func currentClaim(ctx context.Context, drv driver.Driver, dir string) (uint64, *
 		if _, err := drv.Stat(ctx, leaseClaimPath(dir, gen+1)); isNotFound(err) {
 			break
 		} else if err != nil {
-			return 0, nil, err
+			return dir, 0, nil, err
 		}
 		gen++
 	}
 	if gen == 0 {
-		return 0, nil, nil
+		return dir, 0, nil, nil
 	}
 	rec, err := readClaim(ctx, drv, dir, gen)
-	return gen, rec, err
+	return dir, gen, rec, err
 }
 
 func readClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64) (*leaseRecord, error) {
@@ -212,6 +221,9 @@ func acquireLease(ctx context.Context, drv driver.Driver, dir string, term, skew
 type leaseHint struct {
 	gen uint64
 	rec leaseRecord
+	// dir is where the lease's claims are, when not where the caller
+	// would look first (an upload session's old layout).
+	dir string
 }
 
 // acquireLeaseAfter is acquireLease starting from hint when it is not nil,
@@ -219,6 +231,9 @@ type leaseHint struct {
 // settleClaim).
 func acquireLeaseAfter(ctx context.Context, drv driver.Driver, dir string, term, skew time.Duration, durable bool, hint *leaseHint, settle time.Duration) (*lease, *leaseRecord, error) {
 	if hint != nil {
+		if hint.dir != "" {
+			dir = hint.dir
+		}
 		l, err := claimNext(ctx, drv, dir, term, skew, durable, hint.gen)
 		if err == nil {
 			return l, &hint.rec, nil
@@ -227,7 +242,7 @@ func acquireLeaseAfter(ctx context.Context, drv driver.Driver, dir string, term,
 			return nil, nil, err
 		}
 	}
-	gen, cur, err := currentClaim(ctx, drv, dir)
+	dir, gen, cur, err := currentClaim(ctx, drv, dir)
 	if err != nil {
 		return nil, nil, err
 	}

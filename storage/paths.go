@@ -24,6 +24,11 @@ import (
 //
 //	/docker/registry/v2/repositories/<name>/_referrers/<subject alg>/<subject hex>/<alg>/<hex>/link
 //
+// and, in each upload session, the numbered claims of its lease
+// (uploadLeaseDir), which Distribution neither reads nor minds:
+//
+//	/docker/registry/v2/repositories/<name>/_uploads/<id>/<000000000001…>
+//
 // and, beside the repositories, under _berth (which Distribution never
 // reads), the leases and tombstones of garbage collection (gcfence.go) and,
 // on an object store, the catalog index (catalogindex.go):
@@ -76,10 +81,18 @@ func uploadDataPath(name, id string) string { return uploadDir(name, id) + "/dat
 
 func uploadStartedAtPath(name, id string) string { return uploadDir(name, id) + "/startedat" }
 
-// uploadLeaseDir holds the claims of the session's lease (lease.go): one
-// writer at a time. Distribution ignores it and removes it with the
-// session.
-func uploadLeaseDir(name, id string) string { return uploadDir(name, id) + "/lease" }
+// uploadLeaseDir holds the claims of the session's lease (lease.go), one
+// writer at a time: the session's own directory, where they are numbered
+// files beside data and startedat. Distribution ignores them and removes
+// them with the session. Sessions started before December 2026 hold them
+// in a subdirectory, oldLeaseDir, which currentClaim still follows: a
+// directory more to make and remove for every blob pushed, which on a
+// file system was most of what creating and removing a session cost.
+func uploadLeaseDir(name, id string) string { return uploadDir(name, id) }
+
+// oldLeaseDir is the subdirectory of an upload session that held its
+// claims before they moved up into the session's directory.
+const oldLeaseDir = "lease"
 
 func uploadHashStatePath(name, id string, alg digest.Algorithm, offset int64) string {
 	return fmt.Sprintf("%s/hashstates/%s/%d", uploadDir(name, id), alg, offset)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +21,8 @@ import (
 // hold that write back, or fail it, through one instance's driver.
 
 func isClaim(p string) bool {
-	return strings.Contains(p, "/_uploads/") && strings.Contains(p, "/lease/")
+	_, err := strconv.ParseUint(path.Base(p), 10, 64)
+	return strings.Contains(p, "/_uploads/") && err == nil
 }
 
 // heldReleases holds back the rewrites of upload claims (releases) until

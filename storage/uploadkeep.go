@@ -90,7 +90,7 @@ func (u *upload) keep(ctx context.Context, size int64, hashState []byte) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !reg.putHint(u.repo.name, u.id, uploadHint{
-		lease: leaseHint{gen: l.gen, rec: leaseRecord{Released: true, Size: size}},
+		lease: leaseHint{gen: l.gen, rec: leaseRecord{Released: true, Size: size}, dir: l.dir},
 		mem:   mem,
 		kept:  k,
 	}) {

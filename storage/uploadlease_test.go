@@ -180,3 +180,74 @@ func TestTakeOverOfASharedSessionKeepsEveryByte(t *testing.T) {
 		}
 	})
 }
+
+// TestOldLayoutSessionsKeepTheirClaimsThere: a session started before
+// claims moved up into its directory holds them in lease/. An instance
+// of today honours a live claim there (one of an instance not yet
+// upgraded), resumes from the release there, and makes its own claim
+// there too, where that instance looks.
+func TestOldLayoutSessionsKeepTheirClaimsThere(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		drv := driver.Wrap(open())
+		id := startedUpload(t, newRegistry(open, Options{}).Repository("app"), bytesOf(100, 'a'))
+		session := uploadDir("app", id)
+		old := session + "/" + oldLeaseDir
+		released, err := driver.GetContent(ctx, drv, leaseClaimPath(session, 1), 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := driver.PutContent(ctx, drv, leaseClaimPath(old, 1), released); err != nil {
+			t.Fatal(err)
+		}
+		if err := drv.Delete(ctx, leaseClaimPath(session, 1)); err != nil {
+			t.Fatal(err)
+		}
+		live := mustJSON(t, leaseRecord{Owner: "old", Expires: time.Now().Add(time.Minute)})
+		if err := driver.Create(ctx, drv, leaseClaimPath(old, 2), live); err != nil {
+			t.Fatal(err)
+		}
+
+		repo := newRegistry(open, Options{}).Repository("app")
+		_, err = repo.ResumeUpload(ctx, id)
+		var busy *BusyError
+		if !errors.As(err, &busy) || busy.Size != 100 {
+			t.Fatalf("ResumeUpload while an old instance's claim lives: %v, want busy at the 100 bytes released before it", err)
+		}
+		done := mustJSON(t, leaseRecord{Owner: "old", Expires: time.Now().Add(time.Minute), Released: true, Size: 100})
+		if err := driver.PutContent(ctx, drv, leaseClaimPath(old, 2), done); err != nil {
+			t.Fatal(err)
+		}
+		if size, err := repo.StatUpload(ctx, id); err != nil || size != 100 {
+			t.Fatalf("StatUpload after the old instance released: %d, %v, want 100", size, err)
+		}
+		u, err := repo.ResumeUpload(ctx, id)
+		if err != nil {
+			t.Fatalf("ResumeUpload after the old instance released: %v", err)
+		}
+		if _, err := drv.Stat(ctx, leaseClaimPath(old, 3)); err != nil {
+			t.Fatalf("the claim after the old instance's is not where it looks: %v", err)
+		}
+		if _, err := drv.Stat(ctx, leaseClaimPath(session, 3)); !isNotFound(err) {
+			t.Fatalf("a claim in the session's directory beside the old ones: %v", err)
+		}
+		if _, err := u.Write(bytesOf(10, 'b')); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The next request here claims after the release it remembers,
+		// without reading the claims: in the same place.
+		if u, err = repo.ResumeUpload(ctx, id); err != nil {
+			t.Fatalf("ResumeUpload after a request here: %v", err)
+		}
+		if _, err := drv.Stat(ctx, leaseClaimPath(old, 4)); err != nil {
+			t.Fatalf("the claim after this instance's release is not where the old instance looks: %v", err)
+		}
+		if _, err := u.Commit(ctx, digest.FromBytes(append(bytesOf(100, 'a'), bytesOf(10, 'b')...))); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		noSessionLeft(t, open())
+	})
+}

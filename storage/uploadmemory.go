@@ -214,7 +214,7 @@ func (r *repository) openSession(ctx context.Context, id string, hint *uploadHin
 		// Deleted with its lease since this instance released it: the
 		// claim just made is all there is of the session.
 		l.abandon()
-		_ = r.driver().Delete(ctx, leaseClaimPath(dir, l.gen))
+		_ = r.driver().Delete(ctx, leaseClaimPath(l.dir, l.gen))
 	default:
 		// Nothing was written: the session is as prev left it.
 		size := int64(-1)

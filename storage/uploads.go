@@ -308,7 +308,7 @@ func (u *upload) releaseClaim(ctx context.Context, size int64, hashState []byte)
 	return u.lease.releaseLater(ctx, size, u.alg, hashState, u.prevRelease, func(written <-chan struct{}) {
 		u.repo.reg.trackRelease(u.repo.name, u.id, written)
 		u.repo.reg.putHint(u.repo.name, u.id, uploadHint{
-			lease: leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}},
+			lease: leaseHint{gen: u.lease.gen, rec: leaseRecord{Released: true, Size: size}, dir: u.lease.dir},
 			mem:   u.remember(size, hashState),
 		})
 	})

@@ -114,16 +114,16 @@ var errNoRelease = errors.New("storage: no request on the upload ended")
 // that ended cleanly ended: while a request writes, the session holds what
 // the one before it left, in the claim before the current one.
 func (r *repository) releasedSize(ctx context.Context, id string) (int64, error) {
-	gen, rec, err := currentClaim(ctx, r.driver(), uploadLeaseDir(r.name, id))
+	dir, gen, rec, err := currentClaim(ctx, r.driver(), uploadLeaseDir(r.name, id))
 	if err != nil {
 		return 0, wrapDriverErr("stat upload", err)
 	}
-	return r.releasedSizeFrom(ctx, id, gen, rec)
+	return r.releasedSizeFrom(ctx, dir, gen, rec)
 }
 
-// releasedSizeFrom is releasedSize from the current claim gen, read as rec.
-func (r *repository) releasedSizeFrom(ctx context.Context, id string, gen uint64, rec *leaseRecord) (int64, error) {
-	dir := uploadLeaseDir(r.name, id)
+// releasedSizeFrom is releasedSize from the current claim gen of the
+// claims in dir, read as rec.
+func (r *repository) releasedSizeFrom(ctx context.Context, dir string, gen uint64, rec *leaseRecord) (int64, error) {
 	var err error
 	for ; gen > 0; gen-- {
 		if size, ok := rec.endedSize(); ok {
@@ -178,8 +178,7 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 		}
 		return 0, wrapDriverErr("stat upload", err)
 	}
-	dir := uploadLeaseDir(r.name, id)
-	gen, cur, err := currentClaim(ctx, r.driver(), dir)
+	dir, gen, cur, err := currentClaim(ctx, r.driver(), uploadLeaseDir(r.name, id))
 	if err != nil {
 		return 0, wrapDriverErr("stat upload", err)
 	}
@@ -214,7 +213,7 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 	unknown := r.reg.opts.DistributionUploads ||
 		gen > 0 && (cur.Released && cur.Size < 0 || !cur.Released && !cur.live(time.Now(), r.reg.leaseSkew()))
 	if !unknown {
-		if size, err := r.releasedSizeFrom(ctx, id, gen, cur); !errors.Is(err, errNoRelease) {
+		if size, err := r.releasedSizeFrom(ctx, dir, gen, cur); !errors.Is(err, errNoRelease) {
 			return size, err
 		}
 	}
