@@ -72,6 +72,9 @@ type lease struct {
 	// background (checkpoint) is done; a renewal waits for it, so that
 	// it never lands before an older content of the claim.
 	written <-chan struct{}
+	// deferred is the checkpoint waiting to be written, nil when none
+	// is (leaserelease.go).
+	deferred *deferredWrite
 }
 
 // leaseRecord is the content of one claim.
@@ -319,6 +322,8 @@ func (l *lease) renew(ctx context.Context) error {
 	if err := l.valid(); err != nil {
 		return err
 	}
+	// The renewal carries what a checkpoint not yet written would say.
+	l.supersede()
 	l.mu.Lock()
 	written := l.written
 	l.mu.Unlock()

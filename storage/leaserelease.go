@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/berth-registry/berth/storage/driver"
@@ -56,6 +57,13 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 // clock. A write that fails is told to failed, when not nil. Drain waits
 // for it when the lease has pending set.
 func (l *lease) writeBehind(ctx context.Context, rec leaseRecord, until time.Time, after <-chan struct{}, written chan struct{}, failed func(error)) {
+	// What this write says supersedes a checkpoint not yet written.
+	l.supersede()
+	l.sendBehind(ctx, rec, until, after, written, failed)
+}
+
+// sendBehind is writeBehind, for a write that supersedes nothing.
+func (l *lease) sendBehind(ctx context.Context, rec leaseRecord, until time.Time, after <-chan struct{}, written chan struct{}, failed func(error)) {
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	send := func() {
 		defer close(written)
@@ -81,15 +89,119 @@ func (l *lease) writeBehind(ctx context.Context, rec leaseRecord, until time.Tim
 // the writes of the session's claims land in the order they were made; a
 // renewal waits for it too. It is bounded by the claim's term, as a
 // release is. A write that fails is told to failed.
-func (l *lease) checkpoint(ctx context.Context, size int64, after <-chan struct{}, failed func(error)) <-chan struct{} {
+//
+// The write waits delay first (checkpointDelay), and does not go at all when
+// something supersedes it meanwhile (supersede): a later write of the
+// claim, which says as much, or the session's commit or cancel, which
+// removes it. docker sends a layer's PUT within a millisecond or two of
+// its PATCH's answer, and the PUT commits: the checkpoint between them
+// was a file written and replaced for every layer pushed, read by no one.
+// Another instance that reads the claim meanwhile finds a request still
+// writing, and waits for the checkpoint (settleClaim) as it waits for a
+// release: delay longer at most.
+func (l *lease) checkpoint(ctx context.Context, size int64, delay time.Duration, after <-chan struct{}, failed func(error)) <-chan struct{} {
+	// An earlier checkpoint not yet written: this one says more.
+	l.supersede()
 	written := make(chan struct{})
+	d := &deferredWrite{written: written, after: after, pending: l.pending}
 	l.mu.Lock()
 	l.rec.Ended, l.rec.Size = true, size
 	rec, until := l.rec, l.validUntil
 	l.written = written
 	l.mu.Unlock()
-	l.writeBehind(ctx, rec, until, after, written, failed)
+	if d.pending != nil {
+		// Drain waits for it as for a write sent.
+		d.pending.Add(1)
+	}
+	// Made known to supersede only once its timer is set.
+	defer func() {
+		l.mu.Lock()
+		l.deferred = d
+		l.mu.Unlock()
+	}()
+	d.timer = time.AfterFunc(delay, func() {
+		if !d.start() {
+			return
+		}
+		l.mu.Lock()
+		if l.deferred == d {
+			l.deferred = nil
+		}
+		l.mu.Unlock()
+		l.sendBehind(ctx, rec, until, after, written, failed)
+		if d.pending != nil {
+			d.pending.Done()
+		}
+	})
 	return written
+}
+
+// checkpointDelay is how long a checkpoint waits to be superseded before
+// it is written: far longer than a client takes to send its next request
+// once answered, far shorter than settleClaim's wait.
+const checkpointDelay = 20 * time.Millisecond
+
+// deferredWrite is a checkpoint waiting for its delay.
+type deferredWrite struct {
+	written chan struct{}
+	after   <-chan struct{}
+	pending *sync.WaitGroup
+	timer   *time.Timer
+
+	mu      sync.Mutex
+	started bool // the write goes
+	dropped bool // superseded: the write never goes
+}
+
+// start tells whether the write goes: it was not superseded first.
+func (d *deferredWrite) start() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dropped {
+		return false
+	}
+	d.started = true
+	return true
+}
+
+// drop drops the write if it has not started. Its channel still closes
+// only once the write before it is done: whoever waits for it (a commit
+// about to remove the session) waits for every write sent before it.
+func (d *deferredWrite) drop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started || d.dropped {
+		return
+	}
+	d.dropped = true
+	d.timer.Stop()
+	if d.after == nil {
+		d.done()
+		return
+	}
+	go func() {
+		<-d.after
+		d.done()
+	}()
+}
+
+func (d *deferredWrite) done() {
+	close(d.written)
+	if d.pending != nil {
+		d.pending.Done()
+	}
+}
+
+// supersede drops the lease's checkpoint not yet written, if any: what
+// is written or done next says more than it would.
+func (l *lease) supersede() {
+	l.mu.Lock()
+	d := l.deferred
+	l.deferred = nil
+	l.mu.Unlock()
+	if d != nil {
+		d.drop()
+	}
 }
 
 // errClaimGone is settleClaim's error for a claim removed while it waited.

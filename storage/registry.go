@@ -32,13 +32,16 @@ type Registry struct {
 	sessions  sync.Map
 	hints     sync.Map
 	hintCount atomic.Int64
-	parked    atomic.Int64     // hints holding a closed writer (uploadmemory.go)
-	releases  sync.WaitGroup   // lease releases still being written (lease.releaseLater)
-	releasing sync.Map         // upload key → the last of them on it (trackRelease)
-	kept      sync.Map         // upload key → the claim kept for its next request (uploadkeep.go)
-	keepFor   time.Duration    // how long (uploadKeep)
-	now       func() time.Time // the clock cache entries age by
-	catalog   catalogIndex     // catalogindex.go
+	parked    atomic.Int64   // hints holding a closed writer (uploadmemory.go)
+	releases  sync.WaitGroup // lease releases still being written (lease.releaseLater)
+	releasing sync.Map       // upload key → the last of them on it (trackRelease)
+	kept      sync.Map       // upload key → the claim kept for its next request (uploadkeep.go)
+	keepFor   time.Duration  // how long (uploadKeep)
+	// checkpointAfter is how long a kept claim's checkpoint waits to be
+	// superseded (lease.checkpoint).
+	checkpointAfter time.Duration
+	now             func() time.Time // the clock cache entries age by
+	catalog         catalogIndex     // catalogindex.go
 
 	urlsAllow []*regexp.Regexp
 	urlsDeny  []*regexp.Regexp
@@ -90,7 +93,7 @@ func New(d driver.Driver, opts Options, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now, keepFor: uploadKeep}
+	r := &Registry{driver: driver.Wrap(d), opts: opts, log: log, now: time.Now, keepFor: uploadKeep, checkpointAfter: checkpointDelay}
 	r.cache = newCache(func() time.Time { return r.now() }, opts.BlobDescriptors, opts.ContentBytes)
 	for _, p := range opts.Validation.URLsAllow {
 		re, err := regexp.Compile(p)

@@ -29,6 +29,9 @@ func (u *upload) Commit(ctx context.Context, want digest.Digest) (Descriptor, er
 	}
 	u.ended = true
 	if u.lease != nil {
+		// The commit removes the session or fails the lease: the
+		// checkpoint of the request before, if not yet written, is not.
+		u.lease.supersede()
 		defer u.lease.abandon()
 		// The lease is renewed while the commit runs; a lapsed one means
 		// another request may have written since this one began.

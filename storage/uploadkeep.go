@@ -101,7 +101,7 @@ func (u *upload) keep(ctx context.Context, size int64, hashState []byte) bool {
 	// instance to answer from while the claim is kept or taken over, or
 	// once this instance died; the release at the end of the keep, and
 	// a commit or cancel here, go after it.
-	written := l.checkpoint(ctx, size, u.prevRelease, func(err error) {
+	written := l.checkpoint(ctx, size, reg.checkpointAfter, u.prevRelease, func(err error) {
 		reg.log.Warn("upload claim not updated with the size its request left; another instance answers the size before it until the claim is released or lapses", "repo", u.repo.name, "upload", u.id, "err", err)
 	})
 	reg.trackRelease(u.repo.name, u.id, written)

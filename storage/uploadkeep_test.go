@@ -417,3 +417,48 @@ func TestKeptClaimTellsOthersWhatItsRequestLeft(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckpointBeforeACommitIsNotWritten: docker follows a layer's PATCH
+// with its PUT at once, and the PUT commits. The checkpoint of the claim
+// the PATCH kept is not written: the commit superseded it within its
+// delay (made long here, so that the test does not depend on the time a
+// commit takes), and the session is gone, with nothing written after. A
+// PATCH that nothing follows has its checkpoint written after the delay.
+func TestCheckpointBeforeACommitIsNotWritten(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+		ctx := context.Background()
+		drv := &releaseDeadlines{Driver: open()}
+		reg := New(drv, Options{}, nil)
+		reg.keepFor = 10 * time.Second
+		reg.checkpointAfter = 10 * time.Second
+		a := reg.Repository("app")
+		content := append(bytesOf(100, 'a'), bytesOf(50, 'b')...)
+		id := startedUpload(t, a, content[:100])
+		patch(t, a, id, content[100:])
+		commitSession(t, a, id, content)
+		reg.Drain(ctx)
+		drv.mu.Lock()
+		n := len(drv.got)
+		drv.mu.Unlock()
+		if n != 0 {
+			t.Errorf("%d claim rewrites between the PATCH and the commit that followed it, want none", n)
+		}
+		noSessionLeft(t, open())
+
+		reg.checkpointAfter = time.Millisecond
+		id = startedUpload(t, a, content[:100])
+		patch(t, a, id, content[100:])
+		if checkpoint := reg.lastRelease("app", id); checkpoint != nil {
+			<-checkpoint
+		}
+		gen, rec, err := readCurrent(ctx, drv, id)
+		if err != nil || !rec.Ended || rec.Size != 150 {
+			t.Fatalf("claim %d after a PATCH nothing followed: %+v, %v, want the 150 bytes it left", gen, rec, err)
+		}
+	})
+}
+
+func readCurrent(ctx context.Context, drv driver.Driver, id string) (uint64, *leaseRecord, error) {
+	_, gen, rec, err := currentClaim(ctx, driver.Wrap(drv), uploadLeaseDir("app", id))
+	return gen, rec, err
+}

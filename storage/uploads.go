@@ -322,6 +322,9 @@ func (u *upload) releaseClaim(ctx context.Context, size int64, hashState []byte)
 // removal.
 func (u *upload) releaseLanded(ctx context.Context) {
 	if u.lease != nil {
+		// The checkpoint of the request before, if not yet written, is
+		// not: the session goes.
+		u.lease.supersede()
 		u.lease.stopKeepAlive()
 	}
 	if u.prevRelease == nil {
