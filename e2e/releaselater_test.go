@@ -22,8 +22,7 @@ import (
 // isRelease tells a rewrite of an upload session's claim (a release or a
 // renewal) from its create, which is conditional.
 func isRelease(r *http.Request) bool {
-	return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/_uploads/") &&
-		strings.Contains(r.URL.Path, "/lease/") && r.Header.Get("If-None-Match") == ""
+	return r.Method == http.MethodPut && uploadClaim.MatchString(r.URL.Path) && r.Header.Get("If-None-Match") == ""
 }
 
 // releaseProxy stands between instance A and MinIO and passes A's claim

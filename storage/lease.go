@@ -69,8 +69,9 @@ type lease struct {
 	err        error     // why the lease was lost, once it is
 	renewals   *renewals // while keepAlive renews
 	// written is closed once the last write of the claim sent in the
-	// background (checkpoint) is done; a renewal waits for it, so that
-	// it never lands before an older content of the claim.
+	// background (checkpoint) is done, or dropped (and every write before
+	// it done); a renewal waits for it, so that it never lands before an
+	// older content of the claim.
 	written <-chan struct{}
 	// deferred is the checkpoint waiting to be written, nil when none
 	// is (leaserelease.go).
@@ -137,6 +138,9 @@ func currentClaim(ctx context.Context, drv driver.Driver, dir string) (string, u
 	if err != nil && !isNotFound(err) {
 		return dir, 0, nil, err
 	}
+	// A session with both (an older build claimed in a session a newer
+	// one started, both serving: docs/scaling.md says not to) is read
+	// as the older build reads it.
 	if old := dir + "/" + oldLeaseDir; slices.Contains(names, old) {
 		dir = old
 		if names, err = drv.List(ctx, dir); err != nil && !isNotFound(err) {
@@ -249,7 +253,7 @@ func acquireLeaseAfter(ctx context.Context, drv driver.Driver, dir string, term,
 	if err != nil {
 		return nil, nil, err
 	}
-	if cur, err = settleClaim(ctx, drv, dir, gen, cur, skew, settle); err != nil {
+	if cur, err = settleClaim(ctx, drv, dir, gen, cur, skew, settle, false); err != nil {
 		return nil, nil, err
 	}
 	if cur.live(time.Now(), skew) {

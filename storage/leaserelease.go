@@ -59,11 +59,14 @@ func (l *lease) releaseLater(ctx context.Context, size int64, alg digest.Algorit
 func (l *lease) writeBehind(ctx context.Context, rec leaseRecord, until time.Time, after <-chan struct{}, written chan struct{}, failed func(error)) {
 	// What this write says supersedes a checkpoint not yet written.
 	l.supersede()
-	l.sendBehind(ctx, rec, until, after, written, failed)
+	l.sendBehind(ctx, rec, until, after, written, failed, l.pending)
 }
 
-// sendBehind is writeBehind, for a write that supersedes nothing.
-func (l *lease) sendBehind(ctx context.Context, rec leaseRecord, until time.Time, after <-chan struct{}, written chan struct{}, failed func(error)) {
+// sendBehind is writeBehind, for a write that supersedes nothing, counted
+// in pending when not nil. A deferred checkpoint passes the pending it was
+// made with: l.pending is set by the request holding the lease, without
+// l.mu, and the checkpoint's timer runs beside the request that took it.
+func (l *lease) sendBehind(ctx context.Context, rec leaseRecord, until time.Time, after <-chan struct{}, written chan struct{}, failed func(error), pending *sync.WaitGroup) {
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	send := func() {
 		defer close(written)
@@ -75,8 +78,8 @@ func (l *lease) sendBehind(ctx context.Context, rec leaseRecord, until time.Time
 			failed(err)
 		}
 	}
-	if l.pending != nil {
-		l.pending.Go(send)
+	if pending != nil {
+		pending.Go(send)
 	} else {
 		go send()
 	}
@@ -98,12 +101,17 @@ func (l *lease) sendBehind(ctx context.Context, rec leaseRecord, until time.Time
 // was a file written and replaced for every layer pushed, read by no one.
 // Another instance that reads the claim meanwhile finds a request still
 // writing, and waits for the checkpoint (settleClaim) as it waits for a
-// release: delay longer at most.
+// release: delay longer at most, as a checkpoint superseded by the next
+// one passes its time on to it.
 func (l *lease) checkpoint(ctx context.Context, size int64, delay time.Duration, after <-chan struct{}, failed func(error)) <-chan struct{} {
-	// An earlier checkpoint not yet written: this one says more.
-	l.supersede()
+	// An earlier checkpoint not yet written: this one says more, and is
+	// written when that one was due, at the latest, so that a claim of
+	// quick requests in a row is never more than delay behind them.
+	if due, ok := l.supersede(); ok {
+		delay = min(delay, max(0, time.Until(due)))
+	}
 	written := make(chan struct{})
-	d := &deferredWrite{written: written, after: after, pending: l.pending}
+	d := &deferredWrite{written: written, after: after, pending: l.pending, due: time.Now().Add(delay)}
 	l.mu.Lock()
 	l.rec.Ended, l.rec.Size = true, size
 	rec, until := l.rec, l.validUntil
@@ -128,7 +136,7 @@ func (l *lease) checkpoint(ctx context.Context, size int64, delay time.Duration,
 			l.deferred = nil
 		}
 		l.mu.Unlock()
-		l.sendBehind(ctx, rec, until, after, written, failed)
+		l.sendBehind(ctx, rec, until, after, written, failed, d.pending)
 		if d.pending != nil {
 			d.pending.Done()
 		}
@@ -147,6 +155,7 @@ type deferredWrite struct {
 	after   <-chan struct{}
 	pending *sync.WaitGroup
 	timer   *time.Timer
+	due     time.Time // when the timer fires
 
 	mu      sync.Mutex
 	started bool // the write goes
@@ -164,25 +173,27 @@ func (d *deferredWrite) start() bool {
 	return true
 }
 
-// drop drops the write if it has not started. Its channel still closes
-// only once the write before it is done: whoever waits for it (a commit
-// about to remove the session) waits for every write sent before it.
-func (d *deferredWrite) drop() {
+// drop drops the write if it has not started, and tells whether it did.
+// Its channel still closes only once the write before it is done: whoever
+// waits for it (a commit about to remove the session) waits for every
+// write sent before it.
+func (d *deferredWrite) drop() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.started || d.dropped {
-		return
+		return false
 	}
 	d.dropped = true
 	d.timer.Stop()
 	if d.after == nil {
 		d.done()
-		return
+		return true
 	}
 	go func() {
 		<-d.after
 		d.done()
 	}()
+	return true
 }
 
 func (d *deferredWrite) done() {
@@ -193,15 +204,17 @@ func (d *deferredWrite) done() {
 }
 
 // supersede drops the lease's checkpoint not yet written, if any: what
-// is written or done next says more than it would.
-func (l *lease) supersede() {
+// is written or done next says more than it would. ok tells that it
+// dropped one, due when it was to be written.
+func (l *lease) supersede() (due time.Time, ok bool) {
 	l.mu.Lock()
 	d := l.deferred
 	l.deferred = nil
 	l.mu.Unlock()
-	if d != nil {
-		d.drop()
+	if d != nil && d.drop() {
+		return d.due, true
 	}
+	return time.Time{}, false
 }
 
 // errClaimGone is settleClaim's error for a claim removed while it waited.
@@ -215,12 +228,15 @@ var errClaimGone = errors.New("storage: lease claim removed")
 // tells that case from a request still writing, which would be refused
 // busy. A settle of zero, or a claim that stays live, returns what it last
 // read; a claim removed meanwhile (its session with it), errClaimGone.
-func settleClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64, cur *leaseRecord, skew, settle time.Duration) (*leaseRecord, error) {
+// With ended, a claim that records the size its request left (a kept
+// claim's checkpoint, written up to checkpointDelay after the answer)
+// ends the wait too: it is all a status needs.
+func settleClaim(ctx context.Context, drv driver.Driver, dir string, gen uint64, cur *leaseRecord, skew, settle time.Duration, ended bool) (*leaseRecord, error) {
 	if settle <= 0 || gen == 0 {
 		return cur, nil
 	}
 	deadline := time.Now().Add(settle)
-	for pause := 5 * time.Millisecond; cur.live(time.Now(), skew) && time.Now().Before(deadline); pause = min(2*pause, 200*time.Millisecond) {
+	for pause := 5 * time.Millisecond; cur.live(time.Now(), skew) && !(ended && cur.Ended) && time.Now().Before(deadline); pause = min(2*pause, 200*time.Millisecond) {
 		t := time.NewTimer(min(pause, time.Until(deadline)))
 		select {
 		case <-ctx.Done():

@@ -84,7 +84,7 @@ func uploadStartedAtPath(name, id string) string { return uploadDir(name, id) + 
 // uploadLeaseDir holds the claims of the session's lease (lease.go), one
 // writer at a time: the session's own directory, where they are numbered
 // files beside data and startedat. Distribution ignores them and removes
-// them with the session. Sessions started before December 2026 hold them
+// them with the session. Sessions started before 7 December 2026 hold them
 // in a subdirectory, oldLeaseDir, which currentClaim still follows: a
 // directory more to make and remove for every blob pushed, which on a
 // file system was most of what creating and removing a session cost.

@@ -21,8 +21,12 @@ import (
 // hold that write back, or fail it, through one instance's driver.
 
 func isClaim(p string) bool {
+	dir := path.Dir(p)
+	if path.Base(dir) == oldLeaseDir {
+		dir = path.Dir(dir)
+	}
 	_, err := strconv.ParseUint(path.Base(p), 10, 64)
-	return strings.Contains(p, "/_uploads/") && err == nil
+	return path.Base(path.Dir(dir)) == "_uploads" && len(path.Base(p)) == 12 && err == nil
 }
 
 // heldReleases holds back the rewrites of upload claims (releases) until

@@ -31,7 +31,10 @@ import (
 //   - the size the request left is written into the kept claim in the
 //     background (lease.checkpoint), where a release would have recorded
 //     it: while the claim lives, another instance answers busy, or a
-//     status, with it, as it answers with the last release otherwise;
+//     status, with it, as it answers with the last release otherwise.
+//     It is written checkpointDelay after the answer, unless the next
+//     request here committed or cancelled the session, or ended too,
+//     first: a status asked elsewhere meanwhile waits for it;
 //   - a kept claim is not renewed, so one is kept only while more than
 //     half its term is left: the request taking it over renews it in time;
 //   - a server shutting down releases what it keeps (Drain).
@@ -100,7 +103,8 @@ func (u *upload) keep(ctx context.Context, size int64, hashState []byte) bool {
 	// and in order with the session's other claim writes, for another
 	// instance to answer from while the claim is kept or taken over, or
 	// once this instance died; the release at the end of the keep, and
-	// a commit or cancel here, go after it.
+	// a commit or cancel here, go after it, or drop it while it waits
+	// for its delay (lease.checkpoint).
 	written := l.checkpoint(ctx, size, reg.checkpointAfter, u.prevRelease, func(err error) {
 		reg.log.Warn("upload claim not updated with the size its request left; another instance answers the size before it until the claim is released or lapses", "repo", u.repo.name, "upload", u.id, "err", err)
 	})

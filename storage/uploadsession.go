@@ -195,7 +195,7 @@ func (r *repository) StatUpload(ctx context.Context, id string) (size int64, err
 		// (uploadkeep.go), which recorded the size it left: its
 		// release, or the request that takes the claim over, would
 		// tell nothing more.
-	} else if cur, err = settleClaim(ctx, r.driver(), dir, gen, cur, r.reg.leaseSkew(), uploadSettle); err != nil {
+	} else if cur, err = settleClaim(ctx, r.driver(), dir, gen, cur, r.reg.leaseSkew(), uploadSettle, true); err != nil {
 		if errors.Is(err, errClaimGone) {
 			return 0, ErrUploadUnknown
 		}

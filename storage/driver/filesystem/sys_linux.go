@@ -88,9 +88,9 @@ func removeAll(path string) error {
 }
 
 // removeEntry removes name, in the directory open as dirfd, full being its
-// whole path; isDir is what its directory entry said it was. Only the top
-// call reports a missing entry: below it, one missing is one that another
-// removal took first.
+// whole path; isDir is what its directory entry said it was. An entry
+// missing from the start is reported as not existing (the caller below
+// the top ignores it: another removal took it first).
 func removeEntry(dirfd int, name, full string, isDir bool) error {
 	if !isDir {
 		err := retryEINTR(func() error { return unix.Unlinkat(dirfd, name, 0) })
@@ -106,7 +106,8 @@ func removeEntry(dirfd int, name, full string, isDir bool) error {
 	})
 	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP) {
 		// A file, or a link, which goes without what it points to.
-		return removeEntry(dirfd, name, full, false)
+		err = retryEINTR(func() error { return unix.Unlinkat(dirfd, name, 0) })
+		return pathErr("unlink", full, err)
 	}
 	if err != nil {
 		return pathErr("open", full, err)
@@ -114,16 +115,28 @@ func removeEntry(dirfd int, name, full string, isDir bool) error {
 	dir := os.NewFile(uintptr(fd), full)
 	defer dir.Close()
 	for try := 0; ; try++ {
-		entries, err := dir.ReadDir(-1)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := removeEntry(fd, e.Name(), full+"/"+e.Name(), e.IsDir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// A batch at a time, so that a huge directory (Delete("/"))
+		// never has all its names in memory; an entry a removal moved
+		// past is found by the next listing.
+		for {
+			entries, err := dir.ReadDir(1024)
+			if err != nil && err != io.EOF {
 				return err
+			}
+			for _, e := range entries {
+				if err := removeEntry(fd, e.Name(), full+"/"+e.Name(), e.IsDir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
+			if len(entries) < 1024 {
+				break
 			}
 		}
 		err = retryEINTR(func() error { return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) })
+		if errors.Is(err, syscall.ENOENT) {
+			// Another removal took it once it was empty.
+			return nil
+		}
 		if !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) || try == dirRetries {
 			return pathErr("remove", full, err)
 		}
