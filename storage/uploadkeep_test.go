@@ -420,41 +420,72 @@ func TestKeptClaimTellsOthersWhatItsRequestLeft(t *testing.T) {
 
 // TestCheckpointBeforeACommitIsNotWritten: docker follows a layer's PATCH
 // with its PUT at once, and the PUT commits. The checkpoint of the claim
-// the PATCH kept is not written: the commit superseded it within its
-// delay (made long here, so that the test does not depend on the time a
-// commit takes), and the session is gone, with nothing written after. A
-// PATCH that nothing follows has its checkpoint written after the delay.
+// the PATCH kept is not written: the commit dropped it while it waited
+// for its delay, and the session is gone, with nothing written after. The
+// commit drops it when it starts, so one that outlasts the delay (a store
+// over a network) drops it too. The first case makes the delay long, so
+// that it does not depend on the time a commit takes. Seen failing: the
+// first case with both of the commit's drops removed (after the delay),
+// the second with only the drop at the session's removal left, and with
+// no delay at all.
 func TestCheckpointBeforeACommitIsNotWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		slow  bool // the commit's look for the blob takes 300 ms
+	}{
+		{"commit at once", 10 * time.Second, false},
+		{"commit longer than the delay", 50 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
+				ctx := context.Background()
+				drv := &releaseDeadlines{Driver: open()}
+				var store driver.Driver = drv
+				if tc.slow {
+					store = slowBlobStats{drv}
+				}
+				reg := New(store, Options{}, nil)
+				reg.keepFor = 10 * time.Second
+				reg.checkpointAfter = tc.delay
+				a := reg.Repository("app")
+				content := append(bytesOf(100, 'a'), bytesOf(50, 'b')...)
+				id := startedUpload(t, a, content[:100])
+				patch(t, a, id, content[100:])
+				commitSession(t, a, id, content)
+				reg.Drain(ctx)
+				drv.mu.Lock()
+				n := len(drv.got)
+				drv.mu.Unlock()
+				if n != 0 {
+					t.Errorf("%d claim rewrites between the PATCH and the commit that followed it, want none", n)
+				}
+				noSessionLeft(t, open())
+			})
+		})
+	}
+}
+
+// TestCheckpointWrittenWhenNothingFollows: a PATCH that no request
+// follows has its checkpoint written after the delay, for other instances
+// to answer from.
+func TestCheckpointWrittenWhenNothingFollows(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
 		ctx := context.Background()
-		drv := &releaseDeadlines{Driver: open()}
-		reg := New(drv, Options{}, nil)
+		reg := New(open(), Options{}, nil)
 		reg.keepFor = 10 * time.Second
-		reg.checkpointAfter = 10 * time.Second
-		a := reg.Repository("app")
-		content := append(bytesOf(100, 'a'), bytesOf(50, 'b')...)
-		id := startedUpload(t, a, content[:100])
-		patch(t, a, id, content[100:])
-		commitSession(t, a, id, content)
-		reg.Drain(ctx)
-		drv.mu.Lock()
-		n := len(drv.got)
-		drv.mu.Unlock()
-		if n != 0 {
-			t.Errorf("%d claim rewrites between the PATCH and the commit that followed it, want none", n)
-		}
-		noSessionLeft(t, open())
-
 		reg.checkpointAfter = time.Millisecond
-		id = startedUpload(t, a, content[:100])
-		patch(t, a, id, content[100:])
+		a := reg.Repository("app")
+		id := startedUpload(t, a, bytesOf(100, 'a'))
+		patch(t, a, id, bytesOf(50, 'b'))
 		if checkpoint := reg.lastRelease("app", id); checkpoint != nil {
 			<-checkpoint
 		}
-		gen, rec, err := readCurrent(ctx, drv, id)
+		gen, rec, err := readCurrent(ctx, open(), id)
 		if err != nil || !rec.Ended || rec.Size != 150 {
 			t.Fatalf("claim %d after a PATCH nothing followed: %+v, %v, want the 150 bytes it left", gen, rec, err)
 		}
+		reg.Drain(ctx)
 	})
 }
 
@@ -472,32 +503,6 @@ func (s slowBlobStats) Stat(ctx context.Context, p string) (driver.FileInfo, err
 		time.Sleep(300 * time.Millisecond)
 	}
 	return s.releaseDeadlines.Stat(ctx, p)
-}
-
-// TestCommitLongerThanTheCheckpointDelaySupersedesIt: the commit drops
-// the checkpoint when it starts, not when it removes the session, so one
-// that takes longer than the delay (a commit on an object store over a
-// network) still writes nothing into a claim about to go. Seen failing
-// with the commit dropping it only at the end.
-func TestCommitLongerThanTheCheckpointDelaySupersedesIt(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, open func() driver.Driver) {
-		ctx := context.Background()
-		drv := &releaseDeadlines{Driver: open()}
-		reg := New(slowBlobStats{drv}, Options{}, nil)
-		reg.keepFor = 10 * time.Second
-		reg.checkpointAfter = 50 * time.Millisecond
-		a := reg.Repository("app")
-		content := append(bytesOf(100, 'a'), bytesOf(50, 'b')...)
-		id := startedUpload(t, a, content[:100])
-		patch(t, a, id, content[100:])
-		commitSession(t, a, id, content)
-		reg.Drain(ctx)
-		drv.mu.Lock()
-		defer drv.mu.Unlock()
-		if n := len(drv.got); n != 0 {
-			t.Errorf("%d claim rewrites during a commit that outlasted the checkpoint's delay, want none", n)
-		}
-	})
 }
 
 // TestStatusElsewhereWhileTheCheckpointWaits: another instance asked for
