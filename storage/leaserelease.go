@@ -121,12 +121,6 @@ func (l *lease) checkpoint(ctx context.Context, size int64, delay time.Duration,
 		// Drain waits for it as for a write sent.
 		d.pending.Add(1)
 	}
-	// Made known to supersede only once its timer is set.
-	defer func() {
-		l.mu.Lock()
-		l.deferred = d
-		l.mu.Unlock()
-	}()
 	d.timer = time.AfterFunc(delay, func() {
 		if !d.start() {
 			return
@@ -141,6 +135,10 @@ func (l *lease) checkpoint(ctx context.Context, size int64, delay time.Duration,
 			d.pending.Done()
 		}
 	})
+	// Made known to supersede only now that its timer is set.
+	l.mu.Lock()
+	l.deferred = d
+	l.mu.Unlock()
 	return written
 }
 

@@ -481,17 +481,12 @@ func TestCheckpointWrittenWhenNothingFollows(t *testing.T) {
 		if checkpoint := reg.lastRelease("app", id); checkpoint != nil {
 			<-checkpoint
 		}
-		gen, rec, err := readCurrent(ctx, open(), id)
+		_, gen, rec, err := currentClaim(ctx, driver.Wrap(open()), uploadLeaseDir("app", id))
 		if err != nil || !rec.Ended || rec.Size != 150 {
 			t.Fatalf("claim %d after a PATCH nothing followed: %+v, %v, want the 150 bytes it left", gen, rec, err)
 		}
 		reg.Drain(ctx)
 	})
-}
-
-func readCurrent(ctx context.Context, drv driver.Driver, id string) (uint64, *leaseRecord, error) {
-	_, gen, rec, err := currentClaim(ctx, driver.Wrap(drv), uploadLeaseDir("app", id))
-	return gen, rec, err
 }
 
 // slowBlobStats makes the commit's look for the blob in the store (its
