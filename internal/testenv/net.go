@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,23 +17,48 @@ func FreePort(t testing.TB) int {
 }
 
 // FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
-// moment ago. Each is held until all are picked: the kernel may hand a
-// port just closed out again, and a set of servers started together (a
-// Swift cluster once got the same port for memcached and its container
-// server) must not share one.
+// moment ago, none of them handed out before in this process. The kernel
+// hands a port just closed out again (in a loop of FreePort, a repeat came
+// within a hundred calls), so the servers of one test given ports by
+// separate calls could share one: a Swift cluster once got the same port
+// for memcached and its container server, and a Berth its debug address
+// (FreeAddr in the test) and its own (FreeAddr in StartBerth). A port the
+// kernel offers again is held until the set is picked, so that the next
+// offer is another.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	ports := make([]int, 0, n)
+	for range maxPortOffers {
+		if len(ports) == n {
+			return ports
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("testenv: free port: %v", err)
 		}
 		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		p := l.Addr().(*net.TCPAddr).Port
+		if !handedOut.ports[p] {
+			handedOut.ports[p] = true
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) < n {
+		t.Fatalf("testenv: %d free ports not handed out before, of %d offered", len(ports), maxPortOffers)
 	}
 	return ports
 }
+
+// handedOut is every port FreePorts returned in this test process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// maxPortOffers bounds the ports FreePorts asks the kernel for in a call.
+const maxPortOffers = 1000
 
 // FreeAddrs returns n distinct "127.0.0.1:PORT" addresses (FreePorts).
 func FreeAddrs(t testing.TB, n int) []string {
