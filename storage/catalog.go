@@ -10,9 +10,10 @@ import (
 
 // Catalog returns up to n repository names (all when n <= 0), sorted,
 // strictly after last. A repository is a directory below repositories/
-// holding _manifests, _layers or _uploads; names nest (team/app), and the
-// walk never descends into a repository's own "_" directories, so its cost
-// follows the number of repositories, not of blobs or tags.
+// holding _manifests, _layers or a session in _uploads; names nest
+// (team/app), and the walk never descends into a repository's own "_"
+// directories but the _uploads of one with neither of the others, so its
+// cost follows the number of repositories, not of blobs or tags.
 func (r *Registry) Catalog(ctx context.Context, n int, last string) ([]string, error) {
 	if r.catalogIndexed() {
 		ready, err := r.catalogIndexReady(ctx)
@@ -28,20 +29,34 @@ func (r *Registry) Catalog(ctx context.Context, n int, last string) ([]string, e
 	}
 	seen := map[string]bool{}
 	var names []string
+	add := func(name string) {
+		if name != "." && !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
 	err := driver.Walk(ctx, r.driver, repositoriesRoot, func(fi driver.FileInfo) error {
 		if !fi.IsDir || !strings.HasPrefix(fi.Path, repositoriesRoot+"/") {
 			return nil
 		}
 		rel := fi.Path[len(repositoriesRoot)+1:]
-		base := path.Base(rel)
+		base, name := path.Base(rel), path.Dir(rel)
+		if path.Base(name) == "_uploads" {
+			// A session, in an _uploads walked into below.
+			add(path.Dir(name))
+			return driver.ErrSkipDir
+		}
 		if !strings.HasPrefix(base, "_") {
 			return nil
 		}
+		if base == "_uploads" && !seen[name] {
+			// Walked into: empty, as a file system keeps it once the
+			// last session ended (see removeSession), it makes no
+			// repository.
+			return nil
+		}
 		if isRepoMarker(base) {
-			if name := path.Dir(rel); name != "." && !seen[name] {
-				seen[name] = true
-				names = append(names, name)
-			}
+			add(name)
 		}
 		return driver.ErrSkipDir
 	})

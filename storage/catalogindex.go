@@ -377,19 +377,7 @@ func (r *Registry) catalogFromIndex(ctx context.Context, n int, last string) ([]
 }
 
 // repositoryExists tells whether name is a repository as the catalog
-// walk tells one: its directory holds _manifests, _layers or _uploads.
+// walk tells one (see holdsRepository).
 func (r *Registry) repositoryExists(ctx context.Context, name string) (bool, error) {
-	entries, err := r.driver.List(ctx, repoPath(name))
-	if isNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, e := range entries {
-		if isRepoMarker(path.Base(e)) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return holdsRepository(ctx, r.driver, name)
 }

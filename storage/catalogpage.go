@@ -171,7 +171,8 @@ func (w *catalogWalk) look(ctx context.Context, rel string, page []string) ([]ch
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			entries, err := w.drv.List(ctx, repoDir(join(rel, kids[i].name)))
+			name := join(rel, kids[i].name)
+			entries, err := w.drv.List(ctx, repoDir(name))
 			if err != nil {
 				if !isNotFound(err) { // a file, or gone meanwhile
 					errs[i] = err
@@ -179,13 +180,13 @@ func (w *catalogWalk) look(ctx context.Context, rel string, page []string) ([]ch
 				return
 			}
 			for _, e := range entries {
-				b := path.Base(e)
-				switch {
-				case isRepoMarker(b):
-					kids[i].repo = true
-				case !strings.HasPrefix(b, "_"):
+				if !strings.HasPrefix(path.Base(e), "_") {
 					kids[i].subdirs = true
 				}
+			}
+			kids[i].repo, err = markersSay(ctx, w.drv, name, entries)
+			if err != nil {
+				errs[i] = err
 			}
 		})
 	}

@@ -75,7 +75,9 @@ func tagIndexLinkPath(name, tag string, d digest.Digest) string {
 	return tagDir(name, tag) + "/index/" + digestDir(d) + "/link"
 }
 
-func uploadDir(name, id string) string { return repoPath(name) + "/_uploads/" + id }
+func uploadsDir(name string) string { return repoPath(name) + "/_uploads" }
+
+func uploadDir(name, id string) string { return uploadsDir(name) + "/" + id }
 
 func uploadDataPath(name, id string) string { return uploadDir(name, id) + "/data" }
 

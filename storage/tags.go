@@ -183,19 +183,56 @@ func paginate(names []string, n int, last string) []string {
 // exists tells whether the repository holds anything: manifests, layers or
 // uploads. The catalog uses the same rule.
 func (r *repository) exists(ctx context.Context) (bool, error) {
-	entries, err := r.driver().List(ctx, repoPath(r.name))
+	ok, err := holdsRepository(ctx, r.driver(), r.name)
 	if err != nil {
-		if isNotFound(err) {
-			return false, nil
-		}
 		return false, wrapDriverErr("stat repository", err)
 	}
+	return ok, nil
+}
+
+// holdsRepository tells whether the directory of name is a repository's:
+// it holds _manifests or _layers, or an _uploads with a session in it.
+func holdsRepository(ctx context.Context, d driver.Driver, name string) (bool, error) {
+	entries, err := d.List(ctx, repoPath(name))
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return markersSay(ctx, d, name, entries)
+}
+
+// markersSay tells whether entries, the listing of name's directory, make
+// it a repository (see holdsRepository). An _uploads alone is looked into:
+// a file system keeps it empty once the last session in it ended (see
+// removeSession), and an empty one makes no repository.
+func markersSay(ctx context.Context, d driver.Driver, name string, entries []string) (bool, error) {
+	uploads := false
 	for _, e := range entries {
-		if isRepoMarker(path.Base(e)) {
+		switch path.Base(e) {
+		case "_manifests", "_layers":
 			return true, nil
+		case "_uploads":
+			uploads = true
 		}
 	}
-	return false, nil
+	if !uploads {
+		return false, nil
+	}
+	return holdsSessions(ctx, d, name)
+}
+
+// holdsSessions tells whether name's _uploads holds anything.
+func holdsSessions(ctx context.Context, d driver.Driver, name string) (bool, error) {
+	sessions, err := d.List(ctx, uploadsDir(name))
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return len(sessions) > 0, nil
 }
 
 func isRepoMarker(name string) bool {

@@ -189,7 +189,7 @@ func (u *upload) discard(ctx context.Context) error {
 		return nil
 	}
 	u.releaseLanded(ctx)
-	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
+	return u.removeSession(ctx)
 }
 
 // publish moves the verified upload data to the blob's place in the global

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"io"
 	"sync"
@@ -415,5 +416,18 @@ func (u *upload) Cancel(ctx context.Context) error {
 		}
 	}
 	u.releaseLanded(ctx)
-	return deleteIfExists(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
+	return u.removeSession(ctx)
+}
+
+// removeSession deletes the session's directory once it ended. The
+// repository's _uploads stays, even empty, where a driver keeps
+// directories (driver.ParentKeeper): its next push would make it again.
+// An empty _uploads makes no repository (holdsRepository). Purging,
+// which removes sessions abandoned long ago, leaves nothing behind.
+func (u *upload) removeSession(ctx context.Context) error {
+	err := driver.DeleteKeepParent(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("storage: deleting: %w", err)
+	}
+	return nil
 }

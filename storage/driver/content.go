@@ -165,6 +165,15 @@ func StatFile(ctx context.Context, d Driver, path string) (FileInfo, error) {
 	return fi, err
 }
 
+// DeleteKeepParent deletes path with the driver's ParentKeeper when it has
+// one, leaving path's directory in place, else with Delete.
+func DeleteKeepParent(ctx context.Context, d Driver, path string) error {
+	if k, ok := d.(ParentKeeper); ok {
+		return k.DeleteKeepParent(ctx, path)
+	}
+	return d.Delete(ctx, path)
+}
+
 // NewWriter starts a write at path, where the caller knows no write was
 // ever started: with the driver's FreshWriter when it has one, else with
 // Writer(ctx, path, false).

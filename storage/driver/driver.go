@@ -208,6 +208,19 @@ type FreshWriter interface {
 	NewWriter(ctx context.Context, path string) (FileWriter, error)
 }
 
+// ParentKeeper is implemented by drivers that keep directories as entries
+// of their own and, on Delete, remove those it leaves empty (the file
+// system, so that its directories come and go as an object store's
+// prefixes do). DeleteKeepParent deletes path as Delete does but leaves
+// the directory holding path in place, even empty: for a directory whose
+// entries come and go all day, such as a repository's _uploads (a session
+// a push), which Delete would remove with the last session for the next
+// push to make again. Use the DeleteKeepParent function, which falls back
+// to Delete.
+type ParentKeeper interface {
+	DeleteKeepParent(ctx context.Context, path string) error
+}
+
 // FileOpener is implemented by drivers that can hand out an *os.File for a
 // committed file, so net/http can serve it with sendfile.
 type FileOpener interface {

@@ -90,6 +90,7 @@ var (
 	_ PageLister    = (*instrumented)(nil)
 	_ FreshWriter   = (*instrumented)(nil)
 	_ FileStater    = (*instrumented)(nil)
+	_ ParentKeeper  = (*instrumented)(nil)
 )
 
 // Unwrap returns the driver Instrument was given.
@@ -182,6 +183,15 @@ func (in *instrumented) Move(ctx context.Context, src, dst string) error {
 func (in *instrumented) Delete(ctx context.Context, path string) error {
 	ctx, end := in.begin(ctx, "delete", path)
 	err := in.d.Delete(ctx, path)
+	end(err)
+	return err
+}
+
+// DeleteKeepParent deletes path with the driver's ParentKeeper when it
+// has one, else with Delete (see the DeleteKeepParent function).
+func (in *instrumented) DeleteKeepParent(ctx context.Context, path string) error {
+	ctx, end := in.begin(ctx, "delete", path)
+	err := DeleteKeepParent(ctx, in.d, path)
 	end(err)
 	return err
 }

@@ -15,11 +15,11 @@ import (
 //
 // The result implements every optional interface (Walker, Redirector,
 // ContentPutter, ScratchPutter, Creator, FileOpener, UploadLister,
-// FreshWriter, FileStater) so that wrapping hides none of d's. Where d lacks one, the
+// FreshWriter, FileStater, ParentKeeper) so that wrapping hides none of d's. Where d lacks one, the
 // wrapper does what a caller would do without it: Walk lists directory by
 // directory, NewWriter is Writer, StatFile is Stat, PutContent goes through Writer,
 // PutScratch through PutContent, Create returns ErrUnsupported,
-// RedirectURL returns "" (serve it yourself), and OpenFile and Unfinished
+// RedirectURL returns "" (serve it yourself), DeleteKeepParent is Delete, and OpenFile and Unfinished
 // return ErrUnsupported. Callers that must know what d itself offers use
 // Unwrap.
 //
@@ -56,6 +56,7 @@ var (
 	_ PageLister    = (*wrapped)(nil)
 	_ FreshWriter   = (*wrapped)(nil)
 	_ FileStater    = (*wrapped)(nil)
+	_ ParentKeeper  = (*wrapped)(nil)
 )
 
 // PartSize is the wrapped driver's part size, or 0 when it has no minimum.
@@ -219,6 +220,16 @@ func (w *wrapped) Delete(ctx context.Context, path string) error {
 	}
 	ctx, done := within(ctx, w.t.Commit)
 	return w.fail("delete", path, done(w.d.Delete(ctx, path)))
+}
+
+// DeleteKeepParent deletes path with the driver's ParentKeeper when it
+// has one, else with Delete (see the DeleteKeepParent function).
+func (w *wrapped) DeleteKeepParent(ctx context.Context, path string) error {
+	if err := w.check("delete", path); err != nil {
+		return err
+	}
+	ctx, done := within(ctx, w.t.Commit)
+	return w.fail("delete", path, done(DeleteKeepParent(ctx, w.d, path)))
 }
 
 // callerError marks an error returned by the caller's WalkFunc, which Walk

@@ -252,3 +252,51 @@ func TestStatFileFallsBackToStat(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteKeepParentThroughTheWrappers: DeleteKeepParent reaches the
+// file system's own through Wrap and Instrument, which keeps the emptied
+// directory, where Delete removes it; on a driver without ParentKeeper it
+// is Delete.
+func TestDeleteKeepParentThroughTheWrappers(t *testing.T) {
+	ctx := t.Context()
+	fsd, err := filesystem.New(filesystem.Params{RootDirectory: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		d     driver.Driver
+		keeps bool
+	}{
+		{"file system", fsd, true},
+		{"wrapped", driver.Wrap(fsd), true},
+		{"instrumented", driver.Instrument(driver.Wrap(fsd), &recorder{}), true},
+		{"without ParentKeeper", driver.Wrap(inmemory.New()), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, keep := range []bool{true, false} {
+				if err := driver.PutContent(ctx, tc.d, "/r/_uploads/s/f", []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+				del := tc.d.Delete
+				if keep {
+					del = func(ctx context.Context, p string) error { return driver.DeleteKeepParent(ctx, tc.d, p) }
+				}
+				if err := del(ctx, "/r/_uploads/s"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := tc.d.Stat(ctx, "/r/_uploads/s"); !errors.Is(err, driver.ErrNotFound) {
+					t.Fatalf("keep %v: the deleted directory: %v", keep, err)
+				}
+				left, err := tc.d.List(ctx, "/r/_uploads")
+				if keep && tc.keeps {
+					if err != nil || len(left) != 0 {
+						t.Fatalf("keep %v: parent holds %q (%v), want it kept empty", keep, left, err)
+					}
+				} else if !errors.Is(err, driver.ErrNotFound) {
+					t.Fatalf("keep %v: parent holds %q (%v), want it gone", keep, left, err)
+				}
+			}
+		})
+	}
+}

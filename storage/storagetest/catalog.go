@@ -318,3 +318,61 @@ func (s *suite) testCatalogIndexOneBuilder(t *testing.T) {
 	}
 	checkPages(t, storage.New(d, storage.Options{}, nil), walked(t, d), "after the build")
 }
+
+// testEndedSessionsLeaveNoRepository: upload sessions make a repository
+// while they last; once the last one ended without a blob linked (one
+// cancelled, one whose digest did not match) the repository is gone from
+// the catalog and its tag list is NAME_UNKNOWN. A driver that keeps
+// directories (driver.ParentKeeper) keeps its _uploads, empty, for the
+// next push; the others keep nothing.
+func (s *suite) testEndedSessionsLeaveNoRepository(t *testing.T) {
+	ctx := t.Context()
+	d := s.driver(t)
+	reg := storage.New(d, storage.Options{NoCatalogIndex: true}, nil)
+	pushTo(t, reg, "keep")
+	repo := reg.Repository("gone")
+	start := func() storage.Upload {
+		t.Helper()
+		u, err := repo.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Write([]byte("not to be kept")); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if u, err = repo.ResumeUpload(ctx, u.ID()); err != nil {
+			t.Fatal(err)
+		}
+		checkPages(t, reg, []string{"gone", "keep"}, "with a session")
+		return u
+	}
+	gone := func(when string) {
+		t.Helper()
+		checkPages(t, reg, []string{"keep"}, when)
+		if _, _, err := repo.Tags(ctx, 0, ""); !errors.Is(err, storage.ErrNameUnknown) {
+			t.Fatalf("%s: tags of the repository: %v, want NAME_UNKNOWN", when, err)
+		}
+		uploads := "/docker/registry/v2/repositories/gone/_uploads"
+		left, err := d.List(ctx, uploads)
+		if _, keeps := unwrap(d).(driver.ParentKeeper); keeps {
+			if err != nil || len(left) != 0 {
+				t.Fatalf("%s: _uploads holds %q (%v), want it kept empty", when, left, err)
+			}
+		} else if !errors.Is(err, driver.ErrNotFound) {
+			t.Fatalf("%s: _uploads holds %q (%v), want nothing", when, left, err)
+		}
+	}
+	if err := start().Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gone("after the cancel")
+	if _, err := start().Commit(ctx, digest.FromString("other bytes")); !errors.Is(err, storage.ErrDigestInvalid) {
+		t.Fatalf("commit of other bytes: %v, want DIGEST_INVALID", err)
+	}
+	gone("after the failed commit")
+	pushTo(t, reg, "gone")
+	checkPages(t, reg, []string{"gone", "keep"}, "after a blob was pushed")
+}

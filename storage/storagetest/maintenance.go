@@ -33,6 +33,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver) {
 	t.Run("CatalogIndexGC", s.testCatalogIndexGC)
 	t.Run("CatalogIndexCrash", s.testCatalogIndexCrash)
 	t.Run("CatalogIndexOneBuilder", s.testCatalogIndexOneBuilder)
+	t.Run("EndedSessionsLeaveNoRepository", s.testEndedSessionsLeaveNoRepository)
 }
 
 type suite struct {
