@@ -150,7 +150,7 @@ func (w *catalogWalk) batch(limit int) int {
 // child is what one listing of a directory told of it.
 type child struct {
 	name    string
-	repo    bool // holds _manifests, _layers or _uploads
+	repo    bool // holds _manifests, _layers or a session in _uploads
 	subdirs bool // holds something else, which may hold repositories
 }
 

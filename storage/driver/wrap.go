@@ -15,13 +15,15 @@ import (
 //
 // The result implements every optional interface (Walker, Redirector,
 // ContentPutter, ScratchPutter, Creator, FileOpener, UploadLister,
-// FreshWriter, FileStater, ParentKeeper) so that wrapping hides none of d's. Where d lacks one, the
-// wrapper does what a caller would do without it: Walk lists directory by
-// directory, NewWriter is Writer, StatFile is Stat, PutContent goes through Writer,
-// PutScratch through PutContent, Create returns ErrUnsupported,
-// RedirectURL returns "" (serve it yourself), DeleteKeepParent is Delete, and OpenFile and Unfinished
-// return ErrUnsupported. Callers that must know what d itself offers use
-// Unwrap.
+// PartSizer, DirTimer, PageLister, FreshWriter, FileStater, ParentKeeper)
+// so that wrapping hides none of d's. Where d lacks one, the wrapper does
+// what a caller would do without it: Walk lists directory by directory,
+// NewWriter is Writer, StatFile is Stat, DeleteKeepParent is Delete,
+// PutContent goes through Writer, PutScratch through PutContent, Create
+// returns ErrUnsupported, RedirectURL returns "" (serve it yourself),
+// PartSize is 0, ListPage lists the whole directory, and OpenFile and
+// Unfinished return ErrUnsupported. Callers that must know what d itself
+// offers use Unwrap.
 //
 // Every call is bounded by DefaultTimeouts (WithTimeouts sets others), so
 // a backend that stops answering fails the call with ErrTimeout. A writer

@@ -322,7 +322,8 @@ func (s *suite) testCatalogIndexOneBuilder(t *testing.T) {
 // testEndedSessionsLeaveNoRepository: upload sessions make a repository
 // while they last; once the last one ended without a blob linked (one
 // cancelled, one whose digest did not match) the repository is gone from
-// the catalog and its tag list is NAME_UNKNOWN. A driver that keeps
+// the catalog, though a repository nested in it stays, and its tag list
+// is NAME_UNKNOWN. A driver that keeps
 // directories (driver.ParentKeeper) keeps its _uploads, empty, for the
 // next push; the others keep nothing.
 func (s *suite) testEndedSessionsLeaveNoRepository(t *testing.T) {
@@ -330,6 +331,7 @@ func (s *suite) testEndedSessionsLeaveNoRepository(t *testing.T) {
 	d := s.driver(t)
 	reg := storage.New(d, storage.Options{NoCatalogIndex: true}, nil)
 	pushTo(t, reg, "keep")
+	pushTo(t, reg, "gone/nested")
 	repo := reg.Repository("gone")
 	start := func() storage.Upload {
 		t.Helper()
@@ -346,12 +348,12 @@ func (s *suite) testEndedSessionsLeaveNoRepository(t *testing.T) {
 		if u, err = repo.ResumeUpload(ctx, u.ID()); err != nil {
 			t.Fatal(err)
 		}
-		checkPages(t, reg, []string{"gone", "keep"}, "with a session")
+		checkPages(t, reg, []string{"gone", "gone/nested", "keep"}, "with a session")
 		return u
 	}
 	gone := func(when string) {
 		t.Helper()
-		checkPages(t, reg, []string{"keep"}, when)
+		checkPages(t, reg, []string{"gone/nested", "keep"}, when)
 		if _, _, err := repo.Tags(ctx, 0, ""); !errors.Is(err, storage.ErrNameUnknown) {
 			t.Fatalf("%s: tags of the repository: %v, want NAME_UNKNOWN", when, err)
 		}
@@ -374,5 +376,5 @@ func (s *suite) testEndedSessionsLeaveNoRepository(t *testing.T) {
 	}
 	gone("after the failed commit")
 	pushTo(t, reg, "gone")
-	checkPages(t, reg, []string{"gone", "keep"}, "after a blob was pushed")
+	checkPages(t, reg, []string{"gone", "gone/nested", "keep"}, "after a blob was pushed")
 }
