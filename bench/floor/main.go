@@ -14,7 +14,8 @@
 // With FLOOR_SERVER=raw in the environment it answers without net/http
 // (see serveRaw), to size what an HTTP server of our own would buy. With
 // FLOOR_SERVER=registry it is the least registry docker can push to and
-// pull from (see miniRegistry), to size row 10b.
+// pull from (see miniRegistry), to size row 10b; with FLOOR_SERVER=durable
+// the least that keeps Distribution's layout and survives a crash.
 package main
 
 import (
@@ -44,10 +45,12 @@ func main() {
 		if ln, err = net.Listen("tcp", addr); err == nil {
 			err = serveRaw(ln)
 		}
-	case "registry":
-		err = http.ListenAndServe(addr, http.HandlerFunc(newMiniRegistry(".").serve))
+	case "registry", "durable":
+		m := newMiniRegistry(".")
+		m.layout = mode == "durable"
+		err = http.ListenAndServe(addr, http.HandlerFunc(m.serve))
 	default:
-		err = fmt.Errorf("FLOOR_SERVER is %q; want net/http, raw or registry", mode)
+		err = fmt.Errorf("FLOOR_SERVER is %q; want net/http, raw, registry or durable", mode)
 	}
 	fmt.Fprintln(os.Stderr, "floor:", err)
 	os.Exit(1)

@@ -4,12 +4,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +28,17 @@ import (
 // kept in memory. No repositories, upload sessions another process could
 // resume, links, directory syncs, logs or validation beyond the digest:
 // what Berth does beyond this is what its CPU pays for.
+//
+// With layout set (FLOOR_SERVER=durable) it keeps each blob where
+// Distribution's layout does, blobs/sha256/<ab>/<hex>/data, and a link
+// to it in repositories/<name>/_layers/sha256/<hex>/link, and syncs what
+// those need to survive a crash before the 201: the data and the link,
+// the directory each landed in, and the parent of each directory made
+// for them. That is the least a registry keeping the layout durably
+// does; what Berth does beyond it is its sessions, claims and logs.
 type miniRegistry struct {
-	dir string
+	dir    string
+	layout bool
 
 	mu        sync.Mutex
 	uploads   map[string]*miniUpload
@@ -159,7 +171,12 @@ func (m *miniRegistry) commit(w http.ResponseWriter, r *http.Request, name, id s
 	if err := u.f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(u.f.Name(), m.blobName(digest)); err != nil {
+	if m.layout {
+		err = m.place(u.f.Name(), name, strings.TrimPrefix(digest, "sha256:"))
+	} else {
+		err = os.Rename(u.f.Name(), m.blobName(digest))
+	}
+	if err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -172,7 +189,103 @@ func (m *miniRegistry) commit(w http.ResponseWriter, r *http.Request, name, id s
 }
 
 func (m *miniRegistry) blobName(digest string) string {
-	return filepath.Join(m.dir, "blob-"+strings.TrimPrefix(digest, "sha256:"))
+	hex := strings.TrimPrefix(digest, "sha256:")
+	if m.layout && len(hex) > 2 {
+		return filepath.Join(m.dir, "blobs", "sha256", hex[:2], hex, "data")
+	}
+	return filepath.Join(m.dir, "blob-"+hex)
+}
+
+// place moves the synced upload file to the blob's place in the layout
+// and links it into the repository name, syncing every new entry.
+func (m *miniRegistry) place(file, name, hex string) error {
+	if strings.Contains(name, "..") {
+		return fmt.Errorf("repository name %q", name)
+	}
+	blob := m.blobName("sha256:" + hex)
+	made, err := mkdirs(filepath.Dir(blob))
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(file, blob); err != nil {
+		return err
+	}
+	if err := syncDirs(filepath.Dir(blob), made); err != nil {
+		return err
+	}
+	link := filepath.Join(m.dir, "repositories", name, "_layers", "sha256", hex, "link")
+	if made, err = mkdirs(filepath.Dir(link)); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(link), "link-")
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("sha256:" + hex)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), link)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return syncDirs(filepath.Dir(link), made)
+}
+
+// mkdirs makes dir and its missing parents, and returns those it made,
+// outermost first.
+func mkdirs(dir string) ([]string, error) {
+	err := os.Mkdir(dir, 0o755)
+	switch {
+	case err == nil:
+		return []string{dir}, nil
+	case errors.Is(err, fs.ErrExist):
+		return nil, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	made, err := mkdirs(filepath.Dir(dir))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return made, nil
+		}
+		return nil, err
+	}
+	return append(made, dir), nil
+}
+
+// syncDirs syncs dir, where an entry landed, and the parent of each
+// directory in made (dir's own included), each once.
+func syncDirs(dir string, made []string) error {
+	dirs := []string{dir}
+	for _, d := range made {
+		if p := filepath.Dir(d); !slices.Contains(dirs, p) {
+			dirs = append(dirs, p)
+		}
+	}
+	for _, d := range dirs {
+		f, err := os.Open(d)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *miniRegistry) blob(w http.ResponseWriter, r *http.Request, digest string) {

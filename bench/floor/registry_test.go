@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,8 +17,19 @@ import (
 // TestMiniRegistryServesWhatWasPushed: a blob pushed as docker pushes it
 // (POST, PATCH, PUT ?digest=) and a manifest come back as they went in,
 // by tag and by digest; a PUT whose digest is not its bytes' is refused.
+// With the layout, the blob and its link are where Distribution keeps
+// them.
 func TestMiniRegistryServesWhatWasPushed(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(newMiniRegistry(t.TempDir()).serve))
+	for _, layout := range []bool{false, true} {
+		t.Run(fmt.Sprintf("layout=%v", layout), func(t *testing.T) { testMiniRegistry(t, layout) })
+	}
+}
+
+func testMiniRegistry(t *testing.T, layout bool) {
+	dir := t.TempDir()
+	m := newMiniRegistry(dir)
+	m.layout = layout
+	srv := httptest.NewServer(http.HandlerFunc(m.serve))
 	defer srv.Close()
 	do := func(method, url, ctype string, body []byte) *http.Response {
 		t.Helper()
@@ -55,6 +68,17 @@ func TestMiniRegistryServesWhatWasPushed(t *testing.T) {
 	}
 	if code := push(blob, digest); code != http.StatusCreated {
 		t.Fatalf("PUT: %d, want 201", code)
+	}
+	if layout {
+		hex := strings.TrimPrefix(digest, "sha256:")
+		data, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", hex[:2], hex, "data"))
+		if err != nil || !bytes.Equal(data, blob) {
+			t.Fatalf("blob in the layout: %d bytes, %v", len(data), err)
+		}
+		link, err := os.ReadFile(filepath.Join(dir, "repositories", "a", "b", "_layers", "sha256", hex, "link"))
+		if err != nil || string(link) != digest {
+			t.Fatalf("link: %q, %v", link, err)
+		}
 	}
 	resp := do(http.MethodGet, srv.URL+"/v2/a/b/blobs/"+digest, "", nil)
 	got, _ := io.ReadAll(resp.Body)
