@@ -31,10 +31,11 @@ import (
 //
 // With layout set (FLOOR_SERVER=durable) it keeps each blob where
 // Distribution's layout does, blobs/sha256/<ab>/<hex>/data, and a link
-// to it in repositories/<name>/_layers/sha256/<hex>/link, and syncs what
-// those need to survive a crash before the 201: the data and the link,
-// the directory each landed in, and the parent of each directory made
-// for them. That is the least a registry keeping the layout durably
+// to it in repositories/<name>/_layers/sha256/<hex>/link, a manifest as a
+// blob with its revision and tag links, and syncs what those need to
+// survive a crash before the 201: each file, the directory each landed
+// in, and the parent of each directory made for them (manifests are
+// still served from memory). That is the least a registry keeping the layout durably
 // does; what Berth does beyond it is its sessions, claims and logs.
 type miniRegistry struct {
 	dir    string
@@ -202,6 +203,13 @@ func (m *miniRegistry) place(file, name, hex string) error {
 	if strings.Contains(name, "..") {
 		return fmt.Errorf("repository name %q", name)
 	}
+	if err := m.placeBlob(file, hex); err != nil {
+		return err
+	}
+	return m.link(name, "_layers/sha256/"+hex, hex)
+}
+
+func (m *miniRegistry) placeBlob(file, hex string) error {
 	blob := m.blobName("sha256:" + hex)
 	made, err := mkdirs(filepath.Dir(blob))
 	if err != nil {
@@ -210,11 +218,15 @@ func (m *miniRegistry) place(file, name, hex string) error {
 	if err := os.Rename(file, blob); err != nil {
 		return err
 	}
-	if err := syncDirs(filepath.Dir(blob), made); err != nil {
-		return err
-	}
-	link := filepath.Join(m.dir, "repositories", name, "_layers", "sha256", hex, "link")
-	if made, err = mkdirs(filepath.Dir(link)); err != nil {
+	return syncDirs(filepath.Dir(blob), made)
+}
+
+// link writes "sha256:<hex>" to repositories/<name>/<rel>/link, synced,
+// with its directory and the parents of those it made.
+func (m *miniRegistry) link(name, rel, hex string) error {
+	link := filepath.Join(m.dir, "repositories", name, filepath.FromSlash(rel), "link")
+	made, err := mkdirs(filepath.Dir(link))
+	if err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(link), "link-")
@@ -236,6 +248,43 @@ func (m *miniRegistry) place(file, name, hex string) error {
 		return err
 	}
 	return syncDirs(filepath.Dir(link), made)
+}
+
+// storeManifest keeps a manifest as Distribution's layout does: its
+// bytes as a blob, a revision link, and for a tag its current and index
+// links, each synced as a layer's are.
+func (m *miniRegistry) storeManifest(name, ref, hex string, body []byte) error {
+	if strings.Contains(name, "..") || strings.Contains(ref, "/") {
+		return fmt.Errorf("repository name %q, reference %q", name, ref)
+	}
+	f, err := os.CreateTemp(m.dir, "manifest-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = m.placeBlob(f.Name(), hex)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := m.link(name, "_manifests/revisions/sha256/"+hex, hex); err != nil {
+		return err
+	}
+	if strings.HasPrefix(ref, "sha256:") {
+		return nil
+	}
+	if err := m.link(name, "_manifests/tags/"+ref+"/index/sha256/"+hex, hex); err != nil {
+		return err
+	}
+	return m.link(name, "_manifests/tags/"+ref+"/current", hex)
 }
 
 // mkdirs makes dir and its missing parents, and returns those it made,
@@ -311,6 +360,11 @@ func (m *miniRegistry) putManifest(w http.ResponseWriter, r *http.Request, name,
 	}
 	sum := sha256.Sum256(body)
 	mf := miniManifest{body: body, contentType: r.Header.Get("Content-Type"), digest: "sha256:" + hex.EncodeToString(sum[:])}
+	if m.layout {
+		if err := m.storeManifest(name, ref, hex.EncodeToString(sum[:]), body); err != nil {
+			return err
+		}
+	}
 	m.mu.Lock()
 	m.manifests[name+":"+ref] = mf
 	m.manifests[name+":"+mf.digest] = mf

@@ -95,6 +95,22 @@ func testMiniRegistry(t *testing.T, layout bool) {
 	if resp.StatusCode != http.StatusCreated || md != fmt.Sprintf("sha256:%x", sha256.Sum256(manifest)) {
 		t.Fatalf("PUT manifest: %s, digest %q", resp.Status, md)
 	}
+	if layout {
+		hex := strings.TrimPrefix(md, "sha256:")
+		repo := filepath.Join(dir, "repositories", "a", "b", "_manifests")
+		for _, link := range []string{
+			filepath.Join(repo, "revisions", "sha256", hex, "link"),
+			filepath.Join(repo, "tags", "v1", "current", "link"),
+			filepath.Join(repo, "tags", "v1", "index", "sha256", hex, "link"),
+		} {
+			if got, err := os.ReadFile(link); err != nil || string(got) != md {
+				t.Fatalf("%s: %q, %v", link, got, err)
+			}
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", hex[:2], hex, "data")); err != nil || !bytes.Equal(got, manifest) {
+			t.Fatalf("manifest blob: %q, %v", got, err)
+		}
+	}
 	for _, ref := range []string{"v1", md} {
 		resp = do(http.MethodGet, srv.URL+"/v2/a/b/manifests/"+ref, "", nil)
 		got, _ := io.ReadAll(resp.Body)
