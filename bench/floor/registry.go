@@ -233,13 +233,7 @@ func (m *miniRegistry) link(name, rel, hex string) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString("sha256:" + hex)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = writeSynced(f, []byte("sha256:"+hex))
 	if err == nil {
 		err = os.Rename(f.Name(), link)
 	}
@@ -261,13 +255,7 @@ func (m *miniRegistry) storeManifest(name, ref, hex string, body []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(body)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = writeSynced(f, body)
 	if err == nil {
 		err = m.placeBlob(f.Name(), hex)
 	}
@@ -285,6 +273,18 @@ func (m *miniRegistry) storeManifest(name, ref, hex string, body []byte) error {
 		return err
 	}
 	return m.link(name, "_manifests/tags/"+ref+"/current", hex)
+}
+
+// writeSynced writes b to f, syncs it and closes it.
+func writeSynced(f *os.File, b []byte) error {
+	_, err := f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // mkdirs makes dir and its missing parents, and returns those it made,
