@@ -375,9 +375,3 @@ func (r *Registry) catalogFromIndex(ctx context.Context, n int, last string) ([]
 	}
 	return names, nil
 }
-
-// repositoryExists tells whether name is a repository as the catalog
-// walk tells one (see holdsRepository).
-func (r *Registry) repositoryExists(ctx context.Context, name string) (bool, error) {
-	return holdsRepository(ctx, r.driver, name)
-}

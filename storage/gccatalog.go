@@ -38,7 +38,7 @@ func (g *collector) reconcileCatalog(ctx context.Context, scanned map[string]*gc
 	}
 	var add []string
 	for _, name := range missing {
-		ok, err := r.repositoryExists(ctx, name)
+		ok, err := holdsRepository(ctx, r.driver, name)
 		if err != nil {
 			return wrapDriverErr("gc: catalog index", err)
 		}
@@ -55,7 +55,7 @@ func (g *collector) reconcileCatalog(ctx context.Context, scanned map[string]*gc
 	}
 	var pruned []string
 	for _, name := range stale {
-		ok, err := r.repositoryExists(ctx, name)
+		ok, err := holdsRepository(ctx, r.driver, name)
 		if err != nil {
 			return wrapDriverErr("gc: catalog index", err)
 		}
@@ -82,7 +82,7 @@ func (g *collector) reconcileCatalog(ctx context.Context, scanned map[string]*gc
 			return err
 		}
 		pruned = append(pruned, name)
-		if ok, err := r.repositoryExists(ctx, name); err != nil || ok {
+		if ok, err := holdsRepository(ctx, r.driver, name); err != nil || ok {
 			// Created since it was looked at, or not known: the marker
 			// goes back.
 			if perr := r.putMarkers(ctx, []string{name}, 1); perr != nil {

@@ -183,7 +183,12 @@ func isNotFound(err error) bool { return errors.Is(err, driver.ErrNotFound) }
 
 // deleteIfExists deletes path, treating "already gone" as success.
 func deleteIfExists(ctx context.Context, d driver.Driver, path string) error {
-	if err := d.Delete(ctx, path); err != nil && !isNotFound(err) {
+	return deleted(d.Delete(ctx, path))
+}
+
+// deleted is the error of a delete, "already gone" being success.
+func deleted(err error) error {
+	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("storage: deleting: %w", err)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding"
 	"encoding/json"
-	"fmt"
 	"hash"
 	"io"
 	"sync"
@@ -425,9 +424,5 @@ func (u *upload) Cancel(ctx context.Context) error {
 // An empty _uploads makes no repository (holdsRepository). Purging,
 // which removes sessions abandoned long ago, leaves nothing behind.
 func (u *upload) removeSession(ctx context.Context) error {
-	err := driver.DeleteKeepParent(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id))
-	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("storage: deleting: %w", err)
-	}
-	return nil
+	return deleted(driver.DeleteKeepParent(ctx, u.repo.driver(), uploadDir(u.repo.name, u.id)))
 }
