@@ -27,7 +27,8 @@ const probeDir = "/_berth/health"
 // (an empty bucket) passes, as Distribution's check does.
 //
 // The probe's name is random per check, so instances sharing a backend do
-// not race on one file.
+// not race on one file. On a file system, /_berth/health stays between
+// runs, empty.
 func StorageDriver(d driver.Driver, readOnly bool) Check {
 	probe := driver.Join(probeDir, rand.Text())
 	return func(ctx context.Context) error {
@@ -48,7 +49,10 @@ func StorageDriver(d driver.Driver, readOnly bool) Check {
 		if fi.Size != int64(len(content)) {
 			return fmt.Errorf("health probe %s: wrote %d bytes, stat says %d", probe, len(content), fi.Size)
 		}
-		return d.Delete(ctx, probe)
+		// The probe's directory stays for the next run, on a file system
+		// as on an object store (which has no directories): made and
+		// removed every run, two directories cost more than the probe.
+		return driver.DeleteKeepParent(ctx, d, probe)
 	}
 }
 

@@ -156,9 +156,10 @@ func TestReadOnlyStorageCheckOnlyReads(t *testing.T) {
 	}
 }
 
-// TestStorageCheckFollowsTheFilesystemRoot breaks a real filesystem root
-// by putting a file where the directory was, which fails writes even for
-// root (chmod would not), then restores it.
+// TestStorageCheckFollowsTheFilesystemRoot keeps the probe's directory
+// between runs, and breaks a real filesystem root by putting a file where
+// the directory was, which fails writes even for root (chmod would not),
+// then restores it.
 func TestStorageCheckFollowsTheFilesystemRoot(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "registry")
 	d, err := driver.Open(context.Background(), "filesystem", driver.Params{"rootdirectory": root})
@@ -172,6 +173,10 @@ func TestStorageCheckFollowsTheFilesystemRoot(t *testing.T) {
 	c.RunOnce(ctx)
 	if err := c.Err(); err != nil {
 		t.Fatalf("fresh root: %v", err)
+	}
+	// The probe's directory stays for the next run, empty.
+	if names, err := os.ReadDir(filepath.Join(root, "_berth", "health")); err != nil || len(names) > 0 {
+		t.Fatalf("probe directory after a run: %v, %v; want it kept empty", names, err)
 	}
 	aside := root + ".aside"
 	if err := os.Rename(root, aside); err != nil {
