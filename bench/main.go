@@ -356,7 +356,13 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 			}
 		}
 	}
-	for round := range h.sz.rounds {
+	// A run of fewer rounds than the default (-quick, -rounds 1) is a
+	// quick look, and gets what it asked for.
+	rounds := h.sz.rounds
+	if rounds >= fullSizes.rounds {
+		rounds = max(rounds, sc.rounds)
+	}
+	for round := range rounds {
 		for s := range servers {
 			if sc.fresh {
 				if err := start(s); err != nil {

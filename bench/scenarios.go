@@ -98,6 +98,12 @@ type scenario struct {
 	// extra, when not nil, gives what is appended to both servers'
 	// config (scenario 11's proxy section).
 	extra func(ctx context.Context, h *harness) (string, error)
+	// rounds, when above the run's, is how many rounds a run of at least
+	// the default rounds gives the scenario: for one whose measurement is
+	// a single sample a fraction of a second of CPU long, which the
+	// machine moves by ±15 % from one round to the next (row 10's docker
+	// push and pull).
+	rounds int
 }
 
 const (
@@ -234,6 +240,7 @@ func (h *harness) scenarios() []scenario {
 			skip:    func(h *harness) string { return h.dockerSkip },
 			setup:   setupDocker,
 			measure: measureDocker,
+			rounds:  7,
 		},
 		{
 			rows: []row{
