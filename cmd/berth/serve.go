@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/config"
+	"github.com/berth-registry/berth/internal/listener"
 	"github.com/berth-registry/berth/internal/logbuf"
 	"github.com/berth-registry/berth/registry"
 	"github.com/berth-registry/berth/storage"
@@ -206,7 +207,7 @@ func listen(h config.HTTP) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http.addr: %w", err)
 	}
-	return ln, nil
+	return listener.Wrap(ln), nil
 }
 
 func isLoopback(a net.Addr) bool {
