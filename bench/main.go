@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -390,7 +391,12 @@ func (h *harness) runScenario(ctx context.Context, idx int, sc scenario) ([2][][
 func formatVals(rows []row, v []float64) string {
 	s := ""
 	for j, r := range rows {
-		s += fmt.Sprintf("%10.1f %s  ", v[j], r.unit)
+		// Seconds of CPU (row 10b: 0.18) need more places than MB/s.
+		prec := 1
+		if math.Abs(v[j]) < 10 {
+			prec = 3
+		}
+		s += fmt.Sprintf("%10.*f %s  ", prec, v[j], r.unit)
 	}
 	return s
 }
