@@ -2,20 +2,25 @@
 // connections read and write their sockets with raw system calls, which
 // leave the Go runtime's monitor thread asleep.
 //
-// Why: the runtime wakes its monitor (sysmon) at the first system call
-// made after every processor was idle, and the monitor then polls every
-// 20 µs (about 70 µs with the kernel's timer slack) until they are all
-// idle again: two futex calls and a few sleeps for each wake-up, some
-// 30–60 µs of CPU in a virtual machine. A client that sends its body in
-// pieces as it makes them, as docker push does (a 32 KiB chunk about
-// every millisecond, as fast as it compresses the layer), makes every
-// piece such a wake-up: the monitor was a fifth of the registry's CPU in
-// a docker push. The sockets are non-blocking, so a read or a write on
-// one returns at once, data or EAGAIN; it needs nothing of what the
+// Why: the monitor (sysmon) sleeps for as long as every processor is
+// idle, and a system call's entry or return wakes it (runtime/proc.go,
+// reentersyscall and exitsyscall). Woken so, it polls every 20 µs (about
+// 70 µs with the kernel's timer slack) for some 50 rounds, and for as
+// long as any processor is busy: two futex calls and a few sleeps for each
+// wake-up, some 30–60 µs of CPU in a virtual machine. A client that sends
+// its body in pieces as it makes them, as docker push does (a 32 KiB chunk
+// about every millisecond, as fast as it compresses the layer), makes
+// every piece such a wake-up: the monitor was a fifth of the registry's
+// CPU in a docker push. The sockets are non-blocking, so a read or a write
+// on one returns at once, data or EAGAIN; it needs nothing of what the
 // runtime does around a call that may block (handing the processor to
 // another thread while it waits), and the waiting itself is the network
-// poller's, as before. Everything else about the connection (deadlines,
+// poller's, as before. Reads and writes larger than rawMax stay ordinary
+// system calls. Everything else about the connection (deadlines,
 // sendfile, TLS above it, close) is the *net.TCPConn's own.
+//
+// Built with the race detector, msan or asan, the calls are the syscall
+// package's, which tell those tools what the kernel wrote (rawio_race.go).
 package listener
 
 import (
@@ -23,7 +28,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // Wrap returns ln with its TCP connections reading and writing raw. Other
@@ -48,6 +52,15 @@ func (l *listener) Accept() (net.Conn, error) {
 	return &conn{TCPConn: tc, raw: raw}, nil
 }
 
+// rawMax is the largest read or write made raw. A larger one may copy
+// for long enough (a 256 KiB read of a body streaming in takes 50–100 µs
+// here) that the runtime should be free to hand the processor to another
+// goroutine meanwhile, as it does for a system call; made raw, the larger
+// reads of 8 concurrent 1 GiB pushes raised the registry's peak memory by
+// 3 MiB (row 9). The pieces of a paced body (docker's 32 KiB chunks, read
+// through net/http's 4 KiB buffer and then directly) are below it.
+const rawMax = 64 << 10
+
 // conn is a TCP connection whose Read and Write are raw system calls on
 // its non-blocking socket, waiting for it through the network poller
 // (syscall.RawConn) when it has nothing to give or no room. Its other
@@ -58,8 +71,8 @@ type conn struct {
 }
 
 func (c *conn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+	if len(p) == 0 || len(p) > rawMax {
+		return c.TCPConn.Read(p)
 	}
 	var n int
 	var errno syscall.Errno
@@ -80,42 +93,45 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Write writes all of p, or fails; a socket with room for part of it
-// takes that part, and the rest waits for room.
+// Write writes all of p, or fails. It holds the socket's write lock
+// throughout, as net's Write does, so that two writers' bytes never
+// interleave: a socket with room for part of p takes that part, and the
+// rest waits for room in the same call.
 func (c *conn) Write(p []byte) (int, error) {
+	if len(p) == 0 || len(p) > rawMax {
+		return c.TCPConn.Write(p)
+	}
 	done := 0
-	for done < len(p) {
-		var n int
-		var errno syscall.Errno
-		err := c.raw.Write(func(fd uintptr) bool {
-			n, errno = rawIO(syscall.SYS_WRITE, fd, p[done:])
-			return errno != syscall.EAGAIN
-		})
-		switch {
-		case err != nil:
-			return done, c.opError("write", err)
-		case errno != 0:
-			return done, c.opError("write", os.NewSyscallError("write", errno))
+	var errno syscall.Errno
+	short := false
+	err := c.raw.Write(func(fd uintptr) bool {
+		for done < len(p) {
+			n, e := rawIO(syscall.SYS_WRITE, fd, p[done:])
+			switch {
+			case e == syscall.EAGAIN:
+				return false
+			case e != 0:
+				errno = e
+				return true
+			case n == 0:
+				// write(2) took nothing and said nothing: net reports it
+				// so, never seen on a socket.
+				short = true
+				return true
+			}
+			done += n
 		}
-		done += n
+		return true
+	})
+	switch {
+	case err != nil:
+		return done, c.opError("write", err)
+	case errno != 0:
+		return done, c.opError("write", os.NewSyscallError("write", errno))
+	case short:
+		return done, c.opError("write", io.ErrUnexpectedEOF)
 	}
 	return done, nil
-}
-
-// rawIO reads into or writes from p with one raw system call, retrying
-// one a signal interrupted: the poller, which is edge-triggered, would
-// not wake for bytes already there.
-func rawIO(trap uintptr, fd uintptr, p []byte) (int, syscall.Errno) {
-	for {
-		r, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		if errno == syscall.EINTR {
-			continue
-		}
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(r), 0
-	}
 }
 
 // opError is err as net's own Read and Write report it: a *net.OpError
@@ -127,5 +143,5 @@ func (c *conn) opError(op string, err error) error {
 		e.Op = op
 		return &e
 	}
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }

@@ -108,8 +108,9 @@ func TestBodiesThroughRawConnections(t *testing.T) {
 	})
 }
 
-// TestRawConnections: a write larger than the socket takes is written
-// whole; a peer's close reads as io.EOF, a reset and a write to a closed
+// TestRawConnections: a write into a socket with room for part of it is
+// written whole, and two writers' bytes never interleave; a Close ends a waiting
+// read; a peer's close reads as io.EOF, a reset and a write to a closed
 // peer as the errno net reports, a passed deadline as a timeout, a closed
 // connection as net.ErrClosed.
 func TestRawConnections(t *testing.T) {
@@ -130,6 +131,9 @@ func TestRawConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close(); c.Close() })
+		if _, ok := s.(*net.TCPConn); ok {
+			t.Fatal("Accept gave the TCP connection unwrapped")
+		}
 		if _, ok := s.(io.ReaderFrom); !ok {
 			t.Fatal("wrapped connection lost ReadFrom (sendfile)")
 		}
@@ -171,27 +175,81 @@ func TestRawConnections(t *testing.T) {
 			t.Fatalf("write after reset: %v; want EPIPE or ECONNRESET", werr)
 		}
 	})
-	t.Run("write larger than the socket takes", func(t *testing.T) {
+	// piece is the largest write made raw: a socket nearly full takes
+	// part of one, and the rest must wait for room in the same Write.
+	const piece = 64 << 10
+	t.Run("writes into a full socket", func(t *testing.T) {
 		s, c := pair(t)
-		big := bytes.Repeat([]byte{0xa5}, answer)
-		type result struct {
-			n   int
-			err error
-		}
-		done := make(chan result, 1)
+		p := bytes.Repeat([]byte{0xa5}, piece)
+		done := make(chan error, 1)
 		go func() {
-			n, err := s.Write(big)
-			s.Close()
-			done <- result{n, err}
+			defer s.Close()
+			for range answer / piece {
+				if n, err := s.Write(p); n != piece || err != nil {
+					done <- fmt.Errorf("Write returned %d, %v; want all %d bytes", n, err, piece)
+					return
+				}
+			}
+			done <- nil
 		}()
-		time.Sleep(50 * time.Millisecond) // the write fills the socket
+		time.Sleep(50 * time.Millisecond) // the writes fill the socket
 		got, err := io.ReadAll(c)
-		r := <-done
-		if r.n != len(big) || r.err != nil {
-			t.Fatalf("Write returned %d, %v; want all %d bytes", r.n, r.err, len(big))
+		if werr := <-done; werr != nil {
+			t.Fatal(werr)
 		}
-		if err != nil || !bytes.Equal(got, big) {
-			t.Fatalf("peer read %d bytes, %v; want the %d written", len(got), err, len(big))
+		if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{0xa5}, answer)) {
+			t.Fatalf("peer read %d bytes, %v; want the %d written", len(got), err, answer)
+		}
+	})
+	t.Run("two writers", func(t *testing.T) {
+		// Each Write lands whole, never interleaved with the other's,
+		// even when the socket takes it in parts: every piece-sized block
+		// of the stream is one writer's.
+		s, c := pair(t)
+		done := make(chan error, 2)
+		for _, b := range []byte{'a', 'b'} {
+			go func() {
+				p := bytes.Repeat([]byte{b}, piece)
+				for range answer / piece / 2 {
+					if _, err := s.Write(p); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		go func() {
+			for range 2 {
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}
+			s.Close()
+		}()
+		time.Sleep(50 * time.Millisecond) // both fill the socket
+		got, err := io.ReadAll(c)
+		if err != nil || len(got) != answer {
+			t.Fatalf("peer read %d bytes, %v; want %d", len(got), err, answer)
+		}
+		for off := 0; off < len(got); off += piece {
+			block := got[off : off+piece]
+			if !bytes.Equal(block, bytes.Repeat(block[:1], piece)) {
+				t.Fatalf("the two writers' bytes interleaved in the block at %d", off)
+			}
+		}
+	})
+	t.Run("close during a read", func(t *testing.T) {
+		s, _ := pair(t)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := s.Read(buf)
+			errc <- err
+		}()
+		time.Sleep(20 * time.Millisecond) // the read waits in the poller
+		s.Close()
+		if err := <-errc; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read cut by Close: %v; want net.ErrClosed", err)
 		}
 	})
 	t.Run("deadline", func(t *testing.T) {
