@@ -52,13 +52,14 @@ func (l *listener) Accept() (net.Conn, error) {
 	return &conn{TCPConn: tc, raw: raw}, nil
 }
 
-// rawMax is the largest read or write made raw. A larger one may copy
-// for long enough (a 256 KiB read of a body streaming in takes 50–100 µs
-// here) that the runtime should be free to hand the processor to another
-// goroutine meanwhile, as it does for a system call; made raw, the larger
-// reads of 8 concurrent 1 GiB pushes raised the registry's peak memory by
-// 3 MiB (row 9). The pieces of a paced body (docker's 32 KiB chunks, read
-// through net/http's 4 KiB buffer and then directly) are below it.
+// rawMax is the largest read or write made raw. A larger one copies for
+// tens of microseconds (a 256 KiB read of a body streaming in), long
+// enough that the runtime should be free to hand the processor to another
+// goroutine meanwhile, as it does for a system call. Made raw, those
+// larger reads raised the registry's peak memory by 3 MiB with 8
+// concurrent 1 GiB pushes (row 9; how, not traced). The pieces of a
+// paced body (docker's 32 KiB chunks, read through net/http's 4 KiB
+// buffer and then directly) are below it.
 const rawMax = 64 << 10
 
 // conn is a TCP connection whose Read and Write are raw system calls on
