@@ -109,10 +109,10 @@ func TestBodiesThroughRawConnections(t *testing.T) {
 }
 
 // TestRawConnections: a write into a socket with room for part of it is
-// written whole, and two writers' bytes never interleave; a Close ends a waiting
-// read; a peer's close reads as io.EOF, a reset and a write to a closed
-// peer as the errno net reports, a passed deadline as a timeout, a closed
-// connection as net.ErrClosed.
+// written whole, and two writers' bytes never interleave; a Close ends a
+// waiting read; a peer's close reads as io.EOF, a reset and a write to a
+// closed peer as the errno net reports, a passed deadline as a timeout, a
+// closed connection as net.ErrClosed.
 func TestRawConnections(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
